@@ -1,0 +1,1 @@
+"""The command-line face: parses options, calls the library, writes results."""

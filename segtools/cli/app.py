@@ -1,0 +1,124 @@
+"""The ``segtools`` command: global options, subcommand registration, errors → exit codes.
+
+Exit codes: 0 ok · 1 failure or failed gate · 2 usage error · 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Optional, Sequence
+
+import typer
+from typing_extensions import Annotated
+
+from segtools import __version__
+from segtools.cli.common import STATE, configure_logging, debug_enabled
+from segtools.errors import SegtoolsError
+
+app = typer.Typer(
+    name="segtools",
+    help=(
+        "Small, sharp tools for image segmentation that read and write one pipe format.\n\n"
+        "Example:  segtools metrics pred/ gt/ --classes camvid --fail-under miou=0.6"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# One module per subcommand; each defines register(app). Order = order in --help.
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"segtools {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    version: Annotated[Optional[bool], typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr; tracebacks on errors.")] = False,
+    max_pixels: Annotated[Optional[int], typer.Option(
+        "--max-pixels", min=0, help="Refuse images with more pixels than this (decompression-bomb guard; 0 = no limit).")] = None,
+) -> None:
+    """Global options come before the subcommand: segtools -q metrics ..."""
+    STATE.quiet, STATE.verbose = quiet, verbose
+    configure_logging()
+    if max_pixels is not None:
+        from segtools.io.limits import set_max_pixels
+
+        set_max_pixels(max_pixels)
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"segtools.cli.{_name}").register(app)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).strip().splitlines() if part.strip())
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"segtools: error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
+def _usage_error_class() -> type:
+    """click's UsageError: typer >= 0.2x vendors click as typer._click, older typer uses click."""
+    try:
+        from typer._click.exceptions import UsageError
+    except ImportError:
+        from click.exceptions import UsageError
+    return UsageError
+
+
+def run(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the CLI with ``argv`` and return the exit code (no ``sys.exit``)."""
+    usage_error = _usage_error_class()
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=list(argv) if argv is not None else None, prog_name="segtools",
+                              standalone_mode=False)
+    except usage_error as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            print(ctx.get_help(), file=sys.stderr)
+            return 2
+        where = ctx.command_path if ctx is not None else "segtools"
+        return _fail(f"{exc.format_message()} (see '{where} --help')", 2)
+    except SegtoolsError as exc:
+        if debug_enabled():
+            import traceback
+
+            traceback.print_exc()
+        return _fail(str(exc), exc.exit_code)
+    except typer.Abort:
+        return _fail("aborted", 130)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not our error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except MemoryError:
+        return _fail("out of memory: process fewer or smaller images at a time", 1)
+    except Exception as exc:  # a bug: one line, unless debugging
+        if debug_enabled():
+            raise
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --verbose for a traceback, "
+                     "and please report it)", 1)
+    return result if isinstance(result, int) else 0
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

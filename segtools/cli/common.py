@@ -1,0 +1,97 @@
+"""Shared pieces of the command line: global state, logging, progress, common options.
+
+Only typer, rich and the standard library are imported here at module level, so
+``segtools --help`` stays fast (no numpy, no torch).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional
+
+import typer
+from typing_extensions import Annotated
+
+
+@dataclass
+class State:
+    quiet: bool = False
+    verbose: bool = False
+
+
+STATE = State()
+log = logging.getLogger("segtools")
+
+
+def debug_enabled() -> bool:
+    return STATE.verbose or os.environ.get("SEGTOOLS_DEBUG", "") not in ("", "0")
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = {"WARNING": "warning", "ERROR": "error", "INFO": "info", "DEBUG": "debug"}.get(
+            record.levelname, record.levelname.lower())
+        return f"segtools: {level}: {record.getMessage()}"
+
+
+def configure_logging() -> None:
+    """Library log records go to stderr as ``segtools: warning: …`` lines."""
+    logger = logging.getLogger("segtools")
+    logger.handlers[:] = []
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.ERROR if STATE.quiet else logging.DEBUG if STATE.verbose else logging.WARNING)
+
+
+def stderr_is_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def info(message: str) -> None:
+    """A human note on stderr (suppressed by --quiet)."""
+    if not STATE.quiet:
+        print(f"segtools: {message}", file=sys.stderr)
+
+
+def err_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@contextmanager
+def progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar on stderr when it is a terminal (and not --quiet), else nothing.
+
+    Yields ``advance(i)``, to be called once per finished item.
+    """
+    if STATE.quiet or total < 2 or not stderr_is_terminal():
+        yield lambda _i: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err_console(), transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda _i: bar.advance(task)
+
+
+# ---- options shared by several commands (Annotated aliases keep signatures short)
+
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=0, help="Parallel workers for batches (0 = all CPUs).")]
+OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, or folder for a batch; stdout when omitted.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Allow an output to replace an input file.")]
+ClassesOpt = Annotated[Optional[str], typer.Option(
+    "--classes", help="Class names/palette: a preset (voc, cityscapes, camvid, ade20k, coco) or a JSON/text file.")]
+PaletteOpt = Annotated[Optional[str], typer.Option(
+    "--palette", help="Colour→class map for RGB colour masks: voc, cityscapes, camvid, ade20k, or a JSON file.")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output format: table, json or csv.")]

@@ -1,0 +1,243 @@
+"""Batch inputs: files, folders, globs, ``@list.txt`` and ``-``; pairing two sets; output names.
+
+An :class:`Item` keeps the path to read and the relative name (``rel``) that identifies it
+inside its batch: the path below the folder given, below a glob's fixed prefix, or as written
+in a list file. Outputs under ``-o DIR`` reuse ``rel``, and pairing matches on it.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Sequence
+
+from segtools.errors import InputError, OutputError
+
+DATA_EXTENSIONS = (".png", ".npy", ".npz", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+# Dataset file-name suffixes stripped before pairing (longest first wins).
+PAIRING_SUFFIXES = (
+    "_gtFine_labelTrainIds", "_gtFine_labelIds", "_gtFine_trainIds", "_gtFine_instanceIds",
+    "_gtFine_color", "_gtCoarse_labelIds", "_gtCoarse_trainIds", "_leftImg8bit",
+    "_labelTrainIds", "_labelIds", "_trainIds",
+    "_prediction", "_pred", "_mask", "_label", "_labels", "_gt", "_seg", "_L",
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input of a batch: ``path`` to read (``-`` for stdin), ``rel`` its name in the batch."""
+
+    path: str
+    rel: str
+
+    @property
+    def key(self) -> str:
+        """``rel`` without extension and dataset suffix: what pairing compares."""
+        return pairing_key(self.rel)
+
+
+def pairing_key(rel: str, suffixes: Sequence[str] = PAIRING_SUFFIXES) -> str:
+    """Strip the extension and one known dataset suffix from a relative name.
+
+    >>> pairing_key("frankfurt/frankfurt_000000_000294_gtFine_labelIds.png")
+    'frankfurt/frankfurt_000000_000294'
+    >>> pairing_key("a/b_leftImg8bit.png")
+    'a/b'
+    """
+    posix = PurePosixPath(rel.replace(os.sep, "/"))
+    stem = posix.name
+    for ext in (".nii.gz",):
+        if stem.endswith(ext):
+            stem = stem[: -len(ext)]
+            break
+    else:
+        stem = posix.stem if posix.suffix else stem
+    for suffix in sorted(suffixes, key=len, reverse=True):
+        if stem.endswith(suffix) and len(stem) > len(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    parent = str(posix.parent)
+    return stem if parent in ("", ".") else f"{parent}/{stem}"
+
+
+def _is_glob(spec: str) -> bool:
+    return any(ch in spec for ch in "*?[")
+
+
+def _walk(root: Path, extensions: Sequence[str]) -> list[Item]:
+    items = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for filename in sorted(filenames):
+            if filename.startswith(".") or not filename.lower().endswith(tuple(extensions)):
+                continue
+            path = Path(dirpath) / filename
+            items.append(Item(str(path), path.relative_to(root).as_posix()))
+    return items
+
+
+def expand_inputs(specs: Iterable[str], extensions: Sequence[str] = DATA_EXTENSIONS,
+                  allow_stdin: bool = True) -> list[Item]:
+    """Expand input specs into a sorted, de-duplicated list of :class:`Item`.
+
+    Each spec is ``-`` (stdin), a file, a folder (searched recursively for ``extensions``),
+    a glob (``'pred/**/*.png'``) or ``@list.txt`` (one path per line, the first
+    whitespace-separated field; blank lines and ``#`` comments skipped; relative paths are
+    relative to the list file's folder).
+    """
+    items: list[Item] = []
+    for spec in specs:
+        spec = str(spec)
+        if spec == "-":
+            if not allow_stdin:
+                raise InputError("'-' (stdin) cannot be used here")
+            items.append(Item("-", "stdin"))
+        elif spec.startswith("@"):
+            items.extend(_read_list(Path(spec[1:])))
+        elif _is_glob(spec) and not os.path.exists(spec):
+            matches = sorted(globlib.glob(spec, recursive=True))
+            files = [m for m in matches if os.path.isfile(m)]
+            if not files:
+                raise InputError(f"{spec}: the pattern matches no file")
+            root = _glob_root(spec)
+            items.extend(Item(m, Path(m).relative_to(root).as_posix() if root else Path(m).name) for m in files)
+        elif os.path.isdir(spec):
+            found = _walk(Path(spec), extensions)
+            if not found:
+                raise InputError(f"{spec}: no {'/'.join(e.lstrip('.') for e in extensions[:4])} files in this folder")
+            items.extend(found)
+        elif os.path.isfile(spec):
+            items.append(Item(spec, Path(spec).name))
+        elif os.path.lexists(spec):
+            raise InputError(f"{spec}: not a regular file or folder")
+        else:
+            raise InputError(f"{spec}: no such file or folder")
+    seen: set[str] = set()
+    unique = []
+    for item in items:
+        if item.path not in seen or item.path == "-":
+            seen.add(item.path)
+            unique.append(item)
+    return unique
+
+
+def _glob_root(pattern: str) -> str:
+    parts = Path(pattern).parts
+    fixed = []
+    for part in parts:
+        if _is_glob(part):
+            break
+        fixed.append(part)
+    return str(Path(*fixed)) if fixed else ""
+
+
+def _read_list(path: Path) -> list[Item]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"@{path}: no such list file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"@{path}: cannot read the list ({exc})") from None
+    items = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        entry = line.split()[0]
+        full = entry if os.path.isabs(entry) else str(path.parent / entry)
+        if not os.path.isfile(full):
+            raise InputError(f"@{path}:{number}: {entry}: no such file")
+        items.append(Item(full, PurePosixPath(entry.replace(os.sep, "/")).as_posix().lstrip("/")))
+    if not items:
+        raise InputError(f"@{path}: the list names no file")
+    return items
+
+
+@dataclass
+class Pairing:
+    pairs: list[tuple[Item, Item]]
+    only_left: list[Item]
+    only_right: list[Item]
+
+
+def pair_items(left: Sequence[Item], right: Sequence[Item], *, allow_missing: bool = False,
+               names: tuple[str, str] = ("prediction", "ground truth"),
+               suffixes: Sequence[str] = PAIRING_SUFFIXES) -> Pairing:
+    """Match two batches by relative path, then by file stem, ignoring dataset suffixes.
+
+    A single item on each side always pairs. An item without a partner raises
+    :class:`InputError` listing the first few, unless ``allow_missing``.
+    """
+    if len(left) == 1 and len(right) == 1:
+        return Pairing([(left[0], right[0])], [], [])
+    by_key = _index(right, lambda it: pairing_key(it.rel, suffixes), names[1])
+    by_stem = _index(right, lambda it: pairing_key(it.rel, suffixes).rsplit("/", 1)[-1], None)
+    pairs, only_left, used = [], [], set()
+    for item in left:
+        key = pairing_key(item.rel, suffixes)
+        match = by_key.get(key)
+        if match is None:
+            candidates = by_stem.get(key.rsplit("/", 1)[-1])
+            match = candidates if isinstance(candidates, Item) else None
+        if match is None or match.path in used:
+            only_left.append(item)
+        else:
+            used.add(match.path)
+            pairs.append((item, match))
+    only_right = [it for it in right if it.path not in used]
+    if not allow_missing and (only_left or only_right):
+        parts = []
+        if only_left:
+            parts.append(f"{len(only_left)} {names[0]}(s) without {names[1]}: {_first(only_left)}")
+        if only_right:
+            parts.append(f"{len(only_right)} {names[1]}(s) without {names[0]}: {_first(only_right)}")
+        raise InputError("; ".join(parts) + " (pass --allow-missing to skip them)")
+    if not pairs:
+        raise InputError(f"no {names[0]} matches any {names[1]} by file name")
+    return Pairing(pairs, only_left, only_right)
+
+
+def _index(items: Sequence[Item], key, what: str | None) -> dict:
+    index: dict = {}
+    for item in items:
+        k = key(item)
+        if k in index:
+            if what is not None:
+                raise InputError(f"two {what} files pair as {k!r}: {index[k].path} and {item.path}")
+            index[k] = None  # ambiguous stem: never match by stem alone
+        else:
+            index[k] = item
+    return index
+
+
+def _first(items: Sequence[Item], n: int = 3) -> str:
+    shown = ", ".join(it.path for it in items[:n])
+    return shown + (", ..." if len(items) > n else "")
+
+
+def output_path(item: Item, out_dir: str | os.PathLike, extension: str | None = None) -> Path:
+    """Where ``item``'s result goes under ``out_dir``: same relative name, optional new extension.
+
+    Refuses names that would escape ``out_dir``.
+    """
+    rel = PurePosixPath(item.rel)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise OutputError(f"{item.rel}: refusing an output name outside {out_dir}")
+    if extension is not None:
+        rel = rel.with_suffix(extension) if rel.suffix else rel.with_name(rel.name + extension)
+    return Path(out_dir) / Path(*rel.parts)
+
+
+def check_output_dir(out_dir: str | os.PathLike) -> Path:
+    """Validate (and create) a batch output folder."""
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a directory; -o takes a folder for a batch")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create the output folder ({exc.strerror or exc})") from None
+    return path

@@ -1,0 +1,43 @@
+"""The decompression-bomb guard: refuse images larger than a pixel budget before decoding."""
+
+from __future__ import annotations
+
+import os
+
+from segtools.errors import InputError
+
+DEFAULT_MAX_PIXELS = 500_000_000  # a 20000x20000 scene fits; a 1 Gpx bomb does not
+_max_pixels: int | None = None
+
+
+def max_pixels() -> int:
+    """The budget in pixels (0 = unlimited): set_max_pixels(), else $SEGTOOLS_MAX_PIXELS, else 5e8."""
+    if _max_pixels is not None:
+        return _max_pixels
+    env = os.environ.get("SEGTOOLS_MAX_PIXELS")
+    if env:
+        try:
+            return int(float(env))
+        except ValueError:
+            raise InputError(f"SEGTOOLS_MAX_PIXELS={env!r} is not a number") from None
+    return DEFAULT_MAX_PIXELS
+
+
+def set_max_pixels(value: int | None) -> None:
+    """Set the budget for this process (``None`` restores the default, 0 disables the guard)."""
+    global _max_pixels
+    if value is not None and value < 0:
+        raise InputError("--max-pixels must be >= 0 (0 disables the guard)")
+    _max_pixels = value
+
+
+def check_pixels(width: int | None, height: int | None, name: str) -> None:
+    """Raise when ``width*height`` exceeds the budget."""
+    if width is None or height is None:
+        return
+    budget = max_pixels()
+    if budget and width * height > budget:
+        raise InputError(
+            f"{name}: {width}x{height} = {width * height:,} pixels exceeds the limit of {budget:,} "
+            "(a decompression bomb?); raise it with --max-pixels N or SEGTOOLS_MAX_PIXELS=N, 0 for none"
+        )

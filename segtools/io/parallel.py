@@ -1,0 +1,63 @@
+"""A small, order-preserving parallel map for batches (``--jobs N``)."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def resolve_jobs(jobs: int | None) -> int:
+    """``None`` or 0 → the number of CPUs; otherwise at least 1."""
+    if not jobs:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return max(1, int(jobs))
+
+
+def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: bool = True,
+         on_done: Callable[[int], None] | None = None) -> Iterator[R]:
+    """Yield ``fn(item)`` for each item, in input order, computed by up to ``jobs`` workers.
+
+    Processes (default) sidestep the GIL for pure-Python parts; ``fn`` must then be a
+    module-level function and its arguments and results picklable. A worker's exception is
+    re-raised in the caller, for the first failing item in input order. ``on_done(i)`` is
+    called as each item finishes (for progress bars). At most ``2*jobs`` items are in flight,
+    so memory stays bounded by the workers, not the batch.
+    """
+    jobs = resolve_jobs(jobs)
+    if jobs == 1 or len(items) <= 1:
+        for i, item in enumerate(items):
+            result = fn(item)
+            if on_done:
+                on_done(i)
+            yield result
+        return
+    executor: Executor
+    if processes:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
+        executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    else:
+        executor = ThreadPoolExecutor(max_workers=jobs)
+    with executor:
+        window = 2 * jobs
+        futures = {}
+        submitted = 0
+        for i in range(len(items)):
+            while submitted < len(items) and submitted < i + window:
+                futures[submitted] = executor.submit(fn, items[submitted])
+                submitted += 1
+            result = futures.pop(i).result()
+            if on_done:
+                on_done(i)
+            yield result
+
+
+def chunked(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

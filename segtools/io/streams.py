@@ -1,0 +1,151 @@
+"""Bytes in and out: paths, stdin, stdout, atomic writes, input protection.
+
+Every reader registers the paths it read; :func:`write_bytes` refuses to replace one of
+them unless asked (``allow_overwrite=True``, the CLI's ``--in-place``/``--overwrite``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Union
+
+from segtools.errors import InputError, OutputError
+
+Source = Union[str, os.PathLike, bytes, BinaryIO]
+STDIO = "-"
+
+_inputs_read: set[str] = set()
+
+
+def describe(source: Source) -> str:
+    """A short name for messages: the path, ``<stdin>`` or ``<bytes>``."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return "<bytes>"
+    if isinstance(source, (str, os.PathLike)):
+        return "<stdin>" if str(source) == STDIO else str(source)
+    return getattr(source, "name", "<stream>")
+
+
+def _key(path: str | os.PathLike) -> str:
+    return os.path.realpath(os.fspath(path))
+
+
+def mark_input(path: str | os.PathLike) -> None:
+    """Remember that ``path`` was read, so no output replaces it by accident."""
+    if str(path) != STDIO:
+        _inputs_read.add(_key(path))
+
+
+def read_bytes(source: Source) -> bytes:
+    """All bytes of a path, ``-`` (stdin), a binary stream or a bytes object."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        if str(source) == STDIO:
+            stdin = sys.stdin.buffer
+            if stdin.isatty():
+                raise InputError("no input: give a file, or pipe data into stdin")
+            return stdin.read()
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{path}: is a directory, expected a file") from None
+        except PermissionError:
+            raise InputError(f"{path}: permission denied") from None
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        mark_input(path)
+        return data
+    return source.read()
+
+
+def stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def write_stdout(data: bytes, what: str = "binary data") -> None:
+    """Write bytes to stdout, refusing a terminal (binary data would garble it)."""
+    if stdout_is_terminal():
+        raise OutputError(
+            f"refusing to write {what} to a terminal: redirect it (> out.png), "
+            "pipe it into another command, or give -o FILE"
+        )
+    out = sys.stdout.buffer
+    out.write(data)
+    out.flush()
+
+
+def check_output_path(path: str | os.PathLike, allow_overwrite: bool = False) -> Path:
+    """Validate an output file path before any work is done; returns it as a Path."""
+    out = Path(path)
+    if out.is_dir():
+        raise OutputError(f"{out}: is a directory; give a file name (or use -o DIR with a batch)")
+    parent = out.parent if str(out.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"{out}: {parent} is a file, not a directory")
+    if not allow_overwrite and _key(out) in _inputs_read:
+        raise OutputError(f"{out}: refusing to overwrite an input; pass --overwrite to allow it")
+    return out
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, allow_overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically: a temp file in the same folder, then rename.
+
+    A reader never sees a half-written file, and a failure leaves no partial output.
+    Missing parent folders are created.
+    """
+    out = check_output_path(path, allow_overwrite)
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=parent)
+    except FileExistsError:
+        raise OutputError(f"{out}: a parent of it is a file, not a directory") from None
+    except PermissionError:
+        raise OutputError(f"{out}: permission denied") from None
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        mode = 0o666 & ~_umask()
+        os.chmod(tmp, mode)
+        os.replace(tmp, out)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+        raise
+    return out
+
+
+def emit(data: bytes, output: str | os.PathLike | None, what: str, allow_overwrite: bool = False) -> None:
+    """Write to ``output`` (atomically) or, when it is ``None`` or ``-``, to stdout."""
+    if output is None or str(output) == STDIO:
+        write_stdout(data, what)
+    else:
+        write_bytes(output, data, allow_overwrite)
+
+
+_UMASK: int | None = None
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:
+        current = os.umask(0)
+        os.umask(current)
+        _UMASK = current
+    return _UMASK

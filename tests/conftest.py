@@ -1,0 +1,94 @@
+"""Shared fixtures: the CamVid data (skipped cleanly when absent) and CLI runners."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CAMVID = SHARED_DATA / "camvid"
+
+
+@pytest.fixture
+def camvid() -> Path:
+    """``../shared/data/camvid`` (train/, trainannot/, val/, valannot/); skips when absent."""
+    if not (CAMVID / "valannot").is_dir():
+        pytest.skip("../shared/data/camvid is not present beside the project")
+    return CAMVID
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", "replace")
+
+
+class _Stream(io.TextIOWrapper):
+    def isatty(self) -> bool:  # pipes, never a terminal
+        return False
+
+
+def run_cli(*args: str, input: bytes | None = None) -> CliResult:
+    """Run ``segtools ARGS`` in this process with stdin/stdout/stderr captured."""
+    from segtools.cli import common
+    from segtools.cli.app import run
+    from segtools.io import limits
+
+    old = sys.stdin, sys.stdout, sys.stderr
+    out_bytes = io.BytesIO()
+    sys.stdin = _Stream(io.BytesIO(input or b""), encoding="utf-8")
+    sys.stdout = _Stream(out_bytes, encoding="utf-8", write_through=True)
+    err = io.StringIO()
+    sys.stderr = err
+    try:
+        code = run([str(a) for a in args])
+        sys.stdout.flush()
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = old
+        common.STATE.quiet = common.STATE.verbose = False
+        limits.set_max_pixels(None)
+    return CliResult(code, out_bytes.getvalue(), err.getvalue())
+
+
+def run_proc(*args: str, input: bytes | None = None, cwd: str | os.PathLike | None = None,
+             env: dict | None = None, timeout: float = 300) -> CliResult:
+    """Run ``python -m segtools ARGS`` as a real subprocess (pipes, exit codes)."""
+    full_env = dict(os.environ, **(env or {}))
+    proc = subprocess.run([sys.executable, "-m", "segtools", *map(str, args)], input=input or b"",
+                          capture_output=True, cwd=cwd, env=full_env, timeout=timeout)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
+
+
+@pytest.fixture
+def cli():
+    """In-process runner: ``cli("metrics", a, b, input=b"...") -> CliResult``."""
+    return run_cli
+
+
+@pytest.fixture
+def proc():
+    """Subprocess runner: ``proc("postprocess", input=png_bytes) -> CliResult``."""
+    return run_proc
+
+
+def assert_one_line_error(result: CliResult, code: int | None = None) -> None:
+    """The contract for bad input: non-zero exit, one ``segtools: error:`` line, no traceback."""
+    assert result.code != 0, result
+    if code is not None:
+        assert result.code == code, result
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("segtools: error: ")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
