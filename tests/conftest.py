@@ -35,6 +35,11 @@ class CliResult:
         return self.stdout.decode("utf-8", "replace")
 
 
+class _KeptBytes(io.BytesIO):
+    def close(self) -> None:  # the wrapper's finaliser must not discard what was captured
+        pass
+
+
 class _Stream(io.TextIOWrapper):
     def isatty(self) -> bool:  # pipes, never a terminal
         return False
@@ -47,7 +52,7 @@ def run_cli(*args: str, input: bytes | None = None) -> CliResult:
     from segtools.io import limits
 
     old = sys.stdin, sys.stdout, sys.stderr
-    out_bytes = io.BytesIO()
+    out_bytes = _KeptBytes()
     sys.stdin = _Stream(io.BytesIO(input or b""), encoding="utf-8")
     sys.stdout = _Stream(out_bytes, encoding="utf-8", write_through=True)
     err = io.StringIO()

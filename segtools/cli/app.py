@@ -11,11 +11,14 @@ import sys
 from typing import Optional, Sequence
 
 import typer
-from typing_extensions import Annotated
+from typing import Annotated
 
-from segtools import __version__
-from segtools.cli.common import STATE, configure_logging, debug_enabled
-from segtools.errors import SegtoolsError
+# OpenCV logs decoder warnings straight to stderr; our errors say it in one line instead.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+
+from segtools import __version__  # noqa: E402
+from segtools.cli.common import STATE, configure_logging, debug_enabled  # noqa: E402
+from segtools.errors import SegtoolsError  # noqa: E402
 
 app = typer.Typer(
     name="segtools",
@@ -31,6 +34,7 @@ app = typer.Typer(
 
 # One module per subcommand; each defines register(app). Order = order in --help.
 COMMAND_MODULES: tuple[str, ...] = (
+    "info",
 )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 import typer
-from typing_extensions import Annotated
+from typing import Annotated
 
 
 @dataclass

@@ -76,7 +76,7 @@ def _walk(root: Path, extensions: Sequence[str]) -> list[Item]:
                 continue
             path = Path(dirpath) / filename
             items.append(Item(str(path), path.relative_to(root).as_posix()))
-    return items
+    return sorted(items, key=lambda item: item.rel)
 
 
 def expand_inputs(specs: Iterable[str], extensions: Sequence[str] = DATA_EXTENSIONS,

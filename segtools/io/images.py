@@ -13,13 +13,13 @@ from segtools.io.sniff import sniff
 from segtools.io.streams import Source, describe, emit, read_bytes
 
 
-def read_image(source: Source) -> np.ndarray:
+def read_image(source: Source, *, name: str | None = None) -> np.ndarray:
     """Read an image as H×W (grey) or H×W×C (RGB or RGBA) in RGB order, uint8 or uint16.
 
     EXIF orientation is applied, palette images are expanded to RGB(A), 16-bit PNGs keep
     their 16 bits. ``.npy`` arrays (H×W or H×W×C) are returned as stored.
     """
-    name = describe(source)
+    name = name or describe(source)
     data = read_bytes(source)
     kind = sniff(data[:512])
     if kind.format == "npy":
@@ -30,7 +30,7 @@ def read_image(source: Source) -> np.ndarray:
             raise InputError(f"{name}: an image array is H×W or H×W×C, this one is {array.shape}")
         return array
     if not kind.is_image_file:
-        hint = "the file is empty" if kind.format == "empty" else f"is not an image (recognised: {kind.format})"
+        hint = "empty input (no bytes)" if kind.format == "empty" else f"is not an image (recognised: {kind.format})"
         raise InputError(f"{name}: {hint}")
     check_pixels(kind.width, kind.height, name)
     if kind.format == "png" and kind.bit_depth == 16:

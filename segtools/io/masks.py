@@ -46,7 +46,7 @@ class ScoreMap:
     name: str = ""
 
 
-def read_label_mask(source: Source, colours: ClassMeta | str | None = None) -> LabelMask:
+def read_label_mask(source: Source, colours: ClassMeta | str | None = None, *, name: str | None = None) -> LabelMask:
     """Read a label mask from a path, ``-`` (stdin), a stream or bytes.
 
     Parameters
@@ -55,13 +55,15 @@ def read_label_mask(source: Source, colours: ClassMeta | str | None = None) -> L
     colours : a colour→class map (:class:`ClassMeta` with a palette, or a preset name or JSON
         file for :func:`~segtools.io.meta.load_classes`); needed only for RGB colour masks.
 
+    name : what to call the source in messages (default: its path, ``<stdin>``, ...).
+
     Raises
     ------
     InputError
         Unreadable or truncated file, a score map or photo where a mask was expected, an RGB
         mask without a colour map, a colour not in the map.
     """
-    name = describe(source)
+    name = name or describe(source)
     data = read_bytes(source)
     kind = sniff(data[:512])
     if kind.format == "png":
@@ -74,9 +76,9 @@ def read_label_mask(source: Source, colours: ClassMeta | str | None = None) -> L
     raise InputError(f"{name}: {_not_a('label mask', kind)}")
 
 
-def read_score_map(source: Source) -> ScoreMap:
+def read_score_map(source: Source, *, name: str | None = None) -> ScoreMap:
     """Read a score map: segtools ``.npz`` (scores + meta) or a float ``.npy``."""
-    name = describe(source)
+    name = name or describe(source)
     data = read_bytes(source)
     kind = sniff(data[:512])
     if kind.format == "npz":
@@ -87,22 +89,20 @@ def read_score_map(source: Source) -> ScoreMap:
     raise InputError(f"{name}: {_not_a('score map', kind)}")
 
 
-def read_mask_or_scores(source: Source, colours: ClassMeta | str | None = None) -> LabelMask | ScoreMap:
+def read_mask_or_scores(source: Source, colours: ClassMeta | str | None = None, *,
+                        name: str | None = None) -> LabelMask | ScoreMap:
     """Read whichever of the two the bytes hold (a float ``.npy`` or ``.npz`` is a score map)."""
-    name = describe(source)
+    name = name or describe(source)
     data = read_bytes(source)
     kind = sniff(data[:512])
-    if kind.format == "npz" or (kind.format == "npy" and kind.dtype and kind.dtype.lstrip("<>|=")[:1] == "f"):
-        return read_score_map(data) if kind.format == "npz" else ScoreMap(
-            _check_score_array(_load_npy(data, name), name), None, name)
-    mask = read_label_mask(data, colours)
-    mask.name = name
-    return mask
+    if kind.format == "npz" or (kind.format == "npy" and (kind.dtype or "").lstrip("<>|=")[:1] == "f"):
+        return read_score_map(data, name=name)
+    return read_label_mask(data, colours, name=name)
 
 
 def _not_a(wanted: str, kind: Sniffed) -> str:
     hints = {
-        "empty": "the file is empty",
+        "empty": "empty input (no bytes)",
         "jpeg": f"is a JPEG image, not a {wanted} (JPEG is lossy; masks are PNG or .npy)",
         "json": f"is JSON, not a {wanted} (annotations? see `segtools convert`)",
         "text": f"is a text file, not a {wanted}",

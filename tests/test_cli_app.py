@@ -1,0 +1,82 @@
+"""The CLI face: global options, exit codes, one-line errors, pipes through real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error
+from segtools import __version__
+from segtools.io.masks import encode_label_mask
+from segtools.io.meta import load_classes
+
+
+def test_version_and_help(cli):
+    result = cli("--version")
+    assert result.code == 0 and result.text.strip() == f"segtools {__version__}"
+    result = cli("--help")
+    assert result.code == 0 and "Example" in result.text
+
+
+def test_usage_errors_exit_2_with_one_line(cli):
+    assert_one_line_error(cli("--no-such-option"), 2)
+    assert_one_line_error(cli("info", "--format", "xml", "-"), 2)
+    assert_one_line_error(cli("no-such-command"), 2)
+
+
+def test_missing_file_exits_1(cli):
+    result = cli("info", "does-not-exist.png")
+    assert_one_line_error(result, 1)
+    assert "does-not-exist.png" in result.stderr
+
+
+def test_info_reads_stdin_and_metadata(cli):
+    labels = np.array([[0, 1], [11, 11]], np.uint8)
+    result = cli("info", "--format", "json", input=encode_label_mask(labels, load_classes("camvid")))
+    assert result.code == 0, result.stderr
+    report = json.loads(result.text)
+    assert report["kind"] == "label mask" and report["values"] == {"0": 1, "1": 1, "11": 2}
+    assert report["meta"]["names"][3] == "Road" and report["meta"]["ignore_index"] == 11
+
+
+@pytest.mark.parametrize("payload", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\ntruncated"])
+def test_bad_stdin_through_a_real_process(proc, payload):
+    assert_one_line_error(proc("info", "-", input=payload), 1)
+
+
+def test_traceback_only_when_debugging(proc):
+    quiet = proc("info", "nope.png")
+    assert "Traceback" not in quiet.stderr
+    loud = proc("--verbose", "info", "nope.png")
+    assert loud.code == 1 and "Traceback" in loud.stderr
+
+
+def test_max_pixels_option(cli):
+    data = encode_label_mask(np.zeros((50, 50), np.uint8))
+    assert_one_line_error(cli("--max-pixels", "100", "info", "-", input=data), 1)
+    assert cli("--max-pixels", "0", "info", "-", input=data).code == 0
+
+
+def test_binary_is_never_written_to_a_terminal(monkeypatch):
+    from segtools.errors import OutputError
+    from segtools.io import streams
+
+    monkeypatch.setattr(streams, "stdout_is_terminal", lambda: True)
+    with pytest.raises(OutputError, match="terminal"):
+        streams.write_stdout(b"\x89PNG", "a PNG mask")
+
+
+def test_python_dash_m_and_console_script_agree():
+    out = subprocess.run([sys.executable, "-m", "segtools", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == f"segtools {__version__}"
+
+
+def test_help_does_not_import_torch_or_numpy():
+    code = ("import sys; from segtools.cli.app import run; rc = run(['--help']); "
+            "print('torch' in sys.modules, 'numpy' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stderr.strip().splitlines()[-1] == "False False", out.stderr

@@ -1,0 +1,109 @@
+"""Batch inputs (files, folders, globs, lists), pairing and output naming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from segtools.errors import InputError, OutputError
+from segtools.io.batch import Item, check_output_dir, expand_inputs, output_path, pair_items, pairing_key
+from segtools.io.parallel import pmap
+
+
+def touch(root: Path, *names: str) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+
+
+def test_folder_is_recursive_sorted_and_filtered(tmp_path):
+    touch(tmp_path, "b.png", "a/c.png", "a/d.npy", "notes.txt", ".hidden.png", ".git/x.png")
+    items = expand_inputs([str(tmp_path)])
+    assert [it.rel for it in items] == ["a/c.png", "a/d.npy", "b.png"]
+
+
+def test_glob_list_and_file(tmp_path):
+    touch(tmp_path, "p/x/1.png", "p/x/2.png", "p/y/3.png")
+    items = expand_inputs([str(tmp_path / "p" / "**" / "*.png")])
+    assert [it.rel for it in items] == ["x/1.png", "x/2.png", "y/3.png"]
+    listing = tmp_path / "list.txt"
+    listing.write_text("# masks\np/x/2.png  extra-column\n\np/y/3.png\n")
+    assert [it.rel for it in expand_inputs([f"@{listing}"])] == ["p/x/2.png", "p/y/3.png"]
+    assert expand_inputs([str(tmp_path / "p/x/1.png")]) == [Item(str(tmp_path / "p/x/1.png"), "1.png")]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("missing.png", "no such file"), ("*.nothing", "matches no file"), ("@nolist.txt", "no such list"),
+])
+def test_bad_specs(tmp_path, monkeypatch, spec, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=message):
+        expand_inputs([spec])
+
+
+def test_empty_folder_and_bad_list_entry(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no png"):
+        expand_inputs([str(tmp_path / "empty")])
+    (tmp_path / "l.txt").write_text("gone.png\n")
+    with pytest.raises(InputError, match=r"l.txt:1: gone.png"):
+        expand_inputs([f"@{tmp_path / 'l.txt'}"])
+
+
+def test_pairing_key_strips_dataset_suffixes():
+    assert pairing_key("munster/munster_000001_000019_leftImg8bit.png") == "munster/munster_000001_000019"
+    assert pairing_key("munster/munster_000001_000019_gtFine_labelIds.png") == "munster/munster_000001_000019"
+    assert pairing_key("0016E5_07959_L.png") == "0016E5_07959"
+    assert pairing_key("x.npy") == "x"
+
+
+def test_pairing_by_path_then_stem(tmp_path):
+    pred = [Item("p/a/1.png", "a/1.png"), Item("p/a/2_pred.png", "a/2_pred.png"), Item("p/3.png", "3.png")]
+    gt = [Item("g/a/1.png", "a/1.png"), Item("g/a/2_gt.png", "a/2_gt.png"), Item("g/b/3.png", "b/3.png")]
+    pairing = pair_items(pred, gt)
+    assert [(p.path, g.path) for p, g in pairing.pairs] == [
+        ("p/a/1.png", "g/a/1.png"), ("p/a/2_pred.png", "g/a/2_gt.png"), ("p/3.png", "g/b/3.png")]
+
+
+def test_pairing_reports_missing_unless_allowed():
+    pred = [Item("p/1.png", "1.png"), Item("p/9.png", "9.png")]
+    gt = [Item("g/1.png", "1.png"), Item("g/2.png", "2.png")]
+    with pytest.raises(InputError, match=r"1 prediction\(s\) without ground truth: p/9.png.*--allow-missing"):
+        pair_items(pred, gt)
+    pairing = pair_items(pred, gt, allow_missing=True)
+    assert len(pairing.pairs) == 1 and pairing.only_left[0].path == "p/9.png" and pairing.only_right[0].path == "g/2.png"
+
+
+def test_pairing_refuses_ambiguous_ground_truth():
+    gt = [Item("g/1.png", "1.png"), Item("g/1.npy", "1.npy")]
+    with pytest.raises(InputError, match="two ground truth"):
+        pair_items([Item("p/1.png", "1.png"), Item("p/2.png", "2.png")], gt)
+
+
+def test_output_naming(tmp_path):
+    assert output_path(Item("x", "a/b.jpg"), tmp_path, ".png") == tmp_path / "a" / "b.png"
+    with pytest.raises(OutputError):
+        output_path(Item("x", "../evil.png"), tmp_path)
+    (tmp_path / "f").write_text("")
+    with pytest.raises(OutputError, match="not a directory"):
+        check_output_dir(tmp_path / "f")
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def _fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+@pytest.mark.parametrize("processes", [True, False])
+def test_pmap_keeps_order_and_raises(processes):
+    items = list(range(23))
+    assert list(pmap(_square, items, jobs=2, processes=processes)) == [x * x for x in items]
+    with pytest.raises(ValueError, match="three"):
+        list(pmap(_fail_on_three, items, jobs=2, processes=processes))
