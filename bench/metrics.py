@@ -1,0 +1,184 @@
+"""Benchmark ``segtools metrics`` against numpy, scikit-learn and torchmetrics, in one run.
+
+    python bench/metrics.py [--pairs 200] [--repeat 15] [--skip-cli]
+
+Part 1 — confusion accumulation on 1024×2048, 19-class uint8 masks (CamVid ground truth
+scaled up, right half shifted to classes 8..18, void → 255; prediction = shifted + 5% noise).
+Part 2 — the end-to-end CLI over N PNG pairs against the time to only decode those PNGs,
+and ``--jobs 2`` against ``--jobs 1``. Masks are synthesised under $TMPDIR, never in the repo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMVID = ROOT.parent / "shared" / "data" / "camvid" / "valannot"
+NUM_CLASSES, HEIGHT, WIDTH, IGNORE = 19, 1024, 2048, 255
+
+
+def make_pair(index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A realistic 19-class (gt, pred) pair at 1024×2048."""
+    import cv2
+
+    files = sorted(CAMVID.glob("*.png"))
+    if files:
+        small = cv2.imread(str(files[index % len(files)]), cv2.IMREAD_UNCHANGED)
+    else:  # no CamVid: blocky synthetic labels
+        small = rng.integers(0, 11, (12, 16)).astype(np.uint8)
+    gt = cv2.resize(small, (WIDTH, HEIGHT), interpolation=cv2.INTER_NEAREST)
+    gt[:, WIDTH // 2:] = np.where(gt[:, WIDTH // 2:] < 11, gt[:, WIDTH // 2:] + 8, gt[:, WIDTH // 2:])
+    gt[gt == 11] = IGNORE
+    pred = np.roll(gt, 5 + index % 7, axis=1)
+    noise = rng.random(gt.shape) < 0.05
+    pred[noise] = rng.integers(0, NUM_CLASSES, int(noise.sum()))
+    pred[pred == IGNORE] = 0
+    return gt, pred
+
+
+def best_ms(fn, repeat: int) -> float:
+    """Best of ``repeat`` timings in ms (the least disturbed by other load, as timeit advises)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * float(np.min(times))
+
+
+def bench_confusion(repeat: int) -> list[tuple[str, float]]:
+    import cv2
+
+    from segtools.metrics.confusion import confusion_matrix
+
+    gt, pred = make_pair(0, np.random.default_rng(0))
+    C = NUM_CLASSES
+    ours = confusion_matrix(pred, gt, C, IGNORE)
+
+    def numpy_bare():
+        return np.bincount((gt.astype(np.int64) * C + pred).ravel(), minlength=C * C)
+
+    def numpy_masked():  # the classic fast_hist: mask the ignore value, then bincount
+        keep = gt != IGNORE
+        return np.bincount(C * gt[keep].astype(np.int64) + pred[keep], minlength=C * C).reshape(C, C)
+
+    assert (numpy_masked() == ours).all(), "numpy and segtools disagree"
+    rows = [("segtools confusion_matrix (ignore + validation)", best_ms(lambda: confusion_matrix(pred, gt, C, IGNORE), repeat)),
+            ("numpy bincount(gt*C+pred), no ignore handling", best_ms(numpy_bare, repeat)),
+            ("numpy bincount with ignore mask (fast_hist)", best_ms(numpy_masked, repeat))]
+    try:
+        from sklearn.metrics import confusion_matrix as sk_confusion
+
+        def sklearn():
+            keep = gt != IGNORE
+            return sk_confusion(gt[keep], pred[keep], labels=np.arange(C))
+
+        assert (sklearn() == ours).all()
+        rows.append(("sklearn confusion_matrix", best_ms(sklearn, max(3, repeat // 3))))
+    except ImportError:
+        pass
+    try:
+        import torch
+        from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassJaccardIndex
+
+        torch.set_num_threads(1)
+        pred_t, gt_t = torch.from_numpy(pred), torch.from_numpy(gt)
+
+        def tm_jaccard():
+            metric = MulticlassJaccardIndex(num_classes=C, ignore_index=IGNORE, validate_args=False)
+            metric.update(pred_t.long(), gt_t.long())
+            return metric.compute()
+
+        def tm_confusion():
+            metric = MulticlassConfusionMatrix(num_classes=C, ignore_index=IGNORE, validate_args=False)
+            metric.update(pred_t.long(), gt_t.long())
+            return metric.compute()
+
+        assert (tm_confusion().numpy() == ours).all()
+        rows.append(("torchmetrics MulticlassJaccardIndex (1 thread)", best_ms(tm_jaccard, max(3, repeat // 3))))
+        rows.append(("torchmetrics MulticlassConfusionMatrix (1 thread)", best_ms(tm_confusion, max(3, repeat // 3))))
+    except ImportError:
+        pass
+    rows.append(("reference: read both arrays once (cv2.absdiff)", best_ms(lambda: cv2.absdiff(gt, pred), repeat)))
+    png = cv2.imencode(".png", gt)[1]
+    rows.append(("reference: PNG decode of one mask (cv2)", best_ms(lambda: cv2.imdecode(png, cv2.IMREAD_UNCHANGED), repeat)))
+    return rows
+
+
+def make_dataset(folder: Path, pairs: int) -> None:
+    import cv2
+
+    marker = folder / f".complete-{pairs}"
+    if marker.exists():
+        return
+    rng = np.random.default_rng(1)
+    for index in range(pairs):
+        gt, pred = make_pair(index, rng)
+        for kind, labels in (("gt", gt), ("pred", pred)):
+            (folder / kind).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(folder / kind / f"frame_{index:04d}.png"), labels)
+    marker.touch()
+
+
+def decode_all(folder: Path) -> None:
+    import cv2
+
+    for kind in ("pred", "gt"):
+        for path in sorted((folder / kind).glob("*.png")):
+            cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def run_cli(folder: Path, jobs: int) -> float:
+    command = [sys.executable, "-m", "segtools", "metrics", str(folder / "pred"), str(folder / "gt"),
+               "--num-classes", str(NUM_CLASSES), "--format", "json", "--jobs", str(jobs)]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+    return time.perf_counter() - start
+
+
+def bench_cli(pairs: int, repeat: int) -> list[tuple[str, float]]:
+    folder = Path(tempfile.gettempdir()) / "segtools-bench-metrics"
+    make_dataset(folder, pairs)
+    decode = best_ms(lambda: decode_all(folder), repeat) / 1e3
+    one = min(run_cli(folder, 1) for _ in range(repeat))
+    two = min(run_cli(folder, 2) for _ in range(repeat))
+    return [(f"decode {2 * pairs} PNGs only (cv2, 1 process)", decode),
+            (f"segtools metrics, {pairs} pairs, --jobs 1", one),
+            (f"segtools metrics, {pairs} pairs, --jobs 2", two)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--cli-repeat", type=int, default=2)
+    parser.add_argument("--skip-cli", action="store_true")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
+    rows = bench_confusion(args.repeat)
+    ours = rows[0][1]
+    print(f"\n## confusion accumulation, {HEIGHT}x{WIDTH} uint8, {NUM_CLASSES} classes (best of N, ms)")
+    print(f"{'implementation':58s} {'ms':>8s} {'vs segtools':>12s}")
+    for name, ms in rows:
+        print(f"{name:58s} {ms:8.2f} {ms / ours:11.1f}x")
+    if not args.skip_cli:
+        rows = bench_cli(args.pairs, args.cli_repeat)
+        decode, one, two = (seconds for _, seconds in rows)
+        print(f"\n## end to end, {args.pairs} PNG pairs of {HEIGHT}x{WIDTH} (best of {args.cli_repeat}, s)")
+        for name, seconds in rows:
+            print(f"{name:58s} {seconds:8.2f}")
+        print(f"{'--jobs 1 / decode-only':58s} {one / decode:8.2f}x   (target <= 1.3)")
+        print(f"{'--jobs 1 / --jobs 2':58s} {one / two:8.2f}x   (target >= 1.7)")
+
+
+if __name__ == "__main__":
+    main()

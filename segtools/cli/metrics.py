@@ -1,0 +1,368 @@
+"""``segtools metrics``: dataset-level confusion-matrix metrics and CI quality gates.
+
+Two forms share one command (and one option list):
+
+    segtools metrics PRED GT [options]        measure predictions against ground truth
+    segtools metrics merge REPORT... [options] sum partial JSON reports from shards
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import List, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from segtools.cli.common import ClassesOpt, FormatOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt, progress
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+def metrics(
+    inputs: Annotated[List[str], typer.Argument(
+        metavar="PRED GT | merge REPORT...",
+        help="Predictions and ground truth (file, folder, glob, @list.txt; '-' for PRED from stdin), "
+             "or 'merge' and partial JSON reports.")],
+    num_classes: Annotated[Optional[int], typer.Option("--num-classes", "-n", min=1, help="Number of classes C (labels 0..C-1).")] = None,
+    classes: ClassesOpt = None,
+    ignore_index: Annotated[Optional[List[str]], typer.Option(
+        "--ignore-index", help="Ground-truth value to skip (repeatable; 'none' for no ignore). Default: from --classes or the masks, else 255.")] = None,
+    label_map: Annotated[Optional[str], typer.Option(
+        "--label-map", help="Remap ground-truth values first: 'cityscapes' (labelIds→trainIds), '7:0,8:1', or a JSON/text file.")] = None,
+    pred_label_map: Annotated[Optional[str], typer.Option("--pred-label-map", help="Remap prediction values first (same forms).")] = None,
+    palette: PaletteOpt = None,
+    allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Skip predictions without ground truth and the reverse (warns).")] = False,
+    average: Annotated[str, typer.Option("--average", help="dataset (one confusion over all pixels) or image (also the mean of per-image scores).")] = "dataset",
+    boundary: Annotated[bool, typer.Option("--boundary", help="Also boundary F1 and Boundary IoU, per class and mean.")] = False,
+    boundary_tolerance: Annotated[float, typer.Option("--boundary-tolerance", min=0, help="Boundary F1 match distance in pixels.")] = 2.0,
+    boundary_dilation: Annotated[float, typer.Option("--boundary-dilation", min=0, help="Boundary IoU band width, fraction of the image diagonal.")] = 0.02,
+    distances: Annotated[bool, typer.Option("--distances", help="Also HD95, ASSD and normalised surface Dice per class.")] = False,
+    spacing: Annotated[str, typer.Option("--spacing", help="Pixel size 'ROW,COL' (or one number) in physical units, for --distances.")] = "1",
+    nsd_tolerance: Annotated[float, typer.Option("--nsd-tolerance", min=0, help="Normalised surface Dice tolerance τ, physical units.")] = 1.0,
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
+    per_image: Annotated[Optional[str], typer.Option("--per-image", help="Write one row per image to FILE (.csv, or .jsonl).")] = None,
+    save_confusion: Annotated[Optional[str], typer.Option("--save-confusion", help="Write the confusion matrix to FILE (.csv or .npy).")] = None,
+    fail_under: Annotated[Optional[List[str]], typer.Option(
+        "--fail-under", help="Gate METRIC=V or METRIC:CLASS=V: exit 1 when below (e.g. miou=0.7, iou:car=0.6). Repeatable.")] = None,
+    fail_over: Annotated[Optional[List[str]], typer.Option("--fail-over", help="Gate for lower-is-better metrics (hd95=5). Repeatable.")] = None,
+    baseline: Annotated[Optional[str], typer.Option("--baseline", help="A stored JSON report to compare with (regression gate).")] = None,
+    max_drop: Annotated[float, typer.Option("--max-drop", min=0, help="With --baseline: the most a gated metric may get worse.")] = 0.0,
+    jobs: JobsOpt = 0,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Exact, dataset-level segmentation metrics from one int64 confusion matrix, with quality gates.
+
+    Per class: IoU, Dice, precision, recall, accuracy, pixel counts. Overall: mIoU, pixel accuracy, mean class accuracy, mean Dice, frequency-weighted IoU, Cohen's kappa. A class absent from both ground truth and prediction is NaN (— / null) and left out of the means; a class only predicted scores 0. Gates on boundary or distance metrics turn on --boundary / --distances.
+
+    Example:  segtools metrics pred/ gt/ --classes camvid --fail-under miou=0.6 --format json > report.json
+
+    Example:  segtools metrics merge shard-*.json --fail-under iou:car=0.6
+    """
+    from segtools.errors import UsageError
+    from segtools.metrics import gates as gatelib
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if average not in ("dataset", "image"):
+        raise UsageError(f"--average must be dataset or image, not {average!r}")
+    gates = [gatelib.parse_gate(s, "min") for s in fail_under or []] + [gatelib.parse_gate(s, "max") for s in fail_over or []]
+    boundary = boundary or any(g.key in gatelib.BOUNDARY_METRICS for g in gates)
+    distances = distances or any(g.key in gatelib.DISTANCE_METRICS for g in gates)
+    outputs = _check_outputs(output, per_image, save_confusion, overwrite)
+    baseline_report = _load_baseline(baseline) if baseline else None
+
+    if inputs and inputs[0] == "merge":
+        measuring = {"--num-classes": num_classes, "--classes": classes, "--ignore-index": ignore_index,
+                     "--label-map": label_map, "--pred-label-map": pred_label_map, "--palette": palette,
+                     "--per-image": per_image}
+        given = [name for name, value in measuring.items() if value]
+        if given:
+            raise UsageError(f"{', '.join(given)}: only when measuring masks, not with 'metrics merge'")
+        run, average_used = _merge(inputs[1:])
+        report = run.report("image" if average == "image" else average_used)
+    else:
+        if len(inputs) != 2:
+            raise UsageError(f"expected PRED and GT (or 'merge REPORT...'), got {len(inputs)} argument(s)")
+        report = _measure(inputs[0], inputs[1], num_classes, classes, ignore_index, label_map, pred_label_map,
+                          palette, allow_missing, average, boundary, boundary_tolerance, boundary_dilation,
+                          distances, spacing, nsd_tolerance, per_image, jobs, overwrite)
+    report["gates"] = gatelib.evaluate_gates(report, gates)
+    if baseline_report is not None:
+        report["gates"] += gatelib.evaluate_baseline(report, baseline_report, max_drop, gates)
+    _write_report(report, fmt, outputs["output"], overwrite)
+    if save_confusion:
+        _write_confusion(report, save_confusion, overwrite)
+    failed = [g for g in report["gates"] if not g["passed"]]
+    if failed:
+        from segtools.errors import GateFailed
+
+        raise GateFailed(f"{len(failed)} of {len(report['gates'])} quality gate(s) failed: "
+                         + "; ".join(gatelib.describe_failure(g) for g in failed))
+
+
+def _check_outputs(output, per_image, save_confusion, overwrite) -> dict:
+    from segtools.errors import UsageError
+    from segtools.io.streams import check_output_path
+
+    paths = {"output": output, "per_image": per_image, "save_confusion": save_confusion}
+    given = [p for p in paths.values() if p and p != "-"]
+    if len(set(map(os.path.abspath, given))) != len(given):
+        raise UsageError("--output, --per-image and --save-confusion must be different files")
+    for value in given:
+        check_output_path(value, overwrite)
+    if save_confusion == "-" or per_image == "-":
+        raise UsageError("--per-image and --save-confusion take a file name; the report goes to stdout")
+    return paths
+
+
+def _load_baseline(path: str) -> dict:
+    from segtools.io.streams import read_bytes
+    from segtools.metrics.report import load_report
+
+    return load_report(read_bytes(path).decode("utf-8", "replace"), f"--baseline {path}")
+
+
+def _merge(sources: List[str]):
+    from segtools.errors import UsageError
+    from segtools.io.batch import expand_inputs
+    from segtools.io.streams import read_bytes
+    from segtools.metrics.report import load_report, merge_reports
+
+    if not sources:
+        raise UsageError("metrics merge: give the partial reports to merge (e.g. shard-*.json)")
+    items = expand_inputs(sources, extensions=(".json",))
+    reports = [load_report(read_bytes(item.path).decode("utf-8", "replace"), item.path) for item in items]
+    return merge_reports(reports, [item.path for item in items])
+
+
+def _resolve_classes(gt_path: str, num_classes, classes, ignore_index):
+    """Class names and ignore values from the options, else the first ground truth's metadata."""
+    from segtools.errors import UsageError
+    from segtools.io.meta import ClassMeta, load_classes
+
+    meta = load_classes(classes) if classes else _mask_meta(gt_path)
+    names = list(meta.names) if meta is not None and meta.names else None
+    if num_classes is not None:
+        if names is not None and len(names) != num_classes and classes:
+            raise UsageError(f"--num-classes {num_classes} contradicts --classes {classes} ({len(names)} classes)")
+        if names is None or len(names) != num_classes:
+            names = [f"class_{i}" for i in range(num_classes)]
+    if names is None:
+        raise UsageError("how many classes? give --num-classes N or --classes voc|cityscapes|camvid|ade20k|FILE "
+                         "(the ground truth carries no class metadata)")
+    if ignore_index:
+        ignore = _parse_ignore(ignore_index)
+    elif meta is not None and isinstance(meta, ClassMeta):
+        ignore = () if meta.ignore_index is None else (meta.ignore_index,)
+    else:
+        ignore = (255,)
+    return names, ignore
+
+
+def _parse_ignore(values: List[str]) -> tuple[int, ...]:
+    from segtools.errors import UsageError
+
+    if any(v.strip().lower() == "none" for v in values):
+        if len(values) > 1:
+            raise UsageError("--ignore-index none cannot be combined with other values")
+        return ()
+    try:
+        return tuple(sorted({int(v) for part in values for v in part.split(",") if v.strip()}))
+    except ValueError:
+        raise UsageError(f"--ignore-index takes integers (or 'none'), not {' '.join(values)!r}") from None
+
+
+def _mask_meta(path: str):
+    if path == "-":
+        return None
+    from segtools.io import png
+    from segtools.io.meta import PNG_KEY, ClassMeta
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 20)
+    except OSError:
+        return None
+    text = png.text_chunk(head, PNG_KEY) if head.startswith(b"\x89PNG") else None
+    return ClassMeta.from_json(text, f"{path}: segtools metadata") if text else None
+
+
+def _parse_spacing(text: str) -> tuple[float, float]:
+    from segtools.errors import UsageError
+
+    try:
+        values = [float(v) for v in text.replace("x", ",").split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or min(values) <= 0:
+        raise UsageError(f"--spacing {text!r}: give one or two positive numbers, ROW,COL (e.g. 0.5,0.5)")
+    return values[0], values[1]
+
+
+def _measure(pred_spec, gt_spec, num_classes, classes, ignore_index, label_map, pred_label_map, palette,
+             allow_missing, average, boundary, boundary_tolerance, boundary_dilation, distances, spacing,
+             nsd_tolerance, per_image, jobs, overwrite) -> dict:
+    import logging
+
+    from segtools.io.batch import expand_inputs, pair_items
+    from segtools.io.parallel import pmap
+    from segtools.metrics.evaluate import PairJob, load_label_map, measure_pair
+    from segtools.metrics.report import MetricsRun, image_row
+
+    spacing_pair = _parse_spacing(spacing)
+    preds = expand_inputs([pred_spec])
+    truths = expand_inputs([gt_spec], allow_stdin=False)
+    pairing = pair_items(preds, truths, allow_missing=allow_missing)
+    log = logging.getLogger("segtools")
+    if pairing.only_left or pairing.only_right:
+        log.warning("skipped %d prediction(s) without ground truth and %d ground truth(s) without prediction",
+                    len(pairing.only_left), len(pairing.only_right))
+    names, ignore = _resolve_classes(pairing.pairs[0][1].path, num_classes, classes, ignore_index)
+    gt_map = load_label_map(label_map) if label_map else None
+    pred_map = load_label_map(pred_label_map) if pred_label_map else None
+    jobs_list = [PairJob(p.path, g.path, len(names), ignore, palette, gt_map, pred_map,
+                         (boundary_tolerance, boundary_dilation) if boundary else None,
+                         (spacing_pair, nsd_tolerance) if distances else None)
+                 for p, g in pairing.pairs]
+    run = MetricsRun(names, ignore,
+                     {"tolerance_px": boundary_tolerance, "dilation_ratio": boundary_dilation} if boundary else None,
+                     {"spacing": list(spacing_pair), "nsd_tolerance": nsd_tolerance} if distances else None)
+    with _RowWriter(per_image, overwrite) as rows, progress(len(jobs_list), "metrics") as advance:
+        for (pred_item, gt_item), result in zip(pairing.pairs, pmap(measure_pair, jobs_list, jobs, on_done=advance)):
+            image_scores = run.add_image(result)
+            rows.write(image_row(pred_item.path, gt_item.path, image_scores, names))
+    return run.report(average)
+
+
+class _RowWriter:
+    """Streams ``--per-image`` rows (CSV or JSONL) to a temp file renamed into place on success."""
+
+    FIELDS = ("pred", "gt", "miou", "pixel_accuracy", "worst_class", "worst_iou")
+
+    def __init__(self, path: Optional[str], overwrite: bool) -> None:
+        self.path, self.overwrite, self.handle, self.tmp = path, overwrite, None, None
+        self.jsonl = bool(path) and path.lower().endswith((".jsonl", ".json", ".ndjson"))
+
+    def __enter__(self) -> "_RowWriter":
+        if self.path:
+            import csv
+            import tempfile
+
+            from segtools.io.streams import check_output_path
+
+            out = check_output_path(self.path, self.overwrite)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd, self.tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+            self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+            if not self.jsonl:
+                self.csv = csv.writer(self.handle, lineterminator="\n")
+                self.csv.writerow(self.FIELDS)
+        return self
+
+    def write(self, row: dict) -> None:
+        if self.handle is None:
+            return
+        import json
+        import math
+
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        if self.jsonl:
+            self.handle.write(json.dumps(clean) + "\n")
+        else:
+            self.csv.writerow(["" if clean[k] is None else clean[k] for k in self.FIELDS])
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.handle is None:
+            return
+        self.handle.close()
+        if exc_type is None:
+            os.chmod(self.tmp, 0o644)
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
+
+
+def _write_text(text: str, output: Optional[str], overwrite: bool) -> None:
+    if output and output != "-":
+        from segtools.io.streams import write_bytes
+
+        write_bytes(output, text.encode("utf-8"), overwrite)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _write_report(report: dict, fmt: str, output: Optional[str], overwrite: bool) -> None:
+    from segtools.metrics import report as reportlib
+
+    if fmt == "json":
+        _write_text(reportlib.to_json(report), output, overwrite)
+    elif fmt == "csv":
+        _write_text(reportlib.to_csv(report), output, overwrite)
+    elif fmt == "markdown":
+        _write_text(reportlib.to_markdown(report), output, overwrite)
+    elif output and output != "-":
+        _write_text(reportlib.to_markdown(report), output, overwrite)
+    else:
+        _print_table(report)
+
+
+def _print_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from segtools.metrics.report import format_number, per_class_columns, summary_items
+
+    columns = per_class_columns(report)
+    table = Table(title=f"segtools metrics — {report['images']} image(s)", title_justify="left")
+    table.add_column("class")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for row in report["per_class"]:
+        table.add_row(row["name"], *(format_number(row.get(c), c) for c in columns))
+    summary = Table(show_header=False, box=None)
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for key, value in summary_items(report):
+        summary.add_row(key, format_number(value, key))
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
+    console.print(table)
+    console.print(summary)
+    console.print(f"ignore index {report['ignore_index']}; — = class absent from both ground truth and "
+                  "prediction, left out of the means; a class only predicted scores 0.", highlight=False)
+    for gate in report["gates"]:
+        mark = "PASS" if gate["passed"] else "FAIL"
+        console.print(f"gate {mark}: {gate['kind']} {gate['metric']} value {format_number(gate['value'])} "
+                      f"threshold {format_number(gate['threshold'])}", highlight=False)
+
+
+def _write_confusion(report: dict, path: str, overwrite: bool) -> None:
+    from segtools.io.streams import write_bytes
+
+    if path.lower().endswith(".npy"):
+        import io
+
+        import numpy as np
+
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(report["confusion"], np.int64), allow_pickle=False)
+        data = buffer.getvalue()
+    else:
+        names = report["class_names"]
+        lines = ["gt\\pred," + ",".join(_csv_cell(n) for n in names)]
+        lines += [_csv_cell(name) + "," + ",".join(str(v) for v in row) for name, row in zip(names, report["confusion"])]
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+    write_bytes(path, data, overwrite)
+
+
+def _csv_cell(text: str) -> str:
+    return f'"{text}"' if any(ch in text for ch in ',"\n') else text
+
+
+def register(app: typer.Typer) -> None:
+    app.command("metrics")(metrics)
