@@ -1,0 +1,98 @@
+"""Score maps to label masks: argmax, a foreground threshold, per-class thresholds, confidence."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from segtools.errors import InputError, UsageError
+
+
+def scores_to_labels(scores: np.ndarray, threshold: float | Mapping[int, float] | None = None,
+                     min_confidence: float | None = None, below: int = 255) -> np.ndarray:
+    """Turn float scores into class labels.
+
+    Parameters
+    ----------
+    scores : C×H×W probabilities (or H×W / 1×H×W for one foreground class), in [0, 1].
+    threshold :
+        * one number with one foreground class (H×W or 1×H×W): label 1 where the score is
+          at least the threshold, else 0;
+        * one number with two classes (2×H×W): label 1 where the class-1 score is at least
+          the threshold, else 0 (a softmax over background and foreground);
+        * one number with more classes, or a ``{class: threshold}`` mapping: a class can
+          win the argmax only where its score reaches its threshold (classes missing from
+          the mapping always can); pixels no class can win get ``below``.
+    min_confidence : pixels whose winning score is under this get ``below``.
+    below : the label for low-confidence pixels (the ignore index, or background).
+
+    Returns
+    -------
+    H×W uint8 labels (uint16 when there are more than 255 classes).
+
+    Raises
+    ------
+    InputError
+        One-class score map without a threshold, NaN scores, a class in ``threshold``
+        outside the score map.
+
+    Examples
+    --------
+    >>> s = np.array([[[0.9, 0.2]], [[0.1, 0.8]]], np.float32)
+    >>> scores_to_labels(s).tolist()
+    [[0, 1]]
+    >>> scores_to_labels(s, {0: 0.95, 1: 0.5}, below=255).tolist()
+    [[255, 1]]
+    """
+    scores = np.asarray(scores)
+    if scores.ndim == 2:
+        scores = scores[None]
+    if scores.ndim != 3 or scores.shape[0] == 0:
+        raise InputError(f"a score map is C×H×W or H×W, not {scores.shape}")
+    if np.isnan(scores).any():
+        raise InputError("the score map holds NaN values; fix the model output or replace them first")
+    num_classes = scores.shape[0]
+    if num_classes == 1 or (num_classes == 2 and isinstance(threshold, (int, float))):
+        if threshold is None:
+            raise InputError("a one-class score map (H×W) needs a threshold: pass --threshold T, e.g. 0.5")
+        if isinstance(threshold, Mapping):
+            raise UsageError("per-class thresholds need a C×H×W score map with several classes; "
+                             "give one number for a one-class map")
+        labels = (scores[-1] >= threshold).astype(np.uint8 if below <= 255 else np.uint16)
+        if min_confidence is not None:
+            confidence = np.where(labels == 1, scores[-1], 1 - scores[-1]) if num_classes == 1 else \
+                np.where(labels == 1, scores[1], scores[0])
+            labels[confidence < min_confidence] = below
+        return labels
+    dtype = np.uint8 if max(num_classes - 1, below) <= 255 else np.uint16
+    if below < num_classes:
+        raise UsageError(f"the low-confidence label {below} is a class of this {num_classes}-class score map; "
+                         "choose another ignore index")
+    eligible = None
+    if threshold is not None:
+        per_class = _per_class_thresholds(threshold, num_classes)
+        eligible_scores = np.where(scores >= per_class[:, None, None], scores, -np.inf)
+        winner = np.argmax(eligible_scores, axis=0)
+        eligible = np.take_along_axis(eligible_scores, winner[None], 0)[0] > -np.inf
+        best = np.take_along_axis(scores, winner[None], 0)[0]
+    else:
+        winner = np.argmax(scores, axis=0)
+        best = np.take_along_axis(scores, winner[None], 0)[0]
+    labels = winner.astype(dtype)
+    low = np.zeros(labels.shape, bool) if eligible is None else ~eligible
+    if min_confidence is not None:
+        low |= best < min_confidence
+    labels[low] = below
+    return labels
+
+
+def _per_class_thresholds(threshold: float | Mapping[int, float], num_classes: int) -> np.ndarray:
+    if not isinstance(threshold, Mapping):
+        return np.full(num_classes, float(threshold), np.float32)
+    per_class = np.full(num_classes, -np.inf, np.float32)
+    for k, value in threshold.items():
+        if not 0 <= k < num_classes:
+            raise InputError(f"--threshold names class {k}, but the score map has classes 0..{num_classes - 1}")
+        per_class[k] = value
+    return per_class
