@@ -1,0 +1,248 @@
+"""YOLO labels (Ultralytics/Roboflow): boxes ``cls cx cy w h`` and polygons ``cls x1 y1 …``.
+
+One text file per image under ``labels/`` (same relative name as the image under
+``images/``, extension ``.txt``), coordinates divided by the image width/height, class
+indices from 0, and a ``data.yaml`` naming the classes. A line with 5 numbers is a box; a
+line with an odd count ≥ 7 is a polygon (≥ 3 points).
+
+YOLO has one simple polygon per object: an object of several parts is written as one
+polygon whose parts are joined by zero-width bridges (as Ultralytics' own COCO converter
+does); the holes of a mask are filled (``holes="fill"``, counted as lossy) unless
+``holes="bridge"`` keeps them as keyholes (OpenCV's ``fillPoly``, which Ultralytics uses to
+rasterise, honours them).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from segtools.errors import InputError
+from segtools.formats import Summary
+from segtools.formats import boxes as boxlib
+from segtools.formats import polygons as polylib
+
+
+
+def _num(value: float) -> str:
+    text = f"{value:.10f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def box_line(label: int, yolo_box: Sequence[float]) -> str:
+    return " ".join([str(int(label)), *(_num(v) for v in yolo_box)])
+
+
+def polygon_line(label: int, normalised: np.ndarray) -> str:
+    return " ".join([str(int(label)), *(_num(v) for v in np.asarray(normalised).reshape(-1))])
+
+
+def _clip_unit(values: np.ndarray, what: str, strict: bool, summary: Summary | None) -> np.ndarray:
+    outside = (values < 0) | (values > 1)
+    if outside.any():
+        if strict:
+            raise InputError(f"{what}: coordinates outside the image (pass without --strict to clip them)")
+        if summary is not None:
+            summary.add("objects with coordinates outside the image (clipped)", lossy=True)
+        values = np.clip(values, 0.0, 1.0)
+    return values
+
+
+def annotation_lines(annotations: Sequence[dict], height: int, width: int, label_of: dict[int, int],
+                     segments: bool, holes: str = "fill", epsilon: float = 0.0, strict: bool = False,
+                     summary: Summary | None = None, where: str = "") -> list[str]:
+    """YOLO lines for the COCO annotations of one image."""
+    from segtools.formats import coco as cocolib
+
+    summary = summary if summary is not None else Summary()
+    lines = []
+    for ann in annotations:
+        cid = ann.get("category_id")
+        if cid not in label_of:
+            raise InputError(f"{where}annotation {ann.get('id')}: unknown category_id {cid!r}")
+        label = label_of[cid]
+        what = f"{where}annotation {ann.get('id')}"
+        if not segments:
+            if "bbox" not in ann:
+                raise InputError(f"{what}: no 'bbox'")
+            box, changed = boxlib.clip_coco(ann["bbox"], width, height)
+            if changed.any():
+                if strict:
+                    raise InputError(f"{what}: box outside the {width}×{height} image (pass without --strict to clip)")
+                summary.add("boxes outside the image (clipped)", lossy=True)
+            lines.append(box_line(label, boxlib.coco_to_yolo(box, width, height)[0]))
+            continue
+        segm = ann.get("segmentation")
+        if isinstance(segm, list) and segm:
+            parts = [polylib.as_points(p, f"{what}: polygon") for p in segm]
+        elif isinstance(segm, dict):
+            mask = cocolib.segmentation_to_mask(segm, height, width, what)
+            traced = polylib.mask_to_polygons(mask, epsilon=epsilon, holes=holes)
+            summary.add("RLE (crowd) masks traced to polygons", lossy=False)
+            summary.add("holes filled (YOLO has no holes)", traced.holes_filled, lossy=True)
+            parts = traced.polygons
+            if not parts:
+                summary.add("empty masks skipped", lossy=True)
+                continue
+        else:
+            raise InputError(f"{what}: no polygon or RLE segmentation (use boxes: --to yolo)")
+        if len(parts) > 1:
+            summary.add("multi-part objects joined into one polygon")
+        ring = polylib.join_parts(parts) if len(parts) > 1 else parts[0]
+        normalised = _clip_unit(ring / np.array([width, height], np.float64), what, strict, summary)
+        lines.append(polygon_line(label, normalised))
+    return lines
+
+
+def parse_lines(text: str, name: str = "labels") -> list[tuple[int, np.ndarray]]:
+    """``(class, values)`` per non-empty line; values are 4 (box) or 2·N (polygon) floats."""
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        try:
+            label = int(fields[0])
+            values = np.array([float(v) for v in fields[1:]], np.float64)
+        except ValueError:
+            raise InputError(f"{name}:{number}: not a YOLO line (class then numbers): {line.strip()[:60]!r}") from None
+        if label < 0:
+            raise InputError(f"{name}:{number}: negative class {label}")
+        if len(values) == 4:
+            pass
+        elif len(values) % 2 or len(values) < 6:
+            what = "fewer than 3 points" if len(values) < 6 and len(values) % 2 == 0 else f"{len(values)} coordinates"
+            raise InputError(f"{name}:{number}: a YOLO line has 4 box values or ≥ 3 x y points, this one has {what}")
+        if not np.isfinite(values).all():
+            raise InputError(f"{name}:{number}: NaN or infinite coordinate")
+        rows.append((label, values))
+    return rows
+
+
+def rows_to_annotations(rows, height: int, width: int, image_id: int, first_id: int,
+                        num_classes: int | None = None, strict: bool = False,
+                        summary: Summary | None = None, name: str = "labels") -> list[dict]:
+    """COCO annotations (category_id = class + 1) from parsed YOLO rows."""
+    from segtools.formats import rle as rlelib
+
+    annotations = []
+    for label, values in rows:
+        if num_classes is not None and label >= num_classes:
+            raise InputError(f"{name}: class {label} is not in data.yaml's {num_classes} names")
+        values = _clip_unit(values, name, strict, summary)
+        if len(values) == 4:
+            box = boxlib.yolo_to_coco(values, width, height)[0]
+            ann = {"segmentation": [], "area": float(box[2] * box[3]), "bbox": [float(v) for v in box]}
+        else:
+            points = values.reshape(-1, 2) * np.array([width, height], np.float64)
+            encoded = polylib.polygon_to_rle(points, height, width)
+            ann = {"segmentation": [polylib.flat(points, 3)], "area": rlelib.area(encoded), "bbox": rlelib.to_bbox(encoded)}
+        annotations.append({"id": first_id + len(annotations), "image_id": image_id,
+                            "category_id": int(label) + 1, "iscrowd": 0, **ann})
+    return annotations
+
+
+# ---------------------------------------------------------------- data.yaml
+
+
+def data_yaml(names: Sequence[str], path: str | None = None, train: str = "images", val: str | None = None) -> str:
+    """A minimal Ultralytics ``data.yaml`` (written by hand: no YAML dependency)."""
+    lines = []
+    if path:
+        lines.append(f"path: {_quote(path)}")
+    lines.append(f"train: {_quote(train)}")
+    lines.append(f"val: {_quote(val or train)}")
+    lines.append(f"nc: {len(names)}")
+    lines.append("names:")
+    lines += [f"  {i}: {_quote(n)}" for i, n in enumerate(names)]
+    return "\n".join(lines) + "\n"
+
+
+def _quote(text: str) -> str:
+    import json
+
+    return text if re.fullmatch(r"[A-Za-z0-9_./ -]*[A-Za-z0-9_./-]", text or "x") and not text[:1] in "-. " else json.dumps(text)
+
+
+def read_data_yaml(text: str, name: str = "data.yaml") -> dict:
+    """Read the subset of YAML a ``data.yaml`` uses (PyYAML is used when importable).
+
+    Supported: ``key: value`` scalars, ``names: [a, b]``, ``names:`` followed by ``- a``
+    items or ``0: a`` pairs, ``#`` comments, quoted strings.
+    """
+    try:
+        import yaml  # type: ignore
+
+        data = yaml.safe_load(text)
+        if isinstance(data, dict):
+            return _names_list(data, name)
+    except ImportError:
+        pass
+    except Exception as exc:  # a YAML syntax error
+        raise InputError(f"{name}: not valid YAML ({exc})") from None
+    data: dict = {}
+    current = None
+    for raw in text.splitlines():
+        line = raw.split(" #")[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        if not line.strip():
+            continue
+        if line[:1] not in (" ", "\t", "-"):
+            key, _, value = line.partition(":")
+            key, value = key.strip(), value.strip()
+            current = key
+            if value.startswith("[") and value.endswith("]"):
+                data[key] = [_unquote(v) for v in _split_flow(value[1:-1])]
+            elif value:
+                data[key] = _unquote(value)
+            else:
+                data[key] = None
+        elif current is not None:
+            item = line.strip()
+            if item.startswith("- "):
+                data[current] = (data[current] or []) + [_unquote(item[2:])]
+            elif ":" in item:
+                k, _, v = item.partition(":")
+                entries = data[current] if isinstance(data[current], dict) else {}
+                entries[_unquote(k)] = _unquote(v.strip())
+                data[current] = entries
+    return _names_list(data, name)
+
+
+def _split_flow(text: str) -> list[str]:
+    return [part.strip() for part in re.findall(r'"[^"]*"|\'[^\']*\'|[^,]+', text) if part.strip()]
+
+
+def _unquote(text: str):
+    text = str(text).strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return int(text) if re.fullmatch(r"-?\d+", text) else text
+
+
+def _names_list(data: dict, name: str) -> dict:
+    names = data.get("names")
+    if isinstance(names, dict):
+        try:
+            keys = sorted(int(k) for k in names)
+        except ValueError:
+            raise InputError(f"{name}: 'names' keys must be class indices") from None
+        if keys != list(range(len(keys))):
+            raise InputError(f"{name}: 'names' indices must run 0..{len(keys) - 1} without gaps")
+        data["names"] = [str(names.get(k, names.get(str(k)))) for k in keys]
+    elif isinstance(names, list):
+        data["names"] = [str(n) for n in names]
+    elif names is None and "nc" in data:
+        data["names"] = [f"class_{i}" for i in range(int(data["nc"]))]
+    else:
+        raise InputError(f"{name}: no 'names' list of classes")
+    return data
+
+
+def find_yaml(root: Path) -> Path | None:
+    for candidate in ("data.yaml", "dataset.yaml", "data.yml"):
+        if (root / candidate).is_file():
+            return root / candidate
+    return None
