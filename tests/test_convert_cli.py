@@ -211,3 +211,20 @@ def test_panoptic_json_and_pngs_to_masks(cli, tmp_path):
     assert labels.labels.tolist() == [[1, 1, 0, 0], [1, 0, 0, 255]]
     numbers = read_label_mask(tmp_path / "out" / "instances" / "a.png").labels
     assert numbers[0, 0] == 0 and len(np.unique(numbers[semantic == 1])) == 2
+
+
+def test_masks_own_ignore_index_is_void_and_restored(cli, tmp_path):
+    """CamVid-style masks carry ignore 11 in their metadata: 11 is not a class, and comes back."""
+    from segtools.io.meta import load_classes
+
+    labels = np.full((20, 30), 11, np.uint8)
+    labels[2:9, 3:12], labels[10:18, 15:28] = 3, 8
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "a.png").write_bytes(encode_label_mask(labels, load_classes("camvid")))
+    result = cli("convert", tmp_path / "masks", "--to", "coco", "-o", tmp_path / "ann.json")
+    assert result.code == 0, result.stderr
+    data = json.loads((tmp_path / "ann.json").read_text())
+    assert data["info"]["segtools"]["unlabelled"] == 11
+    assert sorted({a["category_id"] - 1 for a in data["annotations"]}) == [3, 8]
+    assert cli("convert", tmp_path / "ann.json", "--to", "mask", "-o", tmp_path / "back").code == 0
+    np.testing.assert_array_equal(read_label_mask(tmp_path / "back" / "a.png").labels, labels)

@@ -151,6 +151,7 @@ def _convert_dataset(kind, payload, specs, to, output, images, image, image_size
     yolo_like = to in ("yolo", "yolo-seg")
     holes = holes or "bridge"
 
+    from_masks = False
     if kind == "mask":
         items = expand_inputs(specs, extensions=(".png", ".npy")) if payload is None else expand_inputs(specs)
         ignore = meta.ignore_index if meta is not None else 255
@@ -161,8 +162,9 @@ def _convert_dataset(kind, payload, specs, to, output, images, image, image_size
         total = len(items)
         mode = "rle" if to == "coco-rle" else "polygon"
         colours = meta if palette else None
+        from_masks = not skip and meta is None  # the masks' own metadata decides what is void
         records = lambda tick: ds.read_masks(items, categories, summary, colours, skip_labels, mode, epsilon, holes,
-                                            not per_class, names, jobs, tick, payload)
+                                            not per_class, names, jobs, tick, payload, skip_own_ignore=from_masks)
     elif kind in ("coco", "rle", "panoptic"):
         if kind == "panoptic":
             if to != "mask":
@@ -224,7 +226,7 @@ def _convert_dataset(kind, payload, specs, to, output, images, image, image_size
         tick = None if source_ticks else advance
         if to in ("coco", "coco-rle"):
             mode = "rle" if to == "coco-rle" else ("polygon" if kind != "mask" else None)
-            unlabelled = (skip_labels[0] if len(skip_labels) == 1 else None) if kind == "mask" else fill
+            unlabelled = (skip_labels[0] if len(skip_labels) == 1 and not from_masks else None) if kind == "mask" else fill
             ds.write_coco(stream, categories, output, summary, mode, epsilon, overwrite, tick, unlabelled)
         elif yolo_like:
             if not output or output == "-":

@@ -35,6 +35,7 @@ class Categories:
 
     def __init__(self, names: Sequence[str] | None = None, entries: Sequence[dict] | None = None) -> None:
         self.fixed = names is not None or entries is not None
+        self.unlabelled: int | None = None  # the masks' ignore index, when they carried one
         self.by_id: dict[int, str] = {}
         if entries is not None:
             self.by_id = {int(c["id"]): str(c.get("name", c["id"])) for c in entries}
@@ -87,34 +88,42 @@ class Categories:
 
 
 def _mask_worker(path: str, colours, skip: tuple[int, ...], mode: str, epsilon: float, holes: str,
-                 per_component: bool) -> tuple[tuple[int, int], list[dict], dict, set, tuple | None]:
+                 per_component: bool, skip_own_ignore: bool = False
+                 ) -> tuple[tuple[int, int], list[dict], dict, set, tuple | None, int | None]:
     from segtools.io.masks import read_label_mask
 
     mask = read_label_mask(path, colours)
     summary = Summary()
+    own_ignore = mask.meta.ignore_index if mask.meta is not None else None
+    if skip_own_ignore and own_ignore is not None:
+        skip = tuple(skip) + (own_ignore,)  # the mask's own void label is never an object
     annotations = cocolib.labels_to_annotations(mask.labels, 0, 0, skip, mode, epsilon, per_component, summary, holes)
     names = mask.meta.names if mask.meta is not None else None
-    return mask.labels.shape, annotations, dict(summary.counts), summary.lossy, names
+    return mask.labels.shape, annotations, dict(summary.counts), summary.lossy, names, own_ignore
 
 
 def read_masks(items, categories: Categories, summary: Summary, colours=None, skip: Sequence[int] = (255,),
                mode: str = "polygon", epsilon: float = 0.0, holes: str = "bridge", per_component: bool = True,
                image_names: dict[str, str] | None = None, jobs: int = 1, tick: Tick | None = None,
-               data: bytes | None = None) -> Iterator[Record]:
+               data: bytes | None = None, skip_own_ignore: bool = False) -> Iterator[Record]:
     """Records from label masks (streamed through ``pmap``: at most 2·jobs masks in flight).
 
     ``data``: the bytes of a single mask already read (stdin), used instead of its path.
+    ``skip_own_ignore``: also leave out each mask's own ignore index (from its metadata), and
+    record the first one seen as ``categories.unlabelled``.
     """
     from segtools.io.batch import pairing_key
     from segtools.io.parallel import pmap
 
     work = functools.partial(_mask_worker, colours=colours, skip=tuple(skip), mode=mode, epsilon=epsilon,
-                             holes=holes, per_component=per_component)
+                             holes=holes, per_component=per_component, skip_own_ignore=skip_own_ignore)
     next_id = 1
     paths = [data] if data is not None and len(items) == 1 else [item.path for item in items]
     for index, (item, result) in enumerate(zip(items, pmap(work, paths, jobs, on_done=tick))):
-        (height, width), annotations, counts, lossy, names = result
+        (height, width), annotations, counts, lossy, names, own_ignore = result
         merge_counts(summary, counts, lossy)
+        if skip_own_ignore and categories.unlabelled is None:  # the first mask decides for the set
+            categories.unlabelled = own_ignore if own_ignore is not None else (skip[0] if skip else None)
         if names and not categories.fixed:
             categories.adopt(names)
         file_name = item.rel
@@ -279,6 +288,9 @@ def write_coco(records: Iterable[Record], categories: Categories, output, summar
     from segtools.io.streams import emit
 
     if output is None or str(output) == "-":
+        records = list(records)  # read them all first: the masks may name the unlabelled value
+        if unlabelled is None:
+            unlabelled = categories.unlabelled
         images, annotations = [], []
         for i, record in enumerate(records):
             if mode:
@@ -301,7 +313,7 @@ def write_coco(records: Iterable[Record], categories: Categories, output, summar
     except BaseException:
         writer.abort()
         raise
-    writer.close(categories.to_coco(), _info(unlabelled))
+    writer.close(categories.to_coco(), _info(categories.unlabelled if unlabelled is None else unlabelled))
 
 
 def _info(unlabelled: int | None) -> dict:
