@@ -1,0 +1,54 @@
+"""LR-ASPP (Howard et al., "Searching for MobileNetV3") on dilated MobileNetV3-Large.
+
+torchvision layout: ``classifier`` holds ``cbr`` (1×1 conv-BN-ReLU on C5), ``scale``
+(global mean → 1×1 conv → sigmoid gate), ``low_classifier`` (1×1 on C2) and
+``high_classifier`` (1×1 on the gated C5 upsampled to C2's size); logits are their sum.
+There is no auxiliary head.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segtools.models.base import EncoderDecoder, FeatureExtractor
+from segtools.models.mobilenetv3 import layer_channels, mobilenet_v3_large_layers, stage_ends
+
+
+class LRASPPHead(nn.Module):
+    """Lite R-ASPP head over ``{"low": C2 (OS 8), "high": C5 (OS 16)}`` features."""
+
+    def __init__(
+        self, low_channels: int, high_channels: int, num_classes: int, inter_channels: int = 128
+    ) -> None:
+        super().__init__()
+        self.cbr = nn.Sequential(
+            nn.Conv2d(high_channels, inter_channels, 1, bias=False),
+            nn.BatchNorm2d(inter_channels),
+            nn.ReLU(inplace=True),
+        )
+        self.scale = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(high_channels, inter_channels, 1, bias=False),
+            nn.Sigmoid(),
+        )
+        self.low_classifier = nn.Conv2d(low_channels, num_classes, 1)
+        self.high_classifier = nn.Conv2d(inter_channels, num_classes, 1)
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        low, high = features["low"], features["high"]
+        gated = self.cbr(high) * self.scale(high)
+        gated = F.interpolate(gated, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        return self.low_classifier(low) + self.high_classifier(gated)
+
+
+def lraspp_mobilenet_v3_large(num_classes: int, inter_channels: int = 128) -> EncoderDecoder:
+    """LR-ASPP-MobileNetV3-Large (torchvision ``lraspp_mobilenet_v3_large`` layout)."""
+    layers = mobilenet_v3_large_layers(dilated=True)
+    stages = stage_ends(layers)
+    low_pos, high_pos = stages[-4], stages[-1]
+    low_channels, high_channels = layer_channels(layers, low_pos), layer_channels(layers, high_pos)
+    head = LRASPPHead(low_channels, high_channels, num_classes, inter_channels)
+    backbone = FeatureExtractor(layers, {str(low_pos): "low", str(high_pos): "high"})
+    return EncoderDecoder(backbone, head, classifier_reads_all=True)

@@ -1,0 +1,106 @@
+"""Run a saved model without its code: TorchScript (``torch.jit.save`` of a scripted or
+traced module) or a ``torch.export`` program (``torch.export.save``, ``.pt2``)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segtools.errors import InputError
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:120] if lines else type(exc).__name__
+
+
+class TorchScriptModel(nn.Module):
+    """Wrap a scripted or exported model so ``forward(x)`` returns N×C×H×W logits at input size.
+
+    Dict outputs are unwrapped (``"out"``, else the only value), tuples/lists give their
+    first element; logits smaller or larger than the input are resized bilinearly
+    (``align_corners=False``) as torchvision's segmentation models do.
+    """
+
+    def __init__(self, scripted: nn.Module, exported: bool = False) -> None:
+        super().__init__()
+        self.scripted = scripted
+        self.exported = exported
+
+    def train(self, mode: bool = True) -> TorchScriptModel:
+        """Set the mode; an exported program keeps the mode it was exported in."""
+        self.training = mode
+        if not self.exported:
+            self.scripted.train(mode)
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.exported:
+            try:
+                result = self.scripted(x)
+            except (RuntimeError, AssertionError, ValueError) as exc:
+                raise InputError(
+                    f"the exported model refused a {tuple(x.shape)} input ({_first_line(exc)}); "
+                    "export it with dynamic height/width or run it with --tile at its size"
+                ) from None
+        else:
+            result = self.scripted(x)
+        if isinstance(result, dict):
+            if "out" in result:
+                result = result["out"]
+            elif len(result) == 1:
+                result = next(iter(result.values()))
+            else:
+                raise InputError(
+                    f"the TorchScript model returned a dict without 'out' (keys {sorted(result)}); "
+                    "export it so that it returns the logits tensor"
+                )
+        elif isinstance(result, (tuple, list)) and result:
+            result = result[0]
+        if not isinstance(result, torch.Tensor) or result.ndim != 4:
+            is_tensor = isinstance(result, torch.Tensor)
+            kind = f"{result.ndim}-d tensor" if is_tensor else type(result).__name__
+            raise InputError(f"the TorchScript model returned a {kind}; expected N×C×H×W logits")
+        if result.shape[-2:] != x.shape[-2:]:
+            result = F.interpolate(result, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return result
+
+
+def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> TorchScriptModel:
+    """Load a TorchScript archive or ``torch.export`` program as a :class:`TorchScriptModel`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by ``torch.jit.save`` or ``torch.export.save`` (zip archives that hold
+        the graph and constants; no Python code of the model is needed or run).
+    device : str or torch.device
+        Where to map its tensors.
+
+    Raises
+    ------
+    InputError
+        When the file is missing or is neither (e.g. a state dict).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such TorchScript file")
+    try:
+        with warnings.catch_warnings():  # torch ≥ 2.9 deprecates TorchScript; the files still run
+            warnings.simplefilter("ignore", DeprecationWarning)
+            scripted = torch.jit.load(str(path), map_location=device)
+        return TorchScriptModel(scripted).eval()
+    except (RuntimeError, ValueError) as exc:
+        jit_error = _first_line(exc)
+    try:
+        program = torch.export.load(str(path))
+    except Exception:  # noqa: BLE001 - any failure means "not an exported program"
+        raise InputError(
+            f"{path}: not a TorchScript archive or torch.export program ({jit_error}); "
+            "for a state dict or checkpoint use --weights FILE --arch ARCH"
+        ) from None
+    return TorchScriptModel(program.module().to(device), exported=True).eval()
