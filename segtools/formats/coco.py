@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from segtools.errors import InputError, OutputError
+from segtools.errors import InputError
 from segtools.formats import Summary
 from segtools.formats import polygons as polylib
 from segtools.formats import rle as rlelib
@@ -257,10 +257,11 @@ class StreamingWriter:
             self.count += 1
 
     def close(self, categories: list[dict], info: dict | None = None) -> Path:
-        parent = self.path.parent
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=parent)
+        from segtools.io.streams import AtomicFile
+
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
+            with AtomicFile(self.path, allow_overwrite=True, mode="w", encoding="utf-8") as target:
+                out = target.handle
                 out.write('{"info":' + json.dumps(info or {"description": "written by segtools convert"}))
                 out.write(',"categories":' + json.dumps(categories))
                 out.write(',"images":' + json.dumps(self.images))
@@ -269,16 +270,6 @@ class StreamingWriter:
                 for line in self._scratch:
                     out.write(line)
                 out.write("]}\n")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        except BaseException as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            if isinstance(exc, OSError):
-                raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
-            raise
         finally:
             self._scratch.close()
         return self.path

@@ -253,7 +253,6 @@ def read_labelme(json_items, categories: Categories, summary: Summary, strict: b
 
 def _reencode(record: Record, mode: str, epsilon: float, summary: Summary) -> None:
     """Polygons → RLE for ``coco-rle``; RLE → polygons for ``coco`` (counted)."""
-    from segtools.formats import polygons as polylib
     from segtools.formats import rle as rlelib
 
     h, w = int(record.image["height"]), int(record.image["width"])

@@ -97,38 +97,69 @@ def check_output_path(path: str | os.PathLike, allow_overwrite: bool = False) ->
     return out
 
 
-def write_bytes(path: str | os.PathLike, data: bytes, allow_overwrite: bool = False) -> Path:
-    """Write ``data`` to ``path`` atomically: a temp file in the same folder, then rename.
+class AtomicFile:
+    """An output file written beside its target and renamed into place by :meth:`commit`.
 
-    A reader never sees a half-written file, and a failure leaves no partial output.
-    Missing parent folders are created.
+    Readers never see a half-written file, and :meth:`abort` (or an exception inside a
+    ``with`` block) leaves no trace. Missing parent folders are created. ``handle`` is the
+    open temp file (``mode`` ``"wb"``, ``"w+b"`` or ``"w"`` with ``encoding``).
     """
-    out = check_output_path(path, allow_overwrite)
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=parent)
-    except FileExistsError:
-        raise OutputError(f"{out}: a parent of it is a file, not a directory") from None
-    except PermissionError:
-        raise OutputError(f"{out}: permission denied") from None
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        mode = 0o666 & ~_umask()
-        os.chmod(tmp, mode)
-        os.replace(tmp, out)
-    except BaseException as exc:
+
+    def __init__(self, path: str | os.PathLike, allow_overwrite: bool = False, mode: str = "wb",
+                 encoding: str | None = None) -> None:
+        self.path = check_output_path(path, allow_overwrite)
+        parent = self.path.parent if str(self.path.parent) else Path(".")
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+            parent.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=parent)
+        except FileExistsError:
+            raise OutputError(f"{self.path}: a parent of it is a file, not a directory") from None
+        except PermissionError:
+            raise OutputError(f"{self.path}: permission denied") from None
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+        self.handle = os.fdopen(fd, mode, encoding=encoding)
+
+    def commit(self) -> Path:
+        """Close the temp file and move it onto the target."""
+        try:
+            self.handle.close()
+            os.chmod(self._tmp, 0o666 & ~_umask())
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+        self._tmp = None
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written so far."""
+        if not self.handle.closed:
+            self.handle.close()
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass
+            self._tmp = None
+
+    def __enter__(self) -> "AtomicFile":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+            return
+        self.abort()
         if isinstance(exc, OSError):
-            raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
-        raise
-    return out
+            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, allow_overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (see :class:`AtomicFile`)."""
+    with AtomicFile(path, allow_overwrite) as target:
+        target.handle.write(data)
+    return target.path
 
 
 def emit(data: bytes, output: str | os.PathLike | None, what: str, allow_overwrite: bool = False) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from segtools.errors import InputError, OutputError, UsageError, require
 from segtools.io.limits import check_pixels
 from segtools.io.meta import PNG_KEY, ClassMeta
 from segtools.io.sniff import PNG_PALETTE, sniff
-from segtools.io.streams import _umask, check_output_path, mark_input
+from segtools.io.streams import AtomicFile, check_output_path, mark_input
 
 KINDS = ("image", "labels", "scores")
 
@@ -254,33 +253,11 @@ def encode_raster_parts(array: np.ndarray, fmt: str, kind: str, meta: ClassMeta 
 
 
 def write_parts(path: str | os.PathLike, parts: list, allow_overwrite: bool = False) -> Path:
-    """Write buffers to ``path`` atomically (temp file + rename), like ``streams.write_bytes``."""
-    if len(parts) == 1:
-        from segtools.io.streams import write_bytes
-
-        return write_bytes(path, parts[0], allow_overwrite)
-    out = check_output_path(path, allow_overwrite)
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=parent)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for part in parts:
-                handle.write(part)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, out)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
-        raise
-    return out
+    """Write buffers to ``path`` atomically, one after the other (no joined copy in memory)."""
+    with AtomicFile(path, allow_overwrite) as target:
+        for part in parts:
+            target.handle.write(part)
+    return target.path
 
 
 def encode_raster(array: np.ndarray, fmt: str, kind: str, meta: ClassMeta | None = None) -> bytes:
@@ -326,15 +303,10 @@ class RasterWriter:
         else:
             self.shape = (height, width) + ((channels,) if channels else ())
         self._handle = None
-        self._tmp: str | None = None
+        self._atomic: AtomicFile | None = None
         if self.format == "npy":
-            parent = self.path.parent if str(self.path.parent) else Path(".")
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-                fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=parent)
-            except OSError as exc:
-                raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
-            self._handle = os.fdopen(fd, "w+b")
+            self._atomic = AtomicFile(self.path, allow_overwrite=True, mode="w+b")
+            self._handle = self._atomic.handle
             header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
             np.lib.format.write_array_header_2_0(self._handle, header)
             self._offset = self._handle.tell()
@@ -374,27 +346,13 @@ class RasterWriter:
             data = encode_raster(self._buffer, self.format, self.kind, self.meta)
             self._buffer = None
             return write_bytes(self.path, data, allow_overwrite=True)
-        try:
-            self._handle.close()
-            os.chmod(self._tmp, 0o666 & ~_umask())
-            os.replace(self._tmp, self.path)
-        except OSError as exc:
-            self.abort()
-            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
-        self._tmp = None
-        return self.path
+        return self._atomic.commit()
 
     def abort(self) -> None:
         """Drop everything written so far."""
         self._buffer = None
-        if self._handle is not None and not self._handle.closed:
-            self._handle.close()
-        if self._tmp is not None:
-            try:
-                os.unlink(self._tmp)
-            except OSError:
-                pass
-            self._tmp = None
+        if self._atomic is not None:
+            self._atomic.abort()
 
     def __enter__(self) -> "RasterWriter":
         return self
