@@ -1,0 +1,253 @@
+"""segtools checkpoints: save atomically, load as data (never as code).
+
+A segtools checkpoint is a plain dict saved with :func:`torch.save`::
+
+    {"format": "segtools-checkpoint", "version": 1,
+     "arch": "deeplabv3-resnet50", "arch_options": {"aux": True},
+     "num_classes": 21, "classes": ClassMeta.to_dict(),
+     "preprocessing": {"mean": [...], "std": [...], "scale": 1/255},
+     "state_dict": {...},
+     # optional: "optimizer", "scheduler", "epoch", "metrics", "train_args", "rng"}
+
+:func:`load_checkpoint` also reads what the ecosystem publishes: a raw state dict
+(torchvision's ``*_coco-*.pth``, milesial's U-Net), a ``{"model"|"state_dict": ...}`` wrapper
+(keys may carry DataParallel's ``module.`` prefix), and ``.safetensors`` files (segtools
+metadata, when present, rides in the header's ``__metadata__`` under key ``segtools``).
+Such files come back as ``{"format": "state-dict", "version": 1, "state_dict": ...}`` plus
+whatever metadata was found, so callers need one code path.
+
+Torch pickles are loaded with ``weights_only=True``: a file that would need to import or run
+code on load is refused with :class:`~segtools.errors.InputError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from segtools.errors import InputError, OutputError, require
+
+FORMAT = "segtools-checkpoint"
+VERSION = 1
+RAW_FORMAT = "state-dict"
+SAFETENSORS_METADATA_KEY = "segtools"
+
+#: keys that may hold the weights inside a wrapper dict, in order of preference
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "params")
+#: checkpoint fields that are metadata (everything but tensors and training state)
+METADATA_KEYS = ("format", "version", "arch", "arch_options", "num_classes", "classes",
+                 "preprocessing", "epoch", "metrics", "train_args")
+
+
+def make_checkpoint(arch: str, num_classes: int, state_dict: Mapping[str, Any], *,
+                    classes: Mapping | None = None, preprocessing: Mapping | None = None,
+                    arch_options: Mapping | None = None, **extra: Any) -> dict:
+    """Assemble a segtools checkpoint dict (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    arch : architecture name in :data:`segtools.models.ARCHITECTURES`.
+    num_classes : number of output channels (classes) of the model.
+    state_dict : the model's parameters and buffers.
+    classes : :meth:`ClassMeta.to_dict` output, or ``None`` when unknown.
+    preprocessing : ``{"mean": [3 floats], "std": [3 floats], "scale": float}``; pixels are
+        multiplied by ``scale`` (1/255 for 8-bit images), then ``(x - mean) / std``.
+    extra : optional fields (``optimizer``, ``scheduler``, ``epoch``, ``metrics``, ...).
+    """
+    payload = {
+        "format": FORMAT, "version": VERSION, "arch": str(arch),
+        "arch_options": dict(arch_options or {}), "num_classes": int(num_classes),
+        "classes": dict(classes) if classes is not None else None,
+        "preprocessing": dict(preprocessing) if preprocessing is not None else None,
+        "state_dict": dict(state_dict),
+    }
+    payload.update(extra)
+    return payload
+
+
+def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` atomically (temp file in the same folder, then rename).
+
+    ``.safetensors`` paths get the tensors of ``state_dict`` plus the metadata fields as JSON in
+    the header (optimizer and scheduler state are not representable there and are dropped);
+    any other path gets :func:`torch.save`.
+    """
+    torch = require("torch", "models")
+    out = Path(path)
+    if out.is_dir():
+        raise OutputError(f"{out}: is a directory; give a checkpoint file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    try:
+        if out.suffix.lower() == ".safetensors":
+            safetensors_torch = require("safetensors.torch", "models")
+            metadata = {k: payload[k] for k in METADATA_KEYS if k in payload}
+            tensors = {k: v.detach().contiguous() for k, v in payload["state_dict"].items()}
+            safetensors_torch.save_file(tensors, tmp, metadata={SAFETENSORS_METADATA_KEY: json.dumps(metadata)})
+        else:
+            torch.save(dict(payload), tmp)
+        os.replace(tmp, out)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+        raise
+    return out
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """What a weights file is, from its first bytes: ``torch-zip``, ``torchscript``,
+    ``torch-legacy``, ``safetensors`` or ``unknown``."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if head[:4] == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except zipfile.BadZipFile:
+            return "unknown"
+        if any("/code/" in name or name.endswith("constants.pkl") for name in names):
+            return "torchscript"
+        return "torch-zip"
+    if head[:1] == b"\x80":
+        return "torch-legacy"
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 27):
+        return "safetensors"
+    return "unknown"
+
+
+def read_weights_file(path: str | os.PathLike) -> Any:
+    """The object stored in a weights file, loaded as data only (no code runs).
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, a TorchScript archive (run it with ``--model FILE``), a
+        pickle that needs code to load, or a file that is no checkpoint at all.
+    """
+    kind = file_kind(path)
+    if kind == "safetensors":
+        return _read_safetensors(path)
+    if kind == "torchscript":
+        raise InputError(f"{path}: is a TorchScript model, not a checkpoint; run it with "
+                         "`segtools predict --model FILE`")
+    if kind == "unknown":
+        raise InputError(f"{path}: not a torch checkpoint or .safetensors file")
+    torch = require("torch", "models")
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        detail = str(exc).splitlines()
+        hint = next((line.strip() for line in detail if "Unsupported global" in line or "GLOBAL" in line), "")
+        raise InputError(
+            f"{path}: refusing to load: the pickle would import or run code ({hint or 'not plain data'}); "
+            "checkpoints are loaded as data only — re-save it as a state dict (torch.save(model.state_dict(), f)) "
+            "or as .safetensors") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: corrupt or truncated checkpoint ({first})") from None
+
+
+def _read_safetensors(path: str | os.PathLike) -> dict:
+    safetensors_torch = require("safetensors.torch", "models")
+    from safetensors import safe_open
+
+    try:
+        tensors = safetensors_torch.load_file(str(path), device="cpu")
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except Exception as exc:  # safetensors raises its own SafetensorError and OSError
+        raise InputError(f"{path}: corrupt .safetensors file ({exc})") from None
+    text = metadata.get(SAFETENSORS_METADATA_KEY)
+    if not text:
+        return tensors
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError:
+        raise InputError(f"{path}: malformed segtools metadata in the .safetensors header") from None
+    payload["state_dict"] = tensors
+    return payload
+
+
+def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict:
+    """The tensor dict inside ``obj``: itself, or under one of :data:`STATE_DICT_KEYS`, with a
+    ``module.`` prefix (DataParallel) removed and non-tensor entries (e.g. milesial's
+    ``mask_values``) dropped."""
+    torch = require("torch", "models")
+    if isinstance(obj, Mapping) and not _is_tensor_dict(obj, torch):
+        for key in STATE_DICT_KEYS:
+            if isinstance(obj.get(key), Mapping) and _is_tensor_dict(obj[key], torch):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping):
+        raise InputError(f"{source}: holds a {type(obj).__name__}, not a state dict")
+    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise InputError(f"{source}: no tensors found (keys: {', '.join(list(map(str, obj))[:6])})")
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def _is_tensor_dict(obj: Mapping, torch) -> bool:
+    values = list(obj.values())
+    return bool(values) and sum(isinstance(v, torch.Tensor) for v in values) >= max(1, len(values) // 2)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint as data and normalise it to the segtools layout.
+
+    Returns
+    -------
+    dict
+        A segtools checkpoint as saved (``format == "segtools-checkpoint"``), or, for a raw or
+        wrapped state dict, ``{"format": "state-dict", "version": 1, "state_dict": ...}`` with
+        any metadata fields the file carried (``arch``, ``num_classes``, ``classes``, ...).
+    """
+    obj = read_weights_file(path)
+    if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
+        version = obj.get("version")
+        if not isinstance(version, int) or version > VERSION:
+            raise InputError(f"{path}: segtools checkpoint version {version!r} is newer than this "
+                             f"segtools reads ({VERSION}); upgrade segtools")
+        if not isinstance(obj.get("state_dict"), Mapping):
+            raise InputError(f"{path}: segtools checkpoint without a state_dict")
+        checkpoint = dict(obj)
+        checkpoint["state_dict"] = unwrap_state_dict(obj["state_dict"], str(path))
+        return checkpoint
+    checkpoint: dict = {"format": RAW_FORMAT, "version": VERSION}
+    if isinstance(obj, Mapping):
+        checkpoint.update({k: obj[k] for k in METADATA_KEYS[2:] if k in obj})
+    checkpoint["state_dict"] = unwrap_state_dict(obj, str(path))
+    return checkpoint
+
+
+def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in ``chunk_bytes`` pieces."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def parameter_count(state_dict: Mapping[str, Any]) -> int:
+    """Number of values in the floating-point tensors of a state dict (buffers such as
+    BatchNorm running statistics included, ``num_batches_tracked`` counters excluded)."""
+    return int(sum(v.numel() for v in state_dict.values() if getattr(v, "is_floating_point", lambda: False)()))

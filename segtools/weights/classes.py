@@ -1,0 +1,129 @@
+"""Class-balancing weights for training losses, from pixel counts of label masks.
+
+Three schemes:
+
+* ``inverse`` — inverse frequency, ``w_c = N / (C · n_c)`` (scikit-learn's "balanced"): the
+  weights times the counts sum to ``N``, a class at the mean frequency gets 1.
+* ``median`` — median frequency balancing (Eigen & Fergus, ICCV 2015):
+  ``w_c = median(f) / f_c`` where ``f_c = n_c / P_c`` and ``P_c`` is the number of (valid)
+  pixels in the images where class ``c`` is present. Without per-image presence, ``P_c`` is the
+  total pixel count (plain median frequency).
+* ``effective`` — effective number of samples (Cui et al., CVPR 2019):
+  ``w_c ∝ (1 − β) / (1 − β^{n_c})``, normalised so the weights sum to ``C``. With pixel counts
+  in the millions ``β^{n_c}`` vanishes and the weights flatten out; use β close to 1
+  (e.g. 0.99999) or counts of images rather than pixels to make it bite.
+
+Classes with no pixels get weight 0 (they cannot contribute to a loss).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from segtools.errors import InputError, UsageError
+
+METHODS = ("inverse", "median", "effective")
+
+
+@dataclass
+class PixelCounts:
+    """Per-class pixel counts over a set of masks.
+
+    Attributes
+    ----------
+    pixels : int64 (C,), pixels of each class.
+    present_pixels : int64 (C,), valid pixels of the images in which each class occurs
+        (the denominator of Eigen & Fergus' class frequency).
+    images : number of masks counted.
+    ignored : pixels skipped (ignore index).
+    """
+
+    pixels: np.ndarray
+    present_pixels: np.ndarray
+    images: int
+    ignored: int
+
+
+def count_pixels(masks: Iterable[np.ndarray], num_classes: int,
+                 ignore_index: int | Sequence[int] | None = 255) -> PixelCounts:
+    """Count the pixels of each class over ``masks`` (H×W integer label arrays).
+
+    Raises
+    ------
+    InputError
+        A label that is neither a class in ``[0, num_classes)`` nor ignored.
+    """
+    if num_classes < 1:
+        raise UsageError(f"num_classes must be at least 1, not {num_classes}")
+    ignored_values = [] if ignore_index is None else (
+        [int(ignore_index)] if np.isscalar(ignore_index) else [int(v) for v in ignore_index])
+    pixels = np.zeros(num_classes, np.int64)
+    present = np.zeros(num_classes, np.int64)
+    images = ignored = 0
+    for number, mask in enumerate(masks):
+        flat = np.asarray(mask).ravel()
+        if flat.dtype.kind not in "iub":
+            raise InputError(f"mask {number}: labels must be integers, not {flat.dtype}")
+        flat = flat.astype(np.int64, copy=False)
+        if ignored_values:
+            keep = ~np.isin(flat, ignored_values)
+            ignored += int(flat.size - keep.sum())
+            flat = flat[keep]
+        if flat.size and (flat.min() < 0 or flat.max() >= num_classes):
+            bad = int(flat.min()) if flat.min() < 0 else int(flat.max())
+            raise InputError(f"mask {number}: label {bad} is outside 0..{num_classes - 1} and not ignored; "
+                             "pass the right --num-classes or --ignore-index")
+        counts = np.bincount(flat, minlength=num_classes)
+        pixels += counts
+        present += np.where(counts > 0, flat.size, 0)
+        images += 1
+    return PixelCounts(pixels, present, images, ignored)
+
+
+def class_weights(pixel_counts: np.ndarray | PixelCounts, method: str = "median", beta: float = 0.999,
+                  present_pixels: np.ndarray | None = None) -> np.ndarray:
+    """Per-class loss weights (float64, shape (C,)) from pixel counts.
+
+    Parameters
+    ----------
+    pixel_counts : (C,) pixels per class, or a :class:`PixelCounts` (which also supplies
+        ``present_pixels``).
+    method : ``inverse``, ``median`` or ``effective`` (see the module docstring).
+    beta : the effective-number hyper-parameter in [0, 1).
+    present_pixels : (C,) pixels of the images where each class occurs, for ``median``.
+
+    Examples
+    --------
+    >>> class_weights(np.array([100, 300]), "inverse").tolist()
+    [2.0, 0.6666666666666666]
+    >>> class_weights(np.array([100, 300, 0]), "median").tolist()
+    [2.0, 0.6666666666666666, 0.0]
+    """
+    if isinstance(pixel_counts, PixelCounts):
+        present_pixels = pixel_counts.present_pixels if present_pixels is None else present_pixels
+        pixel_counts = pixel_counts.pixels
+    counts = np.asarray(pixel_counts, dtype=np.float64)
+    if counts.ndim != 1 or counts.size == 0 or (counts < 0).any():
+        raise InputError("pixel counts must be a non-empty 1-D array of non-negative numbers")
+    seen = counts > 0
+    weights = np.zeros_like(counts)
+    if not seen.any():
+        raise InputError("no class has any pixel: nothing to balance")
+    if method == "inverse":
+        weights[seen] = counts.sum() / (counts.size * counts[seen])
+    elif method == "median":
+        denominator = counts.sum() if present_pixels is None else np.asarray(present_pixels, np.float64)[seen]
+        frequency = counts[seen] / denominator
+        weights[seen] = np.median(frequency) / frequency
+    elif method == "effective":
+        if not 0.0 <= beta < 1.0:
+            raise UsageError(f"beta must be in [0, 1), not {beta}")
+        effective_number = -np.expm1(counts[seen] * np.log(beta)) if beta > 0 else np.ones(seen.sum())
+        raw = (1.0 - beta) / effective_number
+        weights[seen] = raw * counts.size / raw.sum()
+    else:
+        raise UsageError(f"unknown class-weight method {method!r}; use one of {', '.join(METHODS)}")
+    return weights

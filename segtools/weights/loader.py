@@ -1,0 +1,168 @@
+"""Turn a registry name, a checkpoint file or a TorchScript file into a ready model.
+
+:func:`load_model` is what ``segtools predict`` and ``segtools weights info|export`` use:
+
+* ``--model NAME`` — a registry entry (built-in, bundled or imported): its file, architecture,
+  options, classes and preprocessing;
+* ``--model FILE`` / ``--weights FILE`` — a segtools checkpoint (self-describing), a raw or
+  wrapped state dict (``--arch`` needed; classes count and options read off the weights), a
+  ``.safetensors`` file, or a TorchScript archive (run as is; metadata from its
+  ``segtools.json`` extra file when segtools exported it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segtools.errors import InputError, UsageError, require
+from segtools.io.meta import ClassMeta, load_classes
+from segtools.weights.checkpoint import file_kind, load_checkpoint
+
+TORCHSCRIPT_META = "segtools.json"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for :class:`~segtools.inference.predictor.Predictor`.
+
+    ``classes`` is ``None`` when nothing says what the outputs mean; ``arch`` is ``""`` for
+    TorchScript models.
+    """
+
+    model: Any
+    arch: str
+    num_classes: int | None
+    classes: ClassMeta | None
+    preprocessing: dict
+    source: str
+    arch_options: dict = field(default_factory=dict)
+    path: Path | None = None
+
+
+def classes_from(spec: Any, num_classes: int | None = None) -> ClassMeta | None:
+    """Class metadata from a preset name, a ``ClassMeta.to_dict`` dict, or ``None``; a list of
+    names shorter or longer than ``num_classes`` is refused."""
+    if spec is None or spec == "":
+        meta = None
+    elif isinstance(spec, ClassMeta):
+        meta = spec
+    elif isinstance(spec, dict):
+        meta = ClassMeta.from_dict(spec, "checkpoint classes")
+    else:
+        meta = load_classes(str(spec))
+    if meta is not None and num_classes and meta.names is not None and len(meta.names) != num_classes \
+            and not (num_classes == 1 and len(meta.names) == 2):
+        raise InputError(f"{len(meta.names)} class names for a model with {num_classes} outputs; "
+                         "give matching --classes")
+    return meta
+
+
+def load_model(model: str | None = None, weights: str | os.PathLike | None = None, arch: str | None = None,
+               classes: str | ClassMeta | None = None, device: str = "cpu") -> LoadedModel:
+    """Build the model named by ``model`` (registry name or file) or ``weights`` (file).
+
+    Parameters
+    ----------
+    model : registry name, or a checkpoint/TorchScript file.
+    weights : checkpoint file (state dict, segtools checkpoint, ``.safetensors``).
+    arch : architecture for checkpoints that do not name one (raw state dicts).
+    classes : override the class metadata (preset name, file, or :class:`ClassMeta`).
+    device : where TorchScript tensors are mapped on load.
+
+    Raises
+    ------
+    InputError
+        Unknown name, weights not downloaded (with the command that fetches them), a file that
+        does not fit the architecture, or a pickle that would run code.
+    UsageError
+        Both or neither of ``model``/``weights`` given, or ``--arch`` missing for a raw state dict.
+    """
+    from segtools.weights import registry
+
+    if model and weights:
+        raise UsageError("give --model NAME or --weights FILE, not both")
+    if not model and not weights:
+        model = registry.DEFAULT_MODEL
+        if not registry.is_available(registry.get_entry(model)):
+            raise InputError(f"no model given and the default {model!r} weights are not installed: give "
+                             "--model NAME (see `segtools weights list`; get one with `segtools weights pull NAME`) "
+                             "or --weights FILE --arch A")
+    if model and not os.path.exists(model) and not _looks_like_path(model):
+        entry, path = registry.resolve(model)
+        fallback = {"arch": entry.arch, "classes": entry.classes, "preprocessing": entry.preprocessing,
+                    "arch_options": entry.arch_options, "num_classes": entry.num_classes}
+        return _from_checkpoint(path, arch, classes, fallback, f"weights {entry.name!r}")
+    path = Path(weights or model)
+    if not path.exists():
+        raise InputError(f"{path}: no such checkpoint file")
+    if file_kind(path) == "torchscript":
+        return _from_torchscript(path, classes, device)
+    return _from_checkpoint(path, arch, classes, {}, str(path))
+
+
+def _looks_like_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text.lower().endswith((".pt", ".pth", ".ckpt", ".safetensors", ".bin"))
+
+
+def _from_checkpoint(path: Path, arch: str | None, classes: Any, fallback: dict, source: str) -> LoadedModel:
+    """Build and fill the model. Precedence: the caller's ``arch``/``classes``, then what the
+    checkpoint says about itself, then the registry entry (``fallback``), then the defaults."""
+    require("torch", "models")
+    from segtools.models import build_model, get_arch, infer_options, load_state_dict_flexible
+
+    checkpoint = load_checkpoint(path)
+    arch = arch or checkpoint.get("arch") or fallback.get("arch")
+    arch_options = fallback.get("arch_options") or {}
+    if not arch:
+        raise UsageError(f"{path}: a plain state dict does not say its architecture; give --arch "
+                         "(see `segtools weights list` or `segtools predict --help`)")
+    spec = get_arch(arch)
+    state = checkpoint["state_dict"]
+    options = dict(checkpoint.get("arch_options") or {})
+    num_classes = checkpoint.get("num_classes")
+    if not options or not num_classes:  # a raw state dict: read the options off the weights
+        inferred = infer_options(arch, state)
+        num_classes = num_classes or inferred.pop("num_classes")
+        inferred.pop("num_classes", None)
+        options = options or {**{k: v for k, v in arch_options.items() if k in spec.options}, **inferred}
+    num_classes = int(num_classes)
+    network = build_model(arch, num_classes, **options)
+    load_state_dict_flexible(network, state)
+    network.eval()
+    for candidate in (classes, checkpoint.get("classes"), fallback.get("classes")):
+        if candidate is not None and candidate != "":
+            break
+    meta = classes_from(candidate, num_classes)
+    prep = {**spec.preprocessing, **(fallback.get("preprocessing") or {}), **(checkpoint.get("preprocessing") or {})}
+    return LoadedModel(network, arch, num_classes, meta, prep, source, options, path)
+
+
+def _from_torchscript(path: Path, classes: Any, device: str) -> LoadedModel:
+    torch = require("torch", "models")
+    from segtools.models import IMAGENET
+    from segtools.models.torchscript import TorchScriptModel
+
+    extra = {TORCHSCRIPT_META: ""}
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            scripted = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable TorchScript archive ({str(exc).splitlines()[0][:120]})") from None
+    meta: dict = {}
+    if extra[TORCHSCRIPT_META]:
+        try:
+            meta = json.loads(extra[TORCHSCRIPT_META])
+        except json.JSONDecodeError:
+            meta = {}
+    num_classes = meta.get("num_classes")
+    class_meta = classes_from(classes if classes is not None else meta.get("classes"), num_classes)
+    prep = dict(meta.get("preprocessing") or IMAGENET)
+    return LoadedModel(TorchScriptModel(scripted).eval(), meta.get("arch", ""), num_classes, class_meta, prep,
+                       str(path), {}, path)

@@ -1,0 +1,225 @@
+"""The weights registry: published checkpoints segtools knows, plus the ones a user imported.
+
+Each :class:`WeightsEntry` carries what a user needs to run and judge a checkpoint: the
+architecture and its options, the classes, the preprocessing, where to get the file and how to
+verify it, its licence and the accuracy its authors published.
+
+Built-in entries live in :data:`BUILTIN`; imported ones in ``$SEGTOOLS_HOME/weights/registry.json``
+(written by ``segtools weights import``). Downloaded and imported files live in
+``$SEGTOOLS_HOME/weights/`` (``$SEGTOOLS_HOME`` defaults to ``$XDG_CACHE_HOME/segtools``, i.e.
+``~/.cache/segtools``). Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from segtools.errors import InputError, OutputError
+
+IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "scale": 1 / 255}
+UNIT = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "scale": 1 / 255}
+TORCH_HUB_HASH = re.compile(r"-([a-f0-9]{6,})\.")
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """A named checkpoint.
+
+    Attributes
+    ----------
+    name : registry name (``segtools predict --model NAME``).
+    arch : architecture in :data:`segtools.models.ARCHITECTURES`.
+    classes : a class preset name (``voc``, ``camvid``...) or a :meth:`ClassMeta.to_dict` dict.
+    num_classes : output channels of the model.
+    preprocessing : ``mean``/``std``/``scale`` and optionally ``resize_short`` (resize so the
+        shorter side has this many pixels) or ``resize_factor`` (scale both sides).
+    url : where ``weights pull`` downloads it ("" for local entries).
+    sha256 : full hex SHA-256, when published.
+    hash_prefix : the torch-hub style prefix of the SHA-256 in the file name, when present.
+    file_name : name of the file in the cache (default: the URL's last component).
+    file_size_mb : size in MB (10^6 bytes) as published.
+    num_params : number of parameters as published.
+    metrics : published accuracy, e.g. ``{"miou": 66.4, "pixel_acc": 92.4, "dataset": ...}``.
+    license : licence of the weights.
+    arch_options : keyword options for :func:`segtools.models.build_model`.
+    path : a local file (imported entries) or a file name under ``segtools/data/weights``
+        (``bundled``).
+    source : ``builtin``, ``bundled`` or ``imported``.
+    """
+
+    name: str
+    arch: str
+    classes: str | dict
+    num_classes: int
+    preprocessing: dict = field(default_factory=lambda: dict(IMAGENET))
+    url: str = ""
+    sha256: str = ""
+    hash_prefix: str = ""
+    file_name: str = ""
+    file_size_mb: float | None = None
+    num_params: int | None = None
+    metrics: dict = field(default_factory=dict)
+    license: str = ""
+    arch_options: dict = field(default_factory=dict)
+    description: str = ""
+    path: str = ""
+    source: str = "builtin"
+
+    @property
+    def cache_name(self) -> str:
+        return self.file_name or self.url.rsplit("/", 1)[-1] or f"{self.name}.pt"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "WeightsEntry":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _torchvision(name: str, arch: str, file: str, params: int, miou: float, acc: float, size_mb: float,
+                 description: str) -> WeightsEntry:
+    return WeightsEntry(
+        name=name, arch=arch, classes="voc", num_classes=21,
+        preprocessing={**IMAGENET, "resize_short": 520},
+        url=f"https://download.pytorch.org/models/{file}", hash_prefix=TORCH_HUB_HASH.search(file).group(1),
+        file_size_mb=size_mb, num_params=params,
+        metrics={"miou": miou, "pixel_acc": acc, "dataset": "COCO val2017, 20 VOC categories"},
+        license="BSD-3-Clause", arch_options={"aux": arch.startswith(("deeplabv3", "fcn"))},
+        description=description)
+
+
+def _carvana(name: str, scale: float) -> WeightsEntry:
+    file = f"unet_carvana_scale{scale}_epoch2.pth"
+    return WeightsEntry(
+        name=name, arch="unet", classes={"names": ["background", "car"], "palette": [[0, 0, 0], [255, 255, 255]],
+                                         "ignore_index": None},
+        num_classes=2, preprocessing={**UNIT, "resize_factor": scale},
+        url=f"https://github.com/milesial/Pytorch-UNet/releases/download/v3.0/{file}",
+        metrics={"dice": 0.988423, "dataset": "Carvana (Kaggle), held-out images"},
+        license="GPL-3.0", arch_options={"bilinear": False},
+        description=f"milesial/Pytorch-UNet, Carvana car masks, images scaled ×{scale}")
+
+
+#: Published checkpoints (torchvision: trained on COCO train2017 with the 20 VOC categories).
+BUILTIN: dict[str, WeightsEntry] = {e.name: e for e in (
+    _torchvision("deeplabv3-resnet50-voc", "deeplabv3-resnet50", "deeplabv3_resnet50_coco-cd0a2569.pth",
+                 42004074, 66.4, 92.4, 160.515, "torchvision DeepLabV3 ResNet-50, COCO with VOC labels"),
+    _torchvision("deeplabv3-resnet101-voc", "deeplabv3-resnet101", "deeplabv3_resnet101_coco-586e9e4e.pth",
+                 60996202, 67.4, 92.4, 233.217, "torchvision DeepLabV3 ResNet-101, COCO with VOC labels"),
+    _torchvision("deeplabv3-mnv3-voc", "deeplabv3-mnv3", "deeplabv3_mobilenet_v3_large-fc3c493d.pth",
+                 11029328, 60.3, 91.2, 42.301, "torchvision DeepLabV3 MobileNetV3-Large, COCO with VOC labels"),
+    _torchvision("fcn-resnet50-voc", "fcn-resnet50", "fcn_resnet50_coco-1167a1af.pth",
+                 35322218, 60.5, 91.4, 135.009, "torchvision FCN ResNet-50, COCO with VOC labels"),
+    _torchvision("fcn-resnet101-voc", "fcn-resnet101", "fcn_resnet101_coco-7ecb50ca.pth",
+                 54314346, 63.7, 91.9, 207.711, "torchvision FCN ResNet-101, COCO with VOC labels"),
+    _torchvision("lraspp-mnv3-voc", "lraspp-mnv3", "lraspp_mobilenet_v3_large-d234d4ea.pth",
+                 3221538, 57.9, 91.2, 12.49, "torchvision LR-ASPP MobileNetV3-Large, COCO with VOC labels"),
+    _carvana("unet-carvana", 0.5),
+    _carvana("unet-carvana-full", 1.0),
+    WeightsEntry(name="camvid", arch="unet", classes="camvid", num_classes=11, preprocessing=dict(UNIT),
+                 path="camvid.safetensors", source="bundled", license="MIT",
+                 description="segtools' own small U-Net trained on CamVid (11 classes), shipped with the package"),
+)}
+
+DEFAULT_MODEL = "camvid"
+
+
+def segtools_home() -> Path:
+    """``$SEGTOOLS_HOME``, else ``$XDG_CACHE_HOME/segtools``, else ``~/.cache/segtools``."""
+    if os.environ.get("SEGTOOLS_HOME"):
+        return Path(os.environ["SEGTOOLS_HOME"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "segtools"
+
+
+def weights_dir() -> Path:
+    """Where downloaded and imported checkpoints are kept."""
+    return segtools_home() / "weights"
+
+
+def bundled_dir() -> Path:
+    """Checkpoints shipped inside the package (``segtools/data/weights``)."""
+    return Path(__file__).resolve().parents[1] / "data" / "weights"
+
+
+def _user_registry_path() -> Path:
+    return weights_dir() / "registry.json"
+
+
+def imported_entries() -> dict[str, WeightsEntry]:
+    """Entries registered with ``segtools weights import`` (empty when none)."""
+    path = _user_registry_path()
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {name: WeightsEntry.from_dict({**entry, "name": name, "source": "imported"})
+                for name, entry in data.get("weights", {}).items()}
+    except (json.JSONDecodeError, AttributeError, TypeError) as exc:
+        raise InputError(f"{path}: corrupt weights registry ({exc}); fix or delete it") from None
+
+
+def all_entries() -> dict[str, WeightsEntry]:
+    """Built-in entries followed by imported ones (an import may not shadow a built-in)."""
+    return {**BUILTIN, **imported_entries()}
+
+
+def get_entry(name: str) -> WeightsEntry:
+    """The entry called ``name``; the error lists the known names."""
+    entries = all_entries()
+    if name in entries:
+        return entries[name]
+    raise InputError(f"unknown weights {name!r}; known: {', '.join(entries)} "
+                     "(see `segtools weights list`, or give a file with --weights FILE --arch A)")
+
+
+def register_imported(entry: WeightsEntry) -> None:
+    """Add or replace an imported entry in the user registry (atomic write)."""
+    from segtools.io.streams import write_bytes
+
+    if entry.name in BUILTIN:
+        raise OutputError(f"{entry.name!r} is a built-in weights name; choose another --name")
+    path = _user_registry_path()
+    current = {name: e.to_dict() for name, e in imported_entries().items()}
+    record = entry.to_dict()
+    record.pop("name")
+    record["source"] = "imported"
+    current[entry.name] = record
+    write_bytes(path, (json.dumps({"weights": current}, indent=2, sort_keys=True) + "\n").encode(),
+                allow_overwrite=True)
+
+
+def local_path(entry: WeightsEntry) -> Path:
+    """Where the entry's file is (or would be, once pulled)."""
+    if entry.source == "bundled":
+        return bundled_dir() / entry.path
+    if entry.source == "imported":
+        return Path(entry.path)
+    return weights_dir() / entry.cache_name
+
+
+def is_available(entry: WeightsEntry) -> bool:
+    return local_path(entry).is_file()
+
+
+def resolve(name: str) -> tuple[WeightsEntry, Path]:
+    """The entry and its local file, or an error that says how to get the file."""
+    entry = get_entry(name)
+    path = local_path(entry)
+    if path.is_file():
+        return entry, path
+    if entry.source == "bundled":
+        raise InputError(f"weights {name!r} are not shipped with this installation ({path} is missing); "
+                         "pull another model (`segtools weights list`) or give --weights FILE --arch A")
+    if entry.source == "imported":
+        raise InputError(f"weights {name!r}: the imported file {path} is gone; import it again with "
+                         f"`segtools weights import FILE --name {name} --arch {entry.arch}`")
+    raise InputError(f"weights {name!r} are not downloaded: run `segtools weights pull {name}` "
+                     f"(fetches {entry.url} into {weights_dir()}), or give a checkpoint with "
+                     f"--weights FILE --arch {entry.arch}")
