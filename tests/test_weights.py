@@ -232,7 +232,7 @@ def test_onnx_export_without_onnx_is_a_clear_error(home, cli, tmp_path):
                                                        arch_options={"depth": 2, "base_channels": 4}))
     result = cli("weights", "export", str(tmp_path / "m.pt"), "--format", "onnx", "-o", str(tmp_path / "m.onnx"))
     assert_one_line_error(result, 1)
-    assert "pip install onnx" in result.stderr and not (tmp_path / "m.onnx").exists()
+    assert "segtools[onnx]" in result.stderr and not (tmp_path / "m.onnx").exists()
 
 
 def test_registry_entry_with_a_torchvision_style_state_dict_predicts_with_voc_legend(home, cli, tmp_path):

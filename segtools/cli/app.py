@@ -34,6 +34,14 @@ app = typer.Typer(
 
 # One module per subcommand; each defines register(app). Order = order in --help.
 COMMAND_MODULES: tuple[str, ...] = (
+    "convert",
+    "predict",
+    "tile",
+    "postprocess",
+    "metrics",
+    "visualize",
+    "weights",
+    "train",
     "info",
 )
 

@@ -70,7 +70,8 @@ class TorchScriptModel(nn.Module):
         return result
 
 
-def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> TorchScriptModel:
+def load_torchscript(path: str | Path, device: str | torch.device = "cpu",
+                     extra_files: dict[str, str] | None = None) -> TorchScriptModel:
     """Load a TorchScript archive or ``torch.export`` program as a :class:`TorchScriptModel`.
 
     Parameters
@@ -80,6 +81,9 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> To
         the graph and constants; no Python code of the model is needed or run).
     device : str or torch.device
         Where to map its tensors.
+    extra_files : dict, optional
+        Names of extra files stored in a TorchScript archive; filled in place with their
+        contents (left as given for a ``torch.export`` program).
 
     Raises
     ------
@@ -92,7 +96,7 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> To
     try:
         with warnings.catch_warnings():  # torch ≥ 2.9 deprecates TorchScript; the files still run
             warnings.simplefilter("ignore", DeprecationWarning)
-            scripted = torch.jit.load(str(path), map_location=device)
+            scripted = torch.jit.load(str(path), map_location=device, _extra_files=extra_files or {})
         return TorchScriptModel(scripted).eval()
     except (RuntimeError, ValueError) as exc:
         jit_error = _first_line(exc)

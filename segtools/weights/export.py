@@ -23,7 +23,7 @@ def require_onnx() -> None:
     try:
         import onnx  # noqa: F401  (torch.onnx needs it to build the graph)
     except ImportError:
-        raise MissingDependency("ONNX export needs the 'onnx' package: pip install onnx "
+        raise MissingDependency("ONNX export needs the 'onnx' package: pip install 'segtools[onnx]' "
                                 "(or use --format torchscript)") from None
 
 

@@ -142,19 +142,12 @@ def _from_checkpoint(path: Path, arch: str | None, classes: Any, fallback: dict,
 
 
 def _from_torchscript(path: Path, classes: Any, device: str) -> LoadedModel:
-    torch = require("torch", "models")
+    require("torch", "models")
     from segtools.models import IMAGENET
-    from segtools.models.torchscript import TorchScriptModel
+    from segtools.models.torchscript import load_torchscript
 
     extra = {TORCHSCRIPT_META: ""}
-    import warnings
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            scripted = torch.jit.load(str(path), map_location=device, _extra_files=extra)
-    except (RuntimeError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable TorchScript archive ({str(exc).splitlines()[0][:120]})") from None
+    network = load_torchscript(path, device, extra_files=extra)  # TorchScript or torch.export (.pt2)
     meta: dict = {}
     if extra[TORCHSCRIPT_META]:
         try:
@@ -164,5 +157,5 @@ def _from_torchscript(path: Path, classes: Any, device: str) -> LoadedModel:
     num_classes = meta.get("num_classes")
     class_meta = classes_from(classes if classes is not None else meta.get("classes"), num_classes)
     prep = dict(meta.get("preprocessing") or IMAGENET)
-    return LoadedModel(TorchScriptModel(scripted).eval(), meta.get("arch", ""), num_classes, class_meta, prep,
+    return LoadedModel(network, meta.get("arch", ""), num_classes, class_meta, prep,
                        str(path), {}, path)
