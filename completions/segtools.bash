@@ -6,13 +6,51 @@ _segtools() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
         case "$cmd $w" in
-            "segtools info") cmd="$cmd $w" ;;
+            "segtools convert"|"segtools predict"|"segtools postprocess"|"segtools metrics"|"segtools train"|"segtools info"|"segtools tile"|"segtools tile split"|"segtools tile merge"|"segtools visualize"|"segtools visualize draw"|"segtools visualize confusion"|"segtools visualize stats"|"segtools weights"|"segtools weights list"|"segtools weights pull"|"segtools weights import"|"segtools weights info"|"segtools weights export"|"segtools weights classes") cmd="$cmd $w" ;;
         esac
     done
     case "$cmd" in
-        "segtools") opts="--version --quiet -q --verbose -v --max-pixels --help -h"; subs="info"
+        "segtools") opts="--version --quiet -q --verbose -v --max-pixels --help -h"; subs="convert predict postprocess metrics train info tile visualize weights"
+            ;;
+        "segtools convert") opts="--to -t --from --output -o --images --image --image-size --classes --palette --epsilon --holes --per-class --skip --fill --strict --jobs -j --overwrite --help -h"; subs=""
+            ;;
+        "segtools predict") opts="--model -m --weights -w --arch --output -o --probs --device --batch -b --amp --amp-dtype --tta --tile --overlap --blend --classes --overwrite --help -h"; subs=""
+            ;;
+        "segtools postprocess") opts="--output -o --threshold -t --min-confidence --below --map --smooth --open --close --erode --dilate --kernel --min-area --fill-holes --keep-largest --connectivity --classes --fill --background --ignore-index --order --instances --meta --palette --jobs -j --overwrite --help -h"; subs=""
+            ;;
+        "segtools metrics") opts="--num-classes -n --classes --ignore-index --label-map --pred-label-map --palette --allow-missing --average --boundary --boundary-tolerance --boundary-dilation --distances --spacing --nsd-tolerance --format -f --output -o --per-image --save-confusion --fail-under --fail-over --baseline --max-drop --jobs -j --overwrite --help -h"; subs=""
+            ;;
+        "segtools train") opts="--images --masks --val-images --val-masks --val-split --classes --num-classes --ignore-index --palette --crop --patch --min-foreground --background --arch --arch-option --loss --loss-weights --class-weights --class-weights-beta --focal-gamma --focal-alpha --tversky-alpha --tversky-beta --label-smoothing --aux-weight --epochs --batch --steps-per-epoch --optimizer --lr --weight-decay --momentum --schedule --warmup --lr-step --lr-gamma --scale --rotate --hflip --vflip --jitter --hue --elastic --elastic-sigma --seed --device --amp --channels-last --workers --val-every --output -o --resume --overwrite --help -h"; subs=""
             ;;
         "segtools info") opts="--palette --format -f --help -h"; subs=""
+            ;;
+        "segtools tile") opts="--help -h"; subs="split merge"
+            ;;
+        "segtools tile split") opts="--output -o --size -s --overlap --stride --pad --pad-value --mask -m --min-foreground --background --skip-blank --blank-std --tile-format --name --overwrite --help -h"; subs=""
+            ;;
+        "segtools tile merge") opts="--output -o --manifest --blend --sigma-scale --rule --fill --allow-missing --overwrite --help -h"; subs=""
+            ;;
+        "segtools visualize") opts="--help -h"; subs="draw confusion stats"
+            ;;
+        "segtools visualize draw") opts="--over -i --gt --errors --panel --report --alpha --contours --thickness --legend --no-legend --class -c --instances --semantic --ids --no-ids --transparent --colormap --text-size --classes --palette --ignore-index --output -o --ext --thumb-width --allow-missing --jobs -j --overwrite --help -h"; subs=""
+            ;;
+        "segtools visualize confusion") opts="--normalise --normalize --cell --colormap --title --output -o --overwrite --help -h"; subs=""
+            ;;
+        "segtools visualize stats") opts="--classes --palette --ignore-index --per-image --format -f --jobs -j --help -h"; subs=""
+            ;;
+        "segtools weights") opts="--help -h"; subs="list pull import info export classes"
+            ;;
+        "segtools weights list") opts="--format -f --help -h"; subs=""
+            ;;
+        "segtools weights pull") opts="--force --offline --timeout --help -h"; subs=""
+            ;;
+        "segtools weights import") opts="--name --arch --classes --force --help -h"; subs=""
+            ;;
+        "segtools weights info") opts="--arch --format -f --help -h"; subs=""
+            ;;
+        "segtools weights export") opts="--format -f --output -o --arch --size --help -h"; subs=""
+            ;;
+        "segtools weights classes") opts="--method -m --num-classes -n --classes --ignore-index --beta --jobs -j --help -h"; subs=""
             ;;
     esac
     if [[ -n "$choices" ]]; then COMPREPLY=($(compgen -W "$choices" -- "$cur"))
