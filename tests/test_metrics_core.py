@@ -329,3 +329,13 @@ def test_label_map_forms(tmp_path: Path):
     assert apply_label_map(labels.astype(np.int32) - 1, ((-1,), (9,))).tolist() == [[9, 0, 1, 2]]
     with pytest.raises(InputError):
         load_label_map("1:2:3")
+
+
+@pytest.mark.parametrize("shape", [(101, 103), (64, 128), (1, 9001), (3, 3)])
+def test_interleaved_histogram_counts_every_pixel_once(shape):
+    """The interleaved feeding order (odd and even sizes, tiny and long) changes no count."""
+    rng = np.random.default_rng(sum(shape))
+    gt = rng.integers(0, 7, shape).astype(np.uint8)
+    pred = rng.integers(0, 7, shape).astype(np.uint8)
+    expected = np.bincount((gt.astype(np.int64) * 7 + pred).ravel(), minlength=49).reshape(7, 7)
+    np.testing.assert_array_equal(confusion_matrix(pred, gt, 7, None), expected)
