@@ -261,3 +261,16 @@ def test_predict_postprocess_metrics_pipe_through_subprocesses(proc, camvid, che
     parsed = json.loads(report.stdout)
     assert parsed["num_classes"] == 11 and parsed["images"] == 1 and 0.0 <= parsed["pixel_accuracy"] <= 1.0
     assert io.BytesIO(predicted.stdout).read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("shape", [(2, 21, 33, 17), (1, 3, 5, 5), (1, 256, 4, 4)])
+def test_fast_channel_argmax_equals_torch_argmax_with_ties(shape):
+    from segtools.inference.predictor import _argmax_labels
+
+    scores = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    scores[0, 1, 0, 0] = scores[0, 2, 0, 0] = 100.0  # a tie: the lower class wins, as in argmax
+    labels = _argmax_labels(scores)
+    assert labels.dtype == torch.uint8
+    assert torch.equal(labels, scores.argmax(dim=1).to(torch.uint8))
+    channels_last = scores.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(_argmax_labels(channels_last), labels)
