@@ -285,3 +285,12 @@ def test_pull_through_a_local_server_verifies_and_caches(home, cli, tmp_path, mo
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_bundled_default_is_listed_only_when_shipped(tmp_path, monkeypatch):
+    from segtools.weights import registry
+
+    monkeypatch.setattr(registry, "bundled_dir", lambda: tmp_path)
+    assert registry.DEFAULT_MODEL not in registry.all_entries()
+    (tmp_path / registry.BUILTIN[registry.DEFAULT_MODEL].path).write_bytes(b"placeholder")
+    assert registry.DEFAULT_MODEL in registry.all_entries()

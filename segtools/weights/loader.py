@@ -87,7 +87,7 @@ def load_model(model: str | None = None, weights: str | os.PathLike | None = Non
         raise UsageError("give --model NAME or --weights FILE, not both")
     if not model and not weights:
         model = registry.DEFAULT_MODEL
-        if not registry.is_available(registry.get_entry(model)):
+        if model not in registry.all_entries():
             raise InputError(f"no model given and the default {model!r} weights are not installed: give "
                              "--model NAME (see `segtools weights list`; get one with `segtools weights pull NAME`) "
                              "or --weights FILE --arch A")

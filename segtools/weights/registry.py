@@ -166,8 +166,14 @@ def imported_entries() -> dict[str, WeightsEntry]:
 
 
 def all_entries() -> dict[str, WeightsEntry]:
-    """Built-in entries followed by imported ones (an import may not shadow a built-in)."""
-    return {**BUILTIN, **imported_entries()}
+    """Built-in entries followed by imported ones (an import may not shadow a built-in).
+
+    A bundled entry is listed only when this installation really ships its file: the
+    ``camvid`` default is reserved until a trained model is bundled (see docs/train.md).
+    """
+    shipped = {name: entry for name, entry in BUILTIN.items()
+               if entry.source != "bundled" or is_available(entry)}
+    return {**shipped, **imported_entries()}
 
 
 def get_entry(name: str) -> WeightsEntry:
