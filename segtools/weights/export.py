@@ -7,12 +7,13 @@ carry the same JSON as ``metadata_props`` entry ``segtools``. Both are written a
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from segtools.errors import MissingDependency, OutputError, UsageError, require
+from segtools.io.streams import check_output_path, write_bytes
 from segtools.weights.loader import TORCHSCRIPT_META, LoadedModel
 
 FORMATS = ("torchscript", "onnx")
@@ -58,29 +59,24 @@ def export_model(loaded: LoadedModel, output: str | os.PathLike, fmt: str = "tor
         raise UsageError(f"--format {fmt!r}: choose torchscript or onnx")
     if fmt == "onnx":
         require_onnx()
-    out = Path(output)
+    out = check_output_path(output)
     model = loaded.model.eval().cpu()
     example = torch.zeros(1, 3, *example_size)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else ".")
-    os.close(fd)
+    buffer = io.BytesIO()
     try:
         if fmt == "torchscript":
-            _save_torchscript(torch, model, example, tmp, metadata_json(loaded))
+            _save_torchscript(torch, model, example, buffer, metadata_json(loaded))
         else:
-            _save_onnx(torch, model, example, tmp, metadata_json(loaded), opset)
-        os.replace(tmp, out)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, (OutputError, MissingDependency, KeyboardInterrupt)):
-            raise
-        if isinstance(exc, Exception):
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise OutputError(f"{fmt} export of {loaded.arch or 'the model'} failed: {first}") from None
+            _save_onnx(torch, model, example, buffer, metadata_json(loaded), opset)
+    except (OutputError, MissingDependency):
         raise
-    return out
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise OutputError(f"{fmt} export of {loaded.arch or 'the model'} failed: {first}") from None
+    return write_bytes(out, buffer.getvalue())
 
 
-def _save_torchscript(torch, model, example, path: str, meta: str) -> None:
+def _save_torchscript(torch, model, example, target: io.BytesIO, meta: str) -> None:
     import warnings
 
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
@@ -89,17 +85,21 @@ def _save_torchscript(torch, model, example, path: str, meta: str) -> None:
             scripted = torch.jit.script(model)
         except Exception:  # not scriptable: trace (shapes flow through size() calls)
             scripted = torch.jit.trace(model, example, check_trace=False)
-        torch.jit.save(scripted, path, _extra_files={TORCHSCRIPT_META: meta})
+        torch.jit.save(scripted, target, _extra_files={TORCHSCRIPT_META: meta})
 
 
-def _save_onnx(torch, model, example, path: str, meta: str, opset: int) -> None:
+def _save_onnx(torch, model, example, target: io.BytesIO, meta: str, opset: int) -> None:
+    import warnings
+
     import onnx
 
     axes = {0: "batch", 2: "height", 3: "width"}
-    with torch.no_grad():
-        torch.onnx.export(model, (example,), path, input_names=["image"], output_names=["logits"],
+    graph_bytes = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes on shape-dependent branches (U-Net padding)
+        torch.onnx.export(model, (example,), graph_bytes, input_names=["image"], output_names=["logits"],
                           dynamic_axes={"image": axes, "logits": axes}, opset_version=opset, dynamo=False)
-    graph = onnx.load(path)
+    graph = onnx.load_from_string(graph_bytes.getvalue())
     entry = graph.metadata_props.add()
     entry.key, entry.value = "segtools", meta
-    onnx.save(graph, path)
+    target.write(graph.SerializeToString())
