@@ -11,8 +11,11 @@ from typing_extensions import Annotated
 
 from segtools.cli.common import ClassesOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt, info
 
-TARGETS = ("mask", "coco", "coco-rle", "yolo", "yolo-seg", "voc", "colour", "trainids", "labelids")
-SOURCES = ("auto", "mask", "coco", "yolo", "voc", "labelme", "rle", "panoptic")
+TARGETS = ("mask", "instances", "coco", "coco-rle", "panoptic", "yolo", "yolo-seg", "voc", "colour", "trainids",
+           "labelids")
+SOURCES = ("auto", "mask", "instances", "cityscapes-instances", "coco", "yolo", "voc", "voc-seg", "labelme", "rle",
+           "panoptic")
+MASK_SOURCES = {"auto": "auto", "mask": "semantic", "instances": "instance", "cityscapes-instances": "cityscapes"}
 
 
 def convert(
@@ -37,6 +40,10 @@ def convert(
     fill: Annotated[Optional[int], typer.Option("--fill", min=0, max=65535, help=(
         "Label for pixels no annotation covers (default: what the COCO file recorded, else 255)."))] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Coordinates outside the image are an error instead of clipped with a warning.")] = False,
+    instance_masks: Annotated[Optional[str], typer.Option(
+        "--instance-masks", help="--to panoptic: instance masks paired with the semantic masks by name.")] = None,
+    things: Annotated[Optional[str], typer.Option(
+        "--things", help="--to panoptic: thing classes, comma-separated names or labels (default: from the metadata).")] = None,
     jobs: JobsOpt = 1,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -45,7 +52,9 @@ def convert(
     Example: segtools convert masks/ --to coco --images images/ -o annotations.json
 
     More: segtools convert mask.png --to coco-rle · segtools convert ann.json --to mask --image 000123.jpg > m.png ·
-    segtools convert annotations.json --to yolo-seg -o dataset/ · segtools convert dataset/ --to coco -o ann.json
+    segtools convert annotations.json --to yolo-seg -o dataset/ · segtools convert dataset/ --to coco -o ann.json ·
+    segtools convert instances/ --to coco -o ann.json · segtools convert VOC2012/ --to coco -o ann.json ·
+    segtools convert masks/ --instance-masks inst/ --to panoptic -o panoptic.json
     """
     from segtools.errors import UsageError
     from segtools.formats import Summary
@@ -56,14 +65,22 @@ def convert(
         raise UsageError(f"--from must be one of {', '.join(SOURCES)}, not {source!r}")
     if holes not in (None, "bridge", "fill"):
         raise UsageError(f"--holes must be bridge or fill, not {holes!r}")
+    if (instance_masks or things) and to != "panoptic":
+        raise UsageError("--instance-masks and --things only apply to --to panoptic")
     specs = inputs or ["-"]
     summary = Summary()
     kind, payload = _detect(specs, source)
+    kind = "mask" if kind in MASK_SOURCES else kind  # --from instances etc. only change how values are read
     if to in ("colour", "trainids", "labelids"):
         _convert_labels(specs, to, output, classes, palette, overwrite, summary, payload if kind == "mask" else None)
+    elif to == "panoptic":
+        if kind != "mask" or "-" in specs:
+            raise UsageError("--to panoptic reads semantic mask files (plus --instance-masks); "
+                             f"not {'stdin' if '-' in specs else kind + ' input'}")
+        _masks_to_panoptic(specs, output, instance_masks, things, classes, images, overwrite, summary)
     else:
         _convert_dataset(kind, payload, specs, to, output, images, image, image_size, classes, palette, epsilon,
-                         holes, per_class, skip, fill, strict, jobs, overwrite, summary)
+                         holes, per_class, skip, fill, strict, jobs, overwrite, summary, source)
     _report(summary)
 
 
@@ -86,6 +103,8 @@ def _detect(specs: list[str], source: str):
     from segtools.io.sniff import sniff
     from segtools.io.streams import read_bytes
 
+    if source == "voc-seg":
+        return source, None  # a folder pair, checked when paired
     if len(specs) == 1 and os.path.isdir(specs[0]):
         root = Path(specs[0])
         if source != "auto":
@@ -95,6 +114,8 @@ def _detect(specs: list[str], source: str):
         for ext, kind in ((".xml", "voc"), (".json", "labelme"), (".txt", "yolo")):
             if next(root.rglob(f"*{ext}"), None) is not None and next(root.rglob("*.png"), None) is None:
                 return kind, None
+        if (root / "SegmentationObject").is_dir() or root.name == "SegmentationObject":
+            return "voc-seg", None
         return "mask", None
     if len(specs) > 1 or any(ch in specs[0] for ch in "*?[") or specs[0].startswith("@"):
         return (source if source != "auto" else "mask"), None
@@ -105,7 +126,7 @@ def _detect(specs: list[str], source: str):
             return "coco-stream", None
     data = read_bytes(specs[0])
     head = sniff(data[:512])
-    if head.format in ("png", "npy") and source in ("auto", "mask"):
+    if head.format in ("png", "npy") and source in MASK_SOURCES:
         return "mask", data
     if head.format == "json" or data.lstrip()[:1] in (b"{", b"["):
         try:
@@ -136,7 +157,7 @@ def _classes_meta(classes, palette):
 
 
 def _convert_dataset(kind, payload, specs, to, output, images, image, image_size, classes, palette, epsilon, holes,
-                     per_class, skip, fill, strict, jobs, overwrite, summary) -> None:
+                     per_class, skip, fill, strict, jobs, overwrite, summary, source="auto") -> None:
     from segtools.cli.common import progress
     from segtools.errors import InputError, UsageError
     from segtools.formats import dataset as ds
@@ -164,7 +185,8 @@ def _convert_dataset(kind, payload, specs, to, output, images, image, image_size
         colours = meta if palette else None
         from_masks = not skip and meta is None  # the masks' own metadata decides what is void
         records = lambda tick: ds.read_masks(items, categories, summary, colours, skip_labels, mode, epsilon, holes,
-                                            not per_class, names, jobs, tick, payload, skip_own_ignore=from_masks)
+                                            not per_class, names, jobs, tick, payload, skip_own_ignore=from_masks,
+                                            interpret=MASK_SOURCES[source])
     elif kind in ("coco", "rle", "panoptic"):
         if kind == "panoptic":
             if to != "mask":
@@ -209,6 +231,15 @@ def _convert_dataset(kind, payload, specs, to, output, images, image, image_size
             sizes = ds.image_sizes(images_root)
         total = len(items)
         records = lambda tick: ds.read_yolo(items, categories, summary, sizes, size, strict)
+    elif kind == "voc-seg":
+        from segtools.formats import instances as instlib
+
+        pairs = instlib.voc_pairs(specs)
+        total = len(pairs)
+        categories = categories if meta is not None else ds.Categories(names=instlib.voc_names())
+        names = {k: rel for k, (rel, _, _) in _image_keys(ds.image_sizes(images_root)).items()} if images_root else None
+        records = lambda tick: instlib.read_voc_segmentation(pairs, categories, summary, "rle" if to == "coco-rle" else "polygon",
+                                                             epsilon, holes, names, tick)
     elif kind == "voc":
         items = expand_inputs(specs, extensions=(".xml",))
         total = len(items)
@@ -221,12 +252,13 @@ def _convert_dataset(kind, payload, specs, to, output, images, image, image_size
         raise UsageError(f"cannot convert {kind} files to {to}")
 
     with progress(total, f"convert → {to}") as advance:
-        source_ticks = kind == "mask"
+        source_ticks = kind in ("mask", "voc-seg")
         stream = records(advance if source_ticks else None)
         tick = None if source_ticks else advance
         if to in ("coco", "coco-rle"):
             mode = "rle" if to == "coco-rle" else ("polygon" if kind != "mask" else None)
-            unlabelled = (skip_labels[0] if len(skip_labels) == 1 and not from_masks else None) if kind == "mask" else fill
+            unlabelled = (skip_labels[0] if len(skip_labels) == 1 and not from_masks else None) if kind == "mask" else \
+                (None if kind == "voc-seg" else fill)
             ds.write_coco(stream, categories, output, summary, mode, epsilon, overwrite, tick, unlabelled)
         elif yolo_like:
             if not output or output == "-":
@@ -239,6 +271,11 @@ def _convert_dataset(kind, payload, specs, to, output, images, image, image_size
         elif to == "mask":
             single = total == 1 and (not output or output == "-" or not os.path.isdir(output) and output.lower().endswith((".png", ".npy")))
             ds.write_masks(stream, categories, output, summary, 255 if fill is None else fill, single, overwrite, tick)
+        elif to == "instances":
+            from segtools.formats.instances import write_instances
+
+            single = total == 1 and (not output or output == "-" or not os.path.isdir(output) and output.lower().endswith((".png", ".npy")))
+            write_instances(stream, categories, output, summary, single, overwrite, tick)
 
 
 def _panoptic_to_masks(data: dict, json_path: str, png_root, output, overwrite, summary) -> None:
@@ -247,30 +284,44 @@ def _panoptic_to_masks(data: dict, json_path: str, png_root, output, overwrite, 
     from segtools.errors import InputError, UsageError
     from segtools.formats import coco_panoptic
     from segtools.io.batch import check_output_dir
-    from segtools.io.images import read_image
-    from segtools.io.masks import write_label_mask
-    from segtools.io.meta import ClassMeta
 
     if not output or output == "-":
         raise UsageError("--to mask from COCO panoptic writes a folder: give -o DIR")
     png_root = png_root or Path(json_path).with_suffix("")
     if not png_root.is_dir():
         raise InputError(f"{png_root}: no folder of panoptic PNGs (give it with --images DIR)")
-    categories = sorted(data.get("categories", []), key=lambda c: int(c["id"]))
-    label_of = {int(c["id"]): i for i, c in enumerate(categories)}
-    things = {int(c["id"]) for c in categories if c.get("isthing")}
-    meta = ClassMeta(names=tuple(str(c.get("name", c["id"])) for c in categories))
     root = check_output_dir(output)
     with progress(len(data["annotations"]), "convert → mask") as advance:
-        for i, entry in enumerate(data["annotations"]):
-            name = str(entry.get("file_name", ""))
-            ids = coco_panoptic.rgb_to_ids(read_image(png_root / name))
-            semantic, instances = coco_panoptic.to_masks(ids, entry.get("segments_info", []), label_of, things, 255, name)
-            write_label_mask(semantic, root / Path(name).with_suffix(".png"), meta, overwrite)
-            write_label_mask(instances, root / "instances" / Path(name).with_suffix(".png"),
-                             ClassMeta(ignore_index=None, kind="instance"), overwrite)
-            summary.add("panoptic images converted")
-            advance(i)
+        coco_panoptic.dataset_to_masks(data, png_root, root, summary, overwrite, advance)
+
+
+def _masks_to_panoptic(specs, output, instance_masks, things, classes, images, overwrite, summary) -> None:
+    """Semantic masks (+ instance masks paired by name) → COCO panoptic JSON and its PNG folder."""
+    from segtools.cli.common import progress
+    from segtools.errors import UsageError
+    from segtools.formats import coco_panoptic
+    from segtools.formats.dataset import image_sizes
+    from segtools.io.batch import expand_inputs, pair_items
+
+    if not output or output == "-":
+        raise UsageError("--to panoptic writes a JSON file and a PNG folder beside it: give -o NAME.json")
+    if not instance_masks and len(specs) == 1 and (Path(specs[0]) / "instances").is_dir():
+        instance_masks = str(Path(specs[0]) / "instances")  # the layout --to mask writes from panoptic
+    semantic = expand_inputs(specs, extensions=(".png", ".npy"))
+    if instance_masks:
+        inside = Path(instance_masks).resolve()
+        semantic = [it for it in semantic if inside not in Path(it.path).resolve().parents]
+        pairing = pair_items(semantic, expand_inputs([instance_masks], extensions=(".png", ".npy")),
+                             names=("semantic mask", "instance mask"))
+        pairs = pairing.pairs
+    else:
+        pairs = [(item, None) for item in semantic]
+    meta = _classes_meta(classes, None)
+    thing_labels = [t for t in things.split(",") if t.strip()] if things else None
+    names = {key: rel for key, (rel, _, _) in _image_keys(image_sizes(Path(images))).items()} if images else None
+    with progress(len(pairs), "convert → panoptic") as advance:
+        coco_panoptic.masks_to_dataset(pairs, output, summary, meta.names if meta is not None else None, thing_labels,
+                                       names, overwrite, advance)
 
 
 def _label(meta, spec: str) -> int:

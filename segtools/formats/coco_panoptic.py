@@ -10,9 +10,13 @@ ids only have to be unique within an image.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Collection, Sequence
+
 import numpy as np
 
-from segtools.errors import InputError
+from segtools.errors import InputError, UsageError
 
 
 def rgb_to_ids(rgb: np.ndarray) -> np.ndarray:
@@ -60,12 +64,14 @@ def to_masks(ids: np.ndarray, segments_info: list[dict], label_of: dict[int, int
 
 
 def from_masks(semantic: np.ndarray, instances: np.ndarray, category_ids: list[int], thing_ids: set[int],
-               ignore: int | None = 255) -> tuple[np.ndarray, list[dict]]:
+               ignore: int | None = 255, crowd: Collection[int] = ()) -> tuple[np.ndarray, list[dict]]:
     """(id image uint32, segments_info) from semantic labels and instance numbers.
 
     Stuff classes become one segment per class; thing classes one per instance number
-    (pixels of a thing class with instance 0 form one crowd segment, ``iscrowd=1``).
+    (pixels of a thing class with instance 0 form one crowd segment, ``iscrowd=1``, and so
+    do the instance numbers listed in ``crowd``).
     """
+    crowd = {int(v) for v in crowd}
     semantic = np.asarray(semantic).astype(np.int64)
     instances = np.asarray(instances).astype(np.int64)
     if semantic.shape != instances.shape:
@@ -94,5 +100,143 @@ def from_masks(semantic: np.ndarray, instances: np.ndarray, category_ids: list[i
             cid = category_ids[label]
             bbox = rlelib.to_bbox(rlelib.encode(inverse == k))
             segments.append({"id": int(seg_ids[k]), "category_id": int(cid), "area": int(counts[k]), "bbox": bbox,
-                             "iscrowd": int(cid in thing_ids and number == 0)})
+                             "iscrowd": int(cid in thing_ids and (number == 0 or number in crowd))})
     return ids, segments
+
+
+# ---------------------------------------------------------------- whole datasets
+
+
+def dataset_to_masks(data: dict, png_root: Path, out_root: Path, summary, allow_overwrite: bool = False,
+                     tick=None) -> None:
+    """COCO panoptic JSON + PNG folder → ``out_root/<name>.png`` (semantic) and ``out_root/instances/<name>.png``.
+
+    The semantic mask's metadata keeps the panoptic categories (``coco_categories``) and the
+    instance mask's keeps ``instance_class`` and ``instance_crowd``, so :func:`masks_to_dataset`
+    restores every segment (category, pixels, ``iscrowd``) exactly.
+    """
+    from segtools.formats.instances import instance_meta
+    from segtools.io.images import read_image
+    from segtools.io.masks import write_label_mask
+    from segtools.io.meta import ClassMeta
+
+    categories = sorted(data.get("categories", []), key=lambda c: int(c["id"]))
+    label_of = {int(c["id"]): i for i, c in enumerate(categories)}
+    things = {int(c["id"]) for c in categories if c.get("isthing")}
+    names = tuple(str(c.get("name", c["id"])) for c in categories)
+    meta = ClassMeta(names=names, extra={"coco_categories": categories})
+    for i, entry in enumerate(data["annotations"]):
+        name = str(entry.get("file_name", ""))
+        segments = entry.get("segments_info", [])
+        ids = rgb_to_ids(read_image(png_root / name))
+        semantic, instances = to_masks(ids, segments, label_of, things, 255, name)
+        numbered = instances > 0
+        instance_class = np.full(int(instances.max(initial=0)) + 1, -1, np.int64)
+        instance_class[instances[numbered]] = semantic[numbered]
+        crowd_segments = [int(s["id"]) for s in segments if s.get("iscrowd")]
+        crowd = np.unique(instances[numbered & np.isin(ids, crowd_segments)]) if crowd_segments else []
+        write_label_mask(semantic, out_root / Path(name).with_suffix(".png"), meta, allow_overwrite)
+        write_label_mask(instances, out_root / "instances" / Path(name).with_suffix(".png"),
+                         instance_meta(instance_class.tolist(), names, [int(v) for v in crowd]), allow_overwrite)
+        summary.add("panoptic images converted")
+        tick and tick(i)
+
+
+def _thing_labels(things: Collection[str], names: Sequence[str] | None) -> set[int]:
+    """Labels of ``--things`` given by name (case-insensitive) or label."""
+    lookup = {n.lower(): k for k, n in enumerate(names or ())}
+    labels = set()
+    for thing in things:
+        text = str(thing).strip()
+        if text.isdigit():
+            labels.add(int(text))
+        elif text.lower() in lookup:
+            labels.add(lookup[text.lower()])
+        else:
+            known = ", ".join(names) if names else "none: give --classes, or labels"
+            raise UsageError(f"--things {text!r}: unknown class (known: {known})")
+    return labels
+
+
+def masks_to_dataset(pairs, json_path, summary, names: tuple[str, ...] | None = None, things: Collection[str] | None = None,
+                     image_names: dict[str, str] | None = None, allow_overwrite: bool = False, tick=None) -> Path:
+    """Semantic masks (with their instance masks, or None) → COCO panoptic JSON + PNG folder.
+
+    PNGs go to the folder named like the JSON (``out.json`` → ``out/<mask name>.png``).
+    Categories: ``coco_categories`` in the first mask's metadata when present (masks written by
+    :func:`dataset_to_masks`), else ``category_id = label + 1`` named by ``names``, the mask's
+    metadata or ``class_<label>``. Thing classes (``things``: names or labels): given, else those
+    categories' ``isthing``, else the classes listed in each instance mask's ``instance_class``
+    or, without that list, those that have instance numbers there.
+    """
+    from segtools.formats.instances import stored_classes
+    from segtools.io.batch import pairing_key
+    from segtools.io.images import encode_image
+    from segtools.io.masks import read_label_mask
+    from segtools.io.streams import check_output_path, write_bytes
+
+    json_path = check_output_path(json_path, allow_overwrite)
+    if json_path.suffix.lower() != ".json":
+        raise UsageError(f"-o {json_path}: COCO panoptic output is a .json file (its PNGs go to {json_path.with_suffix('')}/)")
+    png_root = json_path.with_suffix("")
+    entries: list[dict] | None = None
+    seen_things: set[int] = set()
+    top = -1
+    images, annotations = [], []
+    for i, (semantic_item, instance_item) in enumerate(pairs):
+        mask = read_label_mask(semantic_item.path)
+        meta = mask.meta
+        if i == 0 and names is None and meta is not None:
+            entries = meta.extra.get("coco_categories") if meta.extra.get("coco_categories") else None
+            names = meta.names
+        if i == 0 and things is not None:
+            things = _thing_labels(things, tuple(str(c.get("name")) for c in entries) if entries else names)
+        ignore = meta.ignore_index if meta is not None else 255
+        valid = mask.labels if ignore is None else mask.labels[mask.labels != ignore]
+        top = max(top, int(valid.max()) if valid.size else -1)
+        category_ids = [int(c["id"]) for c in entries] if entries else list(range(1, max(top, len(names or ())) + 2))
+        instances, crowd, listed = np.zeros(mask.labels.shape, np.int64), set(), None
+        if instance_item is not None:
+            inst = read_label_mask(instance_item.path)
+            instances = inst.labels
+            if instances.shape != mask.labels.shape:
+                raise InputError(f"{instance_item.path}: size {instances.shape} differs from {semantic_item.path}'s {mask.labels.shape}")
+            listed, _, crowd = stored_classes(inst.meta, instance_item.path)
+        if things is not None:
+            thing_labels = set(things)
+        elif entries:
+            thing_labels = {k for k, c in enumerate(entries) if c.get("isthing")}
+        elif listed is not None:
+            thing_labels = {c for c in listed if c >= 0}
+        else:
+            thing_labels = set(np.unique(mask.labels[instances > 0]).tolist())
+        seen_things |= thing_labels
+        thing_ids = {category_ids[k] for k in thing_labels if k < len(category_ids)}
+        ids, segments = from_masks(mask.labels, instances, category_ids, thing_ids, ignore, crowd)
+        png_name = str(Path(semantic_item.rel).with_suffix(".png"))
+        write_bytes(png_root / png_name, encode_image(ids_to_rgb(ids), "png"), allow_overwrite)
+        height, width = mask.labels.shape
+        file_name = semantic_item.rel
+        if image_names is not None:
+            file_name = image_names.get(pairing_key(semantic_item.rel))
+            if file_name is None:
+                raise InputError(f"{semantic_item.path}: no image with a matching name in --images")
+        images.append({"id": i + 1, "file_name": file_name, "height": int(height), "width": int(width)})
+        annotations.append({"image_id": i + 1, "file_name": png_name, "segments_info": segments})
+        summary.add("panoptic segments written", len(segments))
+        tick and tick(i)
+    if not entries:
+        count = max(top + 1, len(names or ()))
+        entries = [{"id": k + 1, "name": names[k] if names and k < len(names) else f"class_{k}", "supercategory": ""}
+                   for k in range(count)]
+
+    def is_thing(label: int, entry: dict) -> bool:
+        if things is not None:
+            return label in things
+        return bool(entry["isthing"]) if "isthing" in entry else label in seen_things
+
+    categories = [{**c, "isthing": int(is_thing(k, c))} for k, c in enumerate(entries)]
+    data = {"info": {"description": "written by segtools convert"}, "images": images, "annotations": annotations,
+            "categories": categories}
+    write_bytes(json_path, (json.dumps(data, separators=(",", ":")) + "\n").encode(), allow_overwrite)
+    return json_path

@@ -88,40 +88,57 @@ class Categories:
 
 
 def _mask_worker(path: str, colours, skip: tuple[int, ...], mode: str, epsilon: float, holes: str,
-                 per_component: bool, skip_own_ignore: bool = False
-                 ) -> tuple[tuple[int, int], list[dict], dict, set, tuple | None, int | None]:
+                 per_component: bool, skip_own_ignore: bool = False, interpret: str = "auto", name: str = ""
+                 ) -> tuple[tuple[int, int], list[dict], dict, set, tuple | None, int | None, str]:
+    from segtools.formats import instances as instlib
     from segtools.io.masks import read_label_mask
 
     mask = read_label_mask(path, colours)
     summary = Summary()
+    kind = instlib.mask_kind(mask, name if isinstance(path, bytes) else path, instlib.is_png(path), interpret)
+    if kind != "semantic":  # instance ids: one annotation per id, classes from the metadata
+        annotations, names, kind = instlib.annotate_instance_mask(mask, kind, mode, epsilon, summary, holes)
+        annotations = [a for a in annotations if a["category_id"] - 1 not in skip]
+        return mask.labels.shape, annotations, dict(summary.counts), summary.lossy, names, None, kind
     own_ignore = mask.meta.ignore_index if mask.meta is not None else None
     if skip_own_ignore and own_ignore is not None:
         skip = tuple(skip) + (own_ignore,)  # the mask's own void label is never an object
     annotations = cocolib.labels_to_annotations(mask.labels, 0, 0, skip, mode, epsilon, per_component, summary, holes)
     names = mask.meta.names if mask.meta is not None else None
-    return mask.labels.shape, annotations, dict(summary.counts), summary.lossy, names, own_ignore
+    return mask.labels.shape, annotations, dict(summary.counts), summary.lossy, names, own_ignore, kind
 
 
 def read_masks(items, categories: Categories, summary: Summary, colours=None, skip: Sequence[int] = (255,),
                mode: str = "polygon", epsilon: float = 0.0, holes: str = "bridge", per_component: bool = True,
                image_names: dict[str, str] | None = None, jobs: int = 1, tick: Tick | None = None,
-               data: bytes | None = None, skip_own_ignore: bool = False) -> Iterator[Record]:
+               data: bytes | None = None, skip_own_ignore: bool = False, interpret: str = "auto") -> Iterator[Record]:
     """Records from label masks (streamed through ``pmap``: at most 2·jobs masks in flight).
 
     ``data``: the bytes of a single mask already read (stdin), used instead of its path.
     ``skip_own_ignore``: also leave out each mask's own ignore index (from its metadata), and
     record the first one seen as ``categories.unlabelled``.
+    ``interpret``: ``auto`` (from the metadata and the file), ``semantic``, ``instance`` or
+    ``cityscapes`` (see :mod:`segtools.formats.instances`).
     """
     from segtools.io.batch import pairing_key
     from segtools.io.parallel import pmap
 
     work = functools.partial(_mask_worker, colours=colours, skip=tuple(skip), mode=mode, epsilon=epsilon,
-                             holes=holes, per_component=per_component, skip_own_ignore=skip_own_ignore)
+                             holes=holes, per_component=per_component, skip_own_ignore=skip_own_ignore,
+                             interpret=interpret)
     next_id = 1
     paths = [data] if data is not None and len(items) == 1 else [item.path for item in items]
+    if data is not None and len(items) == 1:
+        work = functools.partial(work, name=items[0].path)
     for index, (item, result) in enumerate(zip(items, pmap(work, paths, jobs, on_done=tick))):
-        (height, width), annotations, counts, lossy, names, own_ignore = result
+        (height, width), annotations, counts, lossy, names, own_ignore, kind = result
         merge_counts(summary, counts, lossy)
+        if kind == "instance-without-classes":
+            if categories.fixed and len(categories.by_id) > 1:
+                raise InputError(f"{item.path}: an instance mask without a per-instance class list; give --classes "
+                                 "with one name (every instance gets it)")
+            names = names if names and len(names) == 1 else ("object",)
+            summary.add("instance masks without a class list (one category)")
         if skip_own_ignore and categories.unlabelled is None:  # the first mask decides for the set
             categories.unlabelled = own_ignore if own_ignore is not None else (skip[0] if skip else None)
         if names and not categories.fixed:
