@@ -12,7 +12,7 @@ _segtools() {
     case "$cmd" in
         "segtools") opts="--version --quiet -q --verbose -v --max-pixels --help -h"; subs="convert predict postprocess metrics train info tile visualize weights"
             ;;
-        "segtools convert") opts="--to -t --from --output -o --images --image --image-size --classes --palette --epsilon --holes --per-class --skip --fill --strict --jobs -j --overwrite --help -h"; subs=""
+        "segtools convert") opts="--to -t --from --output -o --images --image --image-size --classes --palette --epsilon --holes --per-class --skip --fill --strict --instance-masks --things --jobs -j --overwrite --help -h"; subs=""
             ;;
         "segtools predict") opts="--model -m --weights -w --arch --output -o --probs --device --batch -b --amp --amp-dtype --tta --tile --overlap --blend --classes --overwrite --help -h"; subs=""
             ;;
