@@ -34,6 +34,20 @@ class Summary:
         return [f"{'LOSSY: ' if e in self.lossy else ''}{e}: {n}" for e, n in sorted(self.counts.items())]
 
 
+def load_json(source, name: str | None = None):
+    """Parse a JSON file, ``-`` (stdin) or bytes; a parse error names the source."""
+    import json
+
+    from segtools.errors import InputError
+    from segtools.io.streams import describe, read_bytes
+
+    name = name or describe(source)
+    try:
+        return json.loads(read_bytes(source))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{name}: not valid JSON ({exc})") from None
+
+
 def merge_counts(summary: Summary, counts: dict, lossy: set[str]) -> None:
     """Fold counts made elsewhere (e.g. in a worker process) into ``summary``."""
     for event, n in counts.items():

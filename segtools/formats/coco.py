@@ -29,14 +29,11 @@ from segtools.formats import rle as rlelib
 
 def load(source, name: str | None = None) -> dict:
     """Parse and check a COCO instances JSON (path, ``-`` or bytes)."""
-    from segtools.io.streams import describe, read_bytes
+    from segtools.formats import load_json
+    from segtools.io.streams import describe
 
     name = name or describe(source)
-    try:
-        data = json.loads(read_bytes(source))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{name}: not valid JSON ({exc})") from None
-    return check(data, name)
+    return check(load_json(source, name), name)
 
 
 def check(data, name: str = "COCO JSON") -> dict:

@@ -15,7 +15,6 @@ are one object (labelme's convention); shapes without a group id are objects on 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,13 +36,11 @@ class LabelmeObject:
 
 
 def load(source, name: str | None = None) -> dict:
-    from segtools.io.streams import describe, read_bytes
+    from segtools.formats import load_json
+    from segtools.io.streams import describe
 
     name = name or describe(source)
-    try:
-        data = json.loads(read_bytes(source))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{name}: not valid JSON ({exc})") from None
+    data = load_json(source, name)
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
         raise InputError(f"{name}: not a labelme file (no 'shapes' list)")
     return data

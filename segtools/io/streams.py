@@ -49,20 +49,28 @@ def read_bytes(source: Source) -> bytes:
             if stdin.isatty():
                 raise InputError("no input: give a file, or pipe data into stdin")
             return stdin.read()
-        path = Path(source)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise InputError(f"{path}: is a directory, expected a file") from None
-        except PermissionError:
-            raise InputError(f"{path}: permission denied") from None
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        mark_input(path)
-        return data
+        return read_head(source, None)
     return source.read()
+
+
+def read_head(path: str | os.PathLike, size: int | None) -> bytes:
+    """The first ``size`` bytes of a file (all of it for ``None``), marked as an input.
+
+    Every failure is an :class:`InputError` that says what is wrong with the path.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read() if size is None else handle.read(size)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    mark_input(path)
+    return data
 
 
 def stdout_is_terminal() -> bool:

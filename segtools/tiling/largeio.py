@@ -25,7 +25,7 @@ from segtools.errors import InputError, OutputError, UsageError, require
 from segtools.io.limits import check_pixels
 from segtools.io.meta import PNG_KEY, ClassMeta
 from segtools.io.sniff import PNG_PALETTE, sniff
-from segtools.io.streams import AtomicFile, check_output_path, mark_input
+from segtools.io.streams import AtomicFile, check_output_path, read_head
 
 KINDS = ("image", "labels", "scores")
 
@@ -175,16 +175,7 @@ def open_raster(path: str | os.PathLike, want: str = "any") -> Raster:
     InputError, MissingDependency (TIFF without tifffile)
     """
     name = str(path)
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(512)
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{name}: is a directory, expected a file") from None
-    except OSError as exc:
-        raise InputError(f"{name}: cannot read ({exc.strerror or exc})") from None
-    mark_input(path)
+    head = read_head(path, 512)
     kind = sniff(head)
     if kind.format == "npy":
         raster = _open_npy(str(path), name)
