@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -78,29 +77,20 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
     any other path gets :func:`torch.save`.
     """
     torch = require("torch", "models")
+    from segtools.io.streams import AtomicFile
+
     out = Path(path)
     if out.is_dir():
         raise OutputError(f"{out}: is a directory; give a checkpoint file name")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
-    try:
+    with AtomicFile(out, allow_overwrite=True) as target:  # a run rewrites its own last.pt
         if out.suffix.lower() == ".safetensors":
             safetensors_torch = require("safetensors.torch", "models")
             metadata = {k: payload[k] for k in METADATA_KEYS if k in payload}
             tensors = {k: v.detach().contiguous() for k, v in payload["state_dict"].items()}
-            safetensors_torch.save_file(tensors, tmp, metadata={SAFETENSORS_METADATA_KEY: json.dumps(metadata)})
+            target.handle.write(safetensors_torch.save(
+                tensors, metadata={SAFETENSORS_METADATA_KEY: json.dumps(metadata)}))
         else:
-            torch.save(dict(payload), tmp)
-        os.replace(tmp, out)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from None
-        raise
+            torch.save(dict(payload), target.handle)
     return out
 
 
