@@ -122,9 +122,10 @@ BUILTIN: dict[str, WeightsEntry] = {e.name: e for e in (
                  3221538, 57.9, 91.2, 12.49, "torchvision LR-ASPP MobileNetV3-Large, COCO with VOC labels"),
     _carvana("unet-carvana", 0.5),
     _carvana("unet-carvana-full", 1.0),
-    WeightsEntry(name="camvid", arch="unet", classes="camvid", num_classes=11, preprocessing=dict(UNIT),
-                 path="camvid.safetensors", source="bundled", license="MIT",
-                 description="segtools' own small U-Net trained on CamVid (11 classes), shipped with the package"),
+    WeightsEntry(name="camvid", arch="lraspp-mnv3", classes="camvid", num_classes=11, preprocessing=dict(IMAGENET),
+                 path="camvid.pt", source="bundled", license="MIT",
+                 description="segtools' own LR-ASPP MobileNetV3 trained from scratch on CamVid (11 classes), "
+                             "bundled with the package (recipe: bench/RESULTS.md)"),
 )}
 
 DEFAULT_MODEL = "camvid"
