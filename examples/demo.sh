@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job on bundled example data, offline, on CPU:
-#   clean up model predictions → gate them against ground truth → look at them →
-#   convert to COCO and back → tile a frame and stitch it back.
+# The main job, offline, on CPU: the default model on a street photo (predict → postprocess →
+# visualize), then the bundled example scenes: clean up predictions → gate them against
+# ground truth → look at them → convert to COCO and back → tile a frame and stitch it back.
 # Sets up .venv on first use. Results go to out/demo/ (override: OUT=dir bash examples/demo.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +13,21 @@ DATA=examples/data
 OUT=${OUT:-out/demo}
 mkdir -p "$OUT"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+
+# The default model (LR-ASPP MobileNetV3 trained on CamVid, bundled): on your photo
+# (`bash examples/demo.sh street.jpg`), else on a CamVid frame from ../shared when present.
+PHOTO=${1:-}
+if [[ -z "$PHOTO" && -d ../shared/data/camvid/val ]]; then
+    PHOTO=$(ls ../shared/data/camvid/val/*.png | head -1)
+fi
+if [[ -n "$PHOTO" ]]; then
+    say "predict -> postprocess -> visualize on $PHOTO with the bundled default model (offline, CPU)"
+    segtools predict "$PHOTO" | segtools postprocess --min-area 32 \
+        | segtools visualize --over "$PHOTO" --legend -o "$OUT/street.png"
+    echo "wrote $OUT/street.png" >&2
+else
+    say "no photo given (bash examples/demo.sh PHOTO) and no ../shared/data: skipping the model stage"
+fi
 
 say "what is in a mask"
 segtools info "$DATA/masks/street_00.png"
