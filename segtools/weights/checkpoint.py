@@ -97,13 +97,9 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
 def file_kind(path: str | os.PathLike) -> str:
     """What a weights file is, from its first bytes: ``torch-zip``, ``torchscript``,
     ``torch-legacy``, ``safetensors`` or ``unknown``."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(16)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    from segtools.io.streams import read_head
+
+    head = read_head(path, 16)
     if head[:4] == b"PK\x03\x04":
         try:
             with zipfile.ZipFile(path) as archive:
