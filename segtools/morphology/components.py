@@ -112,6 +112,16 @@ def _hole_areas(background: np.ndarray, hole_connectivity: int) -> tuple[np.ndar
     return components, areas
 
 
+def _class_components(labels: np.ndarray, classes: Iterable[int], connectivity: int):
+    """For each class present: ``(k, box, components, areas)`` of its connected components,
+    labelled inside the class's bounding box (absent classes are skipped)."""
+    for k in classes:
+        class_mask = (labels == k).view(np.uint8)
+        box = class_box(class_mask)
+        if box is not None:
+            yield (k, box) + tuple(_components(class_mask[box], connectivity))
+
+
 def small_components(labels: np.ndarray, classes: Iterable[int], min_area: int | Mapping[int, int],
                      connectivity: int = 8) -> np.ndarray:
     """Pixels of the connected components of ``classes`` smaller than their minimum area.
@@ -121,16 +131,10 @@ def small_components(labels: np.ndarray, classes: Iterable[int], min_area: int |
     """
     check_connectivity(connectivity)
     removed = np.zeros(labels.shape, bool)
-    for k in classes:
-        limit = min_area.get(int(k), 0) if isinstance(min_area, Mapping) else min_area
-        if limit <= 1:
-            continue
-        class_mask = (labels == k).view(np.uint8)
-        box = class_box(class_mask)
-        if box is None:
-            continue
-        components, areas = _components(class_mask[box], connectivity)
-        small = areas < limit
+    limits = {int(k): (min_area.get(int(k), 0) if isinstance(min_area, Mapping) else min_area) for k in classes}
+    for k, box, components, areas in _class_components(labels, [k for k, v in limits.items() if v > 1],
+                                                        connectivity):
+        small = areas < limits[k]
         small[0] = False
         if small.any():
             removed[box] |= np.take(small, components)
@@ -145,12 +149,7 @@ def all_but_largest(labels: np.ndarray, classes: Iterable[int], keep: int, conne
     """
     check_connectivity(connectivity)
     removed = np.zeros(labels.shape, bool)
-    for k in classes:
-        class_mask = (labels == k).view(np.uint8)
-        box = class_box(class_mask)
-        if box is None:
-            continue
-        components, areas = _components(class_mask[box], connectivity)
+    for _k, box, components, areas in _class_components(labels, classes, connectivity):
         if len(areas) - 1 <= keep:
             continue
         ranked = np.argsort(-areas[1:], kind="stable") + 1
@@ -214,12 +213,7 @@ def label_instances(labels: np.ndarray, classes: Iterable[int], connectivity: in
     check_connectivity(connectivity)
     instances = np.zeros(labels.shape, np.uint32)
     instance_class = [-1]
-    for k in classes:
-        class_mask = (labels == k).view(np.uint8)
-        box = class_box(class_mask)
-        if box is None:
-            continue
-        components, areas = _components(class_mask[box], connectivity)
+    for k, box, components, areas in _class_components(labels, classes, connectivity):
         count = len(areas) - 1
         if count == 0:
             continue
