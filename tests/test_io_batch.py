@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from segtools.errors import InputError, OutputError
@@ -107,3 +108,22 @@ def test_pmap_keeps_order_and_raises(processes):
     assert list(pmap(_square, items, jobs=2, processes=processes)) == [x * x for x in items]
     with pytest.raises(ValueError, match="three"):
         list(pmap(_fail_on_three, items, jobs=2, processes=processes))
+
+
+def _kernel_threads(_: int) -> int:
+    import cv2
+
+    from segtools.metrics.confusion import _threads_for
+
+    cv2.getNumThreads()  # touching OpenCV's pool in a forked worker must not hang
+    return _threads_for(1 << 30)
+
+
+def test_pmap_workers_run_segtools_kernels_single_threaded():
+    """Workers already fill the cores; threads inside each would oversubscribe them. The
+    parent has used OpenCV's thread pool first: a worker must not hang on it."""
+    import cv2
+
+    cv2.setNumThreads(2)
+    cv2.resize(np.zeros((512, 512), np.float32), (1024, 1024))  # OpenCV's pool has run
+    assert set(pmap(_kernel_threads, list(range(4)), jobs=2)) == {1}

@@ -331,11 +331,96 @@ def test_label_map_forms(tmp_path: Path):
         load_label_map("1:2:3")
 
 
+def _bincount_confusion(gt: np.ndarray, pred: np.ndarray, classes: int) -> np.ndarray:
+    flat = gt.astype(np.int64).ravel() * classes + pred.ravel()
+    return np.bincount(flat, minlength=classes * classes).reshape(classes, classes)
+
+
 @pytest.mark.parametrize("shape", [(101, 103), (64, 128), (1, 9001), (3, 3)])
 def test_interleaved_histogram_counts_every_pixel_once(shape):
     """The interleaved feeding order (odd and even sizes, tiny and long) changes no count."""
     rng = np.random.default_rng(sum(shape))
     gt = rng.integers(0, 7, shape).astype(np.uint8)
     pred = rng.integers(0, 7, shape).astype(np.uint8)
-    expected = np.bincount((gt.astype(np.int64) * 7 + pred).ravel(), minlength=49).reshape(7, 7)
-    np.testing.assert_array_equal(confusion_matrix(pred, gt, 7, None), expected)
+    np.testing.assert_array_equal(confusion_matrix(pred, gt, 7, None), _bincount_confusion(gt, pred, 7))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("pixels", [8192, 8193, 3 * 4096 + 5, 10 * 4096, 10 * 4096 + 1, 1 << 20])
+def test_blocks_and_threads_change_no_count(monkeypatch, threads, pixels):
+    """Small blocks and thread shares (every boundary case: odd sizes, a short last block,
+    more threads than work) count each pixel exactly once, and the scratch buffers of one
+    call never leak into the next."""
+    import cv2
+
+    from segtools.metrics import confusion
+
+    monkeypatch.setattr(confusion, "BLOCK", 4096)
+    monkeypatch.setattr(confusion, "MIN_PAIRS_PER_THREAD", 4096)
+    saved = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        rng = np.random.default_rng(pixels + threads)
+        for classes in (5, 19):
+            gt = rng.integers(0, classes, pixels).astype(np.uint8)
+            pred = rng.integers(0, classes, pixels).astype(np.uint8)
+            expected = _bincount_confusion(gt, pred, classes)
+            np.testing.assert_array_equal(confusion_matrix(pred, gt, classes, None), expected)
+    finally:
+        cv2.setNumThreads(saved)
+
+
+def test_threaded_counts_on_a_real_mask_equal_single_threaded(camvid_pairs):
+    """A CamVid pair scaled to 1024×2048 (the size the threads kick in at) counts the same
+    with OpenCV's threads as with one, and as numpy."""
+    import cv2
+
+    pred, gt = camvid_pairs[0]
+    gt = cv2.resize(gt, (2048, 1024), interpolation=cv2.INTER_NEAREST)
+    pred = cv2.resize(pred, (2048, 1024), interpolation=cv2.INTER_NEAREST)
+    saved = cv2.getNumThreads()
+    try:
+        results = []
+        for threads in (1, 2):
+            cv2.setNumThreads(threads)
+            results.append(confusion_and_missed(pred, gt, CAMVID_CLASSES, CAMVID_IGNORE))
+    finally:
+        cv2.setNumThreads(saved)
+    keep = gt != CAMVID_IGNORE
+    scored = keep & (pred != CAMVID_IGNORE)
+    expected = _bincount_confusion(gt[scored], pred[scored], CAMVID_CLASSES)
+    for confusion, missed in results:
+        np.testing.assert_array_equal(confusion, expected)
+        np.testing.assert_array_equal(missed, np.bincount(gt[keep & ~scored], minlength=CAMVID_CLASSES))
+
+
+def _confusion_in_child(queue) -> None:
+    gt = np.tile(np.arange(4, dtype=np.uint8), 1 << 19).reshape(1024, 2048)
+    queue.put(confusion_matrix(gt, gt, 4, None).diagonal().tolist())
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_thread_pool_is_rebuilt_in_a_forked_child():
+    """A child forked after the parent used the thread pool gets a pool of its own,
+    rather than waiting forever on threads that do not exist in it."""
+    import multiprocessing
+
+    import cv2
+
+    saved = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        gt = np.zeros((1024, 2048), np.uint8)
+        assert confusion_matrix(gt, gt, 1, None)[0, 0] == gt.size  # the parent's pool exists now
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        child = context.Process(target=_confusion_in_child, args=(queue,))
+        child.start()
+        child.join(timeout=60)
+        alive = child.is_alive()
+        if alive:
+            child.kill()
+        assert not alive, "the forked child hung on the parent's thread pool"
+        assert queue.get(timeout=5) == [1 << 19] * 4
+    finally:
+        cv2.setNumThreads(saved)

@@ -25,7 +25,9 @@ def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: 
     module-level function and its arguments and results picklable. A worker's exception is
     re-raised in the caller, for the first failing item in input order. ``on_done(i)`` is
     called as each item finishes (for progress bars). At most ``2*jobs`` items are in flight,
-    so memory stays bounded by the workers, not the batch.
+    so memory stays bounded by the workers, not the batch. In worker processes
+    :func:`in_worker` is true, and segtools' own threaded kernels run single-threaded
+    there, since the workers themselves fill the cores.
     """
     jobs = resolve_jobs(jobs)
     if jobs == 1 or len(items) <= 1:
@@ -40,7 +42,7 @@ def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: 
         import multiprocessing
 
         context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-        executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+        executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_mark_worker)
     else:
         executor = ThreadPoolExecutor(max_workers=jobs)
     with executor:
@@ -55,6 +57,22 @@ def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: 
             if on_done:
                 on_done(i)
             yield result
+
+
+_IN_WORKER = False
+
+
+def _mark_worker() -> None:
+    # Not cv2.setNumThreads(1): in a child forked from a parent whose OpenCV pool has run,
+    # reconfiguring that pool waits forever on condition variables of threads that did not
+    # survive the fork.
+    global _IN_WORKER
+    _IN_WORKER = True
+
+
+def in_worker() -> bool:
+    """True inside a :func:`pmap` worker process (other workers share the cores)."""
+    return _IN_WORKER
 
 
 def chunked(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:

@@ -7,26 +7,39 @@ ground-truth pixel is a *miss*: it lands in no column of the matrix, and is coun
 Any other value outside ``[0, num_classes)`` is an error that names the value: labels are
 never dropped silently.
 
-Speed: for 8-bit labels the counts come from one 2-D 256×256 ``cv2.calcHist`` over the
+Speed: for 8-bit labels the counts come from a 2-D 256×256 ``cv2.calcHist`` over the
 (ground truth, prediction) pair, which sees every value (so validation needs no extra pass
-over the pixels); the pixels are fed in an interleaved order that breaks the run-length
-dependency chains of real masks (see :func:`_interleave_halves`). ``calcHist`` returns float32, exact only up to 2**24 per bin, so each call
-sees at most 2**24 pixels and the counts are summed in int64: exact at any image size.
+over the pixels). The pixels are fed in an interleaved order that keeps real masks' long
+runs from slowing the counting, through reused scratch buffers, and large images are split
+between OpenCV's threads (see :func:`_pair_histogram_u8`). ``calcHist`` counts in float32,
+exact only up to 2**24 per bin, so counts move to int64 before that: exact at any size.
 Wider labels (16-bit, int32) use a validated ``np.bincount``.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 
 from segtools.errors import InputError
 
-#: Largest number of pixels one ``cv2.calcHist`` call may see and still count exactly
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+#: Largest number of pixels a float32 ``cv2.calcHist`` histogram may count and stay exact
 #: (float32 represents every integer up to 2**24).
 EXACT_CHUNK = 1 << 24
+
+#: Pixel pairs per ``cv2.calcHist`` call: the interleaved copies of one block stay in a
+#: core's L2 cache, and the reused scratch buffers stay small (2 × 1 MiB per thread).
+BLOCK = 1 << 19
+
+#: Fewest pixel pairs worth handing to another thread.
+MIN_PAIRS_PER_THREAD = 1 << 18
 
 
 def normalise_ignore(ignore_index: int | Sequence[int] | None) -> tuple[int, ...]:
@@ -64,36 +77,114 @@ def _fits_uint8(array: np.ndarray) -> np.ndarray | None:
 
 
 def _pair_histogram_u8(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """256×256 int64 counts of (gt value, pred value) pairs; exact for any pixel count."""
-    import cv2
+    """256×256 int64 counts of (gt value, pred value) pairs; exact for any pixel count.
 
+    Label masks are made of long runs broken by noise, so neighbouring pixels keep hitting
+    the same histogram bin and the CPU's guesses about which loads depend on which stores
+    keep failing: counting a real mask in pixel order is ~1.6× slower than counting random
+    labels. So the pixels are fed in another order: pixel ``k`` of the first half of the
+    image alternates with pixel ``k`` of the second half, two regions far apart that rarely
+    share a class (see :func:`_count_pairs`).
+
+    Large images are split between OpenCV's threads (``cv2.getNumThreads()``, which
+    ``cv2.setNumThreads`` sets; one inside ``pmap`` worker processes), like OpenCV's own
+    parallel functions: each thread counts a range of ``k`` into its own histogram.
+    """
     gt_flat = np.ascontiguousarray(gt).reshape(-1)
     pred_flat = np.ascontiguousarray(pred).reshape(-1)
+    half = gt_flat.size // 2
+    if half < 4096:  # small images: not worth the copy
+        return _count_pairs(gt_flat, pred_flat, 0, 0, 0)
+    threads = _threads_for(half)
+    bounds = [half * i // threads for i in range(threads + 1)]
+    ranges = list(zip(bounds[:-1], bounds[1:]))
+    others = [_pool(threads).submit(_count_pairs, gt_flat, pred_flat, half, first, last)
+              for first, last in ranges[1:]]
+    counts = _count_pairs(gt_flat, pred_flat, half, *ranges[0])
+    for future in others:
+        counts += future.result()
+    if gt_flat.size % 2:
+        counts[gt_flat[-1], pred_flat[-1]] += 1
+    return counts
+
+
+def _count_pairs(gt_flat: np.ndarray, pred_flat: np.ndarray, half: int, first: int, last: int) -> np.ndarray:
+    """Counts of pixels ``k`` and ``half + k`` for ``first <= k < last`` (all pixels if ``half == 0``).
+
+    The interleaved copies are made block by block (:data:`BLOCK` pairs) into this thread's
+    scratch buffers, reused across calls: fresh output arrays would cost a page fault per
+    4 KiB, as much as the counting itself. ``calcHist`` counts in float32, so the histogram
+    is flushed into int64 before any bin could pass 2**24.
+    """
+    import cv2
+
+    if half == 0:
+        blocks: Iterable[tuple[np.ndarray, np.ndarray]] = [(gt_flat, pred_flat)]
+    else:
+        gt_buf, pred_buf = _scratch(2 * min(last - first, BLOCK))
+        blocks = ((_interleave(gt_flat, start, min(start + BLOCK, last), half, gt_buf),
+                   _interleave(pred_flat, start, min(start + BLOCK, last), half, pred_buf))
+                  for start in range(first, last, BLOCK))
     counts = np.zeros((256, 256), np.int64)
-    for start in range(0, gt_flat.size, EXACT_CHUNK):
-        stop = start + EXACT_CHUNK
-        gt_part, pred_part = _interleave_halves(gt_flat[start:stop]), _interleave_halves(pred_flat[start:stop])
-        hist = cv2.calcHist([gt_part, pred_part], [0, 1], None, [256, 256], [0, 256, 0, 256])
+    hist = np.zeros((256, 256), np.float32)
+    counted = 0
+    for gt_part, pred_part in blocks:
+        if counted + gt_part.size > EXACT_CHUNK:
+            counts += hist.astype(np.int64)
+            counted = 0
+        cv2.calcHist([gt_part, pred_part], [0, 1], None, [256, 256], [0, 256, 0, 256],
+                     hist=hist, accumulate=counted > 0)
+        counted += gt_part.size
+    if counted:
         counts += hist.astype(np.int64)
     return counts
 
 
-def _interleave_halves(flat: np.ndarray) -> np.ndarray:
-    """The two halves of ``flat`` interleaved (a0 b0 a1 b1 …): same values, another order.
-
-    Label masks are made of long runs, so consecutive pixels hit the same histogram bin and
-    each increment waits for the previous one. Alternating between two far-apart regions
-    gives the CPU two independent chains: ~1.5× faster on real masks, for one cheap copy.
-    """
+def _interleave(flat: np.ndarray, start: int, stop: int, half: int, out: np.ndarray) -> np.ndarray:
+    """``flat[k]`` and ``flat[half + k]`` alternating, for ``start <= k < stop``, in ``out``."""
     import cv2
 
-    half = flat.size // 2
-    if half < 4096:
-        return flat
-    paired = cv2.merge([flat[:half], flat[half:2 * half]]).reshape(-1)
-    if flat.size % 2:
-        paired = np.concatenate([paired, flat[-1:]])
-    return paired
+    size = stop - start
+    paired = out[:2 * size].reshape(size, 1, 2)
+    cv2.merge([flat[start:stop].reshape(size, 1), flat[half + start:half + stop].reshape(size, 1)], dst=paired)
+    return paired.reshape(-1)
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two uint8 buffers of at least ``size`` bytes for this thread, kept between calls."""
+    buffers = getattr(_SCRATCH, "buffers", None)
+    if buffers is None or buffers[0].size < size:
+        buffers = (np.empty(size, np.uint8), np.empty(size, np.uint8))
+        _SCRATCH.buffers = buffers
+    return buffers
+
+
+def _threads_for(pairs: int) -> int:
+    """How many threads count ``pairs`` pixel pairs: OpenCV's thread count (1 inside a
+    ``--jobs`` worker process), with at least :data:`MIN_PAIRS_PER_THREAD` pairs each."""
+    import cv2
+
+    from segtools.io.parallel import in_worker
+
+    if in_worker():
+        return 1
+    return max(1, min(cv2.getNumThreads(), pairs // MIN_PAIRS_PER_THREAD))
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A thread pool kept between calls; a new one after ``fork`` (the old threads are gone)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1]._max_workers < threads:
+        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=threads, thread_name_prefix="segtools-confusion"))
+    return _POOL[1]
 
 
 def _bad_value(kind: str, value: int, count: int, num_classes: int, name: str) -> InputError:
