@@ -80,3 +80,74 @@ def test_help_does_not_import_torch_or_numpy():
             "print('torch' in sys.modules, 'numpy' in sys.modules, file=sys.stderr)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stderr.strip().splitlines()[-1] == "False False", out.stderr
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["metrics", "pred/", "gt/"], "metrics"),
+    (["-q", "--max-pixels", "5", "info", "x.png"], "info"),
+    (["--max-pixels=5", "-qv", "visualize", "draw"], "visualize"),
+    (["--help"], None),
+    (["-h", "metrics"], None),
+    (["--version"], None),
+    ([], None),
+    (["metrcs"], None),
+    (["--max-pixels", "metrics"], None),  # "metrics" is the option's value here
+])
+def test_invoked_command_finds_the_subcommand_past_global_options(args, expected):
+    from segtools.cli.app import invoked_command
+
+    assert invoked_command(args) == expected
+
+
+def test_a_run_builds_only_its_own_subcommand(cli):
+    """One subcommand's run imports and builds only that subcommand (start-up time), while
+    top-level help and a mistyped name still see them all."""
+    code = ("import sys; from segtools.cli.app import run; rc = run(sys.argv[1:]); "
+            "print(sorted(m for m in sys.modules if m.startswith('segtools.cli.') and "
+            "m.split('.')[-1] not in ('app', 'common')), file=sys.stderr)")
+    for args, loaded in ((["info", "--help"], ["segtools.cli.info"]),
+                         (["--help"], None), (["metrcs"], None)):
+        out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+        modules = eval(out.stderr.strip().splitlines()[-1])
+        if loaded is None:
+            assert len(modules) == 9, modules
+        else:
+            assert modules == loaded
+    result = cli("metrcs")
+    assert result.code == 2 and "Did you mean 'metrics'" in result.stderr
+
+
+_FAULTS_SCRIPT = """
+import resource, sys
+import numpy as np
+if sys.argv[1] == "keep":
+    from segtools.cli.common import keep_freed_memory
+    assert keep_freed_memory()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(40):  # a batch: two same-size 2 MiB images at a time, freed after each step
+    a = np.ones((1024, 2048), np.uint8)
+    b = np.ones((1024, 2048), np.uint8)
+    del a, b
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
+def test_cli_keeps_freed_image_buffers_for_the_next_image():
+    """With glibc's defaults each 2 MiB image buffer is mapped fresh and faulted in page by
+    page; after keep_freed_memory() a batch reuses the freed buffers (counted in minor page
+    faults, not time)."""
+    import os
+
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc")
+    except (ValueError, OSError):
+        glibc = False
+    if not glibc:
+        pytest.skip("not glibc")
+    faults = {}
+    for mode in ("default", "keep"):
+        out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, mode], capture_output=True, text=True, check=True)
+        faults[mode] = int(out.stdout)
+    assert faults["default"] > 20 * 512  # most of the 80 buffers × 512 pages faulted in
+    assert faults["keep"] < faults["default"] / 10

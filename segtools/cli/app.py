@@ -17,20 +17,8 @@ from typing import Annotated
 os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 
 from segtools import __version__  # noqa: E402
-from segtools.cli.common import STATE, configure_logging, debug_enabled  # noqa: E402
+from segtools.cli.common import STATE, configure_logging, debug_enabled, keep_freed_memory  # noqa: E402
 from segtools.errors import SegtoolsError  # noqa: E402
-
-app = typer.Typer(
-    name="segtools",
-    help=(
-        "Small, sharp tools for image segmentation that read and write one pipe format.\n\n"
-        "Example:  segtools metrics pred/ gt/ --classes camvid --fail-under miou=0.6"
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 
 # One module per subcommand; each defines register(app). Order = order in --help.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -52,7 +40,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _global(
     version: Annotated[Optional[bool], typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
@@ -70,8 +57,58 @@ def _global(
         set_max_pixels(max_pixels)
 
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"segtools.cli.{_name}").register(app)
+#: Global options that take a value (the word after them is not the subcommand).
+_GLOBAL_OPTIONS_WITH_VALUE = ("--max-pixels",)
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The ``segtools`` Typer app with every subcommand, or with just ``only``.
+
+    Building the click tree of all nine subcommands costs ~40 ms of start-up; a run of one
+    subcommand (the common case, in shell loops) needs only its own.
+    """
+    application = typer.Typer(
+        name="segtools",
+        help=(
+            "Small, sharp tools for image segmentation that read and write one pipe format.\n\n"
+            "Example:  segtools metrics pred/ gt/ --classes camvid --fail-under miou=0.6"
+        ),
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    application.callback()(_global)
+    for name in COMMAND_MODULES:
+        if only is None or name == only:
+            importlib.import_module(f"segtools.cli.{name}").register(application)
+    return application
+
+
+def invoked_command(args: Sequence[str]) -> str | None:
+    """The subcommand ``args`` run, or ``None`` when the whole tree is needed (top-level
+    help or version, no subcommand, or a name that is not one: typer then lists them)."""
+    index = 0
+    while index < len(args):
+        word = args[index]
+        if word in ("-h", "--help", "--version", "--"):
+            return None
+        if word in _GLOBAL_OPTIONS_WITH_VALUE:
+            index += 2
+            continue
+        if word.startswith("-"):
+            index += 1
+            continue
+        return word if word in COMMAND_MODULES else None
+    return None
+
+
+def __getattr__(name: str):
+    if name == "app":  # the full tree, built on first use (docs generator, tests)
+        application = build_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _one_line(text: str) -> str:
@@ -95,10 +132,11 @@ def _usage_error_class() -> type:
 def run(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (no ``sys.exit``)."""
     usage_error = _usage_error_class()
-    command = typer.main.get_command(app)
+    keep_freed_memory()
+    args = list(argv) if argv is not None else sys.argv[1:]
+    command = typer.main.get_command(build_app(invoked_command(args)))
     try:
-        result = command.main(args=list(argv) if argv is not None else None, prog_name="segtools",
-                              standalone_mode=False)
+        result = command.main(args=args, prog_name="segtools", standalone_mode=False)
     except usage_error as exc:
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
