@@ -77,11 +77,18 @@ def _annotation(param):
 
 
 def _metavar(param) -> str:
+    """The value's name in the docs, from the Python type first: typer versions name their
+    click types differently (0.28 says ``INT RANGE`` where 0.29 says ``INTEGER``)."""
     if getattr(param, "metavar", None):
         return str(param.metavar).strip("<>").upper()
+    annotation = _annotation(param)
+    by_type = {int: "INTEGER", float: "FLOAT", str: "TEXT", bool: "BOOLEAN"}
+    if annotation in by_type:
+        return by_type[annotation]
     kind = getattr(param, "type", None)
-    name = getattr(kind, "name", None) or getattr(_annotation(param), "__name__", None)
-    return {"STR": "TEXT", "INT": "INTEGER", "FLOAT": "FLOAT"}.get(str(name or "value").upper(), str(name).upper())
+    name = getattr(kind, "name", None) or getattr(annotation, "__name__", None)
+    name = str(name or "value").upper().removesuffix(" RANGE")  # click's IntRange, FloatRange
+    return {"STR": "TEXT", "INT": "INTEGER", "FLOAT": "FLOAT"}.get(name, name)
 
 
 def _collect(command, ctx, path: list[str]) -> Cmd:
