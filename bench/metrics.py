@@ -1,6 +1,6 @@
 """Benchmark ``segtools metrics`` against numpy, scikit-learn and torchmetrics, in one run.
 
-    python bench/metrics.py [--pairs 200] [--repeat 15] [--cli-rounds 3] [--skip-cli]
+    python bench/metrics.py [--pairs 200] [--repeat 15] [--cli-rounds 5] [--skip-cli]
 
 Part 1 — confusion accumulation on 1024×2048, 19-class uint8 masks (CamVid ground truth
 scaled up, right half shifted to classes 8..18, void → 255; prediction = shifted + 5% noise).
@@ -193,7 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--cli-rounds", type=int, default=3)
+    parser.add_argument("--cli-rounds", type=int, default=5)
     parser.add_argument("--skip-cli", action="store_true")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")

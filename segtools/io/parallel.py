@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,6 +39,9 @@ def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: 
                 on_done(i)
             yield result
         return
+    # imported here: concurrent.futures.process pulls in multiprocessing (~10 ms of start-up)
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
     executor: Executor
     if processes:
         import multiprocessing
