@@ -394,6 +394,22 @@ def test_threaded_counts_on_a_real_mask_equal_single_threaded(camvid_pairs):
         np.testing.assert_array_equal(missed, np.bincount(gt[keep & ~scored], minlength=CAMVID_CLASSES))
 
 
+def test_concurrent_callers_get_their_own_counts():
+    """Callers on several threads at once share the counting pool but not the scratch
+    buffers: each gets exactly its own image's counts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(7)
+    images = [(rng.integers(0, 19, (1024, 1024)).astype(np.uint8),
+               rng.integers(0, 19, (1024, 1024)).astype(np.uint8)) for _ in range(6)]
+    expected = [_bincount_confusion(gt, pred, 19) for gt, pred in images]
+    with ThreadPoolExecutor(max_workers=4) as callers:
+        for _ in range(3):
+            results = list(callers.map(lambda pair: confusion_matrix(pair[1], pair[0], 19, None), images))
+            for got, want in zip(results, expected):
+                np.testing.assert_array_equal(got, want)
+
+
 def _confusion_in_child(queue) -> None:
     gt = np.tile(np.arange(4, dtype=np.uint8), 1 << 19).reshape(1024, 2048)
     queue.put(confusion_matrix(gt, gt, 4, None).diagonal().tolist())

@@ -174,7 +174,8 @@ def _threads_for(pairs: int) -> int:
     return max(1, min(cv2.getNumThreads(), pairs // MIN_PAIRS_PER_THREAD))
 
 
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
+_POOL_LOCK = threading.Lock()
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
@@ -182,9 +183,13 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     from concurrent.futures import ThreadPoolExecutor
 
     global _POOL
-    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1]._max_workers < threads:
-        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=threads, thread_name_prefix="segtools-confusion"))
-    return _POOL[1]
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] < threads:
+            # a replaced pool's idle threads exit once callers drop it (ThreadPoolExecutor
+            # wakes them when it is collected); shutting it down here could fail a caller
+            # that is about to submit to it
+            _POOL = (os.getpid(), threads, ThreadPoolExecutor(max_workers=threads, thread_name_prefix="segtools-confusion"))
+        return _POOL[2]
 
 
 def _bad_value(kind: str, value: int, count: int, num_classes: int, name: str) -> InputError:
