@@ -127,3 +127,19 @@ def test_pmap_workers_run_segtools_kernels_single_threaded():
     cv2.setNumThreads(2)
     cv2.resize(np.zeros((512, 512), np.float32), (1024, 1024))  # OpenCV's pool has run
     assert set(pmap(_kernel_threads, list(range(4)), jobs=2)) == {1}
+
+
+def test_expanded_inputs_are_protected_before_they_are_read(tmp_path):
+    from segtools.errors import OutputError
+    from segtools.io.streams import check_output_path, forget_inputs
+
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "a.png").write_bytes(b"x")
+    forget_inputs()
+    check_output_path(tmp_path / "masks" / "a.png")  # not an input yet
+    expand_inputs([str(tmp_path / "masks")])
+    with pytest.raises(OutputError, match="refusing to overwrite an input"):
+        check_output_path(tmp_path / "masks" / "a.png")
+    check_output_path(tmp_path / "masks" / "a.png", allow_overwrite=True)
+    forget_inputs()
+    check_output_path(tmp_path / "masks" / "a.png")

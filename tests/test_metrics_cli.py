@@ -208,3 +208,27 @@ def test_metrics_never_imports_torch(dataset, tmp_path):
             "assert rc == 0, rc; assert 'torch' not in sys.modules, 'torch was imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("option", ["--output", "--per-image", "--save-confusion"])
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_no_output_replaces_an_input_even_one_read_by_a_worker(cli, tmp_path: Path, option, jobs):
+    """Inputs found in folders are protected before they are read, in this process or in
+    --jobs workers: the run stops before measuring, and the file keeps its bytes."""
+    import shutil
+
+    examples = Path(__file__).resolve().parents[1] / "examples" / "data"
+    shutil.copytree(examples / "masks", tmp_path / "gt")
+    shutil.copytree(examples / "preds", tmp_path / "pred")
+    victim = sorted((tmp_path / "pred").glob("*.png"))[-1]
+    before = victim.read_bytes()
+    result = cli("metrics", tmp_path / "pred", tmp_path / "gt", "--classes", "camvid", "--jobs", jobs,
+                 option, victim)
+    assert_one_line_error(result, 1)
+    assert "refusing to overwrite an input" in result.stderr
+    assert victim.read_bytes() == before
+    assert sorted(p.name for p in victim.parent.iterdir()) == sorted(p.name for p in (examples / "preds").iterdir())
+    allowed = cli("metrics", tmp_path / "pred", tmp_path / "gt", "--classes", "camvid", "--jobs", jobs,
+                  "-f", "json", option, victim, "--overwrite")
+    assert allowed.code == 0, allowed.stderr
+    assert victim.read_bytes() != before

@@ -131,8 +131,11 @@ def _usage_error_class() -> type:
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (no ``sys.exit``)."""
+    from segtools.io.streams import forget_inputs
+
     usage_error = _usage_error_class()
     keep_freed_memory()
+    forget_inputs()
     args = list(argv) if argv is not None else sys.argv[1:]
     command = typer.main.get_command(build_app(invoked_command(args)))
     try:

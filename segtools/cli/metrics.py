@@ -88,7 +88,7 @@ def metrics(
             raise UsageError(f"expected PRED and GT (or 'merge REPORT...'), got {len(inputs)} argument(s)")
         report = _measure(inputs[0], inputs[1], num_classes, classes, ignore_index, label_map, pred_label_map,
                           palette, allow_missing, average, boundary, boundary_tolerance, boundary_dilation,
-                          distances, spacing, nsd_tolerance, per_image, jobs, overwrite)
+                          distances, spacing, nsd_tolerance, outputs, jobs, overwrite)
     report["gates"] = gatelib.evaluate_gates(report, gates)
     if baseline_report is not None:
         report["gates"] += gatelib.evaluate_baseline(report, baseline_report, max_drop, gates)
@@ -206,7 +206,7 @@ def _parse_spacing(text: str) -> tuple[float, float]:
 
 def _measure(pred_spec, gt_spec, num_classes, classes, ignore_index, label_map, pred_label_map, palette,
              allow_missing, average, boundary, boundary_tolerance, boundary_dilation, distances, spacing,
-             nsd_tolerance, per_image, jobs, overwrite) -> dict:
+             nsd_tolerance, outputs, jobs, overwrite) -> dict:
     import logging
 
     from segtools.io.batch import expand_inputs, pair_items
@@ -218,6 +218,7 @@ def _measure(pred_spec, gt_spec, num_classes, classes, ignore_index, label_map, 
     preds = expand_inputs([pred_spec])
     truths = expand_inputs([gt_spec], allow_stdin=False)
     pairing = pair_items(preds, truths, allow_missing=allow_missing)
+    _check_outputs(**outputs, overwrite=overwrite)  # again, now that the inputs are known
     log = logging.getLogger("segtools")
     if pairing.only_left or pairing.only_right:
         log.warning("skipped %d prediction(s) without ground truth and %d ground truth(s) without prediction",
@@ -232,7 +233,7 @@ def _measure(pred_spec, gt_spec, num_classes, classes, ignore_index, label_map, 
     run = MetricsRun(names, ignore,
                      {"tolerance_px": boundary_tolerance, "dilation_ratio": boundary_dilation} if boundary else None,
                      {"spacing": list(spacing_pair), "nsd_tolerance": nsd_tolerance} if distances else None)
-    with _RowWriter(per_image, overwrite) as rows, progress(len(jobs_list), "metrics") as advance:
+    with _RowWriter(outputs["per_image"], overwrite) as rows, progress(len(jobs_list), "metrics") as advance:
         for (pred_item, gt_item), result in zip(pairing.pairs, pmap(measure_pair, jobs_list, jobs, on_done=advance)):
             image_scores = run.add_image(result)
             rows.write(image_row(pred_item.path, gt_item.path, image_scores, names))

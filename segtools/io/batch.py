@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
 from segtools.errors import InputError, OutputError
+from segtools.io.streams import mark_input
 
 DATA_EXTENSIONS = (".png", ".npy", ".npz", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -87,6 +88,10 @@ def expand_inputs(specs: Iterable[str], extensions: Sequence[str] = DATA_EXTENSI
     a glob (``'pred/**/*.png'``) or ``@list.txt`` (one path per line, the first
     whitespace-separated field; blank lines and ``#`` comments skipped; relative paths are
     relative to the list file's folder).
+
+    Every file found is marked as an input of this run (:func:`~segtools.io.streams.mark_input`)
+    before it is read, so no output may replace it without ``--overwrite``, even when the
+    reading happens later or in a ``--jobs`` worker process.
     """
     items: list[Item] = []
     for spec in specs:
@@ -121,6 +126,7 @@ def expand_inputs(specs: Iterable[str], extensions: Sequence[str] = DATA_EXTENSI
         if item.path not in seen or item.path == "-":
             seen.add(item.path)
             unique.append(item)
+            mark_input(item.path)
     return unique
 
 

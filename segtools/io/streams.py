@@ -39,6 +39,11 @@ def mark_input(path: str | os.PathLike) -> None:
         _inputs_read.add(_key(path))
 
 
+def forget_inputs() -> None:
+    """Start a new run: no path is an input yet (the CLI calls this once per invocation)."""
+    _inputs_read.clear()
+
+
 def read_bytes(source: Source) -> bytes:
     """All bytes of a path, ``-`` (stdin), a binary stream or a bytes object."""
     if isinstance(source, (bytes, bytearray, memoryview)):
