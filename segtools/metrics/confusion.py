@@ -98,8 +98,10 @@ def _pair_histogram_u8(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     threads = _threads_for(half)
     bounds = [half * i // threads for i in range(threads + 1)]
     ranges = list(zip(bounds[:-1], bounds[1:]))
-    others = [_pool(threads).submit(_count_pairs, gt_flat, pred_flat, half, first, last)
-              for first, last in ranges[1:]]
+    others = []
+    if threads > 1:  # this thread counts the first range, the pool the others
+        pool = _pool(threads - 1)
+        others = [pool.submit(_count_pairs, gt_flat, pred_flat, half, first, last) for first, last in ranges[1:]]
     counts = _count_pairs(gt_flat, pred_flat, half, *ranges[0])
     for future in others:
         counts += future.result()
@@ -178,17 +180,18 @@ _POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
 _POOL_LOCK = threading.Lock()
 
 
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """A thread pool kept between calls; a new one after ``fork`` (the old threads are gone)."""
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A pool of at least ``workers`` threads kept between calls; a new one after ``fork``
+    (the old threads are gone)."""
     from concurrent.futures import ThreadPoolExecutor
 
     global _POOL
     with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] < threads:
+        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] < workers:
             # a replaced pool's idle threads exit once callers drop it (ThreadPoolExecutor
             # wakes them when it is collected); shutting it down here could fail a caller
             # that is about to submit to it
-            _POOL = (os.getpid(), threads, ThreadPoolExecutor(max_workers=threads, thread_name_prefix="segtools-confusion"))
+            _POOL = (os.getpid(), workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="segtools-confusion"))
         return _POOL[2]
 
 
