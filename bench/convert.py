@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _timing import best_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -35,13 +37,7 @@ from segtools.formats import rle as rlelib  # noqa: E402
 
 
 def best_ms(fn, repeat: int = 30) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3
+    return 1e3 * best_seconds(fn, repeat, warmup=True)
 
 
 def blobs_mask(size: int = 1024, n: int = 430, seed: int = 0) -> np.ndarray:

@@ -15,10 +15,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+from _timing import best_seconds, seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "data" / "camvid" / "valannot"
@@ -45,14 +46,7 @@ def make_pair(index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
 
 
 def best_ms(fn, repeat: int) -> float:
-    """Best of ``repeat`` timings in ms (the least disturbed by other load, as timeit advises)."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.min(times))
+    return 1e3 * best_seconds(fn, repeat, warmup=True)
 
 
 def bench_confusion(repeat: int) -> list[tuple[str, float]]:
@@ -158,19 +152,18 @@ def decode_all(folder: Path) -> None:
 def run_cli(folder: Path, jobs: int, env: dict | None = None) -> float:
     command = [sys.executable, "-m", "segtools", "metrics", str(folder / "pred"), str(folder / "gt"),
                "--num-classes", str(NUM_CLASSES), "--format", "json", "--jobs", str(jobs)]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, **(env or {})})
-    return time.perf_counter() - start
+    return seconds(lambda: subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=ROOT,
+                                          env={**os.environ, **(env or {})}))
 
 
 def bench_cli(pairs: int, rounds: int) -> list[tuple[str, float]]:
     """Each round runs every variant once, so a slow spell of a shared machine hits them all;
     the best round of each is kept."""
-    folder = Path(tempfile.gettempdir()) / "segtools-bench-metrics"
+    folder = Path(tempfile.gettempdir()) / f"segtools-bench-metrics-{pairs}"  # one set per size
     make_dataset(folder, pairs)
     decode_all(folder)  # warm the page cache
     variants = {
-        f"decode {2 * pairs} PNGs only (cv2, 1 process, 1 thread)": lambda: _seconds(lambda: decode_all(folder)),
+        f"decode {2 * pairs} PNGs only (cv2, 1 process, 1 thread)": lambda: seconds(lambda: decode_all(folder)),
         f"segtools metrics, {pairs} pairs, --jobs 1": lambda: run_cli(folder, 1),
         f"segtools metrics, {pairs} pairs, --jobs 1, OPENCV_FOR_THREADS_NUM=1": lambda: run_cli(
             folder, 1, {"OPENCV_FOR_THREADS_NUM": "1"}),
@@ -181,12 +174,6 @@ def bench_cli(pairs: int, rounds: int) -> list[tuple[str, float]]:
         for name, run in variants.items():
             best[name] = min(best[name], run())
     return list(best.items())
-
-
-def _seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -206,10 +193,10 @@ def main() -> None:
     print("targets: >= 4x the numpy bincount line, >= 30x torchmetrics (compare equal thread counts)")
     if not args.skip_cli:
         rows = bench_cli(args.pairs, args.cli_rounds)
-        decode, one, one_single, two = (seconds for _, seconds in rows)
+        decode, one, one_single, two = (value for _, value in rows)
         print(f"\n## end to end, {args.pairs} PNG pairs of {HEIGHT}x{WIDTH} (best of {args.cli_rounds} rounds, s)")
-        for name, seconds in rows:
-            print(f"{name:66s} {seconds:8.2f}")
+        for name, value in rows:
+            print(f"{name:66s} {value:8.2f}")
         print(f"{'--jobs 1 / decode-only':66s} {one / decode:8.2f}x   (target <= 1.3)")
         print(f"{'--jobs 1, 1 thread / decode-only':66s} {one_single / decode:8.2f}x")
         print(f"{'--jobs 1 / --jobs 2':66s} {one / two:8.2f}x   (target >= 1.7)")

@@ -13,10 +13,11 @@
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import numpy as np
+
+from _timing import best_seconds
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
@@ -120,12 +121,7 @@ def label_map(height: int = 1024, width: int = 2048, classes: int = 19, seed: in
 
 
 def best_ms(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
+    return 1e3 * best_seconds(fn, repeat)
 
 
 def loop_over_components(mask: np.ndarray, min_area: int) -> np.ndarray:

@@ -20,6 +20,8 @@ import platform
 import time
 
 import numpy as np
+
+from _timing import best_seconds
 import torch
 
 from segtools.inference.predictor import Predictor
@@ -28,12 +30,7 @@ from segtools.models import ARCHITECTURES, build_model
 
 
 def best_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_seconds(fn, repeat)
 
 
 def bench_batch(arch: str, images: list[np.ndarray], batch: int, repeat: int, channels_last: bool) -> tuple:

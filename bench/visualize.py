@@ -13,10 +13,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+from _timing import best_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "data" / "camvid"
@@ -32,12 +33,7 @@ def decode_encode(job: tuple[str, str]) -> None:
 
 
 def best_of(repeat: int, fn) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_seconds(fn, repeat)
 
 
 def main() -> None:

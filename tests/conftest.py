@@ -76,6 +76,18 @@ def run_proc(*args: str, input: bytes | None = None, cwd: str | os.PathLike | No
     return CliResult(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One intra-op torch thread for a module: small forwards are fastest (and fairest to a
+    shared CI) so. Use with ``pytestmark = pytest.mark.usefixtures("torch_one_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def cli():
     """In-process runner: ``cli("metrics", a, b, input=b"...") -> CliResult``."""

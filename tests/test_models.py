@@ -28,12 +28,7 @@ INTERFACE_NAMES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def filled(arch: str, num_classes: int = 4, **options) -> torch.nn.Module:

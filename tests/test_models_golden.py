@@ -25,13 +25,7 @@ ABS_TOL = 1e-4  # the issue's bound
 REL_TOL = 2e-5  # of the largest |logit|: the filled models' logits are ~0.1-1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these small forwards are fastest (and fairest to a shared CI) so."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _manifest(case: GoldenCase) -> dict:
