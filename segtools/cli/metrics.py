@@ -246,46 +246,36 @@ class _RowWriter:
     FIELDS = ("pred", "gt", "miou", "pixel_accuracy", "worst_class", "worst_iou")
 
     def __init__(self, path: Optional[str], overwrite: bool) -> None:
-        self.path, self.overwrite, self.handle, self.tmp = path, overwrite, None, None
+        self.path, self.overwrite, self.file = path, overwrite, None
         self.jsonl = bool(path) and path.lower().endswith((".jsonl", ".json", ".ndjson"))
 
     def __enter__(self) -> "_RowWriter":
         if self.path:
             import csv
-            import tempfile
 
-            from segtools.io.streams import check_output_path
+            from segtools.io.streams import AtomicFile
 
-            out = check_output_path(self.path, self.overwrite)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            fd, self.tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-            self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+            self.file = AtomicFile(self.path, self.overwrite, mode="w", encoding="utf-8", newline="")
             if not self.jsonl:
-                self.csv = csv.writer(self.handle, lineterminator="\n")
+                self.csv = csv.writer(self.file.handle, lineterminator="\n")
                 self.csv.writerow(self.FIELDS)
         return self
 
     def write(self, row: dict) -> None:
-        if self.handle is None:
+        if self.file is None:
             return
         import json
         import math
 
         clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
         if self.jsonl:
-            self.handle.write(json.dumps(clean) + "\n")
+            self.file.handle.write(json.dumps(clean) + "\n")
         else:
             self.csv.writerow(["" if clean[k] is None else clean[k] for k in self.FIELDS])
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self.handle is None:
-            return
-        self.handle.close()
-        if exc_type is None:
-            os.chmod(self.tmp, 0o644)
-            os.replace(self.tmp, self.path)
-        else:
-            os.unlink(self.tmp)
+        if self.file is not None:
+            self.file.__exit__(exc_type, exc, tb)
 
 
 def _write_text(text: str, output: Optional[str], overwrite: bool) -> None:

@@ -115,11 +115,11 @@ class AtomicFile:
 
     Readers never see a half-written file, and :meth:`abort` (or an exception inside a
     ``with`` block) leaves no trace. Missing parent folders are created. ``handle`` is the
-    open temp file (``mode`` ``"wb"``, ``"w+b"`` or ``"w"`` with ``encoding``).
+    open temp file (``mode`` ``"wb"``, ``"w+b"`` or ``"w"`` with ``encoding`` and ``newline``).
     """
 
     def __init__(self, path: str | os.PathLike, allow_overwrite: bool = False, mode: str = "wb",
-                 encoding: str | None = None) -> None:
+                 encoding: str | None = None, newline: str | None = None) -> None:
         self.path = check_output_path(path, allow_overwrite)
         parent = self.path.parent if str(self.path.parent) else Path(".")
         try:
@@ -131,7 +131,7 @@ class AtomicFile:
             raise OutputError(f"{self.path}: permission denied") from None
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
-        self.handle = os.fdopen(fd, mode, encoding=encoding)
+        self.handle = os.fdopen(fd, mode, encoding=encoding, newline=newline)
 
     def commit(self) -> Path:
         """Close the temp file and move it onto the target."""
