@@ -109,3 +109,14 @@ def assert_one_line_error(result: CliResult, code: int | None = None) -> None:
     errors = [line for line in lines if line.startswith("segtools: error: ")]
     assert len(errors) == 1, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+def assert_clean_refusal(result: CliResult, code: int | None = None) -> None:
+    """The hostile-input contract, stricter than :func:`assert_one_line_error`: exit 1 or 2,
+    stderr is exactly one line, ``segtools: error: …``, and it is not an internal error."""
+    assert result.code in (1, 2), result
+    if code is not None:
+        assert result.code == code, result
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("segtools: error: "), result.stderr
+    assert "internal error" not in lines[0], result.stderr

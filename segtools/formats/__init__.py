@@ -36,16 +36,10 @@ class Summary:
 
 def load_json(source, name: str | None = None):
     """Parse a JSON file, ``-`` (stdin) or bytes; a parse error names the source."""
-    import json
-
-    from segtools.errors import InputError
+    from segtools.io.jsondata import parse_json
     from segtools.io.streams import describe, read_bytes
 
-    name = name or describe(source)
-    try:
-        return json.loads(read_bytes(source))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{name}: not valid JSON ({exc})") from None
+    return parse_json(read_bytes(source), name or describe(source))
 
 
 def merge_counts(summary: Summary, counts: dict, lossy: set[str]) -> None:

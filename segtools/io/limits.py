@@ -41,3 +41,34 @@ def check_pixels(width: int | None, height: int | None, name: str) -> None:
             f"{name}: {width}x{height} = {width * height:,} pixels exceeds the limit of {budget:,} "
             "(a decompression bomb?); raise it with --max-pixels N or SEGTOOLS_MAX_PIXELS=N, 0 for none"
         )
+
+
+#: Most classes (labels) a mask, a dataset or a model may declare: the 16-bit PNG limit.
+MAX_CLASSES = 65_536
+
+
+def check_class_count(count: int, name: str) -> int:
+    """Return ``count`` when it is a usable number of classes, else raise :class:`InputError`.
+
+    ``name`` says where the count came from (``"data.yaml: nc"``, ``"mask.npy: label"``).
+
+    >>> check_class_count(21, "nc")
+    21
+    """
+    if isinstance(count, bool) or not isinstance(count, (int,)) and not hasattr(count, "__index__"):
+        raise InputError(f"{name}: a class count must be an integer, got {count!r}")
+    count = int(count)
+    if not 0 <= count <= MAX_CLASSES:
+        raise InputError(f"{name}: {count:,} classes is out of range (0..{MAX_CLASSES:,}, "
+                         "the 16-bit PNG limit)")
+    return count
+
+
+def check_size(width, height, name: str) -> tuple[int, int]:
+    """A declared image size (from a header, JSON or manifest) as ints, checked before
+    anything of that size is allocated: positive integers within the pixel budget."""
+    for axis, value in (("width", width), ("height", height)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InputError(f"{name}: {axis} must be a positive integer, got {value!r}")
+    check_pixels(width, height, name)
+    return width, height
