@@ -76,6 +76,24 @@ def run_proc(*args: str, input: bytes | None = None, cwd: str | os.PathLike | No
     return CliResult(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
 
 
+def run_bounded(*args: str, input: bytes | None = None, mem_mb: int = 1536, timeout: float = 30,
+                cwd: str | os.PathLike | None = None, env: dict | None = None) -> CliResult:
+    """:func:`run_proc` under an address-space limit of ``mem_mb`` MiB (Python, numpy, OpenCV
+    and torch take ~1 GiB of it to start): a reader that allocates what a hostile file
+    declares fails with ``out of memory`` or a signal instead of passing."""
+    import resource
+
+    limit = mem_mb << 20
+
+    def _limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    full_env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", **(env or {}))
+    proc = subprocess.run([sys.executable, "-m", "segtools", *map(str, args)], input=input or b"",
+                          capture_output=True, cwd=cwd, env=full_env, timeout=timeout, preexec_fn=_limit)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace"))
+
+
 @pytest.fixture(scope="module")
 def torch_one_thread():
     """One intra-op torch thread for a module: small forwards are fastest (and fairest to a
