@@ -5,6 +5,7 @@ Exit codes: 0 ok · 1 failure or failed gate · 2 usage error · 130 interrupted
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -17,7 +18,8 @@ from typing import Annotated
 os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 
 from segtools import __version__  # noqa: E402
-from segtools.cli.common import STATE, configure_logging, debug_enabled, keep_freed_memory  # noqa: E402
+from segtools.cli.common import (  # noqa: E402
+    STATE, configure_logging, debug_enabled, guard_standard_streams, keep_freed_memory, quiet_library_warnings)
 from segtools.errors import SegtoolsError  # noqa: E402
 
 # One module per subcommand; each defines register(app). Order = order in --help.
@@ -129,17 +131,33 @@ def _usage_error_class() -> type:
     return UsageError
 
 
+def _invoke(command, args: list[str]):
+    """Parse ``args`` and run the command, as click's ``main(standalone_mode=False)`` would,
+    but without its own handling of a broken pipe (it exits 1; a pipe reader that went
+    away earns the conventional 141 here) and with stdout flushed before returning, so
+    that a write error is reported now instead of at interpreter exit."""
+    with command.make_context("segtools", args) as ctx:
+        result = command.invoke(ctx)
+    if sys.stdout is not None:
+        sys.stdout.flush()
+    return result
+
+
 def run(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (no ``sys.exit``)."""
     from segtools.io.streams import forget_inputs
 
     usage_error = _usage_error_class()
+    guard_standard_streams()
+    quiet_library_warnings()
     keep_freed_memory()
     forget_inputs()
     args = list(argv) if argv is not None else sys.argv[1:]
     command = typer.main.get_command(build_app(invoked_command(args)))
     try:
-        result = command.main(args=args, prog_name="segtools", standalone_mode=False)
+        result = _invoke(command, args)
+    except typer.Exit as exc:  # --version, --help
+        return exc.exit_code
     except usage_error as exc:
         ctx = getattr(exc, "ctx", None)
         if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
@@ -153,23 +171,43 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
 
             traceback.print_exc()
         return _fail(str(exc), exc.exit_code)
-    except typer.Abort:
+    except (typer.Abort, EOFError):
         return _fail("aborted", 130)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:
-        # the reader went away (e.g. `| head`): not our error
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        return _reader_gone()
+    except SystemExit as exc:  # rich exits 1 itself when the pipe breaks under it
+        if isinstance(exc.__context__, BrokenPipeError):
+            return _reader_gone()
+        raise
     except MemoryError:
         return _fail("out of memory: process fewer or smaller images at a time", 1)
+    except OSError as exc:  # the system refused (a full disk, a closed stdout): not a bug
+        if exc.filename:
+            return _fail(f"{exc.filename}: {exc.strerror or exc}", 1)
+        if exc.errno in _WRITE_ERRNOS:  # what stdout still buffers cannot be written either
+            sys.stdout = open(os.devnull, "w")
+            return _fail(f"stdout: {exc.strerror or exc}", 1)
+        return _fail(f"{exc.strerror or exc}", 1)
     except Exception as exc:  # a bug: one line, unless debugging
         if debug_enabled():
             raise
         return _fail(f"internal error: {type(exc).__name__}: {exc} (rerun with --verbose for a traceback, "
                      "and please report it)", 1)
     return result if isinstance(result, int) else 0
+
+
+def _reader_gone() -> int:
+    """The reader of stdout went away (``| head``): not our error, exit 141 as SIGPIPE would.
+    stdout goes nowhere from now on, so the interpreter's last flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    return 141
+
+
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EBADF, errno.EIO, errno.EDQUOT, errno.EFBIG)
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ Only typer, rich and the standard library are imported here at module level, so
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
 import os
 import sys
@@ -47,6 +49,57 @@ def configure_logging() -> None:
     logger.addHandler(handler)
     logger.propagate = False
     logger.setLevel(logging.ERROR if STATE.quiet else logging.DEBUG if STATE.verbose else logging.WARNING)
+
+
+class _ClosedStdout(io.RawIOBase):
+    """What ``sys.stdout`` becomes when the process started with fd 1 closed (``>&-``)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        raise OSError(errno.EBADF, "closed; redirect it to a file or a pipe")
+
+
+def guard_standard_streams() -> None:
+    """Make sure file descriptors 0, 1 and 2 are open before any file is.
+
+    A process started with one of them closed (``<&-``, ``>&-``) would hand that number to
+    the next file it opens, so a C library's warning on fd 2, or a write to stdout, would
+    land inside an output file. A closed one is taken by ``/dev/null``: a closed stdin
+    then reads as empty input, a closed stdout fails on the first write with one error
+    line, and a closed stderr swallows messages.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if fd == 0:
+                sys.stdin = open(0, "r", closefd=False)
+            elif fd == 1:
+                sys.stdout = io.TextIOWrapper(io.BufferedWriter(_ClosedStdout()))
+            else:
+                sys.stderr = open(2, "w", closefd=False)
+    if sys.stdin is None:  # fd 0 open, yet Python found it unusable at start-up
+        sys.stdin = open(os.devnull, "r")
+
+
+def quiet_library_warnings() -> None:
+    """Python warnings raised inside numpy, torch or Pillow are noise to a user (a
+    RuntimeWarning about a division the code already handles): hidden, and with
+    ``--verbose`` shown as one ``segtools: warning:`` line each."""
+    import warnings
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if debug_enabled():
+            text = " ".join(str(message).split())
+            print(f"segtools: warning: {category.__name__}: {text}", file=sys.stderr)
+
+    warnings.showwarning = show
 
 
 #: Freed blocks up to this size stay in the process for the next image (glibc only).

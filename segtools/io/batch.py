@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
 from segtools.errors import InputError, OutputError
-from segtools.io.streams import mark_input
+from segtools.io.streams import check_file_name, mark_input
 
 DATA_EXTENSIONS = (".png", ".npy", ".npz", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -96,6 +96,7 @@ def expand_inputs(specs: Iterable[str], extensions: Sequence[str] = DATA_EXTENSI
     items: list[Item] = []
     for spec in specs:
         spec = str(spec)
+        check_file_name(spec)
         if spec == "-":
             if not allow_stdin:
                 raise InputError("'-' (stdin) cannot be used here")

@@ -18,6 +18,9 @@ Source = Union[str, os.PathLike, bytes, BinaryIO]
 STDIO = "-"
 
 _inputs_read: set[str] = set()
+#: (device, inode) of every regular file read, stdin included: a hard link or a
+#: redirection (``-o m.png < m.png``) names an input under another name or none
+_input_files: set[tuple[int, int]] = set()
 
 
 def describe(source: Source) -> str:
@@ -33,15 +36,53 @@ def _key(path: str | os.PathLike) -> str:
     return os.path.realpath(os.fspath(path))
 
 
+def _identity(stat: os.stat_result) -> tuple[int, int] | None:
+    import stat as stat_module
+
+    return (stat.st_dev, stat.st_ino) if stat_module.S_ISREG(stat.st_mode) else None
+
+
 def mark_input(path: str | os.PathLike) -> None:
-    """Remember that ``path`` was read, so no output replaces it by accident."""
-    if str(path) != STDIO:
-        _inputs_read.add(_key(path))
+    """Remember that ``path`` (``-``: whatever file stdin is) was read, so no output
+    replaces it by accident."""
+    try:
+        if str(path) == STDIO:
+            identity = _identity(os.fstat(sys.stdin.fileno()))
+        else:
+            _inputs_read.add(_key(path))
+            identity = _identity(os.stat(path))
+    except (OSError, ValueError, AttributeError):  # not a file, or stdin is no real stream
+        return
+    if identity is not None:
+        _input_files.add(identity)
+
+
+def is_input(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a file this run read (under any name)."""
+    if _key(path) in _inputs_read:
+        return True
+    try:
+        return _identity(os.stat(path)) in _input_files
+    except (OSError, ValueError):
+        return False
 
 
 def forget_inputs() -> None:
     """Start a new run: no path is an input yet (the CLI calls this once per invocation)."""
     _inputs_read.clear()
+    _input_files.clear()
+
+
+def check_file_name(path: str | os.PathLike, error: type = InputError) -> None:
+    """Refuse a path no file can have: empty, or holding a NUL byte (``error`` is raised)."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "surrogateescape")
+    if not text:
+        raise error("an empty file name was given")
+    if "\x00" in text:
+        shown = text.replace("\x00", "\\0")
+        raise error(f"'{shown}': a file name cannot hold a NUL byte")
 
 
 def read_bytes(source: Source) -> bytes:
@@ -53,6 +94,7 @@ def read_bytes(source: Source) -> bytes:
             stdin = sys.stdin.buffer
             if stdin.isatty():
                 raise InputError("no input: give a file, or pipe data into stdin")
+            mark_input(STDIO)
             return stdin.read()
         return read_head(source, None)
     return source.read()
@@ -63,6 +105,7 @@ def read_head(path: str | os.PathLike, size: int | None) -> bytes:
 
     Every failure is an :class:`InputError` that says what is wrong with the path.
     """
+    check_file_name(path)
     try:
         with open(path, "rb") as handle:
             data = handle.read() if size is None else handle.read(size)
@@ -99,13 +142,14 @@ def write_stdout(data: bytes, what: str = "binary data") -> None:
 
 def check_output_path(path: str | os.PathLike, allow_overwrite: bool = False) -> Path:
     """Validate an output file path before any work is done; returns it as a Path."""
+    check_file_name(path, OutputError)
     out = Path(path)
     if out.is_dir():
         raise OutputError(f"{out}: is a directory; give a file name (or use -o DIR with a batch)")
     parent = out.parent if str(out.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise OutputError(f"{out}: {parent} is a file, not a directory")
-    if not allow_overwrite and _key(out) in _inputs_read:
+    if not allow_overwrite and is_input(out):
         raise OutputError(f"{out}: refusing to overwrite an input; pass --overwrite to allow it")
     return out
 
