@@ -11,9 +11,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from segtools.errors import InputError
+from segtools.io.jsondata import check_int, check_type, get_field, parse_json
+from segtools.io.limits import MAX_CLASSES
+from segtools.io.streams import read_head
 
 KINDS = ("semantic", "instance", "panoptic")
 PNG_KEY = "segtools"
+#: Largest ``--classes FILE`` read (65,536 names and colours fit many times over).
+MAX_CLASSES_FILE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -78,28 +83,58 @@ class ClassMeta:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "class metadata") -> "ClassMeta":
-        if not isinstance(data, dict):
-            raise InputError(f"{source}: expected a JSON object")
-        names = data.get("names", data.get("classes"))
-        palette = data.get("palette", data.get("colors"))
-        try:
-            names_t = tuple(str(n) for n in names) if names is not None else None
-            palette_t = tuple(tuple(int(v) for v in c) for c in palette) if palette is not None else None
-            ignore = data.get("ignore_index", 255)
-            ignore = None if ignore is None else int(ignore)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{source}: malformed names, palette or ignore_index ({exc})") from None
+        """Metadata from parsed JSON, checked strictly: nothing is coerced.
+
+        ``names`` (alias ``classes``) is a list of at most :data:`MAX_CLASSES` strings,
+        ``palette`` (alias ``colors``) a list of ``[r, g, b]`` integers in 0..255,
+        ``ignore_index`` an integer in 0..65535 or ``null``, ``kind`` one of :data:`KINDS`.
+
+        >>> ClassMeta.from_dict({"names": ["bg", "car"], "ignore_index": None}).names
+        ('bg', 'car')
+        """
+        check_type(data, dict, source)
+        names = _first_field(data, ("names", "classes"), source, list)
+        palette = _first_field(data, ("palette", "colors"), source, list)
+        if names is not None:
+            _check_length(names, f"{source}: 'names'")
+            names = tuple(check_type(n, str, f"{source}: names[{i}]") for i, n in enumerate(names))
+        if palette is not None:
+            _check_length(palette, f"{source}: 'palette'")
+            palette = tuple(_colour(c, f"{source}: palette[{i}]") for i, c in enumerate(palette))
+        ignore = 255
+        if "ignore_index" in data:
+            ignore = data["ignore_index"]
+            if ignore is not None:
+                ignore = check_int(ignore, f"{source}: 'ignore_index'", 0, MAX_CLASSES - 1)
+        kind = get_field(data, "kind", source, str, "semantic")
+        if kind not in KINDS:
+            raise InputError(f"{source}: 'kind' must be one of {', '.join(KINDS)}, not {kind[:40]!r}")
         known = {"names", "classes", "palette", "colors", "ignore_index", "kind"}
         extra = {k: v for k, v in data.items() if k not in known}
-        return cls(names_t, palette_t, ignore, str(data.get("kind", "semantic")), extra)
+        return cls(names, palette, ignore, kind, extra)
 
     @classmethod
-    def from_json(cls, text: str, source: str = "class metadata") -> "ClassMeta":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        return cls.from_dict(data, source)
+    def from_json(cls, text: str | bytes, source: str = "class metadata") -> "ClassMeta":
+        return cls.from_dict(parse_json(text, source), source)
+
+
+def _first_field(data: dict, keys: tuple[str, ...], source: str, kind: type):
+    for key in keys:
+        if data.get(key) is not None:
+            return get_field(data, key, source, kind)
+    return None
+
+
+def _check_length(values: list, what: str) -> None:
+    if len(values) > MAX_CLASSES:
+        raise InputError(f"{what} lists {len(values):,} classes; at most {MAX_CLASSES:,} (the 16-bit PNG limit)")
+
+
+def _colour(value, what: str) -> tuple[int, int, int]:
+    check_type(value, list, what)
+    if len(value) != 3:
+        raise InputError(f"{what} must be an [r, g, b] triple, got {len(value)} values")
+    return tuple(check_int(v, f"{what}[{i}]", 0, 255) for i, v in enumerate(value))
 
 
 def load_classes(spec: str) -> ClassMeta:
@@ -118,16 +153,18 @@ def load_classes(spec: str) -> ClassMeta:
         raise InputError(
             f"--classes {spec!r}: neither a preset ({', '.join(presets.PRESETS)}) nor a readable file"
         )
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith(("{", "[")):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{spec}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        if isinstance(data, list):
-            data = {"names": data}
-        return ClassMeta.from_dict(data, spec)
+    data = read_head(path, MAX_CLASSES_FILE_BYTES + 1)
+    if len(data) > MAX_CLASSES_FILE_BYTES:
+        raise InputError(f"{spec}: a class file of more than {MAX_CLASSES_FILE_BYTES >> 20} MiB; is it the right file?")
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"{", b"[")):
+        parsed = parse_json(data, spec)
+        return ClassMeta.from_dict({"names": parsed} if isinstance(parsed, list) else parsed, spec)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{spec}: not UTF-8 text (byte {exc.start}); give one class name per line") from None
     names = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    _check_length(names, spec)
     return ClassMeta(names=names)
 
 
