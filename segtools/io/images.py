@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+from contextlib import contextmanager
 
 import numpy as np
 
 from segtools.errors import InputError, OutputError
-from segtools.io.limits import check_pixels
+from segtools.io import png
+from segtools.io.limits import check_pixels, follow_budget_in_pillow
 from segtools.io.sniff import sniff
 from segtools.io.streams import Source, describe, emit, read_bytes
 
@@ -25,52 +27,65 @@ def read_image(source: Source, *, name: str | None = None) -> np.ndarray:
     if kind.format == "npy":
         from segtools.io.masks import _load_npy
 
-        array = _load_npy(data, name)
+        array = _load_npy(data, name, "image")
         if array.ndim not in (2, 3):
             raise InputError(f"{name}: an image array is H×W or H×W×C, this one is {array.shape}")
         return array
     if not kind.is_image_file:
         hint = "empty input (no bytes)" if kind.format == "empty" else f"is not an image (recognised: {kind.format})"
         raise InputError(f"{name}: {hint}")
-    check_pixels(kind.width, kind.height, name)
-    if kind.format == "png" and kind.bit_depth == 16:
-        return _read_png16(data, name)
+    if kind.format == "png":
+        header = png.check_structure(data, name)
+        check_pixels(header.width, header.height, name)
+        if header.bit_depth == 16:
+            return _read_png16(data, name)
     return _read_pillow(data, name)
 
 
 def _read_png16(data: bytes, name: str) -> np.ndarray:
     import cv2
 
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if array is None:
-        raise InputError(f"{name}: corrupt or truncated PNG")
+    array = png.decode_cv2(data, name, keep=(b"tRNS",))
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGBA if array.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     return array
 
 
-def _read_pillow(data: bytes, name: str) -> np.ndarray:
-    from PIL import Image, ImageOps
+@contextmanager
+def pillow_image(data: bytes, name: str, what: str = "image"):
+    """``PIL.Image.open`` on ``data`` with Pillow's bomb check at segtools' pixel budget;
+    every decoding failure (a corrupt file, Pillow's bomb check) is an :class:`InputError`."""
+    from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = None  # our own guard (check_pixels) applies
+    follow_budget_in_pillow()
     try:
         with Image.open(io.BytesIO(data)) as image:
-            check_pixels(image.width, image.height, name)
-            image = ImageOps.exif_transpose(image)
-            mode = image.mode
-            if mode == "P":
-                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-            elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
-                image = image.convert("L" if mode == "1" else "RGB")
-            elif mode in ("LA", "PA"):
-                image = image.convert("RGBA")
-            elif mode.startswith("I;16"):
-                return np.asarray(image).astype(np.uint16)
-            elif mode == "I":
-                return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
-            return np.asarray(image)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{name}: corrupt or truncated image ({exc})") from None
+            yield image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"{name}: {exc}; raise the limit with --max-pixels N or SEGTOOLS_MAX_PIXELS=N, "
+                         "0 for none") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InputError(f"{name}: corrupt or truncated {what} ({exc})") from None
+
+
+def _read_pillow(data: bytes, name: str) -> np.ndarray:
+    from PIL import ImageOps
+
+    with pillow_image(data, name) as image:
+        check_pixels(image.width, image.height, name)
+        image = ImageOps.exif_transpose(image)
+        mode = image.mode
+        if mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
+            image = image.convert("L" if mode == "1" else "RGB")
+        elif mode in ("LA", "PA"):
+            image = image.convert("RGBA")
+        elif mode.startswith("I;16"):
+            return np.asarray(image).astype(np.uint16)
+        elif mode == "I":
+            return np.clip(np.asarray(image), 0, 65535).astype(np.uint16)
+        return np.asarray(image)
 
 
 def to_rgb8(image: np.ndarray) -> np.ndarray:

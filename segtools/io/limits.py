@@ -72,3 +72,36 @@ def check_size(width, height, name: str) -> tuple[int, int]:
             raise InputError(f"{name}: {axis} must be a positive integer, got {value!r}")
     check_pixels(width, height, name)
     return width, height
+
+
+def label_table_size(labels, name: str) -> int:
+    """The length of a table indexed by the values of the integer array ``labels`` (its
+    largest value + 1, 0 when empty), refused before anything of that length is made when a
+    value is negative or above ``MAX_CLASSES - 1`` (65,535, the 16-bit PNG limit).
+
+    ``name`` says where the labels came from, for the message.
+
+    >>> import numpy as np
+    >>> label_table_size(np.array([[0, 3], [255, 1]], np.uint8), "mask.png")
+    256
+    """
+    if labels.size == 0:
+        return 0
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= MAX_CLASSES:
+        bad = low if low < 0 else high
+        raise InputError(f"{name}: label value {bad:,} is out of range (labels are 0..{MAX_CLASSES - 1:,}, "
+                         "the 16-bit PNG limit)")
+    return high + 1
+
+
+def follow_budget_in_pillow() -> None:
+    """Make Pillow's own decompression-bomb check use this budget instead of its 1.79e8
+    pixels (``0`` = none), and raise its over-the-limit warning instead of printing it."""
+    import warnings
+
+    from PIL import Image
+
+    budget = max_pixels()
+    Image.MAX_IMAGE_PIXELS = budget or None
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)

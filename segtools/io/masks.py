@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from segtools.errors import InputError, OutputError
-from segtools.io import png
+from segtools.io import npy, png
 from segtools.io.limits import check_pixels
 from segtools.io.meta import PNG_KEY, ClassMeta, default_palette
 from segtools.io.sniff import PNG_GREY, PNG_GREY_ALPHA, PNG_PALETTE, Sniffed, sniff
@@ -69,7 +69,7 @@ def read_label_mask(source: Source, colours: ClassMeta | str | None = None, *, n
     if kind.format == "png":
         return _read_png_mask(data, kind, name, colours)
     if kind.format == "npy":
-        array = _load_npy(data, name)
+        array = _load_npy(data, name, "labels")
         return LabelMask(_check_label_array(array, name), None, name)
     if kind.format == "npz":
         raise InputError(f"{name}: is a score map (.npz), not a label mask; turn it into labels with `segtools postprocess`")
@@ -84,7 +84,7 @@ def read_score_map(source: Source, *, name: str | None = None) -> ScoreMap:
     if kind.format == "npz":
         return _load_npz_scores(data, name)
     if kind.format == "npy":
-        array = _load_npy(data, name)
+        array = _load_npy(data, name, "scores")
         return ScoreMap(_check_score_array(array, name), None, name)
     raise InputError(f"{name}: {_not_a('score map', kind)}")
 
@@ -110,17 +110,14 @@ def _not_a(wanted: str, kind: Sniffed) -> str:
     return hints.get(kind.format, f"is not a {wanted} (recognised: {kind.format}); expected PNG, .npy or .npz")
 
 
-def _load_npy(data: bytes, name: str) -> np.ndarray:
-    kind = sniff(data[:512])
-    check_pixels(kind.width, kind.height, name)
-    try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise InputError(f"{name}: holds Python objects; only plain numeric arrays are read") from None
-        raise InputError(f"{name}: corrupt or truncated .npy ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{name}: corrupt or truncated .npy ({exc})") from None
+def _load_npy(data: bytes, name: str, layout: str) -> np.ndarray:
+    """A ``.npy`` array, its declared plane (``layout``: see :func:`npy.plane_size`) checked
+    against the pixel budget and its length against the header before anything is copied."""
+    header = npy.parse_header(data[: npy.HEAD_BYTES], name)
+    plane = npy.plane_size(header.shape, layout)
+    if plane is not None:
+        check_pixels(plane[1], plane[0], name)
+    return npy.load_array(data, name, header)
 
 
 def _check_label_array(array: np.ndarray, name: str) -> np.ndarray:
@@ -134,7 +131,13 @@ def _check_label_array(array: np.ndarray, name: str) -> np.ndarray:
         array = array.reshape(array.shape[1:] if array.shape[0] == 1 else array.shape[:-1])
     if array.ndim != 2:
         raise InputError(f"{name}: a label mask is 2-D (H×W), this array is {array.ndim}-D {array.shape}")
+    _check_not_empty(array, name)
     return array
+
+
+def _check_not_empty(array: np.ndarray, name: str) -> None:
+    if array.size == 0:
+        raise InputError(f"{name}: holds no pixels (shape {array.shape})")
 
 
 def _check_score_array(array: np.ndarray, name: str) -> np.ndarray:
@@ -142,6 +145,7 @@ def _check_score_array(array: np.ndarray, name: str) -> np.ndarray:
         raise InputError(f"{name}: a score map holds floats, this array is {array.dtype}")
     if array.ndim not in (2, 3):
         raise InputError(f"{name}: a score map is C×H×W or H×W, this array is {array.ndim}-D {array.shape}")
+    _check_not_empty(array, name)
     return array
 
 
@@ -162,14 +166,15 @@ def _load_npz_scores(data: bytes, name: str) -> ScoreMap:
 
 
 def _read_png_mask(data: bytes, kind: Sniffed, name: str, colours) -> LabelMask:
-    check_pixels(kind.width, kind.height, name)
-    meta_json = png.text_chunk(data, PNG_KEY)
+    header = png.check_structure(data, name)
+    check_pixels(header.width, header.height, name)
+    meta_json = png.text_chunk(data, PNG_KEY, name)
     meta = ClassMeta.from_json(meta_json, f"{name}: segtools metadata") if meta_json else None
-    if kind.colour_type == PNG_PALETTE:
+    if header.colour_type == PNG_PALETTE:
         labels = _decode_palette_png(data, name)
-    elif kind.colour_type == PNG_GREY:
+    elif header.colour_type == PNG_GREY:
         labels = _decode_cv2(data, name)
-    elif kind.colour_type == PNG_GREY_ALPHA:
+    elif header.colour_type == PNG_GREY_ALPHA:
         raise InputError(f"{name}: a grey PNG with an alpha channel is not a label mask; save it as plain grey or palette PNG")
     else:
         if colours is None:
@@ -195,23 +200,16 @@ def _load_colours(spec: str) -> ClassMeta:
 
 
 def _decode_palette_png(data: bytes, name: str) -> np.ndarray:
-    from PIL import Image
+    from segtools.io.images import pillow_image
 
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            return np.asarray(image)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{name}: corrupt or truncated PNG ({exc})") from None
+    with pillow_image(data, name, "PNG") as image:
+        image.load()
+        return np.asarray(image)
 
 
 def _decode_cv2(data: bytes, name: str) -> np.ndarray:
-    import cv2
-
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if array is None:
-        raise InputError(f"{name}: corrupt or truncated PNG")
-    return array
+    """Grey or colour PNG pixels as stored (no alpha from tRNS, no colour management)."""
+    return png.decode_cv2(data, name)
 
 
 # ---------------------------------------------------------------- writing

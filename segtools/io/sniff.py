@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import struct
 from dataclasses import dataclass
 
@@ -73,20 +72,14 @@ def sniff(head: bytes) -> Sniffed:
 
 
 def _sniff_npy(head: bytes) -> Sniffed:
+    from segtools.errors import InputError
+    from segtools.io.npy import parse_header
+
     try:
-        major = head[6]
-        if major == 1:
-            (hlen,) = struct.unpack("<H", head[8:10])
-            start = 10
-        else:
-            (hlen,) = struct.unpack("<I", head[8:12])
-            start = 12
-        header = ast.literal_eval(head[start : start + hlen].decode("latin1"))
-        shape = tuple(int(s) for s in header["shape"])
-        descr = header["descr"]
-    except Exception:  # a truncated header: the reader reports it properly
+        header = parse_header(head, "npy")
+    except InputError:  # a truncated or corrupt header: the reader reports it properly
         return Sniffed("npy")
-    dtype = descr if isinstance(descr, str) else None
+    shape = header.shape
     height = shape[-2] if len(shape) >= 2 else None
     width = shape[-1] if len(shape) >= 2 else None
-    return Sniffed("npy", width, height, dtype=dtype, shape=shape)
+    return Sniffed("npy", width, height, dtype=header.dtype.str, shape=shape)
