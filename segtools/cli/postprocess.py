@@ -162,6 +162,7 @@ def _split(text: str) -> list[str]:
 
 def _process_one(job: tuple) -> None:
     """Read one input, clean it and write it (module level so --jobs can use processes)."""
+    from segtools.io.limits import label_table_size
     from segtools.io.masks import ScoreMap, read_mask_or_scores, write_label_mask
     from segtools.io.meta import load_classes
     from segtools.morphology import spec
@@ -182,6 +183,7 @@ def _process_one(job: tuple) -> None:
 
             raise UsageError(f"{data.name}: is a label mask; --threshold and --min-confidence apply to score maps")
         labels = data.labels
+        label_table_size(labels, data.name)
         values = set(present_labels(labels).tolist()) - {ignore}
         binary = (meta is None or not meta.names) and values <= {0, 1}
     default_area, area_per_class = (spec.class_values(settings.min_area, meta, "--min-area")
@@ -203,13 +205,14 @@ def _process_one(job: tuple) -> None:
 
 def _ignore_index(option: Optional[str], meta) -> Optional[int]:
     from segtools.errors import UsageError
+    from segtools.io.limits import MAX_CLASSES
 
     if option is None:
         return meta.ignore_index if meta is not None else 255
     if option.strip().lower() == "none":
         return None
-    if not option.strip().isdigit():
-        raise UsageError(f"--ignore-index must be a label (0 or more) or none, not {option!r}")
+    if not option.strip().isdigit() or int(option) >= MAX_CLASSES:
+        raise UsageError(f"--ignore-index must be a label (0..{MAX_CLASSES - 1}) or none, not {option!r}")
     return int(option)
 
 

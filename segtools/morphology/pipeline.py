@@ -13,6 +13,7 @@ from typing import Mapping
 import numpy as np
 
 from segtools.errors import InputError, UsageError
+from segtools.io.limits import label_table_size
 from segtools.morphology import components, filters, refill
 
 DEFAULT_ORDER: tuple[str, ...] = (
@@ -149,10 +150,9 @@ def clean_labels(labels: np.ndarray, cleanup: Cleanup) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 2 or labels.dtype.kind not in "iu":
         raise InputError(f"a label mask is a 2-D integer array, not {labels.ndim}-D {labels.dtype}")
-    if labels.dtype.kind == "i":
-        if labels.size and labels.min() < 0:
-            raise InputError("a label mask holds negative values; labels are 0 or more")
-        labels = labels.astype(np.uint32 if labels.max(initial=0) > 65535 else np.uint16)
+    if labels.dtype.kind == "i" or labels.dtype.itemsize > 2:
+        label_table_size(labels, "label mask")  # 0..65535, so uint16 holds every label exactly
+        labels = labels.astype(np.uint16)
     out = labels.copy()
     for step in cleanup.steps():
         out = _run_step(step, out, cleanup)

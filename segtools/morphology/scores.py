@@ -7,6 +7,7 @@ from typing import Mapping
 import numpy as np
 
 from segtools.errors import InputError, UsageError
+from segtools.io.limits import check_class_count
 
 
 def scores_to_labels(scores: np.ndarray, threshold: float | Mapping[int, float] | None = None,
@@ -34,7 +35,7 @@ def scores_to_labels(scores: np.ndarray, threshold: float | Mapping[int, float] 
     Raises
     ------
     InputError
-        One-class score map without a threshold, NaN scores, a class in ``threshold``
+        One-class score map without a threshold, NaN or infinite scores, a class in ``threshold``
         outside the score map.
 
     Examples
@@ -50,9 +51,12 @@ def scores_to_labels(scores: np.ndarray, threshold: float | Mapping[int, float] 
         scores = scores[None]
     if scores.ndim != 3 or scores.shape[0] == 0:
         raise InputError(f"a score map is C×H×W or H×W, not {scores.shape}")
-    if np.isnan(scores).any():
-        raise InputError("the score map holds NaN values; fix the model output or replace them first")
-    num_classes = scores.shape[0]
+    if scores.dtype.kind != "f":
+        raise InputError(f"a score map holds floats, not {scores.dtype}")
+    if not np.isfinite(scores).all():
+        kind = "NaN" if np.isnan(scores).any() else "infinite"
+        raise InputError(f"the score map holds {kind} values; fix the model output or replace them first")
+    num_classes = check_class_count(scores.shape[0], "score map channels")
     if num_classes == 1 or (num_classes == 2 and isinstance(threshold, (int, float))):
         if threshold is None:
             raise InputError("a one-class score map (H×W) needs a threshold: pass --threshold T, e.g. 0.5")

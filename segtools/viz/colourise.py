@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from segtools.errors import InputError
+from segtools.io.limits import label_table_size
 from segtools.io.meta import ClassMeta
 from segtools.viz.palette import IGNORE_COLOUR, class_palette, instance_palette
 
@@ -21,9 +22,7 @@ def colour_table(labels: np.ndarray, meta: ClassMeta | None, *, instances: bool 
     transparent_ignore : add an alpha column; ignored pixels (and instance background) get alpha 0.
     ignore_colour : RGB for ignored pixels when opaque.
     """
-    if labels.size and labels.dtype.kind == "i" and int(labels.min()) < 0:
-        raise InputError(f"label mask holds negative values ({int(labels.min())}); labels are 0..65535")
-    size = int(labels.max(initial=0)) + 1
+    size = label_table_size(labels, "label mask")
     ignore = meta.ignore_index if meta is not None else 255
     if instances:
         table = instance_palette(max(size, 1))

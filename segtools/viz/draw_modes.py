@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from segtools.errors import InputError, UsageError
+from segtools.io.limits import label_table_size
 from segtools.viz.colourise import colour_table, colourise
 from segtools.viz.legend import LegendRow, attach, class_rows, draw_legend
 from segtools.viz.render import DrawOptions, Inputs
@@ -22,7 +23,7 @@ def num_classes_for(meta, *masks: np.ndarray) -> int:
     largest = 0
     for mask in masks:
         values = mask if meta.ignore_index is None else mask[mask != meta.ignore_index]
-        largest = max(largest, int(values.max(initial=0)) + 1)
+        largest = max(largest, label_table_size(values, "label mask"))
     return max(largest, 1)
 
 

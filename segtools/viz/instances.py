@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from segtools.io.limits import label_table_size
 from segtools.viz.text import draw_text
 
 
@@ -18,9 +19,10 @@ def instance_centroids(instance_ids: np.ndarray, background: int = 0, ignore_ind
     >>> ids.tolist(), xy.tolist()
     ([3], [[1.5, 0.5]])
     """
+    size = label_table_size(instance_ids, "instance mask")
     flat = instance_ids.ravel().astype(np.int64)
     height, width = instance_ids.shape
-    area = np.bincount(flat)
+    area = np.bincount(flat, minlength=size)
     ys, xs = np.divmod(np.arange(flat.size), width)
     sum_x = np.bincount(flat, weights=xs)
     sum_y = np.bincount(flat, weights=ys)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from segtools.io.limits import label_table_size
 from segtools.io.meta import ClassMeta
 from segtools.viz.palette import class_names
 from segtools.viz.text import draw_text, measure
@@ -31,8 +32,8 @@ def class_rows(labels: np.ndarray, meta: ClassMeta | None, palette: np.ndarray,
     NaN when undefined) a third column gives it as a percentage.
     """
     ignore = meta.ignore_index if meta is not None else 255
-    size = max(len(palette), int(labels.max(initial=0)) + 1,
-               int(gt_labels.max(initial=0)) + 1 if gt_labels is not None else 0)
+    size = max(len(palette), label_table_size(labels, "label mask"),
+               label_table_size(gt_labels, "ground truth") if gt_labels is not None else 0)
     counts = np.bincount(labels.ravel(), minlength=size).astype(np.int64)
     present = counts.copy()
     if gt_labels is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from segtools.io.limits import check_class_count
 from segtools.io.meta import ClassMeta, default_palette
 
 #: Colour for ignored (void) pixels when drawn opaque.
@@ -20,7 +21,7 @@ def class_palette(meta: ClassMeta | None, size: int) -> np.ndarray:
     >>> class_palette(None, 3).tolist()
     [[0, 0, 0], [128, 0, 0], [0, 128, 0]]
     """
-    size = max(int(size), 1)
+    size = max(check_class_count(int(size), "palette size"), 1)
     table = np.empty((size, 3), np.uint8)
     auto = np.asarray(default_palette(min(size, 256)), np.uint8)
     table[: len(auto)] = auto

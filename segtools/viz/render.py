@@ -75,16 +75,19 @@ class Inputs:
 def read_inputs(mask: str, image: str | None, gt: str | None, options: DrawOptions) -> Inputs:
     """Read one item's mask or score map, image and ground truth, and settle its class metadata."""
     from segtools.io.images import read_image
+    from segtools.io.limits import label_table_size
     from segtools.io.masks import LabelMask, read_label_mask, read_mask_or_scores
     from segtools.viz.palette import resolve_meta
 
     read = read_mask_or_scores(mask, options.colours)
     gt_mask = read_label_mask(gt, options.colours) if gt is not None else None
+    if gt_mask is not None:
+        label_table_size(gt_mask.labels, gt_mask.name)
     picture = read_image(image) if image is not None else None
     own_meta = read.meta or (gt_mask.meta if gt_mask is not None else None)
     if isinstance(read, LabelMask):
         labels, scores = read.labels, None
-        wide = int(labels.max(initial=0)) > 255 and not (own_meta or options.classes or ClassMeta()).names
+        wide = label_table_size(labels, read.name) > 256 and not (own_meta or options.classes or ClassMeta()).names
         instances = options.instances if options.instances is not None else (
             (own_meta is not None and own_meta.kind == "instance") or wide)
     else:

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from segtools.errors import InputError
+from segtools.io.limits import label_table_size
 from segtools.io.meta import ClassMeta
 from segtools.viz.palette import class_names
 
 
-def pixel_counts(labels: np.ndarray) -> np.ndarray:
+def pixel_counts(labels: np.ndarray, name: str = "label mask") -> np.ndarray:
     """int64 counts of every value 0..max in an H×W label mask (one ``np.bincount``).
 
     >>> pixel_counts(np.array([[0, 2, 2]], np.uint8)).tolist()
@@ -22,8 +23,7 @@ def pixel_counts(labels: np.ndarray) -> np.ndarray:
         labels = labels.view(np.uint8)
     if labels.dtype.kind not in "iu":
         raise InputError(f"class statistics need integer labels, not {labels.dtype}")
-    if labels.size and labels.dtype.kind == "i" and int(labels.min()) < 0:
-        raise InputError(f"label mask holds negative values ({int(labels.min())})")
+    size = label_table_size(labels, name)
     if labels.dtype == np.uint8:  # histogram without widening the array
         import cv2
 
@@ -31,7 +31,7 @@ def pixel_counts(labels: np.ndarray) -> np.ndarray:
         if flat.size < (1 << 24):
             hist = cv2.calcHist([flat], [0], None, [256], [0, 256]).reshape(-1).astype(np.int64)
             return hist[: int(np.flatnonzero(hist).max(initial=0)) + 1]
-    return np.bincount(labels.ravel()).astype(np.int64)
+    return np.bincount(labels.ravel(), minlength=size).astype(np.int64)
 
 
 @dataclass
@@ -115,7 +115,7 @@ def count_job(job: StatsJob) -> tuple[str, np.ndarray, ClassMeta | None]:
     from segtools.io.masks import read_label_mask
 
     mask = read_label_mask(job.path, job.colours)
-    return job.rel, pixel_counts(mask.labels), mask.meta
+    return job.rel, pixel_counts(mask.labels, job.path), mask.meta
 
 
 CSV_FIELDS = ("image", "index", "name", "pixels", "share", "present", "images_with")
