@@ -42,7 +42,11 @@ def _describe(report: dict) -> str:
         lines.append(f"  size     {report['width']}x{report['height']}, {report['dtype']}"
                      + (f", {report['channels']} channels" if "channels" in report else ""))
     if "shape" in report:
-        lines.append(f"  shape    {report['shape']} {report['dtype']}, values {report['min']:.4g}..{report['max']:.4g}")
+        values = (f"values {report['min']:.4g}..{report['max']:.4g}" if report["min"] is not None
+                  else "no finite values")
+        if report.get("non_finite"):
+            values += f", {report['non_finite']:,} NaN or infinite"
+        lines.append(f"  shape    {report['shape']} {report['dtype']}, {values}")
     meta = report.get("meta") or {}
     names = meta.get("names")
     if "values" in report:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from segtools.io.limits import label_table_size
 from segtools.io.masks import read_label_mask, read_score_map
 from segtools.io.sniff import PNG_GREY, PNG_PALETTE, sniff
 from segtools.io.streams import Source, describe, read_bytes
@@ -28,6 +29,7 @@ def inspect_source(source: Source, colours=None) -> dict:
     if is_mask:
         mask = read_label_mask(data, colours, name=name)
         labels = mask.labels
+        label_table_size(labels, name)  # labels 0..65535: at most 65,536 distinct values to list
         values, counts = np.unique(labels, return_counts=True)
         info.update(kind="label mask", height=int(labels.shape[0]), width=int(labels.shape[1]),
                     dtype=str(labels.dtype),
@@ -38,9 +40,14 @@ def inspect_source(source: Source, colours=None) -> dict:
     if kind.format == "npz" or kind.format == "npy":
         scores = read_score_map(data, name=name)
         array = scores.scores
+        finite = np.isfinite(array)
+        values = array[finite] if not finite.all() else array
         info.update(kind="score map", shape=list(array.shape), dtype=str(array.dtype),
                     channels=int(array.shape[0]) if array.ndim == 3 else 1,
-                    min=float(np.nanmin(array)), max=float(np.nanmax(array)))
+                    min=float(values.min()) if values.size else None,
+                    max=float(values.max()) if values.size else None)
+        if values.size != array.size:
+            info["non_finite"] = int(array.size - values.size)
         if scores.meta is not None:
             info["meta"] = scores.meta.to_dict()
         return info

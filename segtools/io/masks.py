@@ -20,7 +20,7 @@ import numpy as np
 
 from segtools.errors import InputError, OutputError
 from segtools.io import npy, png
-from segtools.io.limits import check_pixels
+from segtools.io.limits import check_class_count, check_pixels
 from segtools.io.meta import PNG_KEY, ClassMeta, default_palette
 from segtools.io.sniff import PNG_GREY, PNG_GREY_ALPHA, PNG_PALETTE, Sniffed, sniff
 from segtools.io.streams import Source, describe, emit, read_bytes
@@ -145,23 +145,34 @@ def _check_score_array(array: np.ndarray, name: str) -> np.ndarray:
         raise InputError(f"{name}: a score map holds floats, this array is {array.dtype}")
     if array.ndim not in (2, 3):
         raise InputError(f"{name}: a score map is C×H×W or H×W, this array is {array.ndim}-D {array.shape}")
+    if array.ndim == 3:
+        check_class_count(array.shape[0], f"{name}: score map channels")
     _check_not_empty(array, name)
     return array
 
 
 def _load_npz_scores(data: bytes, name: str) -> ScoreMap:
+    """``scores`` (and ``meta``) of a segtools ``.npz``, each entry's header checked before
+    it is inflated (see :func:`npy.read_npz_member`)."""
     import zipfile
 
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            if "scores" not in archive.files:
-                raise InputError(f"{name}: .npz without a 'scores' array (has: {', '.join(archive.files) or 'nothing'})")
-            scores = archive["scores"]
-            meta_json = str(archive["meta"][()]) if "meta" in archive.files else None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
         raise InputError(f"{name}: corrupt or truncated .npz ({exc})") from None
+    with archive:
+        entries = set(archive.namelist())
+        if "scores.npy" not in entries:
+            found = ", ".join(sorted(entries)[:10]) or "nothing"
+            raise InputError(f"{name}: .npz without a 'scores' array (has: {found})")
+        scores = npy.read_npz_member(archive, "scores.npy", name, "scores")
+        meta_json = None
+        if "meta.npy" in entries:
+            text = npy.read_npz_member(archive, "meta.npy", name, None, kinds="U", max_bytes=4 * png.MAX_TEXT_BYTES)
+            if text.ndim != 0:
+                raise InputError(f"{name}: meta.npy is not one JSON string")
+            meta_json = str(text[()])
     meta = ClassMeta.from_json(meta_json, f"{name}: meta") if meta_json else None
-    check_pixels(scores.shape[-1] if scores.ndim >= 2 else None, scores.shape[-2] if scores.ndim >= 2 else None, name)
     return ScoreMap(_check_score_array(scores, name), meta, name)
 
 

@@ -44,12 +44,12 @@ class NpyHeader:
         return self.count * self.dtype.itemsize
 
 
-def parse_header(head: bytes, name: str) -> NpyHeader:
+def parse_header(head: bytes, name: str, kinds: str = NUMERIC_KINDS) -> NpyHeader:
     """The header at the start of ``head`` (the file's first bytes, :data:`HEAD_BYTES` suffice).
 
     Raises :class:`InputError` for anything numpy would not have written: a bad magic or
     version, a header that is not a literal dict of ``descr``, ``fortran_order``, ``shape``,
-    negative sizes, or a dtype other than a plain number.
+    negative sizes, or a dtype whose kind is not in ``kinds`` (default: a plain number).
 
     >>> h = parse_header(b"\\x93NUMPY\\x01\\x00\\x36\\x00{'descr': '<u2', 'fortran_order': False, 'shape': (2, 3), }\\n", "x")
     >>> h.shape, h.dtype.name, h.offset
@@ -80,10 +80,10 @@ def parse_header(head: bytes, name: str) -> NpyHeader:
         raise InputError(f"{name}: corrupt .npy header (shape {str(shape)[:60]} is not a tuple of sizes)")
     if type(fortran) is not bool:
         raise InputError(f"{name}: corrupt .npy header (fortran_order is not True or False)")
-    return NpyHeader(shape, _numeric_dtype(descr, name), fortran, start + length)
+    return NpyHeader(shape, _numeric_dtype(descr, name, kinds), fortran, start + length)
 
 
-def _numeric_dtype(descr, name: str) -> np.dtype:
+def _numeric_dtype(descr, name: str, kinds: str) -> np.dtype:
     if not isinstance(descr, str):
         raise InputError(f"{name}: holds a structured array; only plain numeric arrays are read")
     try:
@@ -92,7 +92,7 @@ def _numeric_dtype(descr, name: str) -> np.dtype:
         raise InputError(f"{name}: corrupt .npy header (unknown dtype {descr[:40]!r})") from None
     if dtype.hasobject:
         raise InputError(f"{name}: holds Python objects; only plain numeric arrays are read")
-    if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+    if dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None:
         raise InputError(f"{name}: holds {dtype} values; only bool, integer and float arrays are read")
     return dtype
 
@@ -132,3 +132,32 @@ def plane_size(shape: tuple[int, ...], layout: str) -> tuple[int, int] | None:
     if layout == "labels" and shape[0] == 1 and shape[2] != 1:
         return shape[1], shape[2]
     return shape[0], shape[1]
+
+
+def read_npz_member(archive, member: str, name: str, layout: str | None,
+                    kinds: str = NUMERIC_KINDS, max_bytes: int | None = None) -> np.ndarray:
+    """The array ``member`` of an open :class:`zipfile.ZipFile`, inflating nothing beyond its
+    header until the header's shape has passed the pixel guard (``layout``: see
+    :func:`plane_size`; ``None`` for no image) and agrees with the member's declared size."""
+    import zipfile
+
+    from segtools.io.limits import check_pixels
+
+    where = f"{name}: {member}"
+    info = archive.getinfo(member)
+    if max_bytes is not None and info.file_size > max_bytes:
+        raise InputError(f"{where}: {info.file_size:,} bytes is more than the {max_bytes:,} this entry may hold")
+    try:
+        with archive.open(info) as stream:
+            head = stream.read(min(info.file_size, HEAD_BYTES))
+            if not head.startswith(MAGIC):
+                raise InputError(f"{where}: not a .npy array (an .npz holds .npy files)")
+            header = parse_header(head, where, kinds)
+            plane = plane_size(header.shape, layout) if layout else None
+            if plane is not None:
+                check_pixels(plane[1], plane[0], where)
+            check_length(header, info.file_size, where)
+            data = head + stream.read(info.file_size - len(head))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise InputError(f"{where}: corrupt or truncated .npz entry ({exc})") from None
+    return load_array(data, where, header)

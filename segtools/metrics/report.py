@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from segtools.errors import InputError
+from segtools.io.limits import check_class_count
 from segtools.metrics.boundary import COUNT_KEYS, boundary_scores
 from segtools.metrics.distances import DISTANCE_KEYS, distance_means
 from segtools.metrics.scores import SUMMARY_KEYS, class_scores, scores, summary_scores
@@ -40,7 +41,7 @@ class MetricsRun:
     image_sums: dict = field(init=False)
 
     def __post_init__(self) -> None:
-        size = len(self.class_names)
+        size = check_class_count(len(self.class_names), "metrics: class names")
         self.confusion = np.zeros((size, size), np.int64)
         self.missed = np.zeros(size, np.int64)
         self.boundary_counts = {key: np.zeros(size, np.int64) for key in COUNT_KEYS}
