@@ -210,7 +210,31 @@ def load_state_dict_flexible(
     InputError
         Missing or unexpected keys, or shape mismatches, with examples of each.
     """
+    tensors = check_state_dict_fits(model, state, strict)
+    model.load_state_dict(tensors, strict=strict)
+    return model
+
+
+def check_state_dict_fits(
+    model: torch.nn.Module, state: Mapping[str, Any], strict: bool = True
+) -> dict[str, torch.Tensor]:
+    """The tensors of ``state`` that :func:`load_state_dict_flexible` would load into
+    ``model``, after checking keys and shapes; ``model`` may live on the ``meta`` device (so
+    a hostile checkpoint's declared sizes are compared before anything is allocated).
+
+    A tensor that claims more elements than its storage holds (an expanded, stride-0 view:
+    a few bytes on disk posing as gigabytes) is refused.
+
+    Raises
+    ------
+    InputError
+        Missing or unexpected keys, shape mismatches, or expanded tensors.
+    """
     tensors = unwrap_state_dict(state)
+    for key, value in tensors.items():
+        if value.numel() and value.numel() * value.element_size() > value.untyped_storage().nbytes():
+            raise InputError(f"the checkpoint's tensor {key[:80]!r} declares {tuple(value.shape)} over "
+                             f"{value.untyped_storage().nbytes():,} bytes of data; refusing an expanded tensor")
     expected = model.state_dict()
     if not any(key.startswith("aux_classifier.") for key in expected):
         dropped = [key for key in tensors if key.startswith("aux_classifier.")]
@@ -237,8 +261,7 @@ def load_state_dict_flexible(
             "the checkpoint does not fit this model: " + "; ".join(problems)
             + " (check --arch, the number of classes and the architecture options)"
         )
-    model.load_state_dict(tensors, strict=strict)
-    return model
+    return tensors
 
 
 def load_torchscript(path: Any, device: Any = "cpu") -> torch.nn.Module:
@@ -278,7 +301,7 @@ def infer_options(arch: str, state: Mapping[str, Any]) -> dict[str, Any]:
         if spec.supports_aux:
             options["aux"] = any(key.startswith("aux_classifier.") for key in tensors)
         return options
-    except (KeyError, IndexError):
+    except (KeyError, IndexError, ValueError):
         raise InputError(f"the checkpoint's keys are not those of a '{arch}' model") from None
 
 
@@ -288,6 +311,7 @@ __all__ = [
     "IMAGENET",
     "UNIT",
     "build_model",
+    "check_state_dict_fits",
     "get_arch",
     "infer_options",
     "load_state_dict_flexible",

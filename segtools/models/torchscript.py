@@ -3,7 +3,6 @@ traced module) or a ``torch.export`` program (``torch.export.save``, ``.pt2``)."
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
@@ -78,7 +77,9 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu",
     ----------
     path : str or Path
         A file written by ``torch.jit.save`` or ``torch.export.save`` (zip archives that hold
-        the graph and constants; no Python code of the model is needed or run).
+        the graph and constants; no Python code of the model is needed or run). The kind is
+        read off the archive's members; an exported program is checked to hold no pickles
+        and no code before torch sees it (:mod:`segtools.models.exported`).
     device : str or torch.device
         Where to map its tensors.
     extra_files : dict, optional
@@ -88,23 +89,47 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu",
     Raises
     ------
     InputError
-        When the file is missing or is neither (e.g. a state dict).
+        When the file is missing, is neither (e.g. a state dict), is corrupt, or would need
+        code to load.
     """
+    from segtools.weights.archive import TORCH_EXPORT, TORCHSCRIPT, classify_zip, quiet_torch, zip_members
+    from segtools.weights.checkpoint import file_kind
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such TorchScript file")
+    kind = file_kind(path)
+    if kind == TORCH_EXPORT:
+        from segtools.models.exported import load_exported
+
+        return TorchScriptModel(load_exported(path, device), exported=True).eval()
+    if kind != TORCHSCRIPT:
+        raise InputError(f"{path}: not a TorchScript archive or torch.export program ({kind}); "
+                         "for a state dict or checkpoint use --weights FILE --arch ARCH")
     try:
-        with warnings.catch_warnings():  # torch ≥ 2.9 deprecates TorchScript; the files still run
-            warnings.simplefilter("ignore", DeprecationWarning)
+        with quiet_torch():  # torch >= 2.9 deprecates TorchScript; the files still run
             scripted = torch.jit.load(str(path), map_location=device, _extra_files=extra_files or {})
-        return TorchScriptModel(scripted).eval()
-    except (RuntimeError, ValueError) as exc:
-        jit_error = _first_line(exc)
+    except Exception as exc:  # noqa: BLE001 - RuntimeError, ValueError, MemoryError from the C++ reader
+        raise InputError(f"{path}: corrupt TorchScript archive ({_first_line(exc)})") from None
+    _check_scripted_ops(scripted, path)
+    return TorchScriptModel(scripted).eval()
+
+
+#: TorchScript operators that touch files; a model that calls them is refused
+_FILE_OPS = {"aten::from_file", "aten::save", "debugprims::load_tensor"}
+
+
+def _check_scripted_ops(scripted: torch.jit.ScriptModule, path: Path) -> None:
+    """Refuse a TorchScript model whose ``forward`` (inlined) reads or writes files."""
     try:
-        program = torch.export.load(str(path))
-    except Exception:  # noqa: BLE001 - any failure means "not an exported program"
-        raise InputError(
-            f"{path}: not a TorchScript archive or torch.export program ({jit_error}); "
-            "for a state dict or checkpoint use --weights FILE --arch ARCH"
-        ) from None
-    return TorchScriptModel(program.module().to(device), exported=True).eval()
+        graph = scripted.inlined_graph
+    except (AttributeError, RuntimeError):
+        return  # no forward: nothing will run
+    pending = list(graph.nodes())
+    while pending:
+        node = pending.pop()
+        if node.kind() in _FILE_OPS:
+            raise InputError(f"{path}: the TorchScript model calls {node.kind()}, which touches files; "
+                             "segtools does not run it")
+        for block in node.blocks():
+            pending.extend(block.nodes())

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -95,25 +94,30 @@ def save_checkpoint(path: str | os.PathLike, payload: Mapping[str, Any]) -> Path
 
 
 def file_kind(path: str | os.PathLike) -> str:
-    """What a weights file is, from its first bytes: ``torch-zip``, ``torchscript``,
-    ``torch-legacy``, ``safetensors`` or ``unknown``."""
+    """What a weights file is: ``torch-zip``, ``torchscript``, ``torch-export``,
+    ``torch-legacy``, ``safetensors`` or ``unknown``; zips by their member layout
+    (:func:`segtools.weights.archive.classify_zip`), after the zip-bomb checks.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, or a zip that is corrupt or declares more than it can hold.
+    """
     from segtools.io.streams import read_head
+    from segtools.weights.archive import classify_zip, zip_members
 
     head = read_head(path, 16)
     if head[:4] == b"PK\x03\x04":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
-        except zipfile.BadZipFile:
-            return "unknown"
-        if any("/code/" in name or name.endswith("constants.pkl") for name in names):
-            return "torchscript"
-        return "torch-zip"
+        return classify_zip(path, zip_members(path))
     if head[:1] == b"\x80":
         return "torch-legacy"
-    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 27):
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < SAFETENSORS_MAX_HEADER:
         return "safetensors"
     return "unknown"
+
+
+#: the largest ``.safetensors`` header the safetensors library reads (100 MB)
+SAFETENSORS_MAX_HEADER = 100_000_000
 
 
 def read_weights_file(path: str | os.PathLike) -> Any:
@@ -122,14 +126,18 @@ def read_weights_file(path: str | os.PathLike) -> Any:
     Raises
     ------
     InputError
-        Missing or unreadable file, a TorchScript archive (run it with ``--model FILE``), a
-        pickle that needs code to load, or a file that is no checkpoint at all.
+        Missing or unreadable file, a TorchScript or torch.export archive (run it with
+        ``--model FILE``), a pickle that needs code to load, a corrupt, truncated or
+        zip-bomb file, or a file that is no checkpoint at all.
     """
+    from segtools.weights.archive import TORCH_EXPORT, TORCHSCRIPT, quiet_torch
+
     kind = file_kind(path)
     if kind == "safetensors":
         return _read_safetensors(path)
-    if kind == "torchscript":
-        raise InputError(f"{path}: is a TorchScript model, not a checkpoint; run it with "
+    if kind in (TORCHSCRIPT, TORCH_EXPORT):
+        what = "a TorchScript model" if kind == TORCHSCRIPT else "a torch.export program"
+        raise InputError(f"{path}: is {what}, not a checkpoint; run it with "
                          "`segtools predict --model FILE`")
     if kind == "unknown":
         raise InputError(f"{path}: not a torch checkpoint or .safetensors file")
@@ -137,36 +145,51 @@ def read_weights_file(path: str | os.PathLike) -> Any:
     import pickle
 
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with quiet_torch():
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as exc:
         detail = str(exc).splitlines()
         hint = next((line.strip() for line in detail if "Unsupported global" in line or "GLOBAL" in line), "")
         raise InputError(
-            f"{path}: refusing to load: the pickle would import or run code ({hint or 'not plain data'}); "
+            f"{path}: refusing to load: the pickle would import or run code ({hint[:160] or 'not plain data'}); "
             "checkpoints are loaded as data only — re-save it as a state dict (torch.save(model.state_dict(), f)) "
             "or as .safetensors") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except MemoryError:
+        raise InputError(f"{path}: the checkpoint declares more data than fits in memory; corrupt or hostile file") from None
+    except Exception as exc:  # noqa: BLE001 - torch's readers raise RuntimeError, EOFError, KeyError, ...
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: corrupt or truncated checkpoint ({first})") from None
 
 
 def _read_safetensors(path: str | os.PathLike) -> dict:
+    """Tensors and segtools metadata of a ``.safetensors`` file. The header length is checked
+    against the file size before anything is read; the library itself checks that every
+    tensor's shape × dtype size is exactly its byte range and that the ranges tile the data."""
     safetensors_torch = require("safetensors.torch", "models")
     from safetensors import safe_open
 
+    from segtools.io.jsondata import parse_json
+    from segtools.io.streams import read_head
+
+    size = os.path.getsize(path)
+    header_len = int.from_bytes(read_head(path, 8), "little")
+    if header_len > size - 8:
+        raise InputError(f"{path}: truncated .safetensors file (the header declares {header_len:,} bytes, "
+                         f"the file has {size - 8:,} after the length)")
     try:
         tensors = safetensors_torch.load_file(str(path), device="cpu")
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-    except Exception as exc:  # safetensors raises its own SafetensorError and OSError
-        raise InputError(f"{path}: corrupt .safetensors file ({exc})") from None
+    except MemoryError:
+        raise InputError(f"{path}: the .safetensors file declares more data than fits in memory") from None
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own SafetensorError and OSError
+        raise InputError(f"{path}: corrupt .safetensors file ({str(exc)[:160]})") from None
     text = metadata.get(SAFETENSORS_METADATA_KEY)
     if not text:
         return tensors
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError:
-        raise InputError(f"{path}: malformed segtools metadata in the .safetensors header") from None
+    payload = parse_json(text, f"{path}: segtools metadata in the .safetensors header")
+    if not isinstance(payload, dict):
+        raise InputError(f"{path}: the segtools metadata in the .safetensors header is not a JSON object")
     payload["state_dict"] = tensors
     return payload
 
@@ -205,23 +228,27 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         A segtools checkpoint as saved (``format == "segtools-checkpoint"``), or, for a raw or
         wrapped state dict, ``{"format": "state-dict", "version": 1, "state_dict": ...}`` with
         any metadata fields the file carried (``arch``, ``num_classes``, ``classes``, ...).
+        Metadata fields are type-checked and bounded (:func:`segtools.weights.metadata.check_metadata`).
     """
+    from segtools.weights.metadata import check_metadata
+
     obj = read_weights_file(path)
     if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
         version = obj.get("version")
-        if not isinstance(version, int) or version > VERSION:
-            raise InputError(f"{path}: segtools checkpoint version {version!r} is newer than this "
+        if isinstance(version, bool) or not isinstance(version, int) or version > VERSION:
+            raise InputError(f"{path}: segtools checkpoint version {str(version)[:20]!r} is not one this "
                              f"segtools reads ({VERSION}); upgrade segtools")
         if not isinstance(obj.get("state_dict"), Mapping):
-            raise InputError(f"{path}: segtools checkpoint without a state_dict")
+            raise InputError(f"{path}: segtools checkpoint without a state_dict (got "
+                             f"{type(obj.get('state_dict')).__name__})")
         checkpoint = dict(obj)
         checkpoint["state_dict"] = unwrap_state_dict(obj["state_dict"], str(path))
-        return checkpoint
+        return check_metadata(checkpoint, str(path))
     checkpoint: dict = {"format": RAW_FORMAT, "version": VERSION}
     if isinstance(obj, Mapping):
         checkpoint.update({k: obj[k] for k in METADATA_KEYS[2:] if k in obj})
     checkpoint["state_dict"] = unwrap_state_dict(obj, str(path))
-    return checkpoint
+    return check_metadata(checkpoint, str(path))
 
 
 def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:

@@ -12,13 +12,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from segtools.errors import InputError, UsageError, require
+from segtools.io.limits import check_class_count
 from segtools.io.meta import ClassMeta, load_classes
 from segtools.weights.checkpoint import file_kind, load_checkpoint
 
@@ -99,9 +99,9 @@ def load_model(model: str | None = None, weights: str | os.PathLike | None = Non
     path = Path(weights or model)
     if not path.exists():
         raise InputError(f"{path}: no such checkpoint file")
-    if file_kind(path) == "torchscript":
+    if model and file_kind(path) in ("torchscript", "torch-export"):
         return _from_torchscript(path, classes, device)
-    return _from_checkpoint(path, arch, classes, {}, str(path))
+    return _from_checkpoint(path, arch, classes, {}, str(path))  # --weights: data only, never a program
 
 
 def _looks_like_path(text: str) -> bool:
@@ -110,9 +110,14 @@ def _looks_like_path(text: str) -> bool:
 
 def _from_checkpoint(path: Path, arch: str | None, classes: Any, fallback: dict, source: str) -> LoadedModel:
     """Build and fill the model. Precedence: the caller's ``arch``/``classes``, then what the
-    checkpoint says about itself, then the registry entry (``fallback``), then the defaults."""
-    require("torch", "models")
-    from segtools.models import build_model, get_arch, infer_options, load_state_dict_flexible
+    checkpoint says about itself, then the registry entry (``fallback``), then the defaults.
+
+    The model is first built on the ``meta`` device (no memory) and compared with the
+    checkpoint's tensors, so declared sizes that do not match the weights fail before
+    anything of their size is allocated."""
+    torch = require("torch", "models")
+    from segtools.models import build_model, check_state_dict_fits, get_arch, infer_options, load_state_dict_flexible
+    from segtools.weights.metadata import check_arch_options
 
     checkpoint = load_checkpoint(path)
     arch = arch or checkpoint.get("arch") or fallback.get("arch")
@@ -122,14 +127,22 @@ def _from_checkpoint(path: Path, arch: str | None, classes: Any, fallback: dict,
                          "(see `segtools weights list` or `segtools predict --help`)")
     spec = get_arch(arch)
     state = checkpoint["state_dict"]
-    options = dict(checkpoint.get("arch_options") or {})
+    options = check_arch_options(checkpoint.get("arch_options") or {}, spec.options, arch, str(path))
     num_classes = checkpoint.get("num_classes")
     if not options or not num_classes:  # a raw state dict: read the options off the weights
         inferred = infer_options(arch, state)
         num_classes = num_classes or inferred.pop("num_classes")
         inferred.pop("num_classes", None)
         options = options or {**{k: v for k, v in arch_options.items() if k in spec.options}, **inferred}
-    num_classes = int(num_classes)
+    num_classes = check_class_count(num_classes, f"{path}: number of classes")
+    options = check_arch_options(options, spec.options, arch, str(path))
+    try:
+        with torch.device("meta"):  # shapes only: a hostile size fails here, unallocated
+            probe = build_model(arch, num_classes, **options)
+    except (UsageError, ArithmeticError, RuntimeError, ValueError, TypeError, MemoryError) as exc:
+        raise InputError(f"{path}: {arch} with {num_classes} classes and options {options} cannot be built "
+                         f"({str(exc)[:120]})") from None
+    check_state_dict_fits(probe, state)
     network = build_model(arch, num_classes, **options)
     load_state_dict_flexible(network, state)
     network.eval()
@@ -143,19 +156,22 @@ def _from_checkpoint(path: Path, arch: str | None, classes: Any, fallback: dict,
 
 def _from_torchscript(path: Path, classes: Any, device: str) -> LoadedModel:
     require("torch", "models")
+    from segtools.io.jsondata import parse_json
     from segtools.models import IMAGENET
     from segtools.models.torchscript import load_torchscript
+    from segtools.weights.metadata import check_metadata
 
     extra = {TORCHSCRIPT_META: ""}
     network = load_torchscript(path, device, extra_files=extra)  # TorchScript or torch.export (.pt2)
     meta: dict = {}
     if extra[TORCHSCRIPT_META]:
-        try:
-            meta = json.loads(extra[TORCHSCRIPT_META])
-        except json.JSONDecodeError:
-            meta = {}
+        where = f"{path}: {TORCHSCRIPT_META}"
+        parsed = parse_json(extra[TORCHSCRIPT_META], where)
+        if not isinstance(parsed, dict):
+            raise InputError(f"{where}: expected a JSON object")
+        meta = check_metadata(parsed, where)
     num_classes = meta.get("num_classes")
     class_meta = classes_from(classes if classes is not None else meta.get("classes"), num_classes)
     prep = dict(meta.get("preprocessing") or IMAGENET)
-    return LoadedModel(network, meta.get("arch", ""), num_classes, class_meta, prep,
+    return LoadedModel(network, meta.get("arch") or "", num_classes, class_meta, prep,
                        str(path), {}, path)
