@@ -26,6 +26,7 @@ from segtools.io.limits import check_pixels
 from segtools.io.meta import PNG_KEY, ClassMeta
 from segtools.io.sniff import PNG_PALETTE, sniff
 from segtools.io.streams import AtomicFile, check_output_path, read_head
+from segtools.tiling.tempfiles import hold, sweep_stale_parts
 
 KINDS = ("image", "labels", "scores")
 
@@ -295,13 +296,22 @@ class RasterWriter:
             self.shape = (height, width) + ((channels,) if channels else ())
         self._handle = None
         self._atomic: AtomicFile | None = None
+        sweep_stale_parts(self.path)
         if self.format == "npy":
             self._atomic = AtomicFile(self.path, allow_overwrite=True, mode="w+b")
-            self._handle = self._atomic.handle
-            header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
-            np.lib.format.write_array_header_2_0(self._handle, header)
-            self._offset = self._handle.tell()
-            self._handle.truncate(self._offset + int(np.prod(self.shape)) * self.dtype.itemsize)
+            try:
+                hold(self._atomic.handle)
+                self._handle = self._atomic.handle
+                header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
+                np.lib.format.write_array_header_2_0(self._handle, header)
+                self._offset = self._handle.tell()
+                self._handle.truncate(self._offset + int(np.prod(self.shape)) * self.dtype.itemsize)
+            except OSError as exc:
+                self._atomic.abort()
+                raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+            except BaseException:
+                self._atomic.abort()
+                raise
             self._buffer = None
         else:
             self._buffer = np.zeros(self.shape, self.dtype)
@@ -331,12 +341,13 @@ class RasterWriter:
 
     def commit(self) -> Path:
         """Finish: flush/encode and move the result into place."""
-        from segtools.io.streams import write_bytes
-
         if self._buffer is not None:
             data = encode_raster(self._buffer, self.format, self.kind, self.meta)
             self._buffer = None
-            return write_bytes(self.path, data, allow_overwrite=True)
+            with AtomicFile(self.path, allow_overwrite=True) as target:
+                hold(target.handle)
+                target.handle.write(data)
+            return target.path
         return self._atomic.commit()
 
     def abort(self) -> None:
@@ -351,3 +362,4 @@ class RasterWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
+

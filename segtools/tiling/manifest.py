@@ -25,11 +25,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from segtools.errors import InputError
+from segtools.io.jsondata import check_int, get_field, get_int, parse_json
+from segtools.io.limits import check_size
+from segtools.io.meta import ClassMeta
 from segtools.tiling.grid import Tile
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "segtools-tiles"
 VERSION = 1
+PAD_MODES = ("reflect", "constant")
+_MAX_SIDE = 2**31 - 1
 
 
 @dataclass
@@ -81,29 +86,58 @@ class Manifest:
         return json.dumps(body, indent=1) + "\n"
 
     @classmethod
-    def from_json(cls, text: str, name: str = MANIFEST_NAME) -> "Manifest":
-        try:
-            body = json.loads(text)
-        except ValueError as exc:
-            raise InputError(f"{name}: not valid JSON ({exc})") from None
+    def from_json(cls, text: str | bytes, name: str = MANIFEST_NAME) -> "Manifest":
+        """Parse and validate a manifest: types checked strictly, the source size within the
+        pixel budget, every tile's box inside the source (or, with ``pad``, starting inside
+        it and at most one tile past its edge), before anything of those sizes is made."""
+        body = parse_json(text, name)
         if not isinstance(body, dict) or body.get("format") != FORMAT:
             raise InputError(f"{name}: not a segtools tile manifest (no \"format\": \"{FORMAT}\")")
-        if body.get("version", 0) > VERSION:
-            raise InputError(f"{name}: manifest version {body.get('version')} is newer than this segtools "
+        version = get_int(body, "version", name, low=0, default=0)
+        if version > VERSION:
+            raise InputError(f"{name}: manifest version {version} is newer than this segtools "
                              f"understands ({VERSION}); upgrade segtools")
-        try:
-            source, grid = body["source"], body["grid"]
-            int(source["height"]), int(source["width"])
-            tiles = [TileRecord(Tile(int(t["y"]), int(t["x"]), int(t["h"]), int(t["w"])),
-                                _checked_name(t.get("file"), name), _checked_name(t.get("mask"), name),
-                                t.get("skipped")) for t in body["tiles"]]
-            manifest = cls(source, tuple(grid["size"]), tuple(grid["stride"]), tuple(grid.get("overlap", (0, 0))),
-                           grid.get("pad"), tiles, grid.get("pad_value", 0), body.get("classes"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{name}: malformed manifest ({type(exc).__name__}: {exc})") from None
-        if not tiles:
+        source = get_field(body, "source", name, dict)
+        height, width = get_int(source, "height", f"{name}: source"), get_int(source, "width", f"{name}: source")
+        check_size(width, height, f"{name}: source")
+        grid = get_field(body, "grid", name, dict)
+        size = _pair(grid, "size", f"{name}: grid", low=1)
+        stride = _pair(grid, "stride", f"{name}: grid", low=1)
+        overlap = _pair(grid, "overlap", f"{name}: grid", low=0, default=[0, 0])
+        pad = get_field(grid, "pad", f"{name}: grid", str, None)
+        if pad is not None and pad not in PAD_MODES:
+            raise InputError(f"{name}: grid: 'pad' must be null or one of {', '.join(PAD_MODES)}, not {pad[:20]!r}")
+        pad_value = get_field(grid, "pad_value", f"{name}: grid", float, 0)
+        classes = get_field(body, "classes", name, dict, None)
+        if classes is not None:
+            ClassMeta.from_dict(classes, f"{name}: classes")
+        entries = get_field(body, "tiles", name, list)
+        if not entries:
             raise InputError(f"{name}: lists no tiles")
-        return manifest
+        tiles = [_tile_record(entry, f"{name}: tiles[{index}]", height, width, pad is not None, name)
+                 for index, entry in enumerate(entries)]
+        if len({(r.tile.y, r.tile.x) for r in tiles}) != len(tiles):
+            raise InputError(f"{name}: lists a tile position twice")
+        return cls(source, size, stride, overlap, pad, tiles, pad_value, classes)
+
+
+def _pair(obj: dict, key: str, where: str, low: int, default=None) -> tuple[int, int]:
+    values = get_field(obj, key, where, list, default) if default is not None else get_field(obj, key, where, list)
+    if len(values) != 2:
+        raise InputError(f"{where}: '{key}' must be [rows, columns], got {len(values)} values")
+    return tuple(check_int(v, f"{where}: {key}[{i}]", low, _MAX_SIDE) for i, v in enumerate(values))
+
+
+def _tile_record(entry, where: str, height: int, width: int, padded: bool, name: str) -> TileRecord:
+    y, x = get_int(entry, "y", where, 0, height - 1), get_int(entry, "x", where, 0, width - 1)
+    h, w = get_int(entry, "h", where, 1, _MAX_SIDE), get_int(entry, "w", where, 1, _MAX_SIDE)
+    y_limit, x_limit = (height + h - 1, width + w - 1) if padded else (height, width)
+    if y + h > y_limit or x + w > x_limit:
+        raise InputError(f"{where}: tile {w}x{h} at x={x}, y={y} reaches past the {width}x{height} source"
+                         + ("" if padded else " (the manifest has no padding)"))
+    skipped = get_field(entry, "skipped", where, str, None)
+    return TileRecord(Tile(y, x, h, w), _checked_name(entry.get("file"), name),
+                      _checked_name(entry.get("mask"), name), skipped)
 
 
 def _checked_name(value, manifest_name: str) -> str | None:
@@ -134,7 +168,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     if path.is_dir():
         path = path / MANIFEST_NAME
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: no such manifest; tile folders made by `segtools tile split` have one "
                          "(or pass --manifest FILE)") from None

@@ -16,9 +16,8 @@ from segtools.errors import InputError, OutputError, UsageError
 from segtools.io.streams import write_bytes
 from segtools.tiling.grid import Tile, as_pair, tile_grid
 from segtools.tiling.largeio import Raster, encode_raster_parts, write_parts
-from segtools.tiling.manifest import MANIFEST_NAME, Manifest, TileRecord, tile_file_name
+from segtools.tiling.manifest import MANIFEST_NAME, PAD_MODES, Manifest, TileRecord, tile_file_name
 
-PAD_MODES = ("reflect", "constant")
 TILE_FORMATS = {"png": ".png", "npy": ".npy", "tiff": ".tif", "tif": ".tif", "npz": ".npz"}
 
 
@@ -133,7 +132,10 @@ def split_raster(source: Raster, out_dir: str | os.PathLike, options: SplitOptio
     records: list[TileRecord] = []
     written: list[Path] = []
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{out}: cannot make the tile folder ({exc.strerror or exc})") from None
         rows: dict[int, list[Tile]] = {}
         for tile in tiles:
             rows.setdefault(tile.y, []).append(tile)
