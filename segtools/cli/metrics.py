@@ -193,7 +193,19 @@ def _mask_meta(path: str):
     return ClassMeta.from_json(text, f"{path}: segtools metadata") if text else None
 
 
+def _check_finite(**options: float) -> None:
+    import math
+
+    from segtools.errors import UsageError
+
+    for option, value in options.items():
+        if not math.isfinite(value):
+            raise UsageError(f"{option} {value}: give a finite number")
+
+
 def _parse_spacing(text: str) -> tuple[float, float]:
+    import math
+
     from segtools.errors import UsageError
 
     try:
@@ -202,7 +214,7 @@ def _parse_spacing(text: str) -> tuple[float, float]:
         values = []
     if len(values) == 1:
         values *= 2
-    if len(values) != 2 or min(values) <= 0:
+    if len(values) != 2 or not all(math.isfinite(v) and v > 0 for v in values):
         raise UsageError(f"--spacing {text!r}: give one or two positive numbers, ROW,COL (e.g. 0.5,0.5)")
     return values[0], values[1]
 
@@ -218,6 +230,8 @@ def _measure(pred_spec, gt_spec, num_classes, classes, ignore_index, label_map, 
     from segtools.metrics.report import MetricsRun, image_row
 
     spacing_pair = _parse_spacing(spacing)
+    _check_finite(**{"--boundary-tolerance": boundary_tolerance, "--boundary-dilation": boundary_dilation,
+                     "--nsd-tolerance": nsd_tolerance})
     preds = expand_inputs([pred_spec])
     truths = expand_inputs([gt_spec], allow_stdin=False)
     pairing = pair_items(preds, truths, allow_missing=allow_missing)

@@ -242,7 +242,7 @@ def _decode_scores(data, meta, ignore: Optional[int], settings: _Settings):
         below = spec.background_label(settings.background, meta, binary)
         if below is None:
             raise UsageError("--below background needs a background label: pass --background CLASS")
-    labels = scores_to_labels(scores, threshold, settings.min_confidence, below)
+    labels = scores_to_labels(scores, threshold, settings.min_confidence, below, data.name)
     if binary:
         names = ("background", "foreground")
         if meta is not None and meta.names and len(meta.names) in (1, 2):

@@ -51,9 +51,9 @@ def parse_header(head: bytes, name: str, kinds: str = NUMERIC_KINDS) -> NpyHeade
     version, a header that is not a literal dict of ``descr``, ``fortran_order``, ``shape``,
     negative sizes, or a dtype whose kind is not in ``kinds`` (default: a plain number).
 
-    >>> h = parse_header(b"\\x93NUMPY\\x01\\x00\\x36\\x00{'descr': '<u2', 'fortran_order': False, 'shape': (2, 3), }\\n", "x")
+    >>> h = parse_header(b"\\x93NUMPY\\x01\\x00\\x3c\\x00{'descr': '<u2', 'fortran_order': False, 'shape': (2, 3), }\\n", "x")
     >>> h.shape, h.dtype.name, h.offset
-    ((2, 3), 'uint16', 64)
+    ((2, 3), 'uint16', 70)
     """
     if not head.startswith(MAGIC) or len(head) < 10:
         raise InputError(f"{name}: not a .npy file (no numpy header)")

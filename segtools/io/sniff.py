@@ -35,7 +35,7 @@ class Sniffed:
 def sniff(head: bytes) -> Sniffed:
     """Identify a file from its first bytes (256 are enough).
 
-    >>> sniff(b"\\x93NUMPY\\x01\\x00v\\x00{'descr': '<u1', 'fortran_order': False, 'shape': (2, 3), }").shape
+    >>> sniff(b"\\x93NUMPY\\x01\\x00;\\x00{'descr': '<u1', 'fortran_order': False, 'shape': (2, 3), }").shape
     (2, 3)
     >>> sniff(b"").format
     'empty'

@@ -10,8 +10,24 @@ from segtools.errors import InputError, UsageError
 from segtools.io.limits import check_class_count
 
 
+def check_finite_scores(scores: np.ndarray, name: str = "the score map") -> None:
+    """Refuse float scores holding NaN or ±inf (one vectorised pass; a second only to say which).
+
+    >>> check_finite_scores(np.array([0.0, np.inf]))
+    Traceback (most recent call last):
+    ...
+    segtools.errors.InputError: the score map holds infinite values; fix the model output or replace them first
+    """
+    if scores.dtype.kind != "f":
+        raise InputError(f"{name}: a score map holds floats, not {scores.dtype}")
+    if not np.isfinite(scores).all():
+        kind = "NaN" if np.isnan(scores).any() else "infinite"
+        raise InputError(f"{name} holds {kind} values; fix the model output or replace them first")
+
+
 def scores_to_labels(scores: np.ndarray, threshold: float | Mapping[int, float] | None = None,
-                     min_confidence: float | None = None, below: int = 255) -> np.ndarray:
+                     min_confidence: float | None = None, below: int = 255,
+                     name: str = "the score map") -> np.ndarray:
     """Turn float scores into class labels.
 
     Parameters
@@ -27,6 +43,7 @@ def scores_to_labels(scores: np.ndarray, threshold: float | Mapping[int, float] 
           the mapping always can); pixels no class can win get ``below``.
     min_confidence : pixels whose winning score is under this get ``below``.
     below : the label for low-confidence pixels (the ignore index, or background).
+    name : what to call the score map in messages (its file).
 
     Returns
     -------
@@ -51,11 +68,7 @@ def scores_to_labels(scores: np.ndarray, threshold: float | Mapping[int, float] 
         scores = scores[None]
     if scores.ndim != 3 or scores.shape[0] == 0:
         raise InputError(f"a score map is C×H×W or H×W, not {scores.shape}")
-    if scores.dtype.kind != "f":
-        raise InputError(f"a score map holds floats, not {scores.dtype}")
-    if not np.isfinite(scores).all():
-        kind = "NaN" if np.isnan(scores).any() else "infinite"
-        raise InputError(f"the score map holds {kind} values; fix the model output or replace them first")
+    check_finite_scores(scores, name)
     num_classes = check_class_count(scores.shape[0], "score map channels")
     if num_classes == 1 or (num_classes == 2 and isinstance(threshold, (int, float))):
         if threshold is None:

@@ -91,6 +91,9 @@ def read_inputs(mask: str, image: str | None, gt: str | None, options: DrawOptio
         instances = options.instances if options.instances is not None else (
             (own_meta is not None and own_meta.kind == "instance") or wide)
     else:
+        from segtools.morphology.scores import check_finite_scores
+
+        check_finite_scores(read.scores, read.name)
         labels, scores, instances = None, read.scores, False
     meta = resolve_meta(own_meta, options.classes, options.ignore_index, options.ignore_given)
     if instances and own_meta is None and not options.ignore_given:
