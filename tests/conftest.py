@@ -16,6 +16,11 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 CAMVID = SHARED_DATA / "camvid"
 
 
+def pytest_addoption(parser) -> None:
+    parser.addoption("--fuzz-long", action="store_true", default=False,
+                     help="fuzz each reader with 1,000 cases instead of 200 (tests/test_fuzz.py)")
+
+
 @pytest.fixture
 def camvid() -> Path:
     """``../shared/data/camvid`` (train/, trainannot/, val/, valannot/); skips when absent."""
