@@ -391,16 +391,17 @@ HOSTILE_NPY = {
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE_NPY))
-@pytest.mark.parametrize("command", ["info", "visualize", "postprocess", "metrics"])
+@pytest.mark.parametrize("command", ["info", "visualize", "postprocess", "metrics", "tile"])
 def test_malformed_npy_is_one_clean_line(cli, tmp_path, case, command):
     path = tmp_path / "bad.npy"
     path.write_bytes(HOSTILE_NPY[case])
     args = {"info": ["info", path], "visualize": ["visualize", path, "-o", tmp_path / "o.png"],
             "postprocess": ["postprocess", path, "-o", tmp_path / "o.png"],
-            "metrics": ["metrics", path, path, "-n", "2"]}[command]
+            "metrics": ["metrics", path, path, "-n", "2"],
+            "tile": ["tile", "split", path, "--size", "2", "-o", tmp_path / "tiles"]}[command]
     result = cli(*args)
     assert_clean_refusal(result)
-    assert not (tmp_path / "o.png").exists()
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "tiles" / "manifest.json").exists()
 
 
 @pytest.mark.parametrize("labels", [

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from segtools.errors import InputError, OutputError, UsageError, require
+from segtools.io import npy
 from segtools.io.limits import check_pixels
 from segtools.io.meta import PNG_KEY, ClassMeta
 from segtools.io.sniff import PNG_PALETTE, sniff
@@ -111,22 +112,14 @@ def _from_array(array: np.ndarray, name: str, meta: ClassMeta | None = None, kin
 
 
 def _open_npy(path: str, name: str) -> Raster:
-    with open(path, "rb") as handle:
-        try:
-            version = np.lib.format.read_magic(handle)
-            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = reader(handle)
-        except ValueError as exc:
-            raise InputError(f"{name}: not a valid .npy file ({exc})") from None
-        offset = handle.tell()
-    if dtype.hasobject:
-        raise InputError(f"{name}: holds Python objects; only plain numeric arrays are read")
+    header = npy.parse_header(read_head(path, npy.HEAD_BYTES), name)
+    shape, fortran, dtype, offset = header.shape, header.fortran_order, header.dtype, header.offset
     kind = array_kind(shape, dtype, name)
     height, width = (shape[-2], shape[-1]) if kind == "scores" else shape[:2]
     check_pixels(width, height, name)
-    needed = offset + int(np.prod(shape)) * dtype.itemsize
-    if os.path.getsize(path) < needed:
-        raise InputError(f"{name}: file is truncated ({os.path.getsize(path)} of {needed} bytes)")
+    if header.count == 0:
+        raise InputError(f"{name}: holds no pixels (shape {shape})")
+    npy.check_length(header, os.path.getsize(path), name)
     if fortran or not dtype.isnative:
         array = np.load(path, mmap_mode="r")
         return _from_array(np.ascontiguousarray(array.astype(dtype.newbyteorder("="))), name)
