@@ -115,28 +115,36 @@ def dataset_to_masks(data: dict, png_root: Path, out_root: Path, summary, allow_
     instance mask's keeps ``instance_class`` and ``instance_crowd``, so :func:`masks_to_dataset`
     restores every segment (category, pixels, ``iscrowd``) exactly.
     """
+    from segtools.formats import schema
     from segtools.formats.instances import instance_meta
+    from segtools.formats.paths import inside, output_name
     from segtools.io.images import read_image
     from segtools.io.masks import write_label_mask
     from segtools.io.meta import ClassMeta
 
-    categories = sorted(data.get("categories", []), key=lambda c: int(c["id"]))
+    schema.panoptic(data, "COCO panoptic JSON")
+    categories = sorted(data["categories"], key=lambda c: int(c["id"]))
     label_of = {int(c["id"]): i for i, c in enumerate(categories)}
     things = {int(c["id"]) for c in categories if c.get("isthing")}
-    names = tuple(str(c.get("name", c["id"])) for c in categories)
+    names = tuple(str(c.get("name") or c["id"]) for c in categories)
     meta = ClassMeta(names=names, extra={"coco_categories": categories})
+    # every name is checked before the first mask is written: no partial output
+    paths = [(inside(png_root, entry["file_name"], f"annotations[{i}]: 'file_name'"),
+              output_name(out_root, entry["file_name"], ".png", f"annotations[{i}]: 'file_name'"))
+             for i, entry in enumerate(data["annotations"])]
     for i, entry in enumerate(data["annotations"]):
-        name = str(entry.get("file_name", ""))
-        segments = entry.get("segments_info", [])
-        ids = rgb_to_ids(read_image(png_root / name))
+        name = entry["file_name"]
+        segments = entry["segments_info"]
+        source, target = paths[i]
+        ids = rgb_to_ids(read_image(source))
         semantic, instances = to_masks(ids, segments, label_of, things, 255, name)
         numbered = instances > 0
         instance_class = np.full(int(instances.max(initial=0)) + 1, -1, np.int64)
         instance_class[instances[numbered]] = semantic[numbered]
         crowd_segments = [int(s["id"]) for s in segments if s.get("iscrowd")]
         crowd = np.unique(instances[numbered & np.isin(ids, crowd_segments)]) if crowd_segments else []
-        write_label_mask(semantic, out_root / Path(name).with_suffix(".png"), meta, allow_overwrite)
-        write_label_mask(instances, out_root / "instances" / Path(name).with_suffix(".png"),
+        write_label_mask(semantic, target, meta, allow_overwrite)
+        write_label_mask(instances, output_name(out_root / "instances", name, ".png", "file_name"),
                          instance_meta(instance_class.tolist(), names, [int(v) for v in crowd]), allow_overwrite)
         summary.add("panoptic images converted")
         tick and tick(i)

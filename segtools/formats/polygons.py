@@ -42,20 +42,63 @@ def _trunc_int(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def as_points(polygon: Sequence[float] | np.ndarray, what: str = "polygon") -> np.ndarray:
-    """A flat ``[x1, y1, x2, y2, …]`` list or an N×2 array → N×2 float64, checked."""
-    points = np.asarray(polygon, dtype=np.float64)
+#: How far outside the image a coordinate may lie, in image sizes (and at least 64 px):
+#: annotation tools let vertices stray a little past the border (clipped, counted), while
+#: 1e30 is corruption, and the rasteriser walks every edge pixel by pixel.
+OUTSIDE_MARGIN = 1.0
+
+
+def check_bounds(points: np.ndarray, height: int, width: int, what: str = "polygon") -> np.ndarray:
+    """``points`` (N×2, x y in pixels) when every coordinate is finite and within
+    :data:`OUTSIDE_MARGIN` image sizes of the ``width``×``height`` image, else InputError."""
+    margin = OUTSIDE_MARGIN * max(height, width, 64)
+    low, high = -margin, np.array([width, height], np.float64) + margin
+    bad = ~np.isfinite(points) | (points < low) | (points > high)
+    if bad.any():
+        value = points[np.nonzero(bad)][0]
+        raise InputError(f"{what}: coordinate {value!r} is not finite or lies far outside the {width}×{height} image")
+    return points
+
+
+def as_points(polygon: Sequence[float] | np.ndarray, what: str = "polygon", height: int | None = None,
+              width: int | None = None) -> np.ndarray:
+    """A flat ``[x1, y1, x2, y2, …]`` list or an N×2 array → N×2 float64, checked.
+
+    Coordinates must be JSON numbers (not booleans or strings); with ``height`` and
+    ``width`` they must also pass :func:`check_bounds`.
+    """
+    if isinstance(polygon, np.ndarray):
+        points = polygon
+    else:
+        try:
+            points = np.asarray(polygon)
+        except (ValueError, TypeError):
+            raise InputError(f"{what}: expected a list of x, y numbers") from None
+        if points.dtype.kind in "iuf" and points.ndim in (1, 2) and _holds_bool(polygon, points.ndim):
+            raise InputError(f"{what}: coordinates must be numbers, not true/false")
+    if points.dtype.kind not in "iuf" or points.ndim not in (1, 2):
+        raise InputError(f"{what}: expected a list of x, y numbers")
+    points = points.astype(np.float64, copy=False)
     if points.ndim == 1:
         if points.size % 2:
             raise InputError(f"{what}: odd number of coordinates ({points.size}); expected x, y pairs")
         points = points.reshape(-1, 2)
-    if points.ndim != 2 or points.shape[1] != 2:
+    if points.shape[1] != 2:
         raise InputError(f"{what}: expected x, y pairs, got shape {points.shape}")
     if len(points) < 3:
         raise InputError(f"{what}: has {len(points)} point(s); a polygon needs at least 3")
     if not np.isfinite(points).all():
         raise InputError(f"{what}: has NaN or infinite coordinates")
+    if height is not None and width is not None:
+        check_bounds(points, height, width, what)
     return points
+
+
+def _holds_bool(values, ndim: int) -> bool:
+    """True when a list (of lists, for ``ndim`` 2) from JSON holds a boolean (numpy coerces them)."""
+    if ndim == 1:
+        return any(v.__class__ is bool for v in values)
+    return any(v.__class__ is bool for row in values for v in row)
 
 
 def _toggles(polygons: Sequence[np.ndarray], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +108,7 @@ def _toggles(polygons: Sequence[np.ndarray], height: int, width: int) -> tuple[n
     ``height * width`` only (the final toggle at the end of the image is implicit).
     """
     lengths = np.array([len(p) for p in polygons], np.int64)
-    points = np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in polygons])
+    points = check_bounds(np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in polygons]), height, width)
     owner = np.repeat(np.arange(lengths.size), lengths)
     x = _trunc_int(_SCALE * points[:, 0] + 0.5)
     y = _trunc_int(_SCALE * points[:, 1] + 0.5)
@@ -122,7 +165,7 @@ def polygon_to_counts(polygon: Sequence[float] | np.ndarray, height: int, width:
 
 def polygon_to_rle(polygon: Sequence[float] | np.ndarray, height: int, width: int) -> dict:
     """Compressed COCO RLE of one polygon (pycocotools ``frPyObjects([poly], h, w)[0]``)."""
-    points = as_points(polygon)
+    points = as_points(polygon, "polygon", height, width)
     return {"size": [int(height), int(width)], "counts": rlelib.counts_to_string(polygon_to_counts(points, height, width))}
 
 
@@ -131,17 +174,26 @@ def polygon_runs(polygons: Sequence[Sequence[float] | np.ndarray], height: int, 
 
     Runs of different polygons may overlap (their union is the object).
     """
+    _, starts, ends = polygon_runs_each(polygons, height, width)
+    return starts, ends
+
+
+def polygon_runs_each(polygons: Sequence[Sequence[float] | np.ndarray], height: int, width: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(polygon index, start, end)`` of the runs of many polygons, rasterised in one pass."""
     total = height * width
+    empty = np.zeros(0, np.int64)
     if not len(polygons) or total == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    owner, positions = _toggles([as_points(p) for p in polygons], height, width)
+        return empty, empty, empty
+    owner, positions = _toggles([as_points(p, "polygon", height, width) for p in polygons], height, width)
     if owner.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return empty, empty, empty
     last = np.append(np.flatnonzero(owner[1:] != owner[:-1]), owner.size - 1)
     sizes = np.diff(np.append(-1, last))
     odd = last[sizes % 2 == 1]  # a polygon left "inside" runs to the end of the image
     positions = np.insert(positions, odd + 1, total)
-    return positions[0::2], positions[1::2]
+    owner = np.insert(owner, odd + 1, owner[odd])
+    return owner[0::2], positions[0::2], positions[1::2]
 
 
 def runs_to_indices(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

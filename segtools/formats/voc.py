@@ -8,6 +8,7 @@ Boxes in the XML are 1-based, inclusive pixel indices (see :mod:`segtools.format
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
@@ -37,34 +38,59 @@ class VocAnnotation:
 
 
 def parse(text: str | bytes, name: str = "VOC XML") -> VocAnnotation:
-    """Read one VOC XML annotation."""
+    """Read one VOC XML annotation; every malformed field is an :class:`InputError`.
+
+    Sizes are checked against the pixel budget (:func:`segtools.io.limits.check_size`)
+    and coordinates must be finite numbers.
+    """
+    from segtools.io.limits import check_size
+
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
         raise InputError(f"{name}: not valid XML ({exc})") from None
+    except (LookupError, ValueError) as exc:  # an unknown or unsupported encoding declaration
+        raise InputError(f"{name}: not readable XML ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{name}: not valid XML (nested too deeply)") from None
     if root.tag != "annotation":
         raise InputError(f"{name}: not a Pascal VOC annotation (root <{root.tag}>, expected <annotation>)")
 
-    def number(node, tag, cast=float):
+    def number(node, tag, integer: bool = False, default=None):
         text_value = node.findtext(tag)
+        if text_value is None and default is not None:
+            return default
         try:
-            return cast(float(text_value))
+            value = float(text_value)
         except (TypeError, ValueError):
             raise InputError(f"{name}: <{tag}> missing or not a number") from None
+        if not math.isfinite(value):
+            raise InputError(f"{name}: <{tag}> {text_value.strip()[:40]} is not a finite number")
+        if integer:
+            if not value.is_integer():
+                raise InputError(f"{name}: <{tag}> must be an integer, got {text_value.strip()[:40]}")
+            return int(value)
+        return value
 
     size = root.find("size")
     if size is None:
         raise InputError(f"{name}: no <size> (width, height)")
-    ann = VocAnnotation(root.findtext("filename", ""), number(size, "width", int), number(size, "height", int),
-                        int(float(size.findtext("depth") or 3)))
+    width, height = check_size(number(size, "width", True), number(size, "height", True), name)
+    filename = root.findtext("filename", "").strip()
+    if filename:
+        from segtools.formats.paths import check_name
+
+        check_name(filename, f"{name}: <filename>")
+    ann = VocAnnotation(filename, width, height, number(size, "depth", True, 3))
     for obj in root.findall("object"):
         box = obj.find("bndbox")
         label = (obj.findtext("name") or "").strip()
         if box is None or not label:
             raise InputError(f"{name}: an <object> without <name> or <bndbox>")
         coords = tuple(number(box, t) for t in ("xmin", "ymin", "xmax", "ymax"))
-        ann.objects.append(VocObject(label, coords, obj.findtext("difficult", "0").strip() == "1",
-                                     obj.findtext("truncated", "0").strip() == "1", obj.findtext("pose", "Unspecified")))
+        ann.objects.append(VocObject(label, coords, (obj.findtext("difficult") or "0").strip() == "1",
+                                     (obj.findtext("truncated") or "0").strip() == "1",
+                                     obj.findtext("pose") or "Unspecified"))
     return ann
 
 

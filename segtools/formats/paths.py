@@ -1,0 +1,75 @@
+"""Paths named inside annotation files, resolved against the folder they belong to.
+
+An annotation file names other files: COCO ``file_name``, panoptic PNG ``file_name``,
+labelme ``imagePath``, VOC ``<filename>``. Such a name comes from the file, not from the
+user, so it may be hostile or corrupt: absolute (``/etc/passwd``), climbing out
+(``../../x``), empty, holding a NUL, or leading through a symbolic link out of the folder.
+:func:`inside` is the one place that turns such a name into a path: it joins the name to
+its base folder, resolves every symbolic link, and refuses a result outside the base.
+:func:`output_name` maps a name to an output path under ``-o``, keeping it inside too.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+from segtools.errors import InputError
+
+MAX_NAME_CHARS = 4096  # PATH_MAX on Linux
+
+
+def check_name(name, where: str) -> str:
+    """``name`` when it is a usable relative file name from a file (a non-empty string
+    without NUL or control characters), else :class:`InputError` naming ``where``."""
+    if not isinstance(name, str):
+        raise InputError(f"{where} must be a string, got {type(name).__name__}")
+    if not name.strip():
+        raise InputError(f"{where} is empty")
+    if len(name) > MAX_NAME_CHARS:
+        raise InputError(f"{where} is {len(name):,} characters long (at most {MAX_NAME_CHARS:,})")
+    if any(ord(ch) < 32 for ch in name):
+        raise InputError(f"{where} {name[:60]!r} holds a NUL or control character")
+    return name
+
+
+def _parts(name: str) -> PurePosixPath:
+    return PurePosixPath(name.replace("\\", "/"))
+
+
+def inside(base: str | os.PathLike, name, where: str) -> Path:
+    """The file ``name`` (read from a file) under the folder ``base``, symbolic links resolved.
+
+    Raises :class:`InputError` when ``name`` is absolute, climbs out with ``..``, or
+    resolves (through links) to a place outside ``base``.
+
+    >>> import tempfile; root = tempfile.mkdtemp()
+    >>> inside(root, "a/b.png", "file_name") == Path(root).resolve() / "a" / "b.png"
+    True
+    """
+    name = check_name(name, where)
+    rel = _parts(name)
+    if rel.is_absolute() or ".." in rel.parts or (len(name) > 1 and name[1] == ":"):
+        raise InputError(f"{where} {name[:200]!r} leaves its folder {base} (absolute or '..'); "
+                         "names in annotation files must be relative to it")
+    root = Path(os.path.realpath(base))
+    target = Path(os.path.realpath(root.joinpath(*rel.parts)))
+    if target != root and root not in target.parents:
+        raise InputError(f"{where} {name[:200]!r} leads out of {base} (through a symbolic link)")
+    return target
+
+
+def output_name(root: str | os.PathLike, name, extension: str, where: str = "file_name") -> Path:
+    """Output path under ``root`` for the image ``name`` with its extension replaced.
+
+    An absolute name or one with ``..`` keeps only its last part (``/data/x.jpg`` →
+    ``root/x.png``, as COCO files written with absolute paths expect); the result is then
+    checked with :func:`inside`, so no name (or link under ``root``) writes outside it.
+    """
+    rel = _parts(check_name(name, where))
+    if rel.is_absolute() or ".." in rel.parts or (len(rel.parts) and ":" in rel.parts[0]):
+        rel = PurePosixPath(rel.name)
+    if rel.name in ("", ".", ".."):
+        raise InputError(f"{where} {name[:200]!r} names no file")
+    inside(root, str(rel.with_suffix(extension)), where)
+    return Path(root).joinpath(*rel.with_suffix(extension).parts)

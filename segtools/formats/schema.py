@@ -1,0 +1,168 @@
+"""Strict checks of COCO-shaped documents read from files (instances, results, panoptic).
+
+A COCO file comes from anywhere, so every field a conversion uses is checked, up front and
+before anything is written or allocated: types without coercion (``true`` is not 1, ``1.5``
+is not an id, ``"5"`` is not a number), declared image sizes within the pixel budget
+(:func:`segtools.io.limits.check_size`), polygon coordinates finite and near the image,
+RLE counts that cover exactly their declared size, file names that are usable names, class
+counts within :data:`segtools.io.limits.MAX_CLASSES`. Every failure is one
+:class:`~segtools.errors.InputError` that names the file and the entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from segtools.errors import InputError
+from segtools.io.jsondata import check_int, check_type, get_field, get_int, type_name
+
+MAX_ID = 2**63 - 1
+
+
+def check_id(value: Any, what: str) -> int | str:
+    """An image id: an integer (COCO) or a non-empty string (some exporters write those)."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{what} must be an integer or a string, got {type_name(value)}")
+    return check_int(value, what, -MAX_ID, MAX_ID)
+
+
+def image_entry(image: Any, where: str) -> tuple[int, int]:
+    """``(height, width)`` of a COCO ``images`` entry, its id and file name checked."""
+    from segtools.formats.paths import check_name
+    from segtools.io.limits import check_size
+
+    check_type(image, dict, where)
+    if "id" not in image:
+        raise InputError(f"{where}: missing field 'id'")
+    check_id(image["id"], f"{where}: 'id'")
+    if "file_name" in image:
+        check_name(image["file_name"], f"{where}: 'file_name'")
+    height = get_int(image, "height", where, 1)
+    width = get_int(image, "width", where, 1)
+    check_size(width, height, where)
+    return height, width
+
+
+def categories(entries: Any, where: str) -> list[dict]:
+    """The ``categories`` list: objects with unique integer ``id`` and string ``name``."""
+    from segtools.io.limits import check_class_count
+
+    check_type(entries, list, f"{where}: 'categories'")
+    check_class_count(len(entries), f"{where}: 'categories'")
+    seen: set[int] = set()
+    for k, entry in enumerate(entries):
+        at = f"{where}: categories[{k}]"
+        cid = get_int(entry, "id", at, -MAX_ID, MAX_ID)
+        if cid in seen:
+            raise InputError(f"{at}: category id {cid} is listed twice")
+        seen.add(cid)
+        get_field(entry, "name", at, str, None)
+        if "isthing" in entry:
+            check_type(entry["isthing"], (int, bool), f"{at}: 'isthing'")
+    return entries
+
+
+def segmentation(segm: Any, height: int, width: int, where: str) -> None:
+    """A COCO ``segmentation``: ``[]``/null (box only), polygons, or an RLE of the image's size."""
+    from segtools.formats import polygons as polylib
+    from segtools.formats import rle as rlelib
+
+    if segm is None or segm == []:
+        return
+    if isinstance(segm, list):
+        for k, polygon in enumerate(segm):
+            check_type(polygon, list, f"{where}: segmentation[{k}]")
+            polylib.as_points(polygon, f"{where}: segmentation[{k}]", height, width)
+        return
+    if isinstance(segm, dict):
+        rle(segm, f"{where}: segmentation", (height, width))
+        return
+    raise InputError(f"{where}: 'segmentation' must be a list of polygons or an RLE object, got {type_name(segm)}")
+
+
+def rle(value: Any, where: str, size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """``(height, width)`` of an RLE object whose ``counts`` cover exactly its ``size``."""
+    from segtools.formats import rle as rlelib
+    from segtools.io.limits import check_size
+
+    shape = get_field(value, "size", where, list)
+    if len(shape) != 2:
+        raise InputError(f"{where}: 'size' must be [height, width], got {len(shape)} values")
+    height, width = (check_int(v, f"{where}: 'size'", 0) for v in shape)
+    if size is not None and (height, width) != tuple(size):
+        raise InputError(f"{where}: RLE size {[height, width]} differs from the image's {list(size)}")
+    if size is None:
+        check_size(width, height, where)
+    counts = get_field(value, "counts", where, (str, list))
+    if isinstance(counts, list) and any(c.__class__ is not int for c in counts):
+        bad = next(c for c in counts if c.__class__ is not int)
+        raise InputError(f"{where}: uncompressed RLE counts must be integers, got {type_name(bad)} {bad!r:.40}")
+    if isinstance(counts, list) and any(c < 0 or c > 2**32 - 1 for c in counts):
+        raise InputError(f"{where}: uncompressed RLE counts must lie in 0..2³²-1")
+    try:
+        rlelib.rle_counts(value)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    return height, width
+
+
+def annotation(ann: Any, where: str, sizes: dict | None = None) -> None:
+    """One ``annotations`` entry: ids, category, optional bbox/iscrowd, its segmentation
+    (checked against its image's size when ``sizes`` maps image ids to ``(height, width)``)."""
+    check_type(ann, dict, where)
+    if "id" in ann:
+        check_id(ann["id"], f"{where}: 'id'")
+    image_id = ann.get("image_id")
+    check_id(image_id, f"{where}: 'image_id'")
+    get_int(ann, "category_id", where, -MAX_ID, MAX_ID)
+    if ann.get("bbox") is not None:
+        box = get_field(ann, "bbox", where, list)
+        if len(box) != 4:
+            raise InputError(f"{where}: 'bbox' must be [x, y, width, height], got {len(box)} values")
+        for value in box:
+            check_type(value, float, f"{where}: 'bbox'")
+    if "iscrowd" in ann:
+        get_int(ann, "iscrowd", where, 0, 1)
+    if "score" in ann:
+        get_field(ann, "score", where, float)
+    size = sizes.get(image_id) if sizes is not None else None
+    if size is not None:
+        segmentation(ann.get("segmentation"), size[0], size[1], where)
+    elif ann.get("segmentation") not in (None, []):
+        check_type(ann["segmentation"], (list, dict), f"{where}: 'segmentation'")
+
+
+def instances(data: Any, name: str) -> dict:
+    """A whole COCO instances document, checked (see the module doc); returns it."""
+    check_type(data, dict, name)
+    for key in ("images", "annotations", "categories"):
+        if key not in data:
+            raise InputError(f"{name}: not a COCO instances file (no '{key}' list)")
+        check_type(data[key], list, f"{name}: '{key}'")
+    categories(data["categories"], name)
+    sizes: dict = {}
+    for k, image in enumerate(data["images"]):
+        sizes[image.get("id") if isinstance(image, dict) else None] = image_entry(image, f"{name}: images[{k}]")
+    for k, ann in enumerate(data["annotations"]):
+        annotation(ann, f"{name}: annotations[{k}]", sizes)
+    return data
+
+
+def panoptic(data: Any, name: str) -> dict:
+    """A COCO panoptic document: ``annotations`` with ``file_name`` and ``segments_info``."""
+    from segtools.formats.paths import check_name
+
+    check_type(data, dict, name)
+    categories(get_field(data, "categories", name, list), name)
+    for k, entry in enumerate(get_field(data, "annotations", name, list)):
+        at = f"{name}: annotations[{k}]"
+        check_name(get_field(entry, "file_name", at, str), f"{at}: 'file_name'")
+        for j, segment in enumerate(get_field(entry, "segments_info", at, list)):
+            where = f"{at}: segments_info[{j}]"
+            get_int(segment, "id", where, 1, 2**24 - 1)
+            get_int(segment, "category_id", where, -MAX_ID, MAX_ID)
+            if "iscrowd" in segment:
+                get_int(segment, "iscrowd", where, 0, 1)
+    return data
