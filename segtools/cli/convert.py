@@ -96,10 +96,14 @@ def _report(summary) -> None:
 
 
 def _detect(specs: list[str], source: str):
-    """(format, parsed payload or None) of the inputs, from the bytes, not the names."""
-    import json
+    """(format, payload or None) of the inputs, from the bytes, not the names.
 
+    The payload of a single input is what was read while recognising it, so it is read
+    once (stdin cannot be read twice): the parsed document for JSON kinds, the bytes for
+    masks, VOC XML and YOLO labels.
+    """
     from segtools.errors import InputError
+    from segtools.io.jsondata import parse_json
     from segtools.io.sniff import sniff
     from segtools.io.streams import read_bytes
 
@@ -129,10 +133,7 @@ def _detect(specs: list[str], source: str):
     if head.format in ("png", "npy") and source in MASK_SOURCES:
         return "mask", data
     if head.format == "json" or data.lstrip()[:1] in (b"{", b"["):
-        try:
-            parsed = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{specs[0]}: not valid JSON ({exc})") from None
+        parsed = parse_json(data, "<stdin>" if specs[0] == "-" else specs[0])
         if source != "auto":
             return source, parsed
         if isinstance(parsed, dict) and "shapes" in parsed:
@@ -144,9 +145,9 @@ def _detect(specs: list[str], source: str):
             return "rle", parsed
         raise InputError(f"{specs[0]}: JSON that is neither COCO, COCO panoptic, labelme nor an RLE")
     if data.lstrip()[:1] == b"<":
-        return "voc", None
+        return "voc", data
     if head.format in ("text", "empty"):
-        return "yolo", None
+        return "yolo", data
     raise InputError(f"{specs[0]}: not a mask or an annotation file (recognised: {head.format})")
 
 
@@ -200,6 +201,11 @@ def _convert_dataset(kind, payload, specs, to, output, images, image, image_size
         cocolib.check(data, specs[0])
         if image is not None:
             data = _pick_image(data, image)
+        if images_root is not None and yolo_like:  # every image path checked before anything is written
+            from segtools.formats.paths import inside
+
+            for k, entry in enumerate(data["images"]):
+                inside(images_root, entry.get("file_name"), f"{specs[0]}: images[{k}]: 'file_name'")
         categories, coco_records, total = ds.read_coco(data)
         records = lambda tick: coco_records
         fill = ds.unlabelled_value(data) if fill is None else fill
@@ -220,7 +226,7 @@ def _convert_dataset(kind, payload, specs, to, output, images, image, image_size
         items = [it for it in items if Path(it.path).name not in ("classes.txt",)]
         yaml_path = yololib.find_yaml(root) if root is not None else None
         if yaml_path is not None and meta is None:
-            categories = ds.Categories(names=yololib.read_data_yaml(yaml_path.read_text(encoding="utf-8"), str(yaml_path))["names"])
+            categories = ds.Categories(names=yololib.load_data_yaml(yaml_path)["names"])
         if images_root is None and root is not None and (root / "images").is_dir():
             images_root = root / "images"
         if image is not None and os.path.isfile(image):
@@ -230,7 +236,8 @@ def _convert_dataset(kind, payload, specs, to, output, images, image, image_size
         else:
             sizes = ds.image_sizes(images_root)
         total = len(items)
-        records = lambda tick: ds.read_yolo(items, categories, summary, sizes, size, strict)
+        label_bytes = payload if isinstance(payload, bytes) and len(items) == 1 else None
+        records = lambda tick: ds.read_yolo(items, categories, summary, sizes, size, strict, label_bytes)
     elif kind == "voc-seg":
         from segtools.formats import instances as instlib
 
@@ -243,11 +250,12 @@ def _convert_dataset(kind, payload, specs, to, output, images, image, image_size
     elif kind == "voc":
         items = expand_inputs(specs, extensions=(".xml",))
         total = len(items)
-        records = lambda tick: ds.read_voc(items, categories, summary)
+        records = lambda tick: ds.read_voc(items, categories, summary, payload if isinstance(payload, bytes) else None)
     elif kind == "labelme":
         items = expand_inputs(specs, extensions=(".json",))
         total = len(items)
-        records = lambda tick: ds.read_labelme(items, categories, summary, strict)
+        records = lambda tick: ds.read_labelme(items, categories, summary, strict,
+                                               payload if isinstance(payload, dict) else None)
     else:
         raise UsageError(f"cannot convert {kind} files to {to}")
 
@@ -256,7 +264,8 @@ def _convert_dataset(kind, payload, specs, to, output, images, image, image_size
         stream = records(advance if source_ticks else None)
         tick = None if source_ticks else advance
         if to in ("coco", "coco-rle"):
-            mode = "rle" if to == "coco-rle" else ("polygon" if kind != "mask" else None)
+            # masks and VOC segmentation were annotated in the target's form already
+            mode = None if kind in ("mask", "voc-seg") else ("rle" if to == "coco-rle" else "polygon")
             unlabelled = (skip_labels[0] if len(skip_labels) == 1 and not from_masks else None) if kind == "mask" else \
                 (None if kind == "voc-seg" else fill)
             ds.write_coco(stream, categories, output, summary, mode, epsilon, overwrite, tick, unlabelled)
@@ -369,10 +378,14 @@ def _rle_as_coco(payload) -> dict:
     """A bare RLE (or a list of them) as a one-image COCO dict, category 1 'object'."""
     from segtools.errors import InputError
 
+    from segtools.formats import schema
+
     rles = payload if isinstance(payload, list) else [payload]
     if not rles or not all(isinstance(r, dict) and "size" in r and "counts" in r for r in rles):
         raise InputError("a JSON list must hold RLE dicts ({'size': [h, w], 'counts': ...})")
-    h, w = (int(v) for v in rles[0]["size"])
+    h, w = schema.rle(rles[0], "RLE 1")
+    for k, r in enumerate(rles[1:], 2):
+        schema.rle(r, f"RLE {k}", (h, w))
     annotations = [{"id": i + 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "segmentation": r} for i, r in enumerate(rles)]
     return {"images": [{"id": 1, "file_name": "mask.png", "height": h, "width": w}],
             "annotations": annotations, "categories": [{"id": 1, "name": "object"}]}

@@ -37,12 +37,12 @@ def load(source, name: str | None = None) -> dict:
 
 
 def check(data, name: str = "COCO JSON") -> dict:
+    """``data`` when it is a well-formed COCO instances document (:func:`schema.instances`)."""
+    from segtools.formats import schema
+
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise InputError(f"{name}: not a COCO instances file (no 'annotations' list)")
-    for key in ("images", "categories"):
-        if not isinstance(data.get(key), list):
-            raise InputError(f"{name}: COCO file without an '{key}' list")
-    return data
+    return schema.instances(data, name)
 
 
 @dataclass
@@ -66,10 +66,10 @@ class Categories:
 
 
 def image_size(image: dict, name: str = "image") -> tuple[int, int]:
-    try:
-        return int(image["height"]), int(image["width"])
-    except (KeyError, TypeError, ValueError):
-        raise InputError(f"{name}: COCO image entry without integer 'height' and 'width'") from None
+    """``(height, width)`` of a COCO image entry, checked (types, pixel budget)."""
+    from segtools.formats import schema
+
+    return schema.image_entry(image, name)
 
 
 def segmentation_runs(segmentation, height: int, width: int, where: str = "annotation") -> tuple[np.ndarray, np.ndarray]:
@@ -77,12 +77,12 @@ def segmentation_runs(segmentation, height: int, width: int, where: str = "annot
     if isinstance(segmentation, list):
         if not segmentation:
             raise InputError(f"{where}: empty segmentation")
-        polys = [polylib.as_points(p, f"{where}: polygon") for p in segmentation]
+        polys = [polylib.as_points(p, f"{where}: polygon", height, width) for p in segmentation]
         return polylib.polygon_runs(polys, height, width)
     if isinstance(segmentation, dict):
-        size = [int(v) for v in segmentation.get("size", [])]
-        if size != [height, width]:
-            raise InputError(f"{where}: RLE size {size} differs from the image's {[height, width]}")
+        from segtools.formats import schema
+
+        schema.rle(segmentation, where, (height, width))
         return rlelib.runs(segmentation)
     raise InputError(f"{where}: segmentation must be a polygon list or an RLE dict")
 
@@ -204,6 +204,11 @@ def _component_annotations(class_mask: np.ndarray, mode: str, epsilon: float, su
         np.ascontiguousarray(class_mask[y0: rows[-1] + 1, x0: cols[-1] + 1]), connectivity=8)
     stats[:, 0] += x0
     stats[:, 1] += y0
+    if mode == "rle":  # every part's RLE in one pass over the runs, not one full image per part
+        index = np.zeros((height, width), np.int32)
+        index[y0: rows[-1] + 1, x0: cols[-1] + 1] = parts
+        _, rles, areas, boxes = rlelib.encode_regions(index)
+        return [{"segmentation": r, "area": int(a), "bbox": b} for r, a, b in zip(rles, areas.tolist(), boxes)]
     # pycocotools' toBbox spans the full height when a run wraps from one column's bottom
     # to the next column's top; keep that quirk so bboxes match it exactly
     wraps: set = set()
@@ -214,7 +219,7 @@ def _component_annotations(class_mask: np.ndarray, mode: str, epsilon: float, su
     for k in range(1, count):
         x, y, w, h, area = (int(v) for v in stats[k])
         crop = (parts[y - y0: y - y0 + h, x - x0: x - x0 + w] == k).astype(np.uint8)
-        if mode == "rle" or epsilon > 0 or holes == "fill":
+        if epsilon > 0 or holes == "fill":
             full = np.zeros((height, width), np.uint8)
             full[y: y + h, x: x + w] = crop
             out.append(mask_annotation(full, mode, epsilon, summary, holes))
@@ -295,16 +300,16 @@ def read_streamed(path: str | os.PathLike) -> tuple[dict, Iterator[tuple[dict, l
     Memory stays bounded by one image's annotations: the file is read line by line, which
     works because :class:`StreamingWriter` writes annotations in image order, one per line.
     """
+    from segtools.formats import schema
+    from segtools.io.jsondata import parse_json
     from segtools.io.streams import mark_input
 
     mark_input(path)
     with open(path, "rb") as handle:
         head = handle.readline()
-    try:
-        header = json.loads(head.decode("utf-8") + "]}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: corrupt COCO header ({exc})") from None
+    header = parse_json(head + b"]}", f"{path}: header")
     check(header, str(path))
+    sizes = {image.get("id"): (image["height"], image["width"]) for image in header["images"]}
 
     def records() -> Iterator[tuple[dict, list[dict]]]:
         images = header["images"]
@@ -316,10 +321,8 @@ def read_streamed(path: str | os.PathLike) -> tuple[dict, Iterator[tuple[dict, l
                 line = line.strip()
                 if line in (b"]}", b""):
                     continue
-                try:
-                    ann = json.loads(line.lstrip(b","))
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{number}: corrupt annotation line ({exc.msg})") from None
+                ann = parse_json(line.lstrip(b","), f"{path}:{number}")
+                schema.annotation(ann, f"{path}:{number}", sizes)
                 while position < len(images) and images[position].get("id") != ann.get("image_id"):
                     yield images[position], pending
                     pending, position = [], position + 1

@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 from segtools.errors import InputError, OutputError
 from segtools.formats import Summary, merge_counts
 from segtools.formats import coco as cocolib
+from segtools.io.limits import check_class_count
 
 Tick = Callable[[int], None]
 
@@ -51,6 +52,7 @@ class Categories:
         if category_id not in self.by_id:
             if self.fixed:
                 raise InputError(f"{where}unknown category {category_id!r} (known: {self.describe()})")
+            check_class_count(category_id, f"{where}category {category_id}")
             for cid in range(1, category_id + 1):  # mask labels: keep ids contiguous
                 self.by_id.setdefault(cid, f"class_{cid - 1}")
 
@@ -65,6 +67,7 @@ class Categories:
         if self.fixed:
             raise InputError(f"{where}unknown category {name!r} (known: {', '.join(self.names) or 'none'})")
         cid = max(self.by_id, default=0) + 1
+        check_class_count(len(self.by_id) + 1, f"{where}category {name[:60]!r}")
         self.by_id[cid] = name
         return cid
 
@@ -203,9 +206,12 @@ def image_sizes(images_root: Path | None, summary: Summary | None = None) -> dic
 
 
 def read_yolo(label_items, categories: Categories, summary: Summary, images: dict[str, tuple[str, int, int]],
-              image_size: tuple[int, int] | None = None, strict: bool = False) -> Iterator[Record]:
-    """Records from YOLO label files; image sizes from ``images`` (or one ``image_size``)."""
+              image_size: tuple[int, int] | None = None, strict: bool = False,
+              data: bytes | None = None) -> Iterator[Record]:
+    """Records from YOLO label files; image sizes from ``images`` (or one ``image_size``);
+    ``data``: the bytes of a single label file already read (stdin)."""
     from segtools.formats import yolo as yololib
+    from segtools.io.limits import check_size
     from segtools.io.streams import read_bytes
 
     next_id = 1
@@ -217,7 +223,9 @@ def read_yolo(label_items, categories: Categories, summary: Summary, images: dic
             (height, width), file_name = image_size, stem + ".jpg"
         else:
             raise InputError(f"{item.path}: no image '{stem}.*' to read the size from; give --images DIR or --image-size WxH")
-        rows = yololib.parse_lines(read_bytes(item.path).decode("utf-8", "replace"), item.path)
+        check_size(width, height, f"{item.path}: image {file_name}")
+        text = (data if data is not None and len(label_items) == 1 else read_bytes(item.path)).decode("utf-8", "replace")
+        rows = yololib.parse_lines(text, item.path)
         annotations = yololib.rows_to_annotations(rows, height, width, index + 1, next_id, len(categories.ids) or None,
                                                   strict, summary, item.path)
         for ann in annotations:
@@ -226,14 +234,15 @@ def read_yolo(label_items, categories: Categories, summary: Summary, images: dic
         yield Record({"id": index + 1, "file_name": file_name, "height": height, "width": width}, annotations)
 
 
-def read_voc(xml_items, categories: Categories, summary: Summary) -> Iterator[Record]:
+def read_voc(xml_items, categories: Categories, summary: Summary, data: bytes | None = None) -> Iterator[Record]:
+    """Records from VOC XML files; ``data``: the bytes of a single input already read (stdin)."""
     from segtools.formats import boxes as boxlib
     from segtools.formats import voc as voclib
     from segtools.io.streams import read_bytes
 
     next_id = 1
     for index, item in enumerate(xml_items):
-        ann = voclib.parse(read_bytes(item.path), item.path)
+        ann = voclib.parse(data if data is not None and len(xml_items) == 1 else read_bytes(item.path), item.path)
         annotations = []
         for obj in ann.objects:
             box = boxlib.voc_to_coco(obj.box)[0]
@@ -245,23 +254,24 @@ def read_voc(xml_items, categories: Categories, summary: Summary) -> Iterator[Re
         yield Record({"id": index + 1, "file_name": ann.filename or item.rel, "height": ann.height, "width": ann.width}, annotations)
 
 
-def read_labelme(json_items, categories: Categories, summary: Summary, strict: bool = False) -> Iterator[Record]:
+def read_labelme(json_items, categories: Categories, summary: Summary, strict: bool = False,
+                 data: dict | None = None) -> Iterator[Record]:
+    """Records from labelme files; ``data``: the parsed document of a single input already
+    read (stdin can be read only once)."""
     from segtools.formats import labelme as labelmelib
     from segtools.formats import polygons as polylib
-    from segtools.formats import rle as rlelib
 
     next_id = 1
     for index, item in enumerate(json_items):
-        data = labelmelib.load(item.path)
-        (height, width), objects = labelmelib.objects(data, item.path, summary, strict=strict)
+        document = data if data is not None and len(json_items) == 1 else labelmelib.load(item.path)
+        (height, width), objects = labelmelib.objects(document, item.path, summary, strict=strict)
         annotations = []
         for obj in objects:
-            encoded = rlelib.encode(obj.mask)
             annotations.append({"id": next_id, "image_id": index + 1, "category_id": categories.id_of_name(obj.label, f"{item.path}: "),
                                 "segmentation": [polylib.flat(p, 3) for p in obj.polygons],
-                                "area": rlelib.area(encoded), "bbox": rlelib.to_bbox(encoded), "iscrowd": 0})
+                                "area": obj.area, "bbox": obj.bbox, "iscrowd": 0})
             next_id += 1
-        file_name = str(data.get("imagePath") or PurePosixPath(item.rel).with_suffix(".jpg"))
+        file_name = document.get("imagePath") or str(PurePosixPath(item.rel).with_suffix(".jpg"))
         yield Record({"id": index + 1, "file_name": file_name, "height": height, "width": width}, annotations)
 
 
@@ -348,10 +358,10 @@ def unlabelled_value(data: dict, default: int = 255) -> int:
 
 
 def _stem_path(root: Path, file_name: str, extension: str) -> Path:
-    rel = PurePosixPath(str(file_name).replace("\\", "/"))
-    if rel.is_absolute() or ".." in rel.parts:
-        rel = PurePosixPath(rel.name)
-    return root / Path(*rel.with_suffix(extension).parts)
+    """The output for the image ``file_name`` under ``root`` (:func:`paths.output_name`)."""
+    from segtools.formats.paths import output_name
+
+    return output_name(root, file_name, extension, "file_name")
 
 
 def write_yolo(records: Iterable[Record], categories: Categories, out_dir, summary: Summary, segments: bool,
@@ -369,19 +379,22 @@ def write_yolo(records: Iterable[Record], categories: Categories, out_dir, summa
         label_of = categories.label_of
         lines = yololib.annotation_lines(record.annotations, h, w, label_of, segments, holes, epsilon, strict, summary,
                                          f"{image.get('file_name')}: ")
+        source = None
+        if images_root is not None:  # checked before this image's label is written
+            from segtools.formats.paths import inside
+
+            source = inside(images_root, image["file_name"], f"image {image.get('id')}: 'file_name'")
         write_bytes(_stem_path(root / "labels", image["file_name"], ".txt"), ("\n".join(lines) + "\n" if lines else "").encode())
-        if images_root is not None:
-            source = images_root / str(image["file_name"])
-            if source.is_file():
-                target = _stem_path(root / "images", image["file_name"], source.suffix)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if not target.exists():
-                    try:
-                        os.link(source, target)
-                    except OSError:
-                        shutil.copyfile(source, target)
-            else:
-                summary.add("images not found under --images (labels written without them)", lossy=True)
+        if source is not None and source.is_file():
+            target = _stem_path(root / "images", image["file_name"], source.suffix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                try:
+                    os.link(source, target)
+                except OSError:
+                    shutil.copyfile(source, target)
+        elif source is not None:
+            summary.add("images not found under --images (labels written without them)", lossy=True)
         tick and tick(i)
     names = categories.names
     write_bytes(root / "data.yaml", yololib.data_yaml(names, path=str(root.resolve())).encode())

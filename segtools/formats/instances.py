@@ -32,6 +32,7 @@ from segtools.errors import InputError, OutputError
 from segtools.formats import Summary
 from segtools.formats import coco as cocolib
 from segtools.formats import polygons as polylib
+from segtools.formats import rle as rlelib
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 INTERPRETATIONS = ("auto", "semantic", "instance", "cityscapes")
@@ -143,6 +144,12 @@ def regions_to_annotations(index: np.ndarray, regions: Sequence[tuple[int, int, 
                            epsilon: float = 0.0, summary: Summary | None = None, holes: str = "bridge") -> list[dict]:
     """One annotation per ``(region number, category_id, iscrowd)`` of an H×W region-number image."""
     height, width = index.shape
+    if mode == "rle":  # every region's RLE in one pass over the runs
+        numbers, rles, areas, bboxes = rlelib.encode_regions(index)
+        found = {int(n): (r, int(a), b) for n, r, a, b in zip(numbers.tolist(), rles, areas.tolist(), bboxes)}
+        return [{"category_id": int(category_id), "iscrowd": int(iscrowd), "segmentation": found[number][0],
+                 "area": found[number][1], "bbox": found[number][2]}
+                for number, category_id, iscrowd in regions if number in found]
     boxes = region_boxes(index)
     annotations = []
     for number, category_id, iscrowd in regions:

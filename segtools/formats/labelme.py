@@ -22,6 +22,8 @@ import numpy as np
 from segtools.errors import InputError
 from segtools.formats import Summary
 from segtools.formats import polygons as polylib
+from segtools.formats import rle as rlelib
+from segtools.io.jsondata import check_type, get_field, get_int
 
 LINE_WIDTH = 10
 POINT_SIZE = 5
@@ -30,36 +32,83 @@ SHAPES = ("polygon", "rectangle", "circle", "line", "linestrip", "point")
 
 @dataclass
 class LabelmeObject:
+    """One object: its pixels as sorted, disjoint column-major ``[start, end)`` runs in the
+    H×W image, their COCO ``rle``/``area``/``bbox``, and its polygons."""
+
     label: str
-    mask: np.ndarray          # H×W uint8
+    starts: np.ndarray
+    ends: np.ndarray
+    size: tuple[int, int]     # (height, width)
     polygons: list            # N×2 arrays when the shapes were areas, else traced outlines
+    rle: dict
+    area: int
+    bbox: list
+
+    @property
+    def mask(self) -> np.ndarray:
+        """H×W uint8 of the object (made on demand: a file may hold thousands of objects)."""
+        height, width = self.size
+        flat = np.zeros(height * width, np.uint8)
+        flat[polylib.runs_to_indices(self.starts, self.ends)] = 1
+        return flat.reshape(width, height).T
 
 
 def load(source, name: str | None = None) -> dict:
+    """Parse a labelme JSON (path, ``-`` or bytes) and check its shape list."""
     from segtools.formats import load_json
     from segtools.io.streams import describe
 
     name = name or describe(source)
-    data = load_json(source, name)
+    return check(load_json(source, name), name)
+
+
+def check(data, name: str) -> dict:
+    """``data`` when it is a labelme document: ``shapes`` a list of objects, ``imagePath`` a name."""
+    from segtools.formats.paths import check_name
+
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
         raise InputError(f"{name}: not a labelme file (no 'shapes' list)")
+    for index, shape in enumerate(data["shapes"]):
+        where = f"{name}: shapes[{index}]"
+        check_type(shape, dict, where)
+        get_field(shape, "label", where, str)
+        get_field(shape, "shape_type", where, str, None)
+        get_field(shape, "points", where, list)
+        get_field(shape, "group_id", where, (int, str), None)
+    if data.get("imagePath") is not None:
+        check_name(data["imagePath"], f"{name}: 'imagePath'")
     return data
 
 
 def image_size(data: dict, name: str) -> tuple[int, int]:
-    try:
-        return int(data["imageHeight"]), int(data["imageWidth"])
-    except (KeyError, TypeError, ValueError):
-        raise InputError(f"{name}: no imageHeight/imageWidth; give the image (--image) to read its size") from None
+    """``(height, width)`` the file declares, checked against the pixel budget."""
+    from segtools.io.limits import check_size
+
+    if data.get("imageHeight") is None or data.get("imageWidth") is None:
+        raise InputError(f"{name}: no imageHeight/imageWidth; give the image (--image) to read its size")
+    height, width = get_int(data, "imageHeight", name, 1), get_int(data, "imageWidth", name, 1)
+    check_size(width, height, name)
+    return height, width
 
 
-def shape_polygon(shape: dict, name: str) -> np.ndarray | None:
+def _points(shape: dict, where: str, height: int, width: int) -> np.ndarray:
+    """The shape's points as K×2 floats, numbers only, near the image (K may be < 3)."""
+    points = shape.get("points", [])
+    if not points:
+        return np.zeros((0, 2))
+    if any(not isinstance(p, list) or len(p) != 2 for p in points):
+        raise InputError(f"{where}: 'points' must be a list of [x, y] pairs")
+    padded = points + [points[-1]] * max(0, 3 - len(points))  # as_points wants a polygon
+    return polylib.as_points(padded, where, height, width)[: len(points)]
+
+
+def shape_polygon(shape: dict, name: str, height: int, width: int) -> np.ndarray | None:
     """The polygon of an area shape, or None for line/point shapes."""
     kind = shape.get("shape_type") or "polygon"
-    points = np.asarray(shape.get("points", []), np.float64).reshape(-1, 2)
     where = f"{name}: shape {shape.get('label')!r} ({kind})"
     if kind not in SHAPES:
         raise InputError(f"{where}: unknown shape_type (known: {', '.join(SHAPES)})")
+    points = _points(shape, where, height, width)
     if kind == "polygon":
         return polylib.as_points(points, where)
     if kind == "rectangle":
@@ -73,35 +122,45 @@ def shape_polygon(shape: dict, name: str) -> np.ndarray | None:
         radius = float(np.hypot(*(points[1] - points[0])))
         n = max(int(np.pi / np.arccos(1 - 1 / radius)), 12) if radius > 1 else 12
         angle = 2 * np.pi * np.arange(n) / n
-        return points[0] + radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+        return polylib.check_bounds(points[0] + radius * np.stack([np.cos(angle), np.sin(angle)], axis=1),
+                                    height, width, where)
     if len(points) == 0:
         raise InputError(f"{where}: no points")
     return None
 
 
-def _draw(shape: dict, height: int, width: int) -> np.ndarray:
+def _draw(shape: dict, points: np.ndarray, height: int, width: int) -> tuple[np.ndarray, int, int]:
+    """(drawn crop, top, left): a line or point shape drawn inside its own bounding box."""
     import cv2
 
-    kind = shape.get("shape_type")
-    points = np.asarray(shape["points"], np.float64).reshape(-1, 2)
-    mask = np.zeros((height, width), np.uint8)
+    reach = max(LINE_WIDTH, 2 * POINT_SIZE) + 2
+    x0, y0 = (max(0, int(np.floor(v)) - reach) for v in points.min(0))
+    x1, y1 = min(width, int(np.ceil(points[:, 0].max())) + reach), min(height, int(np.ceil(points[:, 1].max())) + reach)
+    crop = np.zeros((max(0, y1 - y0), max(0, x1 - x0)), np.uint8)
+    if crop.size == 0:
+        return crop, y0, x0
     # cv2 draws at pixel centres: shift COCO corner coordinates by -0.5, fixed-point 1/16 px
-    pts = np.round((points - 0.5) * 16).astype(np.int32)
-    if kind == "point":
-        cv2.circle(mask, tuple(int(v) for v in pts[0]), POINT_SIZE * 16, 1, -1, cv2.LINE_8, 4)
+    pts = (np.round((points - 0.5) * 16) - 16 * np.array([x0, y0])).astype(np.int32)
+    if shape.get("shape_type") == "point":
+        cv2.circle(crop, tuple(int(v) for v in pts[0]), POINT_SIZE * 16, 1, -1, cv2.LINE_8, 4)
     else:
-        cv2.polylines(mask, [pts.reshape(-1, 1, 2)], False, 1, LINE_WIDTH, cv2.LINE_8, 4)
-    return mask
+        cv2.polylines(crop, [pts.reshape(-1, 1, 2)], False, 1, LINE_WIDTH, cv2.LINE_8, 4)
+    return crop, y0, x0
 
 
 def objects(data: dict, name: str = "labelme", summary: Summary | None = None,
             skip: tuple[str, ...] = ("_background_",), strict: bool = False) -> tuple[tuple[int, int], list[LabelmeObject]]:
-    """Image size and the objects of a labelme file, in file order."""
+    """Image size and the objects of a labelme file, in file order.
+
+    Each shape is rasterised inside its own bounding box (as runs), so thousands of small
+    shapes on a large image cost what their pixels cost, not thousands of full images.
+    """
+    check(data, name)
     height, width = image_size(data, name)
     groups: dict = {}
     order = []
     for index, shape in enumerate(data["shapes"]):
-        label = str(shape.get("label", "")).strip()
+        label = shape["label"].strip()
         if not label:
             raise InputError(f"{name}: shape {index} has no label")
         if label in skip:
@@ -112,22 +171,45 @@ def objects(data: dict, name: str = "labelme", summary: Summary | None = None,
             groups[key] = []
             order.append(key)
         groups[key].append(shape)
-    result = []
-    for key in order:
-        polygons, mask = [], np.zeros((height, width), np.uint8)
+    polygons: list[list] = [[] for _ in order]
+    areas, area_owner, drawn = [], [], []  # area shapes rasterise together, in one pass
+    for number, key in enumerate(order):
         for shape in groups[key]:
-            polygon = shape_polygon(shape, name)
+            polygon = shape_polygon(shape, name, height, width)
             if polygon is not None:
                 _check_inside(polygon, height, width, name, summary, strict)
-                polygons.append(polygon)
-                mask |= polylib.polygons_to_mask([polygon], height, width)
-            else:
-                if summary is not None:
-                    summary.add(f"{shape.get('shape_type')} shapes drawn {LINE_WIDTH if shape.get('shape_type') != 'point' else 2 * POINT_SIZE} px wide")
-                drawn = _draw(shape, height, width)
-                mask |= drawn
-                polygons += polylib.mask_to_polygons(drawn).polygons
-        result.append(LabelmeObject(key[0], mask, polygons))
+                polygons[number].append(polygon)
+                areas.append(polygon)
+                area_owner.append(number)
+                continue
+            kind = shape.get("shape_type")
+            if summary is not None:
+                summary.add(f"{kind} shapes drawn {LINE_WIDTH if kind != 'point' else 2 * POINT_SIZE} px wide")
+            points = _points(shape, f"{name}: shape {shape['label']!r} ({kind})", height, width)
+            crop, top, left = _draw(shape, points, height, width)
+            run_starts, run_ends = rlelib.crop_runs(crop, top, left, height)
+            drawn.append((np.full(run_starts.size, number), run_starts, run_ends))
+            offset = np.array([left, top], np.float64)
+            polygons[number] += [p + offset for p in polylib.mask_to_polygons(crop).polygons]
+    which, starts, ends = polylib.polygon_runs_each(areas, height, width)
+    owner = np.concatenate([np.asarray(area_owner, np.int64)[which]] + [d[0] for d in drawn]).astype(np.int64)
+    starts = np.concatenate([starts] + [d[1] for d in drawn]).astype(np.int64)
+    ends = np.concatenate([ends] + [d[2] for d in drawn]).astype(np.int64)
+    # the union of each object's runs: shifted apart by object, merged, shifted back
+    total = height * width
+    shift = owner * (total + 1)
+    starts, ends = rlelib.union_runs(starts + shift, ends + shift)
+    owner = starts // (total + 1)
+    starts, ends = starts - owner * (total + 1), ends - owner * (total + 1)
+    numbers, rles, pixel_areas, boxes = rlelib.encode_run_groups(owner, starts, ends, height, width)
+    encoded = dict(zip(numbers.tolist(), zip(rles, pixel_areas.tolist(), boxes)))
+    bounds = np.searchsorted(owner, np.arange(len(order) + 1))
+    empty = ({"size": [height, width], "counts": rlelib.counts_to_string([total])}, 0, [0.0, 0.0, 0.0, 0.0])
+    result = []
+    for number, key in enumerate(order):
+        rle, area, bbox = encoded.get(number, empty)
+        a, b = bounds[number], bounds[number + 1]
+        result.append(LabelmeObject(key[0], starts[a:b], ends[a:b], (height, width), polygons[number], rle, area, bbox))
     return (height, width), result
 
 
