@@ -141,14 +141,15 @@ def _merge(sources: List[str]):
 def _resolve_classes(gt_path: str, num_classes, classes, ignore_index):
     """Class names and ignore values from the options, else the first ground truth's metadata."""
     from segtools.errors import UsageError
-    from segtools.io.limits import MAX_CLASSES
+    from segtools.io.limits import MAX_CONFUSION_CLASSES
     from segtools.io.meta import ClassMeta, load_classes
 
     meta = load_classes(classes) if classes else _mask_meta(gt_path)
     names = list(meta.names) if meta is not None and meta.names else None
     if num_classes is not None:
-        if num_classes > MAX_CLASSES:
-            raise UsageError(f"--num-classes {num_classes}: at most {MAX_CLASSES:,} classes (the 16-bit PNG limit)")
+        if num_classes > MAX_CONFUSION_CLASSES:
+            raise UsageError(f"--num-classes {num_classes}: at most {MAX_CONFUSION_CLASSES:,} classes "
+                             "(a C×C confusion matrix is made)")
         if names is not None and len(names) != num_classes and classes:
             raise UsageError(f"--num-classes {num_classes} contradicts --classes {classes} ({len(names)} classes)")
         if names is None or len(names) != num_classes:

@@ -47,10 +47,15 @@ def check_pixels(width: int | None, height: int | None, name: str) -> None:
 MAX_CLASSES = 65_536
 
 
-def check_class_count(count: int, name: str) -> int:
+#: Most classes a confusion matrix is made for: C² counts (4096² int64 = 128 MiB each).
+MAX_CONFUSION_CLASSES = 4096
+
+
+def check_class_count(count: int, name: str, limit: int = MAX_CLASSES) -> int:
     """Return ``count`` when it is a usable number of classes, else raise :class:`InputError`.
 
-    ``name`` says where the count came from (``"data.yaml: nc"``, ``"mask.npy: label"``).
+    ``name`` says where the count came from (``"data.yaml: nc"``, ``"mask.npy: label"``);
+    ``limit`` is the most allowed (:data:`MAX_CONFUSION_CLASSES` where a C×C table is made).
 
     >>> check_class_count(21, "nc")
     21
@@ -58,9 +63,9 @@ def check_class_count(count: int, name: str) -> int:
     if isinstance(count, bool) or not isinstance(count, (int,)) and not hasattr(count, "__index__"):
         raise InputError(f"{name}: a class count must be an integer, got {count!r}")
     count = int(count)
-    if not 0 <= count <= MAX_CLASSES:
-        raise InputError(f"{name}: {count:,} classes is out of range (0..{MAX_CLASSES:,}, "
-                         "the 16-bit PNG limit)")
+    if not 0 <= count <= limit:
+        why = "the 16-bit PNG limit" if limit == MAX_CLASSES else "a C×C confusion matrix is made"
+        raise InputError(f"{name}: {count:,} classes is out of range (0..{limit:,}; {why})")
     return count
 
 

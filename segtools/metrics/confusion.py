@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 
 from segtools.errors import InputError
-from segtools.io.limits import check_class_count
+from segtools.io.limits import MAX_CONFUSION_CLASSES, check_class_count
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -274,7 +274,7 @@ def confusion_and_missed(pred: np.ndarray, gt: np.ndarray, num_classes: int,
     InputError
         Different shapes, non-integer arrays, or a value that is neither a class nor ignored.
     """
-    if check_class_count(num_classes, "number of classes") < 1:
+    if check_class_count(num_classes, "number of classes", MAX_CONFUSION_CLASSES) < 1:
         raise InputError(f"the number of classes must be at least 1, not {num_classes}")
     pred = _as_labels(pred, "prediction", name)
     gt = _as_labels(gt, "ground truth", name)

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from segtools.errors import InputError
-from segtools.io.limits import check_class_count
+from segtools.io.limits import MAX_CONFUSION_CLASSES, check_class_count
 from segtools.metrics.boundary import COUNT_KEYS, boundary_scores
 from segtools.metrics.distances import DISTANCE_KEYS, distance_means
 from segtools.metrics.scores import SUMMARY_KEYS, class_scores, scores, summary_scores
@@ -41,7 +41,7 @@ class MetricsRun:
     image_sums: dict = field(init=False)
 
     def __post_init__(self) -> None:
-        size = check_class_count(len(self.class_names), "metrics: class names")
+        size = check_class_count(len(self.class_names), "metrics: class names", MAX_CONFUSION_CLASSES)
         self.confusion = np.zeros((size, size), np.int64)
         self.missed = np.zeros(size, np.int64)
         self.boundary_counts = {key: np.zeros(size, np.int64) for key in COUNT_KEYS}
@@ -196,8 +196,18 @@ def _clean(value):
     return value
 
 
+_ROWS = "\x00confusion rows\x00"
+
+
 def to_json(report: dict) -> str:
-    return json.dumps(_clean(report), indent=2, allow_nan=False) + "\n"
+    """Indented JSON, the confusion matrix one compact row per line (indenting every count
+    of a large matrix takes json's pure-Python encoder seconds per thousand classes)."""
+    if not isinstance(report, dict) or not len(report.get("confusion", ())):
+        return json.dumps(_clean(report), indent=2, allow_nan=False) + "\n"
+    rows = np.asarray(report["confusion"], np.int64).tolist()  # integer counts: nothing to clean
+    text = json.dumps(_clean({**report, "confusion": _ROWS}), indent=2, allow_nan=False)
+    body = ",\n    ".join(json.dumps(row, separators=(",", ":")) for row in rows)
+    return text.replace(json.dumps(_ROWS), "[\n    " + body + "\n  ]", 1) + "\n"
 
 
 def per_class_columns(report: dict) -> list[str]:
