@@ -103,9 +103,14 @@ def group_annotations(data: dict) -> dict[int, list[dict]]:
 
 def annotations_to_labels(annotations: Sequence[dict], height: int, width: int, label_of: dict[int, int],
                           fill: int = 255, summary: Summary | None = None, where: str = "") -> np.ndarray:
-    """Paint annotations into an H×W label mask (labels = ``label_of[category_id]``)."""
+    """Paint annotations into an H×W label mask (labels = ``label_of[category_id]``).
+
+    Every polygon of the image is rasterised in one pass (runs), then annotations are
+    painted in file order, so thousands of small annotations cost their pixels.
+    """
     top = max([fill, *label_of.values()], default=fill)
     flat = np.full(height * width, fill, np.uint8 if top <= 255 else np.uint16)  # column-major
+    painted, polygons, polygon_owner = [], [], []
     for ann in annotations:
         cid = ann.get("category_id")
         if cid not in label_of:
@@ -115,10 +120,23 @@ def annotations_to_labels(annotations: Sequence[dict], height: int, width: int, 
                 summary.add("box-only annotations (no mask to paint)", lossy=True)
             continue
         segm = ann["segmentation"]
-        if summary is not None and isinstance(segm, list) and any(_outside(p, height, width) for p in segm):
-            summary.add("polygons reaching outside the image (clipped)", lossy=True)
-        runs = segmentation_runs(segm, height, width, f"{where}annotation {ann.get('id')}")
-        flat[polylib.runs_to_indices(*runs)] = label_of[cid]
+        what = f"{where}annotation {ann.get('id')}"
+        if isinstance(segm, list):
+            points = [polylib.as_points(p, f"{what}: polygon", height, width) for p in segm]
+            if summary is not None and any(_outside(p, height, width) for p in points):
+                summary.add("polygons reaching outside the image (clipped)", lossy=True)
+            polygons += points
+            polygon_owner += [len(painted)] * len(points)
+            painted.append((label_of[cid], None))
+        else:
+            painted.append((label_of[cid], segmentation_runs(segm, height, width, what)))
+    which, starts, ends = polylib.polygon_runs_each(polygons, height, width)
+    owner = np.asarray(polygon_owner, np.int64)[which]
+    bounds = np.searchsorted(owner, np.arange(len(painted) + 1))  # owners ascend with the polygons
+    for number, (label, runs) in enumerate(painted):
+        if runs is None:
+            runs = starts[bounds[number]: bounds[number + 1]], ends[bounds[number]: bounds[number + 1]]
+        flat[polylib.runs_to_indices(*runs)] = label
     return np.ascontiguousarray(flat.reshape(width, height).T)
 
 

@@ -56,7 +56,7 @@ def check_bounds(points: np.ndarray, height: int, width: int, what: str = "polyg
     bad = ~np.isfinite(points) | (points < low) | (points > high)
     if bad.any():
         value = points[np.nonzero(bad)][0]
-        raise InputError(f"{what}: coordinate {value!r} is not finite or lies far outside the {width}×{height} image")
+        raise InputError(f"{what}: coordinate {float(value):g} is not finite or lies far outside the {width}×{height} image")
     return points
 
 

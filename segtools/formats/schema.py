@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from segtools.errors import InputError
 from segtools.io.jsondata import check_int, check_type, get_field, get_int, type_name
 
@@ -64,17 +66,29 @@ def categories(entries: Any, where: str) -> list[dict]:
     return entries
 
 
-def segmentation(segm: Any, height: int, width: int, where: str) -> None:
-    """A COCO ``segmentation``: ``[]``/null (box only), polygons, or an RLE of the image's size."""
+_NUMBERS = {int, float}
+
+
+def segmentation(segm: Any, height: int, width: int, where: str, batch: list | None = None) -> None:
+    """A COCO ``segmentation``: ``[]``/null (box only), polygons, or an RLE of the image's size.
+
+    With ``batch``, well-typed polygons are appended as ``(polygon, height, width, where)``
+    for :func:`check_polygons` (one vectorised bounds check for a whole file) instead of
+    being checked one by one.
+    """
     from segtools.formats import polygons as polylib
-    from segtools.formats import rle as rlelib
 
     if segm is None or segm == []:
         return
     if isinstance(segm, list):
         for k, polygon in enumerate(segm):
-            check_type(polygon, list, f"{where}: segmentation[{k}]")
-            polylib.as_points(polygon, f"{where}: segmentation[{k}]", height, width)
+            at = f"{where}: segmentation[{k}]"
+            check_type(polygon, list, at)
+            plain = len(polygon) >= 6 and not len(polygon) % 2 and {v.__class__ for v in polygon} <= _NUMBERS
+            if batch is not None and plain:
+                batch.append((polygon, height, width, at))
+            else:
+                polylib.as_points(polygon, at, height, width)
         return
     if isinstance(segm, dict):
         rle(segm, f"{where}: segmentation", (height, width))
@@ -108,28 +122,49 @@ def rle(value: Any, where: str, size: tuple[int, int] | None = None) -> tuple[in
     return height, width
 
 
-def annotation(ann: Any, where: str, sizes: dict | None = None) -> None:
+def check_polygons(batch: list) -> None:
+    """Bounds of every ``(flat polygon, height, width, where)`` at once (see :func:`segmentation`)."""
+    from itertools import chain
+
+    from segtools.formats import polygons as polylib
+
+    if not batch:
+        return
+    lengths = np.array([len(b[0]) for b in batch])
+    values = np.fromiter(chain.from_iterable(b[0] for b in batch), np.float64, int(lengths.sum()))
+    size = np.repeat(np.array([(b[2], b[1]) for b in batch], np.float64), lengths // 2, axis=0).ravel()
+    margin = polylib.OUTSIDE_MARGIN * np.maximum(np.repeat(np.array([max(b[1], b[2], 64) for b in batch]), lengths), 0)
+    bad = ~np.isfinite(values) | (values < -margin) | (values > size + margin)
+    if bad.any():
+        polygon, height, width, where = batch[int(np.searchsorted(np.cumsum(lengths), np.flatnonzero(bad)[0], "right"))]
+        polylib.as_points(polygon, where, height, width)  # raises the message for this polygon
+
+
+def annotation(ann: Any, where: str, sizes: dict | None = None, batch: list | None = None) -> None:
     """One ``annotations`` entry: ids, category, optional bbox/iscrowd, its segmentation
     (checked against its image's size when ``sizes`` maps image ids to ``(height, width)``)."""
     check_type(ann, dict, where)
-    if "id" in ann:
+    if "id" in ann and ann["id"].__class__ is not int:
         check_id(ann["id"], f"{where}: 'id'")
     image_id = ann.get("image_id")
-    check_id(image_id, f"{where}: 'image_id'")
-    get_int(ann, "category_id", where, -MAX_ID, MAX_ID)
+    if image_id.__class__ is not int:  # the common case needs no further look
+        check_id(image_id, f"{where}: 'image_id'")
+    if ann.get("category_id").__class__ is not int:
+        get_int(ann, "category_id", where, -MAX_ID, MAX_ID)
     if ann.get("bbox") is not None:
         box = get_field(ann, "bbox", where, list)
         if len(box) != 4:
             raise InputError(f"{where}: 'bbox' must be [x, y, width, height], got {len(box)} values")
-        for value in box:
-            check_type(value, float, f"{where}: 'bbox'")
-    if "iscrowd" in ann:
+        if not {v.__class__ for v in box} <= _NUMBERS:
+            for value in box:
+                check_type(value, float, f"{where}: 'bbox'")
+    if "iscrowd" in ann and ann["iscrowd"] not in (0, 1) or ann.get("iscrowd").__class__ is bool:
         get_int(ann, "iscrowd", where, 0, 1)
     if "score" in ann:
         get_field(ann, "score", where, float)
     size = sizes.get(image_id) if sizes is not None else None
     if size is not None:
-        segmentation(ann.get("segmentation"), size[0], size[1], where)
+        segmentation(ann.get("segmentation"), size[0], size[1], where, batch)
     elif ann.get("segmentation") not in (None, []):
         check_type(ann["segmentation"], (list, dict), f"{where}: 'segmentation'")
 
@@ -145,8 +180,10 @@ def instances(data: Any, name: str) -> dict:
     sizes: dict = {}
     for k, image in enumerate(data["images"]):
         sizes[image.get("id") if isinstance(image, dict) else None] = image_entry(image, f"{name}: images[{k}]")
+    batch: list = []
     for k, ann in enumerate(data["annotations"]):
-        annotation(ann, f"{name}: annotations[{k}]", sizes)
+        annotation(ann, f"{name}: annotations[{k}]", sizes, batch)
+    check_polygons(batch)
     return data
 
 
