@@ -202,10 +202,10 @@ def _convert_dataset(kind, payload, specs, to, output, images, image, image_size
         if image is not None:
             data = _pick_image(data, image)
         if images_root is not None and yolo_like:  # every image path checked before anything is written
-            from segtools.formats.paths import inside
+            from segtools.formats.paths import source_in
 
             for k, entry in enumerate(data["images"]):
-                inside(images_root, entry.get("file_name"), f"{specs[0]}: images[{k}]: 'file_name'")
+                source_in(images_root, entry.get("file_name"), f"{specs[0]}: images[{k}]: 'file_name'")
         categories, coco_records, total = ds.read_coco(data)
         records = lambda tick: coco_records
         fill = ds.unlabelled_value(data) if fill is None else fill

@@ -381,9 +381,9 @@ def write_yolo(records: Iterable[Record], categories: Categories, out_dir, summa
                                          f"{image.get('file_name')}: ")
         source = None
         if images_root is not None:  # checked before this image's label is written
-            from segtools.formats.paths import inside
+            from segtools.formats.paths import source_in
 
-            source = inside(images_root, image["file_name"], f"image {image.get('id')}: 'file_name'")
+            source = source_in(images_root, image["file_name"], f"image {image.get('id')}: 'file_name'")
         write_bytes(_stem_path(root / "labels", image["file_name"], ".txt"), ("\n".join(lines) + "\n" if lines else "").encode())
         if source is not None and source.is_file():
             target = _stem_path(root / "images", image["file_name"], source.suffix)

@@ -59,6 +59,25 @@ def inside(base: str | os.PathLike, name, where: str) -> Path:
     return target
 
 
+def _last_part_if_outside(name, where: str) -> PurePosixPath:
+    """``name`` as a relative path; an absolute one or one with ``..`` keeps only its last
+    part (``/data/upload/1/x.jpg`` → ``x.jpg``), as files written with absolute paths mean."""
+    rel = _parts(check_name(name, where))
+    if rel.is_absolute() or ".." in rel.parts or (len(rel.parts) and ":" in rel.parts[0]):
+        rel = PurePosixPath(rel.name)
+    if rel.name in ("", ".", ".."):
+        raise InputError(f"{where} {name[:200]!r} names no file")
+    return rel
+
+
+def source_in(base: str | os.PathLike, name, where: str) -> Path:
+    """The photo ``name`` (read from a file) looked up in the user's folder ``base``
+    (``--images``): a relative name as it stands, an absolute or climbing one by its last
+    part (Label Studio and CVAT write ``/data/upload/1/x.jpg``); either way it is checked
+    with :func:`inside`, so nothing outside ``base`` is ever linked or copied."""
+    return inside(base, str(_last_part_if_outside(name, where)), where)
+
+
 def output_name(root: str | os.PathLike, name, extension: str, where: str = "file_name") -> Path:
     """Output path under ``root`` for the image ``name`` with its extension replaced.
 
@@ -66,10 +85,6 @@ def output_name(root: str | os.PathLike, name, extension: str, where: str = "fil
     ``root/x.png``, as COCO files written with absolute paths expect); the result is then
     checked with :func:`inside`, so no name (or link under ``root``) writes outside it.
     """
-    rel = _parts(check_name(name, where))
-    if rel.is_absolute() or ".." in rel.parts or (len(rel.parts) and ":" in rel.parts[0]):
-        rel = PurePosixPath(rel.name)
-    if rel.name in ("", ".", ".."):
-        raise InputError(f"{where} {name[:200]!r} names no file")
-    inside(root, str(rel.with_suffix(extension)), where)
-    return Path(root).joinpath(*rel.with_suffix(extension).parts)
+    rel = _last_part_if_outside(name, where).with_suffix(extension)
+    inside(root, str(rel), where)
+    return Path(root).joinpath(*rel.parts)

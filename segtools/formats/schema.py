@@ -39,8 +39,7 @@ def image_entry(image: Any, where: str) -> tuple[int, int]:
     if "id" not in image:
         raise InputError(f"{where}: missing field 'id'")
     check_id(image["id"], f"{where}: 'id'")
-    if "file_name" in image:
-        check_name(image["file_name"], f"{where}: 'file_name'")
+    check_name(get_field(image, "file_name", where, str), f"{where}: 'file_name'")  # COCO requires it; outputs are named by it
     height = get_int(image, "height", where, 1)
     width = get_int(image, "width", where, 1)
     check_size(width, height, where)
