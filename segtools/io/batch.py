@@ -64,7 +64,8 @@ def pairing_key(rel: str, suffixes: Sequence[str] = PAIRING_SUFFIXES) -> str:
     return stem if parent in ("", ".") else f"{parent}/{stem}"
 
 
-def _is_glob(spec: str) -> bool:
+def is_pattern(spec: str) -> bool:
+    """Whether ``spec`` is a glob pattern (holds ``*``, ``?`` or ``[``)."""
     return any(ch in spec for ch in "*?[")
 
 
@@ -103,7 +104,7 @@ def expand_inputs(specs: Iterable[str], extensions: Sequence[str] = DATA_EXTENSI
             items.append(Item("-", "stdin"))
         elif spec.startswith("@"):
             items.extend(_read_list(Path(spec[1:])))
-        elif _is_glob(spec) and not os.path.exists(spec):
+        elif is_pattern(spec) and not os.path.exists(spec):
             matches = sorted(globlib.glob(spec, recursive=True))
             files = [m for m in matches if os.path.isfile(m)]
             if not files:
@@ -135,7 +136,7 @@ def _glob_root(pattern: str) -> str:
     parts = Path(pattern).parts
     fixed = []
     for part in parts:
-        if _is_glob(part):
+        if is_pattern(part):
             break
         fixed.append(part)
     return str(Path(*fixed)) if fixed else ""

@@ -1,0 +1,138 @@
+"""One parser per option kind and the option definitions every command shares.
+
+A command never parses a size, an ignore index, an overlap or a number range itself, and
+never decides on its own whether its inputs are a batch: it calls these, so that the same
+spelling means the same thing everywhere.
+
+Conventions (documented in docs/architecture.md):
+
+- **Sizes are HEIGHTxWIDTH in pixels** (``360x480`` is 360 rows, 480 columns), as numpy
+  shapes and torch tensors are; one number ``N`` is ``NxN``. ``×`` may stand for ``x``.
+- **An ignore index** is a label ``0..65535`` or ``none`` (``-1`` is accepted for ``none``).
+- **A batch** is a folder, a glob, an ``@list.txt`` or more than one input — whatever it
+  matched, even one file — and needs ``-o DIR``; a single file or ``-`` is one item, written
+  to ``-o FILE`` or stdout. The shape of the output never depends on how many files a
+  pattern happened to match.
+
+Only typer and the standard library are imported at module level (start-up time).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import typer
+from typing import Annotated
+
+from segtools.errors import UsageError
+
+MAX_LABEL = 65_535
+
+
+def parse_size(text: str, option: str) -> tuple[int, int]:
+    """``"360x480"`` → ``(360, 480)`` (height, width); ``"512"`` → ``(512, 512)``.
+
+    >>> parse_size("360x480", "--crop"), parse_size("64", "--tile")
+    ((360, 480), (64, 64))
+    """
+    parts = str(text).strip().lower().replace("×", "x").split("x")
+    try:
+        values = [int(part) for part in parts]
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: give HEIGHTxWIDTH in pixels (e.g. 360x480) or one number") from None
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise UsageError(f"{option} {text!r}: give HEIGHTxWIDTH in positive pixels (e.g. 360x480) or one number")
+    return values[0], values[-1]
+
+
+def parse_ignore(text: Optional[str], option: str = "--ignore-index") -> Optional[int]:
+    """``"255"`` → 255; ``"none"`` or ``"-1"`` → ``None`` (no ignore index).
+
+    >>> parse_ignore("255"), parse_ignore("none"), parse_ignore("-1")
+    (255, None, None)
+    """
+    word = str(text).strip().lower()
+    if word in ("none", "-1"):
+        return None
+    if not word.isdigit() or int(word) > MAX_LABEL:
+        raise UsageError(f"{option} must be a label (0..{MAX_LABEL}) or none, not {text!r}")
+    return int(word)
+
+
+def parse_overlap(text: str, option: str = "--overlap") -> int | float:
+    """``"64"`` → 64 pixels; ``"0.25"`` or ``"25%"`` → 0.25 of the tile size.
+
+    >>> parse_overlap("64"), parse_overlap("25%"), parse_overlap("0.5")
+    (64, 0.25, 0.5)
+    """
+    word = str(text).strip()
+    try:
+        if word.endswith("%"):
+            value: int | float = float(word[:-1]) / 100.0
+        elif any(c in word for c in ".eE"):
+            value = float(word)
+        else:
+            value = int(word)
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: give pixels (64) or a fraction of the tile (0.25 or 25%)") from None
+    if not 0 <= value or isinstance(value, float) and not value < 1:
+        raise UsageError(f"{option} {text!r}: must be >= 0 pixels, or a fraction below 1")
+    return value
+
+
+def parse_range(text: str, option: str) -> tuple[float, float]:
+    """``"0.5,2"`` → ``(0.5, 2.0)``; one number ``s`` → ``(s, s)``.
+
+    >>> parse_range("0.5,2", "--scale"), parse_range("1", "--scale")
+    ((0.5, 2.0), (1.0, 1.0))
+    """
+    try:
+        values = [float(part) for part in str(text).replace(" ", "").split(",")]
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: give LOW,HIGH or one number") from None
+    if len(values) not in (1, 2) or values[0] > values[-1] or any(v != v for v in values):
+        raise UsageError(f"{option} {text!r}: give LOW,HIGH (LOW <= HIGH) or one number")
+    return values[0], values[-1]
+
+
+def is_batch(specs: Sequence[str], found: int) -> bool:
+    """Whether inputs ``specs`` (which expanded to ``found`` files) are a batch (see above)."""
+    import os
+
+    from segtools.io.batch import is_pattern
+
+    return (found > 1 or len(specs) > 1
+            or any(os.path.isdir(s) or s.startswith("@") or is_pattern(s) and not os.path.exists(s) for s in specs))
+
+
+def output_targets(items, specs: Sequence[str], output: Optional[str], suffix: str,
+                   overwrite: bool = False) -> list[Optional[str]]:
+    """Where each item's result goes, by the batch rule: one path per item under ``-o DIR``
+    for a batch, else ``[output]`` (``None`` for stdout), checked before any work is done."""
+    from segtools.io.batch import check_output_dir, output_path
+    from segtools.io.streams import check_output_path
+
+    if is_batch(specs, len(items)):
+        if output is None or output == "-":
+            raise UsageError(f"{len(items)} input(s) from a folder, pattern, list or several arguments "
+                             "need an output folder: -o DIR")
+        out_dir = check_output_dir(output)
+        return [str(output_path(item, out_dir, suffix)) for item in items]
+    if output is None or output == "-":
+        return [None]
+    return [str(check_output_path(output, overwrite))]
+
+
+# ---- option definitions shared by several commands (Annotated aliases keep signatures short)
+
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=0, help="Parallel workers for batches (0 = all CPUs).")]
+OutputOpt = Annotated[Optional[str], typer.Option(
+    "--output", "-o", help="Output file, or folder for a batch (a folder, pattern, @list or several inputs); stdout when omitted.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Allow an output to replace an input file.")]
+ClassesOpt = Annotated[Optional[str], typer.Option(
+    "--classes", help="Class names/palette: a preset (voc, cityscapes, camvid, ade20k, coco) or a JSON/text file.")]
+PaletteOpt = Annotated[Optional[str], typer.Option(
+    "--palette", help="Colour→class map for RGB colour masks: voc, cityscapes, camvid, ade20k, or a JSON file.")]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output format: table, json or csv.")]
+IgnoreOpt = Annotated[Optional[str], typer.Option(
+    "--ignore-index", metavar="N|none", help="Void label (0..65535, or none) [default: the classes' own, else 255].")]
