@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from segtools.errors import InputError, UsageError
+from segtools.labels import remap_labels
 from segtools.metrics.boundary import band_width, boundary_counts, boundary_scores
 from segtools.metrics.confusion import ConfusionAccumulator, confusion_and_missed, confusion_matrix
 from segtools.metrics.distances import distance_sums, surface_scores
-from segtools.metrics.evaluate import apply_label_map, load_label_map
+from segtools.metrics.evaluate import load_label_map
 from segtools.metrics.gates import evaluate_baseline, evaluate_gates, parse_gate
 from segtools.metrics.scores import scores
 
@@ -325,8 +326,8 @@ def test_label_map_forms(tmp_path: Path):
     (tmp_path / "map.txt").write_text("1 0\n2 255\n")
     assert load_label_map(str(tmp_path / "map.txt")) == ((1, 2), (0, 255))
     labels = np.array([[0, 1, 2, 3]], np.uint8)
-    assert apply_label_map(labels, ((1, 2), (0, 255))).tolist() == [[0, 0, 255, 3]]
-    assert apply_label_map(labels.astype(np.int32) - 1, ((-1,), (9,))).tolist() == [[9, 0, 1, 2]]
+    assert remap_labels(labels, (1, 2), (0, 255)).tolist() == [[0, 0, 255, 3]]
+    assert remap_labels(labels.astype(np.int32) - 1, (-1,), (9,)).tolist() == [[9, 0, 1, 2]]
     with pytest.raises(InputError):
         load_label_map("1:2:3")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from segtools.errors import InputError
+from segtools.labels import remap_labels
 
 LabelMap = tuple[tuple[int, ...], tuple[int, ...]]  # (from values, to values)
 
@@ -74,32 +75,11 @@ def load_label_map(spec: str) -> LabelMap:
     return tuple(a for a, _ in pairs), tuple(b for _, b in pairs)
 
 
-def apply_label_map(labels: np.ndarray, label_map: LabelMap) -> np.ndarray:
-    """Remap label values through a lookup table (values not in the map are kept)."""
-    sources, targets = (np.asarray(v, np.int64) for v in label_map)
-    high = max(int(labels.max(initial=0)), int(sources.max()))
-    low = min(int(labels.min(initial=0)), int(sources.min()))
-    if low < 0 or high > 65535:
-        order = np.argsort(sources)
-        sorted_sources, sorted_targets = sources[order], targets[order]
-        pos = np.minimum(np.searchsorted(sorted_sources, labels), len(sorted_sources) - 1)
-        return np.where(sorted_sources[pos] == labels, sorted_targets[pos], labels)
-    table = np.arange(high + 1, dtype=np.int64)
-    table[sources] = targets
-    if table.min() >= 0 and table.max() <= 255:
-        out_dtype = np.uint8
-    elif table.min() >= 0 and table.max() <= 65535:
-        out_dtype = np.uint16
-    else:
-        out_dtype = np.int64
-    return table.astype(out_dtype)[labels]
-
-
 def _read(path: str, palette: str | None, label_map: LabelMap | None) -> np.ndarray:
     from segtools.io.masks import read_label_mask
 
     labels = read_label_mask(path, colours=palette).labels
-    return apply_label_map(labels, label_map) if label_map is not None else labels
+    return remap_labels(labels, *label_map) if label_map is not None else labels
 
 
 def measure_pair(job: PairJob) -> dict:
