@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -70,9 +71,21 @@ def test_binary_is_never_written_to_a_terminal(monkeypatch):
         streams.write_stdout(b"\x89PNG", "a PNG mask")
 
 
-def test_python_dash_m_and_console_script_agree():
-    out = subprocess.run([sys.executable, "-m", "segtools", "--version"], capture_output=True, text=True)
-    assert out.returncode == 0 and out.stdout.strip() == f"segtools {__version__}"
+def test_python_dash_m_and_console_script_agree(tmp_path):
+    """The installed ``segtools`` script (beside this interpreter) and ``python -m segtools``
+    give the same output and exit code, for success and for a one-line error."""
+    script = Path(sys.executable).with_name("segtools")
+    if not script.is_file():
+        pytest.skip("the segtools console script is not installed beside this Python (pip install -e .)")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    for args in (["--version"], ["info", str(tmp_path / "bad.png")]):
+        by_module = subprocess.run([sys.executable, "-m", "segtools", *args], capture_output=True, text=True)
+        by_script = subprocess.run([str(script), *args], capture_output=True, text=True)
+        assert (by_script.returncode, by_script.stdout, by_script.stderr) == \
+            (by_module.returncode, by_module.stdout, by_module.stderr)
+    assert by_module.returncode == 1 and by_module.stderr.startswith("segtools: error: ")
+    version = subprocess.run([str(script), "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.strip() == f"segtools {__version__}"
 
 
 def test_help_does_not_import_torch_or_numpy():
