@@ -129,6 +129,27 @@ def test_pmap_workers_run_segtools_kernels_single_threaded():
     assert set(pmap(_kernel_threads, list(range(4)), jobs=2)) == {1}
 
 
+def _policy_threads(_: int) -> int:
+    from segtools.io.parallel import kernel_threads
+
+    return kernel_threads(64)
+
+
+@pytest.mark.parametrize("processes", [True, False])
+def test_kernel_threads_is_one_inside_workers(processes, monkeypatch):
+    from segtools.io.parallel import kernel_threads, set_kernel_threads
+
+    monkeypatch.setenv("SEGTOOLS_THREADS", "3")
+    assert kernel_threads() == 3 and kernel_threads(2) == 2
+    set_kernel_threads(5)
+    try:
+        assert kernel_threads() == 5
+    finally:
+        set_kernel_threads(None)
+    assert set(pmap(_policy_threads, list(range(4)), jobs=2, processes=processes)) == {1}
+    assert kernel_threads() == 3  # the caller's own thread is no worker
+
+
 def test_expanded_inputs_are_protected_before_they_are_read(tmp_path):
     from segtools.errors import OutputError
     from segtools.io.streams import check_output_path, forget_inputs

@@ -1,9 +1,11 @@
-"""A small, order-preserving parallel map for batches (``--jobs N``)."""
+"""Parallelism, in one place: the order-preserving map over batch items (``--jobs N``) and
+the one thread policy of segtools' threaded kernels (:func:`kernel_threads`)."""
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence, TypeVar
+import threading
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence, TypeVar
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -27,9 +29,9 @@ def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: 
     module-level function and its arguments and results picklable. A worker's exception is
     re-raised in the caller, for the first failing item in input order. ``on_done(i)`` is
     called as each item finishes (for progress bars). At most ``2*jobs`` items are in flight,
-    so memory stays bounded by the workers, not the batch. In worker processes
-    :func:`in_worker` is true, and segtools' own threaded kernels run single-threaded
-    there, since the workers themselves fill the cores.
+    so memory stays bounded by the workers, not the batch. In the workers (processes or
+    threads) :func:`in_worker` is true, and :func:`kernel_threads` is 1 there, since the
+    workers themselves fill the cores.
     """
     jobs = resolve_jobs(jobs)
     if jobs == 1 or len(items) <= 1:
@@ -49,7 +51,7 @@ def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: 
         context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
         executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_mark_worker)
     else:
-        executor = ThreadPoolExecutor(max_workers=jobs)
+        executor = ThreadPoolExecutor(max_workers=jobs, initializer=_mark_worker_thread)
     with executor:
         window = 2 * jobs
         futures = {}
@@ -65,6 +67,7 @@ def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: 
 
 
 _IN_WORKER = False
+_WORKER_THREAD = threading.local()
 
 
 def _mark_worker() -> None:
@@ -75,12 +78,51 @@ def _mark_worker() -> None:
     _IN_WORKER = True
 
 
+def _mark_worker_thread() -> None:
+    _WORKER_THREAD.active = True
+
+
 def in_worker() -> bool:
-    """True inside a :func:`pmap` worker process (other workers share the cores)."""
-    return _IN_WORKER
+    """True inside a :func:`pmap` worker (a process, or a thread of ``processes=False``):
+    other workers share the cores."""
+    return _IN_WORKER or getattr(_WORKER_THREAD, "active", False)
 
 
-def chunked(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
-    """Consecutive slices of at most ``size`` items."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+_kernel_threads: int | None = None
+
+
+def set_kernel_threads(count: int | None) -> None:
+    """Set the threads :func:`kernel_threads` allows outside workers (``None``: the default)."""
+    global _kernel_threads
+    if count is not None and count < 1:
+        raise ValueError(f"set_kernel_threads: count must be at least 1, not {count}")
+    _kernel_threads = count
+
+
+def kernel_threads(tasks: int | None = None) -> int:
+    """How many threads one of segtools' threaded kernels may use: THE thread policy.
+
+    1 inside a :func:`pmap` worker (:func:`in_worker`: the ``--jobs`` workers already fill
+    the cores, and threads inside each would only oversubscribe them). Elsewhere the
+    configured count: :func:`set_kernel_threads`, else ``$SEGTOOLS_THREADS``, else the CPUs
+    this process may run on (:func:`resolve_jobs`). ``tasks`` (the pieces of work the
+    kernel can split into) caps it, so no thread is started with nothing to do.
+
+    Every threaded kernel asks this rather than counting CPUs itself, e.g.::
+
+        with ThreadPoolExecutor(max_workers=kernel_threads(len(classes))) as pool: ...
+
+    and has a test that it runs single-threaded inside workers.
+
+    >>> kernel_threads(1)
+    1
+    """
+    if in_worker():
+        return 1
+    count = _kernel_threads
+    if count is None:
+        env = os.environ.get("SEGTOOLS_THREADS", "").strip()
+        count = int(env) if env.isdigit() and int(env) > 0 else resolve_jobs(None)
+    if tasks is not None:
+        count = min(count, tasks)
+    return max(1, count)
