@@ -73,6 +73,26 @@ def test_merge_and_iou_agree_with_pycocotools(a, data):
     np.testing.assert_allclose(rle.iou([rle.encode(a)], [rle.encode(b)], [crowd]), expected)
 
 
+def test_merge_and_iou_of_many_work_on_the_runs_and_agree_with_pycocotools():
+    rng = np.random.default_rng(5)
+    shape = (37, 23)
+    masks = [(rng.random(shape) < p).astype(np.uint8) for p in (0.0, 0.05, 0.3, 0.6, 0.95, 1.0)]
+    masks.append(np.zeros(shape, np.uint8))
+    masks[-1][5:20, 3:9] = 1  # one block: few runs
+    ours = [rle.encode(m) for m in masks]
+    theirs = [mask_api.encode(np.asfortranarray(m)) for m in masks]
+    for intersect in (False, True):
+        for k in (2, 3, len(masks)):
+            merged = rle.merge(ours[1:k + 1], intersect=intersect)
+            assert merged["counts"].encode() == mask_api.merge(theirs[1:k + 1], intersect=intersect)["counts"]
+    crowd = [False, True, False, True, False, True, False]
+    np.testing.assert_allclose(rle.iou(ours[:4], ours, crowd), mask_api.iou(theirs[:4], theirs, [int(c) for c in crowd]))
+    np.testing.assert_allclose(rle.iou(ours, ours[2:]), mask_api.iou(theirs, theirs[2:], [0] * 5))
+    assert rle.iou(ours, []).shape == (len(ours), 0)
+    with pytest.raises(InputError, match="different sizes"):
+        rle.iou(ours[:1], [rle.encode(np.ones((2, 2)))])
+
+
 def test_large_counts_need_many_characters():
     mask = np.zeros((3000, 3000), np.uint8)
     mask[-1, -1] = 1

@@ -346,12 +346,17 @@ def to_bbox(rle: RLE) -> list[float]:
     return [float(x0), float(y0), float(x1 - x0 + 1), float(y1 - y0 + 1)]
 
 
-def _boundaries(runs: np.ndarray) -> np.ndarray:
-    return np.cumsum(runs.astype(np.int64))[:-1]
-
-
 def merge(rles: Iterable[RLE], intersect: bool = False) -> RLE:
-    """Union (or intersection) of RLEs of one size, compressed (pycocotools ``merge``)."""
+    """Union (or intersection) of RLEs of one size, compressed (pycocotools ``merge``).
+
+    Computed on the runs, never on the pixels: every RLE's run starts count +1 and its run
+    ends -1, and the pixels covered by at least one (union) or by all (intersection) are the
+    stretches between consecutive boundaries where the running sum says so.
+
+    >>> a, b = encode(np.array([[1, 1], [0, 0]])), encode(np.array([[1, 0], [1, 0]]))
+    >>> decode(merge([a, b])).tolist(), decode(merge([a, b], intersect=True)).tolist()
+    ([[1, 1], [1, 0]], [[1, 0], [0, 0]])
+    """
     rles = list(rles)
     if not rles:
         raise InputError("merge needs at least one RLE")
@@ -360,26 +365,62 @@ def merge(rles: Iterable[RLE], intersect: bool = False) -> RLE:
         raise InputError("cannot merge RLEs of different sizes: " + ", ".join(str(list(_size(r))) for r in rles))
     if len(rles) == 1:
         return normalise(rles[0])
-    combined = decode(rles[0]).astype(bool)
-    for rle in rles[1:]:
-        mask = decode(rle).astype(bool)
-        combined = (combined & mask) if intersect else (combined | mask)
-    return encode(combined)
+    pairs = [runs(r) for r in rles]
+    starts = np.concatenate([s for s, _ in pairs])
+    ends = np.concatenate([e for _, e in pairs])
+    if not intersect:
+        return from_runs(starts, ends, *size)
+    positions, where = np.unique(np.concatenate((starts, ends)), return_inverse=True)
+    steps = np.concatenate((np.ones(starts.size, np.int64), -np.ones(ends.size, np.int64)))
+    covering = np.cumsum(np.bincount(where, weights=steps, minlength=positions.size)).astype(np.int64)
+    full = np.flatnonzero(covering[:-1] == len(rles))  # stretch k is [positions[k], positions[k + 1])
+    return from_runs(positions[full], positions[full + 1], *size)
+
+
+def _covered_before(starts: np.ndarray, ends: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Set pixels before each flat index ``x``, for sorted, disjoint ``[start, end)`` runs."""
+    if starts.size == 0:
+        return np.zeros(np.shape(x), np.int64)
+    before = np.concatenate(([0], np.cumsum(ends - starts)))
+    i = np.searchsorted(starts, x, side="right") - 1  # the last run starting at or before x
+    safe = np.maximum(i, 0)
+    return np.where(i >= 0, before[safe] + np.minimum(x, ends[safe]) - starts[safe], 0)
 
 
 def iou(detections: Sequence[RLE], ground_truths: Sequence[RLE], iscrowd: Sequence[bool] | None = None) -> np.ndarray:
-    """D×G intersection over union (pycocotools ``iou``); a crowd GT divides by the detection's area."""
+    """D×G intersection over union (pycocotools ``iou``); a crowd GT divides by the detection's area.
+
+    Computed on the runs: the ground truths are laid end to end (ground truth g shifted by
+    g·H·W), so one ``searchsorted`` finds how many of each one's pixels lie before every
+    detection run boundary, and a detection run's overlap is the difference at its two ends.
+
+    >>> a, b = encode(np.array([[1, 1], [0, 0]])), encode(np.array([[1, 0], [1, 0]]))
+    >>> iou([a], [b]).tolist(), iou([a], [b], [True]).tolist()
+    ([[0.3333333333333333]], [[0.5]])
+    """
     crowd = np.zeros(len(ground_truths), bool) if iscrowd is None else np.asarray(iscrowd, bool)
     if crowd.size != len(ground_truths):
         raise InputError("iscrowd needs one flag per ground truth")
-    dt = np.stack([decode(r).ravel() for r in detections]).astype(np.float64) if detections else np.zeros((0, 0))
-    gt = np.stack([decode(r).ravel() for r in ground_truths]).astype(np.float64) if ground_truths else np.zeros((0, 0))
-    if dt.size and gt.size and dt.shape[1] != gt.shape[1]:
+    sizes = {_size(r) for r in [*detections, *ground_truths]}
+    if len(sizes) > 1:
         raise InputError("iou: detections and ground truths have different sizes")
     if not len(detections) or not len(ground_truths):
         return np.zeros((len(detections), len(ground_truths)))
-    inter = dt @ gt.T
-    dt_area, gt_area = dt.sum(1), gt.sum(1)
+    height, width = sizes.pop()
+    total = height * width
+    dt_runs, gt_runs = [runs(r) for r in detections], [runs(r) for r in ground_truths]
+    dt_area = np.array([int((e - s).sum()) for s, e in dt_runs], np.float64)
+    gt_area = np.array([int((e - s).sum()) for s, e in gt_runs], np.float64)
+    lane = np.arange(len(gt_runs), dtype=np.int64) * total
+    gt_starts = np.concatenate([s + o for (s, _), o in zip(gt_runs, lane)])
+    gt_ends = np.concatenate([e + o for (_, e), o in zip(gt_runs, lane)])
+    dt_starts = np.concatenate([s for s, _ in dt_runs])
+    dt_ends = np.concatenate([e for _, e in dt_runs])
+    overlap = (_covered_before(gt_starts, gt_ends, dt_ends[None, :] + lane[:, None])
+               - _covered_before(gt_starts, gt_ends, dt_starts[None, :] + lane[:, None]))  # G × detection runs
+    bounds = np.cumsum([0] + [s.size for s, _ in dt_runs])
+    summed = np.concatenate((np.zeros((len(gt_runs), 1), np.int64), np.cumsum(overlap, axis=1)), axis=1)
+    inter = (summed[:, bounds[1:]] - summed[:, bounds[:-1]]).T.astype(np.float64)  # D × G
     union = np.where(crowd[None, :], dt_area[:, None], dt_area[:, None] + gt_area[None, :] - inter)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(inter > 0, inter / np.maximum(union, 1), 0.0)
