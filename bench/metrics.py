@@ -57,7 +57,6 @@ def bench_confusion(repeat: int) -> list[tuple[str, float]]:
     gt, pred = make_pair(0, np.random.default_rng(0))
     C = NUM_CLASSES
     ours = confusion_matrix(pred, gt, C, IGNORE)
-    threads = cv2.getNumThreads()
 
     def numpy_bare():
         return np.bincount((gt.astype(np.int64) * C + pred).ravel(), minlength=C * C)
@@ -66,16 +65,8 @@ def bench_confusion(repeat: int) -> list[tuple[str, float]]:
         keep = gt != IGNORE
         return np.bincount(C * gt[keep].astype(np.int64) + pred[keep], minlength=C * C).reshape(C, C)
 
-    def segtools_with(n: int) -> float:
-        cv2.setNumThreads(n)
-        try:
-            return best_ms(lambda: confusion_matrix(pred, gt, C, IGNORE), repeat)
-        finally:
-            cv2.setNumThreads(threads)
-
     assert (numpy_masked() == ours).all(), "numpy and segtools disagree"
-    rows = [(f"segtools confusion_matrix ({threads} OpenCV threads)", segtools_with(threads)),
-            ("segtools confusion_matrix (1 thread)", segtools_with(1)),
+    rows = [("segtools confusion_matrix (one thread)", best_ms(lambda: confusion_matrix(pred, gt, C, IGNORE), repeat)),
             ("numpy bincount(gt*C+pred), no ignore handling", best_ms(numpy_bare, repeat)),
             ("numpy bincount with ignore mask (fast_hist)", best_ms(numpy_masked, repeat))]
     try:
@@ -165,8 +156,6 @@ def bench_cli(pairs: int, rounds: int) -> list[tuple[str, float]]:
     variants = {
         f"decode {2 * pairs} PNGs only (cv2, 1 process, 1 thread)": lambda: seconds(lambda: decode_all(folder)),
         f"segtools metrics, {pairs} pairs, --jobs 1": lambda: run_cli(folder, 1),
-        f"segtools metrics, {pairs} pairs, --jobs 1, OPENCV_FOR_THREADS_NUM=1": lambda: run_cli(
-            folder, 1, {"OPENCV_FOR_THREADS_NUM": "1"}),
         f"segtools metrics, {pairs} pairs, --jobs 2": lambda: run_cli(folder, 2),
     }
     best = {name: float("inf") for name in variants}
@@ -185,20 +174,19 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
     rows = bench_confusion(args.repeat)
-    ours, ours_1 = rows[0][1], rows[1][1]
+    ours = rows[0][1]
     print(f"\n## confusion accumulation, {HEIGHT}x{WIDTH} uint8, {NUM_CLASSES} classes (best of N, ms)")
-    print(f"{'implementation':66s} {'ms':>8s} {'vs segtools':>12s} {'vs 1 thread':>12s}")
+    print(f"{'implementation':66s} {'ms':>8s} {'vs segtools':>12s}")
     for name, ms in rows:
-        print(f"{name:66s} {ms:8.2f} {ms / ours:11.1f}x {ms / ours_1:11.1f}x")
+        print(f"{name:66s} {ms:8.2f} {ms / ours:11.1f}x")
     print("targets: >= 4x the numpy bincount line, >= 30x torchmetrics (compare equal thread counts)")
     if not args.skip_cli:
         rows = bench_cli(args.pairs, args.cli_rounds)
-        decode, one, one_single, two = (value for _, value in rows)
+        decode, one, two = (value for _, value in rows)
         print(f"\n## end to end, {args.pairs} PNG pairs of {HEIGHT}x{WIDTH} (best of {args.cli_rounds} rounds, s)")
         for name, value in rows:
             print(f"{name:66s} {value:8.2f}")
         print(f"{'--jobs 1 / decode-only':66s} {one / decode:8.2f}x   (target <= 1.3)")
-        print(f"{'--jobs 1, 1 thread / decode-only':66s} {one_single / decode:8.2f}x")
         print(f"{'--jobs 1 / --jobs 2':66s} {one / two:8.2f}x   (target >= 1.7)")
 
 

@@ -113,10 +113,10 @@ def test_pmap_keeps_order_and_raises(processes):
 def _kernel_threads(_: int) -> int:
     import cv2
 
-    from segtools.metrics.confusion import _threads_for
+    from segtools.io.parallel import kernel_threads
 
     cv2.getNumThreads()  # touching OpenCV's pool in a forked worker must not hang
-    return _threads_for(1 << 30)
+    return kernel_threads(1 << 30)
 
 
 def test_pmap_workers_run_segtools_kernels_single_threaded():

@@ -10,37 +10,32 @@ never dropped silently.
 Speed: for 8-bit labels the counts come from a 2-D 256×256 ``cv2.calcHist`` over the
 (ground truth, prediction) pair, which sees every value (so validation needs no extra pass
 over the pixels). The pixels are fed in an interleaved order that keeps real masks' long
-runs from slowing the counting, through reused scratch buffers, and large images are split
-between OpenCV's threads (see :func:`_pair_histogram_u8`). ``calcHist`` counts in float32,
-exact only up to 2**24 per bin, so counts move to int64 before that: exact at any size.
-Wider labels (16-bit, int32) use a validated ``np.bincount``.
+runs from slowing the counting, through reused scratch buffers (see
+:func:`_pair_histogram_u8`). One thread: splitting an image between threads gained 1.5× on
+the kernel and nothing end to end (bench/RESULTS.md, "metrics, evening"); ``--jobs N``
+workers are what fill the cores. ``calcHist`` counts in float32, exact only up to 2**24 per
+bin, so counts move to int64 before that: exact at any size. Wider labels (16-bit, int32)
+use a validated ``np.bincount``.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from segtools.errors import InputError
 from segtools.io.limits import MAX_CONFUSION_CLASSES, check_class_count
 
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
-
 #: Largest number of pixels a float32 ``cv2.calcHist`` histogram may count and stay exact
 #: (float32 represents every integer up to 2**24).
 EXACT_CHUNK = 1 << 24
 
 #: Pixel pairs per ``cv2.calcHist`` call: the interleaved copies of one block stay in a
-#: core's L2 cache, and the reused scratch buffers stay small (2 × 1 MiB per thread).
+#: core's L2 cache, and the reused scratch buffers stay small (2 × 1 MiB per calling thread).
 BLOCK = 1 << 19
-
-#: Fewest pixel pairs worth handing to another thread.
-MIN_PAIRS_PER_THREAD = 1 << 18
 
 
 def normalise_ignore(ignore_index: int | Sequence[int] | None) -> tuple[int, ...]:
@@ -86,37 +81,25 @@ def _pair_histogram_u8(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     labels. So the pixels are fed in another order: pixel ``k`` of the first half of the
     image alternates with pixel ``k`` of the second half, two regions far apart that rarely
     share a class (see :func:`_count_pairs`).
-
-    Large images are split between OpenCV's threads (``cv2.getNumThreads()``, which
-    ``cv2.setNumThreads`` sets; one inside ``pmap`` worker processes), like OpenCV's own
-    parallel functions: each thread counts a range of ``k`` into its own histogram.
     """
     gt_flat = np.ascontiguousarray(gt).reshape(-1)
     pred_flat = np.ascontiguousarray(pred).reshape(-1)
     half = gt_flat.size // 2
     if half < 4096:  # small images: not worth the copy
-        return _count_pairs(gt_flat, pred_flat, 0, 0, 0)
-    threads = _threads_for(half)
-    bounds = [half * i // threads for i in range(threads + 1)]
-    ranges = list(zip(bounds[:-1], bounds[1:]))
-    others = []
-    if threads > 1:  # this thread counts the first range, the pool the others
-        pool = _pool(threads - 1)
-        others = [pool.submit(_count_pairs, gt_flat, pred_flat, half, first, last) for first, last in ranges[1:]]
-    counts = _count_pairs(gt_flat, pred_flat, half, *ranges[0])
-    for future in others:
-        counts += future.result()
+        return _count_pairs(gt_flat, pred_flat, 0)
+    counts = _count_pairs(gt_flat, pred_flat, half)
     if gt_flat.size % 2:
         counts[gt_flat[-1], pred_flat[-1]] += 1
     return counts
 
 
-def _count_pairs(gt_flat: np.ndarray, pred_flat: np.ndarray, half: int, first: int, last: int) -> np.ndarray:
-    """Counts of pixels ``k`` and ``half + k`` for ``first <= k < last`` (all pixels if ``half == 0``).
+def _count_pairs(gt_flat: np.ndarray, pred_flat: np.ndarray, half: int) -> np.ndarray:
+    """Counts of pixels ``k`` and ``half + k`` for ``0 <= k < half`` (all pixels if ``half == 0``).
 
-    The interleaved copies are made block by block (:data:`BLOCK` pairs) into this thread's
-    scratch buffers, reused across calls: fresh output arrays would cost a page fault per
-    4 KiB, as much as the counting itself. ``calcHist`` counts in float32, so the histogram
+    The interleaved copies are made block by block (:data:`BLOCK` pairs) into scratch
+    buffers reused across calls (one pair per calling thread, so concurrent callers never
+    share them): fresh output arrays would cost a page fault per 4 KiB, as much as the
+    counting itself. ``calcHist`` counts in float32, so the histogram
     is flushed into int64 before any bin could pass 2**24.
     """
     import cv2
@@ -124,10 +107,10 @@ def _count_pairs(gt_flat: np.ndarray, pred_flat: np.ndarray, half: int, first: i
     if half == 0:
         blocks: Iterable[tuple[np.ndarray, np.ndarray]] = [(gt_flat, pred_flat)]
     else:
-        gt_buf, pred_buf = _scratch(2 * min(last - first, BLOCK))
-        blocks = ((_interleave(gt_flat, start, min(start + BLOCK, last), half, gt_buf),
-                   _interleave(pred_flat, start, min(start + BLOCK, last), half, pred_buf))
-                  for start in range(first, last, BLOCK))
+        gt_buf, pred_buf = _scratch(2 * min(half, BLOCK))
+        blocks = ((_interleave(gt_flat, start, min(start + BLOCK, half), half, gt_buf),
+                   _interleave(pred_flat, start, min(start + BLOCK, half), half, pred_buf))
+                  for start in range(0, half, BLOCK))
     counts = np.zeros((256, 256), np.int64)
     hist = np.zeros((256, 256), np.float32)
     counted = 0
@@ -157,7 +140,7 @@ _SCRATCH = threading.local()
 
 
 def _scratch(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two uint8 buffers of at least ``size`` bytes for this thread, kept between calls."""
+    """Two uint8 buffers of at least ``size`` bytes for the calling thread, kept between calls."""
     buffers = getattr(_SCRATCH, "buffers", None)
     if buffers is None or buffers[0].size < size:
         buffers = (np.empty(size, np.uint8), np.empty(size, np.uint8))
@@ -165,42 +148,11 @@ def _scratch(size: int) -> tuple[np.ndarray, np.ndarray]:
     return buffers
 
 
-def _threads_for(pairs: int) -> int:
-    """How many threads count ``pairs`` pixel pairs: OpenCV's thread count (1 inside a
-    ``--jobs`` worker process), with at least :data:`MIN_PAIRS_PER_THREAD` pairs each."""
-    import cv2
-
-    from segtools.io.parallel import in_worker
-
-    if in_worker():
-        return 1
-    return max(1, min(cv2.getNumThreads(), pairs // MIN_PAIRS_PER_THREAD))
-
-
-_POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
-_POOL_LOCK = threading.Lock()
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """A pool of at least ``workers`` threads kept between calls; a new one after ``fork``
-    (the old threads are gone)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] < workers:
-            # a replaced pool's idle threads exit once callers drop it (ThreadPoolExecutor
-            # wakes them when it is collected); shutting it down here could fail a caller
-            # that is about to submit to it
-            _POOL = (os.getpid(), workers, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="segtools-confusion"))
-        return _POOL[2]
-
-
 def _bad_value(kind: str, value: int, count: int, num_classes: int, name: str) -> InputError:
     return InputError(
         f"{name}{kind} holds label value {value} ({count} pixels), which is neither a class "
-        f"(0..{num_classes - 1}) nor ignored; pass --ignore-index {value}, more classes, or "
-        "--label-map to remap it"
+        f"(0..{num_classes - 1}) nor ignored; ignore it (ignore index {value}), give more classes, "
+        "or remap it with a label map"
     )
 
 
