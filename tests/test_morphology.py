@@ -16,6 +16,7 @@ from segtools.morphology.components import (
 from segtools.morphology.filters import majority_filter, structuring_element
 from segtools.morphology.pipeline import Cleanup, clean_labels
 from segtools.morphology.refill import refill_nearest
+from segtools.morphology.postprocess import PostprocessOptions, postprocess
 from segtools.morphology.scores import scores_to_labels
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -135,7 +136,7 @@ def test_refill_takes_the_nearest_kept_class(labels):
 @FAST
 @given(small_label_maps)
 def test_classes_option_leaves_other_classes_alone(labels):
-    out = clean_labels(labels, Cleanup(min_area=5, open=3, classes=(1,)))
+    out = clean_labels(labels, Cleanup(min_area=5, open=3, only=(1,)))
     others = labels != 1
     assert np.array_equal(out[others], labels[others])
 
@@ -233,7 +234,88 @@ def test_one_class_and_two_class_thresholds():
     assert scores_to_labels(foreground, 0.5).tolist() == [[0, 1, 1]]
     two = np.stack([1 - foreground, foreground])
     assert scores_to_labels(two, 0.8).tolist() == [[0, 0, 1]]
-    with pytest.raises(InputError, match="--threshold"):
+    with pytest.raises(InputError, match="threshold=T"):
         scores_to_labels(foreground)
     with pytest.raises(InputError, match="NaN"):
         scores_to_labels(np.full((2, 2, 2), np.nan, np.float32))
+
+
+# ------------------------------------------------------------ threads, messages, the per-item pipeline
+
+
+def _refill_in_worker(seed: int):
+    """Run in a pmap worker process: refill a many-class mask, counting the threads started."""
+    import threading
+    from concurrent import futures
+
+    from segtools.morphology import refill
+
+    started = []
+    original = futures.ThreadPoolExecutor.submit
+
+    def counting_submit(self, *args, **kwargs):
+        started.append(1)
+        return original(self, *args, **kwargs)
+
+    futures.ThreadPoolExecutor.submit = counting_submit
+    try:
+        rng = np.random.default_rng(seed)
+        labels = rng.integers(0, 6, (40, 40)).astype(np.uint8)
+        out = refill.refill_nearest(labels, rng.random(labels.shape) < 0.3)
+    finally:
+        futures.ThreadPoolExecutor.submit = original
+    return out, len(started), threading.active_count()
+
+
+def test_refill_runs_one_thread_inside_a_jobs_worker():
+    from segtools.io.parallel import pmap
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 6, (40, 40)).astype(np.uint8)
+    expected = refill_nearest(labels, rng.random(labels.shape) < 0.3)  # main process: threads allowed
+    results = list(pmap(_refill_in_worker, [0, 0], jobs=2))
+    for out, submitted, threads in results:
+        assert np.array_equal(out, expected)
+        assert submitted == 0 and threads == 1  # serial on the worker's own thread
+
+
+def test_refill_reuses_one_pool_per_process(monkeypatch):
+    from segtools.io import parallel
+    from segtools.morphology import refill
+
+    monkeypatch.setattr(parallel, "_kernel_threads", 2)
+    labels = np.repeat(np.arange(4, dtype=np.uint8), 4)[None].repeat(3, 0)
+    removed = labels == 1
+    first = refill.refill_nearest(labels, removed)
+    pool = refill._shared_pool()
+    second = refill.refill_nearest(labels, removed)
+    assert refill._shared_pool() is pool and np.array_equal(first, second)
+
+
+def test_library_messages_name_parameters_not_flags():
+    for cleanup, words in ((Cleanup(smooth=2), "smooth=2"), (Cleanup(min_area=-1), "min_area=-1"),
+                           (Cleanup(fill="elsewhere"), "fill='elsewhere'"), (Cleanup(connectivity=6), "connectivity=6"),
+                           (Cleanup(kernel="star"), "kernel='star'"), (Cleanup(open=3, order=("close",)), "order")):
+        with pytest.raises(UsageError) as caught:
+            cleanup.steps()
+        assert words in str(caught.value) and "--" not in str(caught.value)
+
+
+def test_postprocess_options_resolve_class_names_per_mask():
+    from segtools.io.masks import LabelMask, ScoreMap
+    from segtools.io.meta import ClassMeta
+
+    meta = ClassMeta(names=("background", "car", "road"))
+    labels = np.zeros((6, 6), np.uint8)
+    labels[0, 0] = 1
+    labels[5, 5] = 2
+    out, out_meta = postprocess(LabelMask(labels, meta, "m"), PostprocessOptions(min_area_per_class={"car": 2}))
+    assert out[0, 0] == 0 and out[5, 5] == 2 and out_meta.names == meta.names
+    with pytest.raises(UsageError, match="only: class 'car' given by name"):
+        postprocess(LabelMask(labels, None, "m"), PostprocessOptions(only=("car",), min_area=2))
+    scores = np.stack([np.full((2, 2), 0.5), np.full((2, 2), 0.3), np.full((2, 2), 0.2)]).astype(np.float32)
+    decoded, _ = postprocess(ScoreMap(scores, meta, "s"), PostprocessOptions(threshold_per_class={"background": 0.6}))
+    assert decoded.tolist() == [[1, 1], [1, 1]]  # background may not win below 0.6: car does
+    ids, ids_meta = postprocess(LabelMask(labels, meta, "m"), PostprocessOptions(instances=True))
+    assert ids_meta.kind == "instance" and ids_meta.extra["instance_class"] == [-1, 1, 2]
+    assert ids_meta.extra["class_names"] == list(meta.names)

@@ -70,11 +70,68 @@ def test_class_names_and_per_class_areas(cli):
     meta = ClassMeta(names=("background", "car", "road"), ignore_index=255)
     labels = _blobs()
     labels[35:38, 0:3] = 2  # 9 px of road
-    result = cli("postprocess", "--min-area", "car=5,road=10", "--classes", "road",
+    result = cli("postprocess", "--min-area", "car=5,road=10", "--only", "road",
                  input=encode_label_mask(labels, meta))
     assert result.code == 0, result.stderr
     out = read_label_mask(result.stdout).labels
     assert out[2, 45] == 1 and (out[35:38, 0:3] == 0).all()  # only road was operated on
+
+
+def test_old_spellings_name_the_new_options(cli):
+    data = encode_label_mask(_blobs())
+    old_meta = cli("postprocess", "--meta", "camvid", input=data)
+    assert_one_line_error(old_meta, 2)
+    assert "--classes camvid" in old_meta.stderr
+    old_classes = cli("postprocess", "--classes", "1,2", "--open", "3", input=data)
+    assert_one_line_error(old_classes, 2)
+    assert "use --only 1,2" in old_classes.stderr
+    preset_as_only = cli("postprocess", "--only", "camvid", input=data)
+    assert_one_line_error(preset_as_only, 2)
+    assert "--classes camvid" in preset_as_only.stderr
+
+
+def test_classes_give_names_to_operate_on(cli):
+    labels = np.zeros((10, 10), np.uint8)
+    labels[0, 0] = 3  # a one-pixel Road (camvid) speck ...
+    labels[5, 5] = 8  # ... and a one-pixel Car
+    result = cli("postprocess", "--classes", "camvid", "--only", "Car", "--min-area", "2",
+                 input=encode_label_mask(labels))
+    assert result.code == 0, result.stderr
+    out = read_label_mask(result.stdout)
+    assert out.labels[0, 0] == 3 and out.labels[5, 5] == 0
+    assert out.meta.names == load_classes("camvid").names
+
+
+def test_library_messages_are_shown_as_flags(cli):
+    even = cli("postprocess", "--smooth", "4", input=encode_label_mask(_blobs()))
+    assert_one_line_error(even, 2)
+    assert "--smooth 4:" in even.stderr and "smooth=" not in even.stderr
+    fill = cli("postprocess", "--min-area", "3", "--fill", "background", "--background", "none",
+               input=encode_label_mask(_blobs()))
+    assert_one_line_error(fill, 2)
+    assert "--fill background needs a background label: give --background N" in fill.stderr
+
+
+def test_ignore_index_none_and_minus_one_agree(cli):
+    labels = _blobs()
+    labels[0, 0] = 255  # a one-pixel component of label 255
+    data = encode_label_mask(labels)
+    kept = read_label_mask(cli("postprocess", "--min-area", "2", input=data).stdout).labels
+    assert kept[0, 0] == 255  # void by default: never changed
+    for spelling in ("none", "-1"):
+        result = cli("postprocess", "--min-area", "2", "--ignore-index", spelling, input=data)
+        assert result.code == 0, result.stderr
+        assert read_label_mask(result.stdout).labels[0, 0] == 0  # a class like any other: removed
+
+
+def test_a_pattern_is_a_batch_even_with_one_match(cli, tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "a.png").write_bytes(encode_label_mask(_blobs()))
+    pattern = str(tmp_path / "m" / "*.png")
+    assert_one_line_error(cli("postprocess", pattern, "--min-area", "5"), 2)
+    result = cli("postprocess", pattern, "--min-area", "5", "-o", tmp_path / "out")
+    assert result.code == 0, result.stderr
+    assert read_label_mask(str(tmp_path / "out" / "a.png")).labels[2, 45] == 0
 
 
 def test_order_changes_the_result(cli):
@@ -94,8 +151,12 @@ def test_order_changes_the_result(cli):
     (["--open", "-3"], "mask", 2),
     (["--open", "4"], "mask", 2),
     (["--threshold", "0.5"], "mask", 2),
-    (["--classes", "tree"], "mask", 2),
-    (["--classes", "camvid"], "mask", 2),
+    (["--only", "tree"], "mask", 2),
+    (["--only", "camvid"], "mask", 2),
+    (["--classes", "road"], "mask", 2),  # the old meaning of --classes
+    (["--meta", "camvid"], "mask", 2),  # the old name of --classes
+    (["--ignore-index", "70000"], "mask", 2),
+    (["--below", "nowhere"], "float", 2),
     (["--order", "open,shrink", "--open", "3"], "mask", 2),
     (["--min-area", "ten"], "mask", 2),
     (["--kernel", "star", "--open", "3"], "mask", 2),
@@ -155,7 +216,7 @@ def test_camvid_speckle_gets_cleaner(camvid, cli, tmp_path):
         speckle = (rng.random(clean.shape) < 0.03) & (clean != 11)
         noisy[speckle] = rng.integers(0, 11, int(speckle.sum()))
         (tmp_path / path.name).write_bytes(encode_label_mask(noisy))
-        result = cli("postprocess", tmp_path / path.name, "--meta", "camvid", "--min-area", "6")
+        result = cli("postprocess", tmp_path / path.name, "--classes", "camvid", "--min-area", "6")
         assert result.code == 0, result.stderr
         cleaned = read_label_mask(result.stdout)
         assert cleaned.meta.ignore_index == 11

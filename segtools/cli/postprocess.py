@@ -1,49 +1,41 @@
-"""``segtools postprocess``: threshold score maps and clean label masks with morphology."""
+"""``segtools postprocess``: threshold score maps and clean label masks with morphology.
+
+Parses the options into a :class:`~segtools.morphology.postprocess.PostprocessOptions`,
+and runs :func:`segtools.morphology.postprocess.run_job` on each item; library messages
+name parameters (``smooth=4``), shown here as the flags that set them (``--smooth 4``).
+
+``--classes`` gives class names and palette, as in every command; ``--only`` the classes
+to operate on. The old spellings (``--meta``, ``--classes`` with a list of classes) are
+refused with a message that names the new one.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import List, Optional
 
 import typer
 from typing_extensions import Annotated
 
-from segtools.cli.common import JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt, progress
+from segtools.cli.common import progress
+from segtools.cli.options import ClassesOpt, IgnoreOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt
+from segtools.errors import UsageError
 
 ORDER_HELP = "map,smooth,open,close,erode,dilate,min-area,fill-holes,keep-largest"
+
+#: Each library parameter → the flag that sets it (for messages).
+FLAGS = {
+    "threshold": "--threshold", "threshold_per_class": "--threshold", "min_confidence": "--min-confidence",
+    "below": "--below", "relabel": "--map", "smooth": "--smooth", "open": "--open", "close": "--close",
+    "erode": "--erode", "dilate": "--dilate", "kernel": "--kernel", "min_area": "--min-area",
+    "min_area_per_class": "--min-area", "fill_holes": "--fill-holes", "keep_largest": "--keep-largest",
+    "connectivity": "--connectivity", "only": "--only", "fill": "--fill", "background": "--background",
+    "ignore_index": "--ignore-index", "order": "--order", "instances": "--instances", "classes": "--classes",
+    "palette": "--palette",
+}
 
 
 def _size(name: str, text: str):
     return typer.Option(name, min=1, metavar="K", help=text + " K is odd, in pixels.")
-
-
-@dataclass(frozen=True)
-class _Settings:
-    """Everything one item needs (picklable, for --jobs)."""
-
-    threshold: Optional[str]
-    min_confidence: Optional[float]
-    below: str
-    relabel: Optional[str]
-    smooth: int
-    open: int
-    close: int
-    erode: int
-    dilate: int
-    kernel: str
-    min_area: Optional[str]
-    fill_holes: int
-    keep_largest: int
-    connectivity: int
-    classes: Optional[str]
-    fill: str
-    background: str
-    ignore_index: Optional[str]
-    order: Optional[str]
-    instances: bool
-    meta: Optional[str]
-    palette: Optional[str]
-    overwrite: bool
 
 
 def postprocess(
@@ -76,8 +68,8 @@ def postprocess(
         "--keep-largest", min=1, metavar="N", help="Keep only the N largest components of each class.")] = None,
     connectivity: Annotated[int, typer.Option(
         "--connectivity", help="Component connectivity: 8 or 4 (holes use the other one).")] = 8,
-    classes: Annotated[Optional[str], typer.Option(
-        "--classes", metavar="CLASS,...",
+    only: Annotated[Optional[str], typer.Option(
+        "--only", metavar="CLASS,...",
         help="Operate on these classes only (names or indices); default: all but ignore and background.")] = None,
     fill: Annotated[str, typer.Option(
         "--fill", help="Removed pixels take the nearest kept class (nearest) or the background label (background).")] = "nearest",
@@ -85,15 +77,14 @@ def postprocess(
         "--background", metavar="CLASS|auto|none",
         help="Background label: not operated on by default, target of --fill/--below background. auto: 0 "
              "for binary masks and when class 0 is named 'background'.")] = "auto",
-    ignore_index: Annotated[Optional[str], typer.Option(
-        "--ignore-index", metavar="N|none", help="Void label, never changed (default: the mask's own, else 255).")] = None,
+    ignore_index: IgnoreOpt = None,
     order: Annotated[Optional[str], typer.Option(
         "--order", metavar="STEP,...", help=f"Run the steps in this order instead of the default {ORDER_HELP}.")] = None,
     instances: Annotated[bool, typer.Option(
         "--instances", help="Last: write the connected components as an instance-id mask (kind=instance).")] = False,
-    meta: Annotated[Optional[str], typer.Option(
-        "--meta", help="Class names/palette to use: a preset (voc, cityscapes, camvid, ade20k, coco) or a file.")] = None,
+    classes: ClassesOpt = None,
     palette: PaletteOpt = None,
+    meta: Annotated[Optional[str], typer.Option("--meta", hidden=True, help="Old name of --classes.")] = None,
     jobs: JobsOpt = 1,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -105,165 +96,49 @@ def postprocess(
 
     Example:  segtools postprocess masks/ -o clean/ --min-area 100 --fill-holes 200 --jobs 2
     """
-    from segtools.errors import UsageError
-    from segtools.io.batch import check_output_dir, expand_inputs, output_path
-    from segtools.io.parallel import pmap
-    from segtools.io.streams import check_output_path
+    from segtools.cli import postprocess_spec as spec
+    from segtools.cli.flags import parameters_as_flags
+    from segtools.cli.options import output_targets, parse_ignore
+    from segtools.io.batch import expand_inputs
+    from segtools.morphology.postprocess import PostprocessOptions, postprocess_files
 
-    sizes = [value or 0 for value in (smooth, open_, close, erode, dilate)]
-    settings = _Settings(threshold, min_confidence, below, relabel, *sizes, kernel,
-                         min_area, fill_holes or 0, keep_largest or 0, connectivity, classes, fill, background,
-                         ignore_index, order, instances, meta, palette, overwrite)
-    _check_settings(settings)
-    specs = inputs or ["-"]
-    items = expand_inputs(specs)
-    batch = len(items) > 1 or any(_is_many(spec) for spec in specs)
-    if batch:
-        if output is None or output == "-":
-            raise UsageError("several inputs need an output folder: -o DIR")
-        out_dir = check_output_dir(output)
-        jobs_list = [(item.path, str(output_path(item, out_dir, ".png")), settings) for item in items]
-    else:
-        if output is not None and output != "-":
-            check_output_path(output, overwrite)
-        jobs_list = [(items[0].path, output, settings)]
-    with progress(len(jobs_list), "postprocess") as advance:
-        for _ in pmap(_process_one, jobs_list, jobs, on_done=advance):
-            pass
+    if meta is not None:
+        raise UsageError(f"--meta is now --classes (class names/palette, as in every command): use --classes {meta}")
+    default_threshold, thresholds = spec.class_values(threshold, "--threshold", float) if threshold else (None, {})
+    default_area, areas = spec.class_values(min_area, "--min-area") if min_area else (0, {})
+    options = PostprocessOptions(
+        threshold=default_threshold, threshold_per_class=thresholds, min_confidence=min_confidence, below=below,
+        relabel=spec.relabelling(relabel) if relabel else {}, smooth=smooth or 0, open=open_ or 0,
+        close=close or 0, erode=erode or 0, dilate=dilate or 0, kernel=kernel, min_area=int(default_area or 0),
+        min_area_per_class=areas, fill_holes=fill_holes or 0, keep_largest=keep_largest or 0,
+        connectivity=connectivity, only=spec.class_list(only) if only else None, fill=fill,
+        background=spec.background(background),
+        ignore_index="auto" if ignore_index is None else parse_ignore(ignore_index),
+        order=spec.steps(order) if order else None, instances=instances, classes=_class_names(classes),
+        palette=palette)
+    with parameters_as_flags(FLAGS):
+        options.validate()
+        specs = inputs or ["-"]
+        items = expand_inputs(specs)
+        targets = output_targets(items, specs, output, ".png", overwrite)
+        with progress(len(items), "postprocess") as advance:
+            postprocess_files([item.path for item in items], targets, options, jobs, overwrite, on_done=advance)
 
 
-def _is_many(spec: str) -> bool:
+def _class_names(spec: Optional[str]):
+    """``--classes``: a preset or a file; a list of classes (the old meaning) points to --only."""
+    if spec is None:
+        return None
     import os
 
-    return spec.startswith("@") or os.path.isdir(spec) or any(ch in spec for ch in "*?[")
-
-
-def _check_settings(settings: _Settings) -> None:
-    """Catch bad option values before any file is read."""
-    from segtools.errors import UsageError
-    from segtools.morphology.pipeline import Cleanup
-
-    if settings.below not in ("ignore", "background"):
-        raise UsageError(f"--below must be ignore or background, not {settings.below!r}")
-    Cleanup(smooth=settings.smooth, open=settings.open, close=settings.close, erode=settings.erode,
-            dilate=settings.dilate, kernel=settings.kernel, connectivity=settings.connectivity,
-            fill=settings.fill, background=0).validate()
-    if settings.order:
-        from segtools.morphology.pipeline import DEFAULT_ORDER
-
-        for name in _split(settings.order):
-            if name not in DEFAULT_ORDER:
-                raise UsageError(f"--order: unknown step {name!r}; steps are {','.join(DEFAULT_ORDER)}")
-
-
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _process_one(job: tuple) -> None:
-    """Read one input, clean it and write it (module level so --jobs can use processes)."""
-    from segtools.io.limits import label_table_size
-    from segtools.io.masks import ScoreMap, read_mask_or_scores, write_label_mask
+    from segtools.io import presets
     from segtools.io.meta import load_classes
-    from segtools.morphology import spec
-    from segtools.morphology.pipeline import Cleanup, clean_labels
-    from segtools.morphology.refill import present_labels
 
-    source, destination, settings = job
-    data = read_mask_or_scores(source, settings.palette)
-    meta = load_classes(settings.meta) if settings.meta else data.meta
-    ignore = _ignore_index(settings.ignore_index, meta)
-    if meta is not None:
-        meta = meta.with_(ignore_index=ignore)
-    if isinstance(data, ScoreMap):
-        labels, meta, binary = _decode_scores(data, meta, ignore, settings)
-    else:
-        if settings.threshold is not None or settings.min_confidence is not None:
-            from segtools.errors import UsageError
-
-            raise UsageError(f"{data.name}: is a label mask; --threshold and --min-confidence apply to score maps")
-        labels = data.labels
-        label_table_size(labels, data.name)
-        values = set(present_labels(labels).tolist()) - {ignore}
-        binary = (meta is None or not meta.names) and values <= {0, 1}
-    default_area, area_per_class = (spec.class_values(settings.min_area, meta, "--min-area")
-                                    if settings.min_area else (0, {}))
-    cleanup = Cleanup(
-        relabel=spec.relabelling(settings.relabel, meta) if settings.relabel else {},
-        smooth=settings.smooth, open=settings.open, close=settings.close, erode=settings.erode,
-        dilate=settings.dilate, kernel=settings.kernel, min_area=int(default_area or 0),
-        min_area_per_class=area_per_class, fill_holes=settings.fill_holes, keep_largest=settings.keep_largest,
-        connectivity=settings.connectivity,
-        classes=spec.class_list(settings.classes, meta) if settings.classes else None,
-        fill=settings.fill, background=spec.background_label(settings.background, meta, binary),
-        ignore_index=ignore, order=tuple(_split(settings.order)) if settings.order else None)
-    labels = clean_labels(labels, cleanup)
-    if settings.instances:
-        labels, meta = _to_instances(labels, meta, cleanup)
-    write_label_mask(labels, destination, meta, allow_overwrite=settings.overwrite)
-
-
-def _ignore_index(option: Optional[str], meta) -> Optional[int]:
-    from segtools.errors import UsageError
-    from segtools.io.limits import MAX_CLASSES
-
-    if option is None:
-        return meta.ignore_index if meta is not None else 255
-    if option.strip().lower() == "none":
-        return None
-    if not option.strip().isdigit() or int(option) >= MAX_CLASSES:
-        raise UsageError(f"--ignore-index must be a label (0..{MAX_CLASSES - 1}) or none, not {option!r}")
-    return int(option)
-
-
-def _decode_scores(data, meta, ignore: Optional[int], settings: _Settings):
-    """Score map → (labels, metadata, binary?) following --threshold/--min-confidence/--below."""
-    from segtools.errors import UsageError
-    from segtools.io.meta import ClassMeta
-    from segtools.morphology import spec
-    from segtools.morphology.scores import scores_to_labels
-
-    scores = data.scores
-    num_classes = 1 if scores.ndim == 2 else scores.shape[0]
-    threshold = None
-    if settings.threshold is not None:
-        default, per_class = spec.class_values(settings.threshold, meta, "--threshold", float)
-        if per_class:
-            threshold = {k: per_class.get(k, default) for k in range(num_classes)} if default is not None else per_class
-            threshold = {k: v for k, v in threshold.items() if v is not None}
-        else:
-            threshold = default
-    binary = num_classes == 1 or (num_classes == 2 and isinstance(threshold, float))
-    if settings.below == "ignore":
-        if ignore is None:
-            raise UsageError("--below ignore needs an ignore label: pass --ignore-index N or --below background")
-        below = ignore
-    else:
-        below = spec.background_label(settings.background, meta, binary)
-        if below is None:
-            raise UsageError("--below background needs a background label: pass --background CLASS")
-    labels = scores_to_labels(scores, threshold, settings.min_confidence, below, data.name)
-    if binary:
-        names = ("background", "foreground")
-        if meta is not None and meta.names and len(meta.names) in (1, 2):
-            names = ("background", meta.names[0]) if len(meta.names) == 1 else meta.names
-        meta = ClassMeta(names=tuple(names), ignore_index=ignore)
-    elif meta is None:
-        meta = ClassMeta(ignore_index=ignore)
-    return labels, meta, binary
-
-
-def _to_instances(labels, meta, cleanup):
-    """Connected components of the selected classes → instance ids (kind=instance)."""
-    from segtools.io.meta import ClassMeta
-    from segtools.morphology.components import label_instances
-    from segtools.morphology.pipeline import selected_classes
-
-    instances, instance_class = label_instances(labels, selected_classes(labels, cleanup), cleanup.connectivity)
-    extra = {"instance_class": instance_class}
-    if meta is not None and meta.names:
-        extra["class_names"] = list(meta.names)
-    return instances, ClassMeta(ignore_index=None, kind="instance", extra=extra)
+    if spec.strip().lower() not in presets.PRESETS and not os.path.exists(spec):
+        raise UsageError(f"--classes {spec!r} is neither a class preset ({', '.join(presets.PRESETS)}) nor a file; "
+                         f"--classes gives class names now, as in every command: to choose classes to operate on "
+                         f"use --only {spec}")
+    return load_classes(spec)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,8 @@ import importlib
 
 _EXPORTS = {
     "Cleanup": "pipeline", "clean_labels": "pipeline", "DEFAULT_ORDER": "pipeline",
-    "scores_to_labels": "scores",
+    "scores_to_labels": "scores", "decode_scores": "scores",
+    "PostprocessOptions": "postprocess", "postprocess": "postprocess", "postprocess_files": "postprocess",
     "remove_small_objects": "components", "fill_small_holes": "components",
     "label_instances": "components", "small_components": "components", "fill_holes": "components",
     "refill_nearest": "refill", "majority_filter": "filters", "structuring_element": "filters",

@@ -24,7 +24,7 @@ NOT_A_HOLE = np.int64(np.iinfo(np.int64).max)
 def check_connectivity(connectivity: int) -> int:
     """Return ``connectivity`` if it is 4 or 8, else raise :class:`UsageError`."""
     if connectivity not in CONNECTIVITIES:
-        raise UsageError(f"connectivity must be 4 or 8, not {connectivity}")
+        raise UsageError(f"connectivity={connectivity}: must be 4 or 8")
     return int(connectivity)
 
 

@@ -38,7 +38,7 @@ def structuring_element(size: int, shape: str = "square") -> np.ndarray:
         raise UsageError(f"a kernel size must be a positive odd number of pixels (1, 3, 5, ...), not {size}")
     shapes = {"square": cv2.MORPH_RECT, "ellipse": cv2.MORPH_ELLIPSE, "cross": cv2.MORPH_CROSS}
     if shape not in shapes:
-        raise UsageError(f"unknown kernel {shape!r}; choose one of {', '.join(KERNELS)}")
+        raise UsageError(f"kernel={shape!r}: unknown; choose one of {', '.join(KERNELS)}")
     return cv2.getStructuringElement(shapes[shape], (int(size), int(size)))
 
 

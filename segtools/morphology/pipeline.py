@@ -13,7 +13,8 @@ from typing import Mapping
 import numpy as np
 
 from segtools.errors import InputError, UsageError
-from segtools.io.limits import label_table_size
+from segtools.io.limits import MAX_CLASSES, label_table_size
+from segtools.labels import remap_labels
 from segtools.morphology import components, filters, refill
 
 DEFAULT_ORDER: tuple[str, ...] = (
@@ -36,7 +37,7 @@ class Cleanup:
     fill_holes : holes of at most this many pixels are filled.
     keep_largest : keep only this many largest components per class.
     connectivity : 4 or 8, for components (holes use the other one).
-    classes : the classes operated on; ``None`` = every class present except the ignore
+    only : the classes operated on; ``None`` = every class present except the ignore
         label and the background.
     fill : where removed pixels go: ``nearest`` (the nearest kept pixel of another class)
         or ``background``.
@@ -58,7 +59,7 @@ class Cleanup:
     fill_holes: int = 0
     keep_largest: int = 0
     connectivity: int = 8
-    classes: tuple[int, ...] | None = None
+    only: tuple[int, ...] | None = None
     fill: str = "nearest"
     background: int | None = None
     ignore_index: int | None = 255
@@ -82,55 +83,58 @@ class Cleanup:
             return enabled
         unknown = [name for name in self.order if name not in DEFAULT_ORDER]
         if unknown:
-            raise UsageError(f"--order: unknown step {unknown[0]!r}; steps are {','.join(DEFAULT_ORDER)}")
+            raise UsageError(f"order: unknown step {unknown[0]!r}; steps are {','.join(DEFAULT_ORDER)}")
         missing = [name for name in enabled if name not in self.order]
         if missing:
-            raise UsageError(f"--order leaves out {', '.join(missing)}, which is switched on; list every step you use")
+            raise UsageError(f"order leaves out {', '.join(missing)}, which is switched on; list every step you use")
         not_on = [name for name in self.order if name not in enabled]
         if not_on:
-            raise UsageError(f"--order names {not_on[0]}, which has no value; give its option too (e.g. --{not_on[0]} N)")
+            name = not_on[0].replace("-", "_")
+            raise UsageError(f"order names {not_on[0]}, which has no value; give it one too (e.g. {name}=N)")
         return list(self.order)
 
     def validate(self) -> None:
         for name in ("smooth", "open", "close", "erode", "dilate"):
             size = getattr(self, name)
             if size < 0 or (size and size % 2 == 0):
-                raise UsageError(f"--{name} {size}: the kernel size must be a positive odd number of pixels (1, 3, 5, ...)")
+                raise UsageError(f"{name}={size}: the kernel size must be a positive odd number of pixels (1, 3, 5, ...)")
         for name in ("min_area", "fill_holes", "keep_largest"):
             if getattr(self, name) < 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be 0 or more, not {getattr(self, name)}")
+                raise UsageError(f"{name}={getattr(self, name)}: must be 0 or more")
         if any(v < 0 for v in self.min_area_per_class.values()):
-            raise UsageError("--min-area: per-class areas must be 0 or more")
+            raise UsageError("min_area_per_class: areas must be 0 or more")
         components.check_connectivity(self.connectivity)
         filters.structuring_element(1, self.kernel)
         if self.fill not in FILL_MODES:
-            raise UsageError(f"--fill must be one of {', '.join(FILL_MODES)}, not {self.fill!r}")
+            raise UsageError(f"fill={self.fill!r}: must be one of {', '.join(FILL_MODES)}")
         if self.fill == "background" and self.background is None:
-            raise UsageError("--fill background needs a background label: pass --background N")
+            raise UsageError("fill='background' needs a background label: give background=N")
 
 
 def selected_classes(labels: np.ndarray, cleanup: Cleanup) -> list[int]:
     """The classes a step works on: those present, minus ignore and (unless named) background."""
     present = set(refill.present_labels(labels).tolist())
-    if cleanup.classes is not None:
-        return sorted(present & {int(k) for k in cleanup.classes})
+    if cleanup.only is not None:
+        return sorted(present & {int(k) for k in cleanup.only})
     excluded = {cleanup.ignore_index, cleanup.background}
     return sorted(k for k in present if k not in excluded)
 
 
 def relabel(labels: np.ndarray, mapping: Mapping[int, int]) -> np.ndarray:
-    """Apply ``{old: new}`` to every pixel (a lookup table; unmapped labels stay)."""
+    """Apply ``{old: new}`` to every pixel (:func:`segtools.labels.remap_labels`; unmapped
+    labels stay). Labels are 0..65535 (the 16-bit PNG limit); the result is as wide as the
+    input or wider.
+
+    >>> relabel(np.array([[1, 2, 3]], np.uint8), {2: 1, 3: 300}).tolist()
+    [[1, 1, 300]]
+    """
     if not mapping:
         return labels.copy()
-    high = max(int(labels.max()), *mapping.keys(), *mapping.values())
-    if high > 2**32 - 1 or min(mapping.values()) < 0:
-        raise UsageError("--map: labels must be between 0 and 4294967295")
-    table = np.arange(high + 1, dtype=np.int64)
-    for old, new in mapping.items():
-        table[old] = new
-    dtype = np.uint8 if table.max() <= 255 and labels.dtype == np.uint8 else \
-        np.uint16 if table.max() <= 65535 and labels.dtype.itemsize <= 2 else np.uint32
-    return table.astype(dtype)[labels]
+    values = [*mapping.keys(), *mapping.values()]
+    if min(values) < 0 or max(values) >= MAX_CLASSES:
+        raise UsageError(f"relabel: labels must be between 0 and {MAX_CLASSES - 1} (the 16-bit limit)")
+    out = remap_labels(labels, list(mapping.keys()), list(mapping.values()))
+    return out if out.dtype.itemsize >= labels.dtype.itemsize else out.astype(labels.dtype)
 
 
 def clean_labels(labels: np.ndarray, cleanup: Cleanup) -> np.ndarray:

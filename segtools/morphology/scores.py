@@ -1,4 +1,9 @@
-"""Score maps to label masks: argmax, a foreground threshold, per-class thresholds, confidence."""
+"""Score maps to label masks: argmax, a foreground threshold, per-class thresholds, confidence.
+
+:func:`scores_to_labels` is the kernel over an array; :func:`decode_scores` is the step of
+the cleanup pipeline that also settles the class metadata of the result (a thresholded
+one-class map is binary: ``background`` and the class).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import numpy as np
 
 from segtools.errors import InputError, UsageError
 from segtools.io.limits import check_class_count
+from segtools.io.meta import ClassMeta
+from segtools.labels import argmax_scores
 
 
 def check_finite_scores(scores: np.ndarray, name: str = "the score map") -> None:
@@ -72,7 +79,7 @@ def scores_to_labels(scores: np.ndarray, threshold: float | Mapping[int, float] 
     num_classes = check_class_count(scores.shape[0], "score map channels")
     if num_classes == 1 or (num_classes == 2 and isinstance(threshold, (int, float))):
         if threshold is None:
-            raise InputError("a one-class score map (H×W) needs a threshold: pass --threshold T, e.g. 0.5")
+            raise InputError("a one-class score map (H×W) needs a threshold: give threshold=T, e.g. 0.5")
         if isinstance(threshold, Mapping):
             raise UsageError("per-class thresholds need a C×H×W score map with several classes; "
                              "give one number for a one-class map")
@@ -90,12 +97,11 @@ def scores_to_labels(scores: np.ndarray, threshold: float | Mapping[int, float] 
     if threshold is not None:
         per_class = _per_class_thresholds(threshold, num_classes)
         eligible_scores = np.where(scores >= per_class[:, None, None], scores, -np.inf)
-        winner = np.argmax(eligible_scores, axis=0)
+        winner = argmax_scores(eligible_scores)
         eligible = np.take_along_axis(eligible_scores, winner[None], 0)[0] > -np.inf
-        best = np.take_along_axis(scores, winner[None], 0)[0]
     else:
-        winner = np.argmax(scores, axis=0)
-        best = np.take_along_axis(scores, winner[None], 0)[0]
+        winner = argmax_scores(scores)
+    best = np.take_along_axis(scores, winner[None], 0)[0]
     labels = winner.astype(dtype)
     low = np.zeros(labels.shape, bool) if eligible is None else ~eligible
     if min_confidence is not None:
@@ -110,6 +116,35 @@ def _per_class_thresholds(threshold: float | Mapping[int, float], num_classes: i
     per_class = np.full(num_classes, -np.inf, np.float32)
     for k, value in threshold.items():
         if not 0 <= k < num_classes:
-            raise InputError(f"--threshold names class {k}, but the score map has classes 0..{num_classes - 1}")
+            raise InputError(f"threshold: class {k} is not in the score map, whose classes are 0..{num_classes - 1}")
         per_class[k] = value
     return per_class
+
+
+def is_binary(num_classes: int, threshold: float | Mapping[int, float] | None) -> bool:
+    """Whether a score map of ``num_classes`` channels thresholded this way gives a 0/1 mask."""
+    return num_classes == 1 or (num_classes == 2 and threshold is not None and not isinstance(threshold, Mapping))
+
+
+def decode_scores(scores: np.ndarray, meta: ClassMeta | None, below: int,
+                  threshold: float | Mapping[int, float] | None = None, min_confidence: float | None = None,
+                  name: str = "the score map") -> tuple[np.ndarray, ClassMeta]:
+    """A score map → (labels, their class metadata), by :func:`scores_to_labels`.
+
+    A binary result (see :func:`is_binary`) is named ``background`` and the class (from one
+    name in ``meta``, or ``foreground``); otherwise ``meta`` is kept. The ignore index of the
+    result is ``meta``'s (255 without metadata).
+
+    >>> labels, meta = decode_scores(np.array([[0.2, 0.7]], np.float32), ClassMeta(names=("car",)), 255, 0.5)
+    >>> labels.tolist(), meta.names
+    ([[0, 1]], ('background', 'car'))
+    """
+    num_classes = 1 if np.ndim(scores) == 2 else np.shape(scores)[0]
+    ignore = meta.ignore_index if meta is not None else 255
+    labels = scores_to_labels(scores, threshold, min_confidence, below, name)
+    if is_binary(num_classes, threshold):
+        names: tuple[str, ...] = ("background", "foreground")
+        if meta is not None and meta.names and len(meta.names) in (1, 2):
+            names = ("background", meta.names[0]) if len(meta.names) == 1 else tuple(meta.names)
+        return labels, ClassMeta(names=names, ignore_index=ignore)
+    return labels, meta if meta is not None else ClassMeta(ignore_index=ignore)
