@@ -225,3 +225,19 @@ def test_class_metadata_sources(tmp_path):
         load_classes(str(tmp_path / "bad.json"))
     with pytest.raises(InputError, match="preset"):
         load_classes("no-such-thing")
+
+
+def test_read_mask_meta_reads_the_chunk_without_decoding(tmp_path):
+    from segtools.io.meta import read_mask_meta
+
+    meta = ClassMeta(names=("road", "car"), ignore_index=7)
+    (tmp_path / "m.png").write_bytes(encode_label_mask(np.zeros((3, 4), np.uint8), meta))
+    (tmp_path / "plain.png").write_bytes(encode_label_mask(np.zeros((3, 4), np.uint8)))
+    (tmp_path / "m.npy").write_bytes(b"\x93NUMPY")
+    got = read_mask_meta(tmp_path / "m.png")
+    assert got.names == ("road", "car") and got.ignore_index == 7
+    assert read_mask_meta(tmp_path / "plain.png") is None
+    assert read_mask_meta(tmp_path / "m.npy") is None and read_mask_meta(tmp_path / "absent.png") is None
+    assert read_mask_meta("-") is None
+    with pytest.raises(InputError, match="'x': neither a preset"):
+        load_classes("x")

@@ -232,3 +232,30 @@ def test_no_output_replaces_an_input_even_one_read_by_a_worker(cli, tmp_path: Pa
                   "-f", "json", option, victim, "--overwrite")
     assert allowed.code == 0, allowed.stderr
     assert victim.read_bytes() != before
+
+
+def test_confusion_csv_keeps_a_class_name_with_quotes_and_commas_in_one_cell(cli, tmp_path):
+    _write_png(tmp_path / "p.png", np.array([[0, 1], [1, 1]], np.uint8))
+    _write_png(tmp_path / "g.png", np.array([[0, 1], [0, 1]], np.uint8))
+    (tmp_path / "classes.txt").write_text('road\nthe "big", red car\n')
+    result = cli("metrics", tmp_path / "p.png", tmp_path / "g.png", "--classes", tmp_path / "classes.txt",
+                 "-f", "json", "--save-confusion", tmp_path / "conf.csv")
+    assert result.code == 0, result.stderr
+    rows = list(csv.reader(io.StringIO((tmp_path / "conf.csv").read_text())))
+    assert rows == [["gt\\pred", "road", 'the "big", red car'], ["road", "1", "1"], ['the "big", red car', "0", "2"]]
+
+
+def test_ignore_index_values_are_read_like_every_other_command(cli, tmp_path):
+    _write_png(tmp_path / "p.png", np.array([[0, 1, 1, 0]], np.uint8))
+    _write_png(tmp_path / "g.png", np.array([[0, 1, 7, 9]], np.uint8))
+    args = ("metrics", tmp_path / "p.png", tmp_path / "g.png", "-n", "2", "-f", "json")
+    assert _json(cli(*args, "--ignore-index", "7", "--ignore-index", "9"))["ignore_index"] == [7, 9]
+    assert _json(cli(*args, "--ignore-index", "9,7"))["ignore_index"] == [7, 9]
+    assert_one_line_error(cli(*args, "--ignore-index", "-1"), 1)  # -1 is 'none': 7 is then no class
+    assert_one_line_error(cli(*args, "--ignore-index", "none", "--ignore-index", "7"), 2)
+    bad = cli(*args, "--ignore-index", "70000")
+    assert_one_line_error(bad, 2)
+    assert "--ignore-index" in bad.stderr and "none" in bad.stderr
+    wrong_map = cli(*args, "--label-map", "1:2:3")
+    assert_one_line_error(wrong_map, 1)
+    assert "--label-map '1:2:3'" in wrong_map.stderr

@@ -10,14 +10,39 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from typing import List, Optional
 
 import typer
 from typing_extensions import Annotated
 
-from segtools.cli.common import ClassesOpt, FormatOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt, progress
+from segtools.cli.common import progress
+from segtools.cli.options import ClassesOpt, JobsOpt, OverwriteOpt, PaletteOpt, parse_ignore
 
 FORMATS = ("table", "json", "csv", "markdown")
+# not the shared OutputOpt/FormatOpt: a report is one file, never a batch folder, and has four formats
+ReportOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Write the report to FILE; stdout when omitted.")]
+ReportFormatOpt = Annotated[str, typer.Option("--format", "-f", help="Report format: table, json, csv or markdown.")]
+
+
+@dataclass(frozen=True)
+class _Measuring:
+    """The options that say what to measure (all but inputs, outputs and gates)."""
+
+    num_classes: Optional[int] = None
+    classes: Optional[str] = None
+    ignore_index: Optional[List[str]] = None
+    label_map: Optional[str] = None
+    pred_label_map: Optional[str] = None
+    palette: Optional[str] = None
+    allow_missing: bool = False
+    average: str = "dataset"
+    boundary: bool = False
+    boundary_tolerance: float = 2.0
+    boundary_dilation: float = 0.02
+    distances: bool = False
+    spacing: str = "1"
+    nsd_tolerance: float = 1.0
 
 
 def metrics(
@@ -41,8 +66,8 @@ def metrics(
     distances: Annotated[bool, typer.Option("--distances", help="Also HD95, ASSD and normalised surface Dice per class.")] = False,
     spacing: Annotated[str, typer.Option("--spacing", help="Pixel size 'ROW,COL' (or one number) in physical units, for --distances.")] = "1",
     nsd_tolerance: Annotated[float, typer.Option("--nsd-tolerance", min=0, help="Normalised surface Dice tolerance τ, physical units.")] = 1.0,
-    fmt: FormatOpt = "table",
-    output: OutputOpt = None,
+    fmt: ReportFormatOpt = "table",
+    output: ReportOpt = None,
     per_image: Annotated[Optional[str], typer.Option("--per-image", help="Write one row per image to FILE (.csv, or .jsonl).")] = None,
     save_confusion: Annotated[Optional[str], typer.Option("--save-confusion", help="Write the confusion matrix to FILE (.csv or .npy).")] = None,
     fail_under: Annotated[Optional[List[str]], typer.Option(
@@ -86,9 +111,10 @@ def metrics(
     else:
         if len(inputs) != 2:
             raise UsageError(f"expected PRED and GT (or 'merge REPORT...'), got {len(inputs)} argument(s)")
-        report = _measure(inputs[0], inputs[1], num_classes, classes, ignore_index, label_map, pred_label_map,
-                          palette, allow_missing, average, boundary, boundary_tolerance, boundary_dilation,
-                          distances, spacing, nsd_tolerance, outputs, jobs, overwrite)
+        request = _Measuring(num_classes, classes, ignore_index, label_map, pred_label_map, palette, allow_missing,
+                             average, boundary, boundary_tolerance, boundary_dilation, distances, spacing,
+                             nsd_tolerance)
+        report = _measure(inputs[0], inputs[1], request, outputs, jobs, overwrite)
     report["gates"] = gatelib.evaluate_gates(report, gates)
     if baseline_report is not None:
         report["gates"] += gatelib.evaluate_baseline(report, baseline_report, max_drop, gates)
@@ -142,9 +168,9 @@ def _resolve_classes(gt_path: str, num_classes, classes, ignore_index):
     """Class names and ignore values from the options, else the first ground truth's metadata."""
     from segtools.errors import UsageError
     from segtools.io.limits import MAX_CONFUSION_CLASSES
-    from segtools.io.meta import ClassMeta, load_classes
+    from segtools.io.meta import ClassMeta, load_classes, read_mask_meta
 
-    meta = load_classes(classes) if classes else _mask_meta(gt_path)
+    meta = load_classes(classes, "--classes") if classes else read_mask_meta(gt_path)
     names = list(meta.names) if meta is not None and meta.names else None
     if num_classes is not None:
         if num_classes > MAX_CONFUSION_CLASSES:
@@ -167,31 +193,16 @@ def _resolve_classes(gt_path: str, num_classes, classes, ignore_index):
 
 
 def _parse_ignore(values: List[str]) -> tuple[int, ...]:
+    """Repeated (or comma-separated) ``--ignore-index`` values, each read by
+    :func:`~segtools.cli.options.parse_ignore`; ``none`` (or -1) alone means no value."""
     from segtools.errors import UsageError
 
-    if any(v.strip().lower() == "none" for v in values):
-        if len(values) > 1:
+    parsed = [parse_ignore(v) for part in values for v in part.split(",") if v.strip()]
+    if None in parsed:
+        if len(parsed) > 1:
             raise UsageError("--ignore-index none cannot be combined with other values")
         return ()
-    try:
-        return tuple(sorted({int(v) for part in values for v in part.split(",") if v.strip()}))
-    except ValueError:
-        raise UsageError(f"--ignore-index takes integers (or 'none'), not {' '.join(values)!r}") from None
-
-
-def _mask_meta(path: str):
-    if path == "-":
-        return None
-    from segtools.io import png
-    from segtools.io.meta import PNG_KEY, ClassMeta
-
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(1 << 20)
-    except OSError:
-        return None
-    text = png.text_chunk(head, PNG_KEY) if head.startswith(b"\x89PNG") else None
-    return ClassMeta.from_json(text, f"{path}: segtools metadata") if text else None
+    return tuple(sorted(set(parsed)))
 
 
 def _check_finite(**options: float) -> None:
@@ -220,80 +231,36 @@ def _parse_spacing(text: str) -> tuple[float, float]:
     return values[0], values[1]
 
 
-def _measure(pred_spec, gt_spec, num_classes, classes, ignore_index, label_map, pred_label_map, palette,
-             allow_missing, average, boundary, boundary_tolerance, boundary_dilation, distances, spacing,
-             nsd_tolerance, outputs, jobs, overwrite) -> dict:
+def _measure(pred_spec: str, gt_spec: str, request: _Measuring, outputs: dict, jobs: int, overwrite: bool) -> dict:
     import logging
 
     from segtools.io.batch import expand_inputs, pair_items
-    from segtools.io.parallel import pmap
-    from segtools.metrics.evaluate import PairJob, load_label_map, measure_pair
-    from segtools.metrics.report import MetricsRun, image_row
+    from segtools.metrics.evaluate import MeasureOptions, load_label_map, measure_pairs
+    from segtools.metrics.report import ImageRows
 
-    spacing_pair = _parse_spacing(spacing)
-    _check_finite(**{"--boundary-tolerance": boundary_tolerance, "--boundary-dilation": boundary_dilation,
-                     "--nsd-tolerance": nsd_tolerance})
+    spacing = _parse_spacing(request.spacing)
+    _check_finite(**{"--boundary-tolerance": request.boundary_tolerance,
+                     "--boundary-dilation": request.boundary_dilation, "--nsd-tolerance": request.nsd_tolerance})
     preds = expand_inputs([pred_spec])
     truths = expand_inputs([gt_spec], allow_stdin=False)
-    pairing = pair_items(preds, truths, allow_missing=allow_missing)
+    pairing = pair_items(preds, truths, allow_missing=request.allow_missing)
     _check_outputs(**outputs, overwrite=overwrite)  # again, now that the inputs are known
-    log = logging.getLogger("segtools")
     if pairing.only_left or pairing.only_right:
-        log.warning("skipped %d prediction(s) without ground truth and %d ground truth(s) without prediction",
-                    len(pairing.only_left), len(pairing.only_right))
-    names, ignore = _resolve_classes(pairing.pairs[0][1].path, num_classes, classes, ignore_index)
-    gt_map = load_label_map(label_map) if label_map else None
-    pred_map = load_label_map(pred_label_map) if pred_label_map else None
-    jobs_list = [PairJob(p.path, g.path, len(names), ignore, palette, gt_map, pred_map,
-                         (boundary_tolerance, boundary_dilation) if boundary else None,
-                         (spacing_pair, nsd_tolerance) if distances else None)
-                 for p, g in pairing.pairs]
-    run = MetricsRun(names, ignore,
-                     {"tolerance_px": boundary_tolerance, "dilation_ratio": boundary_dilation} if boundary else None,
-                     {"spacing": list(spacing_pair), "nsd_tolerance": nsd_tolerance} if distances else None)
-    with _RowWriter(outputs["per_image"], overwrite) as rows, progress(len(jobs_list), "metrics") as advance:
-        for (pred_item, gt_item), result in zip(pairing.pairs, pmap(measure_pair, jobs_list, jobs, on_done=advance)):
-            image_scores = run.add_image(result)
-            rows.write(image_row(pred_item.path, gt_item.path, image_scores, names))
-    return run.report(average)
-
-
-class _RowWriter:
-    """Streams ``--per-image`` rows (CSV or JSONL) to a temp file renamed into place on success."""
-
-    FIELDS = ("pred", "gt", "miou", "pixel_accuracy", "worst_class", "worst_iou")
-
-    def __init__(self, path: Optional[str], overwrite: bool) -> None:
-        self.path, self.overwrite, self.file = path, overwrite, None
-        self.jsonl = bool(path) and path.lower().endswith((".jsonl", ".json", ".ndjson"))
-
-    def __enter__(self) -> "_RowWriter":
-        if self.path:
-            import csv
-
-            from segtools.io.streams import AtomicFile
-
-            self.file = AtomicFile(self.path, self.overwrite, mode="w", encoding="utf-8", newline="")
-            if not self.jsonl:
-                self.csv = csv.writer(self.file.handle, lineterminator="\n")
-                self.csv.writerow(self.FIELDS)
-        return self
-
-    def write(self, row: dict) -> None:
-        if self.file is None:
-            return
-        import json
-        import math
-
-        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-        if self.jsonl:
-            self.file.handle.write(json.dumps(clean) + "\n")
-        else:
-            self.csv.writerow(["" if clean[k] is None else clean[k] for k in self.FIELDS])
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self.file is not None:
-            self.file.__exit__(exc_type, exc, tb)
+        logging.getLogger("segtools").warning(
+            "skipped %d prediction(s) without ground truth and %d ground truth(s) without prediction",
+            len(pairing.only_left), len(pairing.only_right))
+    names, ignore = _resolve_classes(pairing.pairs[0][1].path, request.num_classes, request.classes,
+                                     request.ignore_index)
+    options = MeasureOptions(
+        num_classes=len(names), ignore_index=ignore, palette=request.palette,
+        gt_label_map=load_label_map(request.label_map, "--label-map") if request.label_map else None,
+        pred_label_map=load_label_map(request.pred_label_map, "--pred-label-map") if request.pred_label_map else None,
+        boundary=(request.boundary_tolerance, request.boundary_dilation) if request.boundary else None,
+        distances=(spacing, request.nsd_tolerance) if request.distances else None)
+    pairs = [(pred.path, gt.path) for pred, gt in pairing.pairs]
+    with ImageRows(outputs["per_image"], overwrite) as rows, progress(len(pairs), "metrics") as advance:
+        run = measure_pairs(pairs, names, options, jobs, on_done=advance, on_image=rows.write)
+    return run.report(request.average)
 
 
 def _write_text(text: str, output: Optional[str], overwrite: bool) -> None:
@@ -352,25 +319,9 @@ def _print_table(report: dict) -> None:
 
 def _write_confusion(report: dict, path: str, overwrite: bool) -> None:
     from segtools.io.streams import write_bytes
+    from segtools.metrics.report import confusion_bytes
 
-    if path.lower().endswith(".npy"):
-        import io
-
-        import numpy as np
-
-        buffer = io.BytesIO()
-        np.save(buffer, np.asarray(report["confusion"], np.int64), allow_pickle=False)
-        data = buffer.getvalue()
-    else:
-        names = report["class_names"]
-        lines = ["gt\\pred," + ",".join(_csv_cell(n) for n in names)]
-        lines += [_csv_cell(name) + "," + ",".join(str(v) for v in row) for name, row in zip(names, report["confusion"])]
-        data = ("\n".join(lines) + "\n").encode("utf-8")
-    write_bytes(path, data, overwrite)
-
-
-def _csv_cell(text: str) -> str:
-    return f'"{text}"' if any(ch in text for ch in ',"\n') else text
+    write_bytes(path, confusion_bytes(report, path), overwrite)
 
 
 def register(app: typer.Typer) -> None:

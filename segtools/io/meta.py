@@ -137,11 +137,12 @@ def _colour(value, what: str) -> tuple[int, int, int]:
     return tuple(check_int(v, f"{what}[{i}]", 0, 255) for i, v in enumerate(value))
 
 
-def load_classes(spec: str) -> ClassMeta:
+def load_classes(spec: str, name: str = "classes") -> ClassMeta:
     """Class metadata from a preset name (voc, cityscapes, camvid, ade20k, coco) or a file.
 
     A file is JSON (``{"names": [...], "palette": [[r,g,b], ...], "ignore_index": 255}``,
-    or a plain list of names) or text with one class name per line.
+    or a plain list of names) or text with one class name per line. ``name`` starts the
+    message when ``spec`` is neither (a CLI passes its option, e.g. ``--palette``).
     """
     from segtools.io import presets
 
@@ -151,7 +152,7 @@ def load_classes(spec: str) -> ClassMeta:
     path = Path(spec)
     if not path.is_file():
         raise InputError(
-            f"--classes {spec!r}: neither a preset ({', '.join(presets.PRESETS)}) nor a readable file"
+            f"{name} {spec!r}: neither a preset ({', '.join(presets.PRESETS)}) nor a readable file"
         )
     data = read_head(path, MAX_CLASSES_FILE_BYTES + 1)
     if len(data) > MAX_CLASSES_FILE_BYTES:
@@ -166,6 +167,28 @@ def load_classes(spec: str) -> ClassMeta:
     names = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
     _check_length(names, spec)
     return ClassMeta(names=names)
+
+
+def read_mask_meta(path: str | Path) -> ClassMeta | None:
+    """The class metadata a PNG mask file carries, read from its first MiB without decoding
+    any pixels; ``None`` for stdin (``-``), an unreadable file, a non-PNG or a PNG without
+    a ``segtools`` text chunk.
+
+    Raises
+    ------
+    InputError
+        The chunk is there but is not valid class metadata.
+    """
+    if str(path) == "-":
+        return None
+    from segtools.io import png
+
+    try:
+        head = read_head(Path(path), 1 << 20)
+    except (OSError, InputError):
+        return None
+    text = png.text_chunk(head, PNG_KEY, str(path)) if head.startswith(b"\x89PNG") else None
+    return ClassMeta.from_json(text, f"{path}: segtools metadata") if text else None
 
 
 def default_palette(n: int = 256) -> tuple[tuple[int, int, int], ...]:

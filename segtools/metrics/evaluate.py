@@ -1,7 +1,9 @@
-"""Measure one (prediction, ground truth) file pair: read, remap, count. Runs in workers.
+"""Measure (prediction, ground truth) file pairs: read, remap, count, sum.
 
-:func:`measure_pair` is module-level and takes one picklable :class:`PairJob`, so
-``segtools.io.parallel.pmap`` can run it in processes; it returns only O(C²) numbers.
+:func:`measure_pairs` runs a dataset: one picklable :class:`PairJob` per pair through
+``segtools.io.parallel.pmap`` (worker processes with ``jobs > 1``), each returning only
+O(C²) numbers (:class:`PairResult`), summed in input order into a
+:class:`~segtools.metrics.report.MetricsRun`.
 """
 
 from __future__ import annotations
@@ -9,36 +11,67 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from segtools.errors import InputError
 from segtools.labels import remap_labels
 
+if TYPE_CHECKING:
+    from segtools.metrics.report import MetricsRun
+
 LabelMap = tuple[tuple[int, ...], tuple[int, ...]]  # (from values, to values)
 
 
 @dataclass(frozen=True)
-class PairJob:
-    """What a worker needs for one pair (paths, classes, options); cheap to pickle."""
+class MeasureOptions:
+    """What is measured for every pair.
 
-    pred_path: str
-    gt_path: str
+    ``ignore_index`` holds the ground-truth values to skip; ``palette`` is the colour→class
+    map for RGB masks; the label maps remap values first (see :func:`load_label_map`);
+    ``boundary`` is ``(tolerance px, dilation ratio)`` for boundary F1 / IoU and
+    ``distances`` is ``((row, col) spacing, NSD tolerance)`` for HD95 / ASSD / NSD, each
+    ``None`` to skip them.
+    """
+
     num_classes: int
-    ignore_index: tuple[int, ...]
+    ignore_index: tuple[int, ...] = (255,)
     palette: str | None = None
     gt_label_map: LabelMap | None = None
     pred_label_map: LabelMap | None = None
-    boundary: tuple[float, float] | None = None  # (tolerance px, dilation ratio)
-    distances: tuple[tuple[float, float], float] | None = None  # (spacing, tolerance)
+    boundary: tuple[float, float] | None = None
+    distances: tuple[tuple[float, float], float] | None = None
 
 
-def load_label_map(spec: str) -> LabelMap:
+@dataclass(frozen=True)
+class PairJob:
+    """What a worker needs for one pair: its two paths and the options; cheap to pickle."""
+
+    pred_path: str
+    gt_path: str
+    options: MeasureOptions
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """One pair's summable counts: confusion (C×C), misses (C), optional boundary counts
+    and distance sums (per-class arrays by key), and the mask shape (H, W)."""
+
+    confusion: np.ndarray
+    missed: np.ndarray
+    shape: tuple[int, ...]
+    boundary: dict | None = None
+    distances: dict | None = None
+
+
+def load_label_map(spec: str, name: str = "label map") -> LabelMap:
     """A value→value remapping from a preset, a file, or inline pairs.
 
     ``spec`` is ``cityscapes`` (labelIds → trainIds), inline ``"7:0,8:1,0:255"``, a JSON
     file (``{"7": 0, ...}`` or ``[[7, 0], ...]``) or a text file with ``FROM TO`` per line.
-    Values not in the map are kept unchanged.
+    Values not in the map are kept unchanged. ``name`` starts the error messages (the
+    CLI passes its option, ``--label-map``).
 
     >>> load_label_map("1:0,2:255")
     ((1, 2), (0, 255))
@@ -51,11 +84,11 @@ def load_label_map(spec: str) -> LabelMap:
         try:
             pairs = [tuple(int(v) for v in part.split(":")) for part in spec.split(",") if part.strip()]
         except ValueError:
-            raise InputError(f"--label-map {spec!r}: expected FROM:TO pairs like 7:0,8:1") from None
+            raise InputError(f"{name} {spec!r}: expected FROM:TO pairs like 7:0,8:1") from None
     else:
         path = Path(spec)
         if not path.is_file():
-            raise InputError(f"--label-map {spec!r}: neither 'cityscapes', FROM:TO pairs, nor a readable file")
+            raise InputError(f"{name} {spec!r}: neither 'cityscapes', FROM:TO pairs, nor a readable file")
         text = path.read_text(encoding="utf-8")
         try:
             if text.lstrip().startswith(("{", "[")):
@@ -66,12 +99,12 @@ def load_label_map(spec: str) -> LabelMap:
                 pairs = [tuple(int(v) for v in line.split()[:2]) for line in text.splitlines()
                          if line.strip() and not line.lstrip().startswith("#")]
         except (ValueError, TypeError, json.JSONDecodeError) as exc:
-            raise InputError(f"--label-map {spec}: expected FROM TO integer pairs ({exc})") from None
+            raise InputError(f"{name} {spec}: expected FROM TO integer pairs ({exc})") from None
     if any(len(p) != 2 for p in pairs) or not pairs:
-        raise InputError(f"--label-map {spec!r}: expected FROM:TO integer pairs")
+        raise InputError(f"{name} {spec!r}: expected FROM:TO integer pairs")
     sources = [a for a, _ in pairs]
     if len(set(sources)) != len(sources):
-        raise InputError(f"--label-map {spec!r}: a value is mapped twice")
+        raise InputError(f"{name} {spec!r}: a value is mapped twice")
     return tuple(a for a, _ in pairs), tuple(b for _, b in pairs)
 
 
@@ -82,29 +115,60 @@ def _read(path: str, palette: str | None, label_map: LabelMap | None) -> np.ndar
     return remap_labels(labels, *label_map) if label_map is not None else labels
 
 
-def measure_pair(job: PairJob) -> dict:
-    """Confusion, misses and (optionally) boundary and distance sums for one pair of files."""
+def measure_pair(job: PairJob) -> PairResult:
+    """Confusion, misses and (optionally) boundary and distance sums for one pair of files
+    (module level: runs in worker processes)."""
     from segtools.metrics.confusion import confusion_and_missed
 
-    pred = _read(job.pred_path, job.palette, job.pred_label_map)
-    gt = _read(job.gt_path, job.palette, job.gt_label_map)
+    options = job.options
+    pred = _read(job.pred_path, options.palette, options.pred_label_map)
+    gt = _read(job.gt_path, options.palette, options.gt_label_map)
     prefix = f"{job.pred_path} vs {job.gt_path}: " if pred.shape != gt.shape else ""
     try:
-        confusion, missed = confusion_and_missed(pred, gt, job.num_classes, job.ignore_index, prefix)
+        confusion, missed = confusion_and_missed(pred, gt, options.num_classes, options.ignore_index, prefix)
     except InputError as exc:
         if prefix:
             raise
         text = str(exc)
         source = job.gt_path if text.startswith("ground truth") else job.pred_path
         raise InputError(f"{source}: {text}") from None
-    result = {"confusion": confusion, "missed": missed, "shape": gt.shape}
-    if job.boundary is not None:
+    boundary = distances = None
+    if options.boundary is not None:
         from segtools.metrics.boundary import boundary_counts
 
-        result["boundary"] = boundary_counts(pred, gt, job.num_classes, job.ignore_index, *job.boundary)
-    if job.distances is not None:
+        boundary = boundary_counts(pred, gt, options.num_classes, options.ignore_index, *options.boundary)
+    if options.distances is not None:
         from segtools.metrics.distances import distance_sums
 
-        spacing, tolerance = job.distances
-        result["distances"] = distance_sums(pred, gt, job.num_classes, job.ignore_index, spacing, tolerance)
-    return result
+        spacing, tolerance = options.distances
+        distances = distance_sums(pred, gt, options.num_classes, options.ignore_index, spacing, tolerance)
+    return PairResult(confusion, missed, gt.shape, boundary, distances)
+
+
+def measure_pairs(pairs: Sequence[tuple[str, str]], class_names: Sequence[str], options: MeasureOptions,
+                  jobs: int = 1, *, on_done: Callable[[int], None] | None = None,
+                  on_image: Callable[[dict], None] | None = None) -> "MetricsRun":
+    """Measure ``(prediction path, ground-truth path)`` pairs into one summed run.
+
+    ``jobs`` workers (0 = all CPUs) measure pairs in parallel; results are added in input
+    order, so the report does not depend on ``jobs``. ``on_done(i)`` is called as pair
+    ``i`` finishes (progress); ``on_image(row)`` receives each pair's per-image row
+    (:func:`~segtools.metrics.report.image_row`) in input order.
+    """
+    from segtools.io.parallel import pmap
+    from segtools.metrics.report import MetricsRun, image_row
+
+    if len(class_names) != options.num_classes:
+        raise ValueError(f"measure_pairs: {len(class_names)} class names for {options.num_classes} classes")
+    boundary = distances = None
+    if options.boundary is not None:
+        boundary = {"tolerance_px": options.boundary[0], "dilation_ratio": options.boundary[1]}
+    if options.distances is not None:
+        distances = {"spacing": list(options.distances[0]), "nsd_tolerance": options.distances[1]}
+    run = MetricsRun(list(class_names), options.ignore_index, boundary, distances)
+    work = [PairJob(pred, gt, options) for pred, gt in pairs]
+    for (pred, gt), result in zip(pairs, pmap(measure_pair, work, jobs, on_done=on_done)):
+        image_scores = run.add_image(result)
+        if on_image is not None:
+            on_image(image_row(pred, gt, image_scores, class_names))
+    return run

@@ -12,7 +12,7 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from segtools.io.limits import MAX_CONFUSION_CLASSES, check_class_count
 from segtools.metrics.boundary import COUNT_KEYS, boundary_scores
 from segtools.metrics.distances import DISTANCE_KEYS, distance_means
 from segtools.metrics.scores import SUMMARY_KEYS, class_scores, scores, summary_scores
+
+if TYPE_CHECKING:
+    from segtools.metrics.evaluate import PairResult
 
 REPORT_FORMAT = "segtools-metrics"
 
@@ -52,17 +55,17 @@ class MetricsRun:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def add_image(self, result: dict) -> dict:
-        """Add one image's result (``confusion``, ``missed``, optional ``boundary``/``distances``);
+    def add_image(self, result: "PairResult") -> dict:
+        """Add one image's counts (a :class:`~segtools.metrics.evaluate.PairResult`);
         return its per-image summary scores."""
-        self.confusion += result["confusion"]
-        self.missed += result["missed"]
+        self.confusion += result.confusion
+        self.missed += result.missed
         self.images += 1
-        for key, values in (result.get("boundary") or {}).items():
+        for key, values in (result.boundary or {}).items():
             self.boundary_counts[key] += values
-        for key, values in (result.get("distances") or {}).items():
+        for key, values in (result.distances or {}).items():
             self.distance_sums[key] += values
-        per_class = class_scores(result["confusion"], result["missed"])
+        per_class = class_scores(result.confusion, result.missed)
         summary = summary_scores(per_class)
         for key, value in summary.items():
             if not math.isnan(value):
@@ -266,3 +269,68 @@ def to_markdown(report: dict) -> str:
     lines += ["", f"{report['images']} images, ignore index {report['ignore_index']}. "
               "— = class absent from both ground truth and prediction (left out of the means)."]
     return "\n".join(lines) + "\n"
+
+
+def confusion_csv(report: dict) -> str:
+    """The confusion matrix as CSV: a ``gt\\pred`` header row of class names, then one row
+    per ground-truth class (its name, then its counts). Names are quoted by the ``csv``
+    module, so a name holding ``,`` or ``"`` stays one cell.
+
+    >>> print(confusion_csv({"class_names": ["sky", 'a "b", c'], "confusion": [[1, 2], [0, 3]]}), end="")
+    gt\\pred,sky,"a ""b"", c"
+    sky,1,2
+    "a ""b"", c",0,3
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    names = list(report["class_names"])
+    writer.writerow(["gt\\pred", *names])
+    for name, row in zip(names, np.asarray(report["confusion"], np.int64).tolist()):
+        writer.writerow([name, *row])
+    return buffer.getvalue()
+
+
+def confusion_bytes(report: dict, path: str) -> bytes:
+    """The confusion matrix encoded for ``path``: int64 ``.npy`` for a ``.npy`` name, else
+    :func:`confusion_csv` (UTF-8)."""
+    if str(path).lower().endswith(".npy"):
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(report["confusion"], np.int64), allow_pickle=False)
+        return buffer.getvalue()
+    return confusion_csv(report).encode("utf-8")
+
+
+class ImageRows:
+    """Per-image rows (:func:`image_row`) streamed to ``path`` as CSV, or JSON lines for a
+    ``.jsonl``/``.ndjson``/``.json`` name, through a temporary file renamed into place when
+    the ``with`` block ends without an error. ``path=None`` writes nothing."""
+
+    FIELDS = ("pred", "gt", "miou", "pixel_accuracy", "worst_class", "worst_iou")
+
+    def __init__(self, path: str | None, overwrite: bool = False) -> None:
+        self.path, self.overwrite, self.file = path, overwrite, None
+        self.jsonl = bool(path) and str(path).lower().endswith((".jsonl", ".json", ".ndjson"))
+
+    def __enter__(self) -> "ImageRows":
+        if self.path:
+            from segtools.io.streams import AtomicFile
+
+            self.file = AtomicFile(self.path, self.overwrite, mode="w", encoding="utf-8", newline="")
+            if not self.jsonl:
+                self.csv = csv.writer(self.file.handle, lineterminator="\n")
+                self.csv.writerow(self.FIELDS)
+        return self
+
+    def write(self, row: dict) -> None:
+        """Write one row (NaN → empty cell / null)."""
+        if self.file is None:
+            return
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        if self.jsonl:
+            self.file.handle.write(json.dumps(clean) + "\n")
+        else:
+            self.csv.writerow(["" if clean[k] is None else clean[k] for k in self.FIELDS])
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.file is not None:
+            self.file.__exit__(exc_type, exc, tb)
