@@ -53,7 +53,8 @@ def main() -> None:
 
     from segtools.models import build_model
     from segtools.train.augment import AugmentConfig, augment
-    from segtools.train.data import Preprocessing, SegmentationDataset, find_pairs
+    from segtools.models.preprocessing import Preprocessing
+    from segtools.train.data import SegmentationDataset, find_pairs
     from segtools.train.losses import cross_entropy, soft_dice
 
     torch.manual_seed(0)

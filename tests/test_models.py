@@ -12,15 +12,9 @@ torch = pytest.importorskip("torch")
 import golden_util  # noqa: E402
 
 from segtools.errors import InputError, UsageError  # noqa: E402
-from segtools.models import (  # noqa: E402
-    ARCHITECTURES,
-    build_model,
-    infer_options,
-    load_state_dict_flexible,
-    load_torchscript,
-    unwrap_state_dict,
-)
+from segtools.models import ARCHITECTURES, build_model, load_torchscript, parameter_count  # noqa: E402
 from segtools.models.unet import UNet  # noqa: E402
+from segtools.weights.state_dict import infer_options, load_state_dict_flexible, unwrap_state_dict  # noqa: E402
 
 INTERFACE_NAMES = {
     "unet", "deeplabv3-resnet50", "deeplabv3-resnet101", "deeplabv3-mnv3", "fcn-resnet50",
@@ -41,8 +35,8 @@ def filled(arch: str, num_classes: int = 4, **options) -> torch.nn.Module:
 
 def test_registry_names_and_preprocessing() -> None:
     assert set(ARCHITECTURES) == INTERFACE_NAMES
-    assert ARCHITECTURES["unet"].preprocessing == {"mean": [0.0] * 3, "std": [1.0] * 3, "scale": 1 / 255}
-    assert ARCHITECTURES["fcn-resnet50"].preprocessing["mean"] == [0.485, 0.456, 0.406]
+    assert ARCHITECTURES["unet"].preprocessing.to_dict() == {"mean": [0.0] * 3, "std": [1.0] * 3, "scale": 1 / 255}
+    assert ARCHITECTURES["fcn-resnet50"].preprocessing.mean == (0.485, 0.456, 0.406)
     assert ARCHITECTURES["deeplabv3-mnv3"].supports_aux
     assert not ARCHITECTURES["lraspp-mnv3"].supports_aux
 
@@ -131,7 +125,13 @@ def test_unet_trains() -> None:
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
-# --- checkpoints -------------------------------------------------------------------------
+def test_parameter_count_counts_parameters_not_buffers() -> None:
+    model = UNet(2, depth=2, base_channels=4)
+    assert parameter_count(model) == sum(p.numel() for p in model.parameters())
+    assert parameter_count(model) < sum(v.numel() for v in model.state_dict().values())
+
+
+# --- checkpoints into models (segtools.weights.state_dict) ---------------------------------
 @pytest.mark.parametrize(
     ("arch", "options"),
     [

@@ -11,10 +11,11 @@ from conftest import assert_one_line_error
 torch = pytest.importorskip("torch")
 
 from segtools.errors import UsageError  # noqa: E402
-from segtools.inference.predictor import Predictor, Tiling, scores_to_labels  # noqa: E402
+from segtools.inference.predictor import Predictor, Tiling  # noqa: E402
 from segtools.inference.sliding import sliding_window  # noqa: E402
 from segtools.inference.tta import TTA, parse_tta  # noqa: E402
 from segtools.io.masks import read_label_mask, read_score_map  # noqa: E402
+from segtools.labels import argmax_scores  # noqa: E402
 from segtools.models import build_model  # noqa: E402
 from segtools.tiling.blend import ScoreAccumulator  # noqa: E402
 from segtools.tiling.grid import tile_grid  # noqa: E402
@@ -38,6 +39,11 @@ class CountingConv(torch.nn.Module):
     def forward(self, x):
         self.calls.append(x.shape[0])
         return self.conv(x)
+
+
+def scores_to_labels(scores: np.ndarray) -> np.ndarray:
+    """The reference labels of a C×H×W score map: argmax, or p > 0.5 for one channel."""
+    return (scores[0] > 0.5).astype(np.uint8) if scores.shape[0] == 1 else argmax_scores(scores)
 
 
 def _image(h=24, w=32, seed=0):

@@ -9,7 +9,9 @@ import pytest
 
 from segtools.errors import InputError, UsageError
 from segtools.io.masks import encode_label_mask
-from segtools.train.data import (EpochSampler, Preprocessing, SegmentationDataset, count_labels, find_pairs,
+from segtools.labels import class_counts
+from segtools.models.preprocessing import Preprocessing
+from segtools.train.data import (EpochSampler, SegmentationDataset, find_pairs,
                                  sample_patch, scan_masks, split_validation)
 from segtools.train.schedule import Schedule
 
@@ -53,7 +55,7 @@ def test_mask_value_outside_the_classes_names_the_value_and_file(tmp_path):
     samples = find_pairs([str(tmp_path / "img")], [str(tmp_path / "lbl")])
     with pytest.raises(InputError, match=r"a\.png: holds label value\(s\) 7"):
         scan_masks(samples, num_classes=3, ignore_index=255)
-    assert count_labels(np.array([0, 2, 255]), 3, 255).tolist() == [1, 0, 1]
+    assert class_counts(np.array([0, 2, 255]), 3, 255).tolist() == [1, 0, 1]
 
 
 def test_image_and_mask_of_different_sizes_is_an_error(tmp_path):

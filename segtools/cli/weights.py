@@ -198,7 +198,7 @@ def weights_info(
         entry = registry.get_entry(target)
     loaded = load_model(model=target, arch=arch)
     path = loaded.path
-    prep = loaded.preprocessing
+    prep = loaded.preprocessing.to_dict()
     size_rule = (f"any; shorter side resized to {prep['resize_short']} px" if prep.get("resize_short")
                  else f"any; scaled ×{prep['resize_factor']}" if prep.get("resize_factor") else "any (native size)")
     report = {

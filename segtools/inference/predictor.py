@@ -4,8 +4,10 @@
 N×C×H×W logits (a tensor, a torchvision-style ``{"out": ...}`` dict, or a tuple whose first
 item is the logits — TorchScript exports included). It
 
-* converts grey, RGB, RGBA, 8- and 16-bit images to normalised float RGB (``preprocessing``:
-  pixels × ``scale`` (1/255 for 8 bits, rescaled for 16 bits), then ``(x − mean) / std``);
+* converts grey, RGB, RGBA, 8- and 16-bit images to 8-bit RGB (:func:`segtools.io.images.to_rgb8`,
+  as training reads its images), then to normalised float (a
+  :class:`~segtools.models.preprocessing.Preprocessing`: pixels × ``scale``, then
+  ``(x − mean) / std``);
 * optionally resizes (``resize_short`` pixels for the shorter side, or ``resize_factor``) and
   brings the logits back to the original size (bilinear);
 * runs under :func:`torch.inference_mode`, channels-last, on ``cpu``/``cuda``/``mps``, with
@@ -23,38 +25,29 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from segtools.errors import InputError, UsageError, require
+from segtools.inference.device import resolve_device
 from segtools.inference.tta import TTA, tta_probabilities
+from segtools.io.images import to_rgb8
+from segtools.models.preprocessing import IMAGENET, Preprocessing
 
 torch = require("torch", "models")
 F = torch.nn.functional
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def resolve_device(device: str = "auto") -> "torch.device":
-    """``auto`` → CUDA when present, else Apple MPS, else CPU; a named device must exist."""
-    name = str(device).lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu (or auto)")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps: Apple MPS is not available here; use --device cpu (or auto)")
-    if not (name == "cpu" or name == "mps" or name.startswith("cuda")):
-        raise UsageError(f"--device {device!r}: choose one of {', '.join(DEVICES)} (or cuda:N)")
-    return torch.device(name)
+BLENDS = ("gaussian", "linear", "mean")
 
 
 @dataclass(frozen=True)
 class Tiling:
-    """Sliding-window settings: tile size and overlap in pixels (or overlap fraction), blend window."""
+    """Sliding-window settings: tile size (pixels, one int or (height, width)), overlap in
+    pixels (or a fraction of the tile), blend window (``gaussian``, ``linear`` or ``mean``)."""
 
     size: int | tuple[int, int]
     overlap: int | float = 0
     blend: str = "gaussian"
+
+    def __post_init__(self) -> None:
+        if self.blend not in BLENDS:
+            raise UsageError(f"blend {self.blend!r}: choose {', '.join(BLENDS[:-1])} or {BLENDS[-1]}")
 
 
 class Predictor:
@@ -63,8 +56,8 @@ class Predictor:
     Parameters
     ----------
     model : the network (put in eval mode and moved to ``device`` here).
-    preprocessing : ``{"mean": [3], "std": [3], "scale": 1/255}`` plus optional
-        ``resize_short`` (pixels) or ``resize_factor``; ``None`` → ImageNet mean/std.
+    preprocessing : a :class:`~segtools.models.preprocessing.Preprocessing` or its dict;
+        ``None`` → :data:`~segtools.models.preprocessing.IMAGENET` (the torchvision convention).
     device : ``auto``, ``cpu``, ``cuda[:N]`` or ``mps``.
     amp : autocast: ``False``, ``True`` (fp16 on CUDA/MPS, bf16 on CPU), ``"fp16"`` or ``"bf16"``.
     batch : images (or tiles) per forward pass.
@@ -73,31 +66,27 @@ class Predictor:
     channels_last : use the channels-last memory format (faster convolutions on most back-ends).
     """
 
-    def __init__(self, model: "torch.nn.Module", preprocessing: Mapping | None = None, device: str = "auto",
+    def __init__(self, model: "torch.nn.Module", preprocessing: Preprocessing | Mapping | None = None, device: str = "auto",
                  amp: bool | str = False, batch: int = 4, tiling: Tiling | None = None, tta: TTA | None = None,
                  channels_last: bool = True) -> None:
         if batch < 1:
-            raise UsageError(f"--batch must be at least 1, not {batch}")
+            raise UsageError(f"batch must be at least 1, not {batch}")
         self.device = resolve_device(device)
-        self.preprocessing = dict(preprocessing or {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})
+        self.preprocessing = Preprocessing.of(preprocessing, IMAGENET)
         self.batch, self.tiling, self.tta = int(batch), tiling, tta
         self.amp_dtype = _amp_dtype(amp, self.device)
         self.channels_last = channels_last and self.device.type != "mps"
         self.model = model.eval().to(self.device)
         if self.channels_last and not isinstance(model, torch.jit.ScriptModule):
             self.model = self.model.to(memory_format=torch.channels_last)
-        mean = torch.tensor(self.preprocessing.get("mean", [0.0] * 3), dtype=torch.float32)
-        std = torch.tensor(self.preprocessing.get("std", [1.0] * 3), dtype=torch.float32)
-        if mean.numel() != 3 or std.numel() != 3 or bool((std <= 0).any()):
-            raise InputError(f"preprocessing: mean and std need 3 values each, std > 0 (got {mean.tolist()}, {std.tolist()})")
-        self._mean = mean.view(1, 3, 1, 1).to(self.device)
-        self._std = std.view(1, 3, 1, 1).to(self.device)
-        self._scale = float(self.preprocessing.get("scale", 1 / 255))
+        self._mean = torch.tensor(self.preprocessing.mean, dtype=torch.float32).view(1, 3, 1, 1).to(self.device)
+        self._std = torch.tensor(self.preprocessing.std, dtype=torch.float32).view(1, 3, 1, 1).to(self.device)
+        self._scale = self.preprocessing.scale
 
     # ------------------------------------------------------------------ public API
 
     def predict_scores(self, image: np.ndarray) -> np.ndarray:
-        """Class probabilities C×H×W float32 for one H×W[×C] uint8/uint16 image."""
+        """Class probabilities C×H×W float32 for one H×W[×C] image (8/16-bit or float in [0, 1])."""
         return self.predict_batch([image])[0]
 
     def predict_labels(self, image: np.ndarray) -> np.ndarray:
@@ -117,7 +106,7 @@ class Predictor:
         """
         pending: list[np.ndarray] = []
         for image in images:
-            image = _as_rgb(image)
+            image = _rgb8(image)
             if pending and (image.shape != pending[0].shape or len(pending) == self.batch):
                 yield from self._run(pending, labels)
                 pending = []
@@ -130,7 +119,7 @@ class Predictor:
     def to_tensor(self, images: Sequence[np.ndarray]) -> "torch.Tensor":
         """Stack same-size H×W×3 arrays into a normalised N×3×H×W float32 tensor on the device."""
         stacked = np.stack(images)
-        scale = self._scale * (255.0 / 65535.0 if stacked.dtype == np.uint16 else 1.0)
+        scale = self._scale
         # N×H×W×3 memory viewed as N×3×H×W is already channels-last; normalise in place
         x = torch.from_numpy(stacked).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
         x = x.mul_(scale / self._std).sub_(self._mean / self._std)
@@ -140,7 +129,7 @@ class Predictor:
         height, width = images[0].shape[:2]
         with torch.inference_mode():
             x = self.to_tensor(images)
-            size = _resized(height, width, self.preprocessing)
+            size = self.preprocessing.resized(height, width)
             if size != (height, width):
                 x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
             if self.tta is not None:
@@ -240,43 +229,14 @@ def _amp_dtype(amp: bool | str, device: "torch.device"):
         return torch.bfloat16
     if amp is True or name in ("1", "true", "yes", "on", "auto"):
         return torch.bfloat16 if device.type == "cpu" else torch.float16
-    raise UsageError(f"--amp {amp!r}: use fp16 or bf16 (or the flag alone)")
+    raise UsageError(f"amp {amp!r}: use fp16 or bf16 (or True for the device's default)")
 
 
-def _resized(height: int, width: int, preprocessing: Mapping) -> tuple[int, int]:
-    short = preprocessing.get("resize_short")
-    factor = preprocessing.get("resize_factor")
-    if short:
-        ratio = float(short) / min(height, width)
-    elif factor:
-        ratio = float(factor)
-    else:
-        return height, width
-    return max(1, int(round(height * ratio))), max(1, int(round(width * ratio)))
-
-
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    """H×W×3 uint8/uint16 RGB from grey, grey+alpha, RGB or RGBA (alpha dropped)."""
+def _rgb8(image: np.ndarray) -> np.ndarray:
+    """H×W×3 uint8 RGB from grey, grey+alpha, RGB or RGBA (alpha dropped), after checking the shape."""
     image = np.asarray(image)
-    if image.dtype not in (np.uint8, np.uint16):
-        if image.dtype.kind == "f":
-            image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        elif image.dtype.kind in "iub" and image.size and image.min() >= 0 and image.max() <= 255:
-            image = image.astype(np.uint8)
-        else:
-            raise InputError(f"cannot predict on a {image.dtype} image; give 8- or 16-bit pixels")
-    if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
+    if image.ndim not in (2, 3) or image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4):
         raise InputError(f"an image is H×W or H×W×C with 1-4 channels, not shape {image.shape}")
-    if image.shape[2] in (1, 2):
-        return np.repeat(image[..., :1], 3, axis=2)
-    return np.ascontiguousarray(image[..., :3])
-
-
-def scores_to_labels(scores: np.ndarray) -> np.ndarray:
-    """Argmax over classes (C×H×W), or ``p > 0.5`` for one channel; uint8 when ≤ 256 classes."""
-    if scores.ndim == 3 and scores.shape[0] == 1:
-        return (scores[0] > 0.5).astype(np.uint8)
-    labels = np.argmax(scores, axis=0)
-    return labels.astype(np.uint8 if scores.shape[0] <= 256 else np.uint16)
+    if image.dtype.kind not in "uifb":
+        raise InputError(f"cannot predict on a {image.dtype} image; give 8- or 16-bit pixels")
+    return to_rgb8(image)

@@ -51,7 +51,7 @@ def sliding_window(forward: Callable[["torch.Tensor"], "torch.Tensor"], images: 
     if images.ndim != 4:
         raise UsageError(f"sliding window expects N×C×H×W input, got shape {tuple(images.shape)}")
     if batch < 1:
-        raise UsageError(f"--batch must be at least 1, not {batch}")
+        raise UsageError(f"batch must be at least 1, not {batch}")
     count, _, height, width = images.shape
     tile_h, tile_w = (int(v) for v in as_pair(tile, "tile size"))
     tiles = tile_grid(height, width, (tile_h, tile_w), overlap=overlap)

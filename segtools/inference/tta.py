@@ -50,18 +50,18 @@ def parse_tta(spec: str | None) -> TTA | None:
     for token in filter(None, text.split(",")):
         name, _, value = token.partition("=")
         if name != "flip":
-            raise UsageError(f"--tta {spec!r}: unknown augmentation {name!r}; use flip[=h|v|hv] and/or scales=A,B,...")
+            raise UsageError(f"tta {spec!r}: unknown augmentation {name!r}; use flip[=h|v|hv] and/or scales=A,B,...")
         axes = value or "h"
         if set(axes) - {"h", "v"}:
-            raise UsageError(f"--tta {spec!r}: flip takes h, v or hv, not {axes!r}")
+            raise UsageError(f"tta {spec!r}: flip takes h, v or hv, not {axes!r}")
         flips = ("",) + tuple(dict.fromkeys(axes))
     if scale_part:
         try:
             scales = tuple(float(v) for v in scale_part.split(",") if v)
         except ValueError:
-            raise UsageError(f"--tta {spec!r}: scales must be numbers, e.g. scales=0.75,1,1.25") from None
+            raise UsageError(f"tta {spec!r}: scales must be numbers, e.g. scales=0.75,1,1.25") from None
         if not scales or min(scales) <= 0:
-            raise UsageError(f"--tta {spec!r}: scales must be positive numbers")
+            raise UsageError(f"tta {spec!r}: scales must be positive numbers")
     return TTA(flips, scales)
 
 

@@ -5,33 +5,27 @@ preprocessing, checkpoint layouts) is plain data, and builders are imported on u
 
 >>> sorted(ARCHITECTURES)[:3]
 ['deeplabv3-mnv3', 'deeplabv3-resnet101', 'deeplabv3-resnet50']
->>> ARCHITECTURES["unet"].preprocessing["std"]
-[1.0, 1.0, 1.0]
+>>> ARCHITECTURES["unet"].preprocessing.std
+(1.0, 1.0, 1.0)
 
 Every model's ``forward(x)`` takes N×3×H×W normalised float and returns logits
-N×C×H×W (a tensor) at the input size.
+N×C×H×W (a tensor) at the input size. Loading checkpoints into models (unwrapping, fitting
+checks, reading options off the weights) lives with the checkpoints, in
+:mod:`segtools.weights.state_dict`.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from segtools.errors import InputError, UsageError, require
+from segtools.errors import UsageError, require
+from segtools.models.preprocessing import IMAGENET, UNIT, Preprocessing
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-log = logging.getLogger("segtools")
-
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
-IMAGENET = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "scale": 1 / 255}
-UNIT = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "scale": 1 / 255}
 
 
 @dataclass(frozen=True)
@@ -46,8 +40,8 @@ class ArchSpec:
         ``"module:function"`` called as ``function(num_classes, **options)``.
     options : dict
         Accepted keyword options and their defaults.
-    preprocessing : dict
-        ``{"mean", "std", "scale"}``: input = (pixel · scale − mean) / std, per RGB channel.
+    preprocessing : Preprocessing
+        input = (pixel · scale − mean) / std, per RGB channel.
     layout : str
         Whose state dicts load with ``strict=True``.
     description : str
@@ -57,7 +51,7 @@ class ArchSpec:
     name: str
     builder: str
     options: dict[str, Any] = field(default_factory=dict)
-    preprocessing: dict[str, Any] = field(default_factory=lambda: dict(IMAGENET))
+    preprocessing: Preprocessing = IMAGENET
     layout: str = ""
     description: str = ""
 
@@ -68,9 +62,9 @@ class ArchSpec:
 
 
 def _spec(
-    name: str, builder: str, options: dict, layout: str, description: str, preprocessing: dict = IMAGENET
+    name: str, builder: str, options: dict, layout: str, description: str, preprocessing: Preprocessing = IMAGENET
 ) -> ArchSpec:
-    return ArchSpec(name, builder, options, dict(preprocessing), layout, description)
+    return ArchSpec(name, builder, options, preprocessing, layout, description)
 
 
 _TV = "torchvision.models.segmentation.{}"
@@ -152,118 +146,6 @@ def build_model(arch: str, num_classes: int, **options: Any) -> torch.nn.Module:
         raise UsageError(f"{arch}: {exc}") from None
 
 
-_WRAPPER_KEYS = ("state_dict", "model_state_dict", "model_state", "model", "net", "module")
-_PREFIXES = ("module.", "_orig_mod.")
-
-
-def unwrap_state_dict(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Return the tensors of a checkpoint as a plain state dict.
-
-    Unwraps ``{"state_dict"|"model"|"model_state"|…: {...}}`` containers, strips the
-    ``module.`` (DataParallel) and ``_orig_mod.`` (``torch.compile``) prefixes and drops
-    non-tensor entries (e.g. milesial's ``mask_values``).
-    """
-    import torch
-
-    for _ in range(3):
-        inner = next((state[k] for k in _WRAPPER_KEYS if isinstance(state.get(k), Mapping)), None)
-        if inner is None or any(isinstance(v, torch.Tensor) for v in state.values()):
-            break
-        state = inner
-    tensors: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        if not isinstance(value, torch.Tensor):
-            continue
-        for prefix in _PREFIXES:
-            while key.startswith(prefix):
-                key = key[len(prefix):]
-        tensors[key] = value
-    if not tensors:
-        raise InputError("the checkpoint holds no tensors (expected a state dict)")
-    return tensors
-
-
-def load_state_dict_flexible(
-    model: torch.nn.Module, state: Mapping[str, Any], strict: bool = True
-) -> torch.nn.Module:
-    """Load a checkpoint's weights into ``model``, tolerating common wrappers.
-
-    ``aux_classifier.*`` entries are dropped when the model has no auxiliary head (the
-    torchvision checkpoints carry one). Everything else must match exactly when ``strict``.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The model to fill (in place).
-    state : mapping
-        A state dict or a checkpoint dict holding one (see :func:`unwrap_state_dict`).
-    strict : bool
-        Require every key of the model and of the state to match (shapes always must).
-
-    Returns
-    -------
-    torch.nn.Module
-        ``model``.
-
-    Raises
-    ------
-    InputError
-        Missing or unexpected keys, or shape mismatches, with examples of each.
-    """
-    tensors = check_state_dict_fits(model, state, strict)
-    model.load_state_dict(tensors, strict=strict)
-    return model
-
-
-def check_state_dict_fits(
-    model: torch.nn.Module, state: Mapping[str, Any], strict: bool = True
-) -> dict[str, torch.Tensor]:
-    """The tensors of ``state`` that :func:`load_state_dict_flexible` would load into
-    ``model``, after checking keys and shapes; ``model`` may live on the ``meta`` device (so
-    a hostile checkpoint's declared sizes are compared before anything is allocated).
-
-    A tensor that claims more elements than its storage holds (an expanded, stride-0 view:
-    a few bytes on disk posing as gigabytes) is refused.
-
-    Raises
-    ------
-    InputError
-        Missing or unexpected keys, shape mismatches, or expanded tensors.
-    """
-    tensors = unwrap_state_dict(state)
-    for key, value in tensors.items():
-        if value.numel() and value.numel() * value.element_size() > value.untyped_storage().nbytes():
-            raise InputError(f"the checkpoint's tensor {key[:80]!r} declares {tuple(value.shape)} over "
-                             f"{value.untyped_storage().nbytes():,} bytes of data; refusing an expanded tensor")
-    expected = model.state_dict()
-    if not any(key.startswith("aux_classifier.") for key in expected):
-        dropped = [key for key in tensors if key.startswith("aux_classifier.")]
-        for key in dropped:
-            del tensors[key]
-        if dropped:
-            log.debug("ignored %d aux_classifier entries (model built without aux)", len(dropped))
-    missing = [key for key in expected if key not in tensors]
-    unexpected = [key for key in tensors if key not in expected]
-    mismatched = [
-        f"{key}: checkpoint {tuple(tensors[key].shape)} vs model {tuple(value.shape)}"
-        for key, value in expected.items()
-        if key in tensors and tuple(tensors[key].shape) != tuple(value.shape)
-    ]
-    problems = []
-    if mismatched:
-        problems.append(f"{len(mismatched)} shape mismatch(es), e.g. {mismatched[0]}")
-    if strict and missing:
-        problems.append(f"{len(missing)} missing key(s), e.g. {', '.join(missing[:3])}")
-    if strict and unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s), e.g. {', '.join(unexpected[:3])}")
-    if problems:
-        raise InputError(
-            "the checkpoint does not fit this model: " + "; ".join(problems)
-            + " (check --arch, the number of classes and the architecture options)"
-        )
-    return tensors
-
-
 def load_torchscript(path: Any, device: Any = "cpu") -> torch.nn.Module:
     """Load a TorchScript file; ``forward`` returns a logits tensor (see :mod:`.torchscript`)."""
     require("torch", "models")
@@ -272,49 +154,20 @@ def load_torchscript(path: Any, device: Any = "cpu") -> torch.nn.Module:
     return _load(path, device)
 
 
-def infer_options(arch: str, state: Mapping[str, Any]) -> dict[str, Any]:
-    """Guess ``num_classes`` and options of ``arch`` from a checkpoint's keys and shapes.
-
-    Returns a dict with ``num_classes`` plus the options that can be read off the weights
-    (``aux`` for torchvision models; every U-Net option; ``decoder_convs`` for DeepLabV3+).
-
-    Raises
-    ------
-    InputError
-        When the keys do not belong to ``arch``.
-    """
-    spec = get_arch(arch)
-    tensors = unwrap_state_dict(state)
-    try:
-        if arch == "unet":
-            from segtools.models.unet import unet_options_from_state_dict
-
-            return unet_options_from_state_dict(tensors)
-        if arch.startswith("deeplabv3plus"):
-            prefix = "classifier.classifier."
-            convs = sorted(int(k.split(".")[2]) for k in tensors if k.startswith(prefix) and k.endswith(".weight"))
-            last = f"classifier.classifier.{convs[-1]}.weight"
-            return {"num_classes": int(tensors[last].shape[0]), "decoder_convs": (convs[-1]) // 3}
-        if arch.startswith("lraspp"):
-            return {"num_classes": int(tensors["classifier.low_classifier.weight"].shape[0])}
-        options: dict[str, Any] = {"num_classes": int(tensors["classifier.4.weight"].shape[0])}
-        if spec.supports_aux:
-            options["aux"] = any(key.startswith("aux_classifier.") for key in tensors)
-        return options
-    except (KeyError, IndexError, ValueError):
-        raise InputError(f"the checkpoint's keys are not those of a '{arch}' model") from None
+def parameter_count(model: torch.nn.Module) -> int:
+    """Number of trainable and frozen parameter values of ``model`` (buffers such as BatchNorm
+    running statistics not included), as torchvision publishes it."""
+    return int(sum(p.numel() for p in model.parameters()))
 
 
 __all__ = [
     "ARCHITECTURES",
     "ArchSpec",
     "IMAGENET",
+    "Preprocessing",
     "UNIT",
     "build_model",
-    "check_state_dict_fits",
     "get_arch",
-    "infer_options",
-    "load_state_dict_flexible",
     "load_torchscript",
-    "unwrap_state_dict",
+    "parameter_count",
 ]

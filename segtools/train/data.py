@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from segtools.errors import InputError, UsageError
+from segtools.models.preprocessing import Preprocessing
 from segtools.train.augment import AugmentConfig, augment
 
 
@@ -79,6 +80,7 @@ class _ScanJob:
 def _scan_one(job: _ScanJob) -> tuple[np.ndarray, int]:
     from segtools.io.masks import read_label_mask
     from segtools.io.sniff import sniff
+    from segtools.labels import class_counts
 
     labels = read_label_mask(job.sample.mask, job.colours).labels
     with open(job.sample.image, "rb") as handle:
@@ -86,23 +88,8 @@ def _scan_one(job: _ScanJob) -> tuple[np.ndarray, int]:
     if head.width is not None and (head.height, head.width) != labels.shape:
         raise InputError(f"{job.sample.image}: image is {head.width}×{head.height} but its mask "
                          f"{job.sample.mask} is {labels.shape[1]}×{labels.shape[0]} (W×H); they must match")
-    counts = count_labels(labels, job.num_classes, job.ignore_index, job.sample.mask)
+    counts = class_counts(labels, job.num_classes, job.ignore_index, job.sample.mask)
     return counts, int(labels.size - counts.sum())
-
-
-def count_labels(labels: np.ndarray, num_classes: int, ignore_index: int | None, name: str = "mask") -> np.ndarray:
-    """Pixels per class (int64, length ``num_classes``); a value that is neither a class nor
-    ignored raises :class:`InputError` naming it."""
-    flat = labels.ravel()
-    if ignore_index is not None:
-        flat = flat[flat != ignore_index]
-    if flat.size and (int(flat.min()) < 0 or int(flat.max()) >= num_classes):
-        bad = flat[(flat < 0) | (flat >= num_classes)]
-        values = ", ".join(str(v) for v in np.unique(bad)[:5])
-        ignore = f" nor the ignore index {ignore_index}" if ignore_index is not None else ""
-        raise InputError(f"{name}: holds label value(s) {values}, which are not classes 0..{num_classes - 1}{ignore}; "
-                         "check --classes and --ignore-index")
-    return np.bincount(flat.astype(np.int64), minlength=num_classes)[:num_classes]
 
 
 def scan_masks(samples: Sequence[Sample], num_classes: int, ignore_index: int | None, *, colours=None,
@@ -177,37 +164,6 @@ def crop_pad(image: np.ndarray, mask: np.ndarray, corner: tuple[int, int], size:
     image_out[:h, :w] = image_part
     mask_out[:h, :w] = mask_part
     return image_out, mask_out
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """``(pixel·scale − mean) / std`` per RGB channel; what the checkpoint records."""
-
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    scale: float = 1.0 / 255.0
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> "Preprocessing":
-        data = data or {}
-        return cls(tuple(float(v) for v in data.get("mean", (0.0,) * 3)),
-                   tuple(float(v) for v in data.get("std", (1.0,) * 3)),
-                   float(data.get("scale", 1.0 / 255.0)))
-
-    def to_dict(self) -> dict:
-        return {"mean": list(self.mean), "std": list(self.std), "scale": self.scale}
-
-    @property
-    def fill(self) -> tuple[float, float, float]:
-        """The uint8 colour that normalises to 0 (used to pad crops)."""
-        return tuple(float(np.clip(m / self.scale, 0, 255)) for m in self.mean)
-
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        """uint8 H×W×3 → float32 3×H×W, normalised."""
-        mean = np.asarray(self.mean, np.float32)[:, None, None]
-        std = np.asarray(self.std, np.float32)[:, None, None]
-        chw = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
-        return (chw * np.float32(self.scale) - mean) / std
 
 
 class SegmentationDataset:

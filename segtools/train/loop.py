@@ -31,6 +31,8 @@ import numpy as np
 import torch
 
 from segtools.errors import InputError, OutputError, SegtoolsError, UsageError
+from segtools.inference.device import resolve_device
+from segtools.models import parameter_count
 from segtools.train import setup
 from segtools.train.config import TrainConfig
 from segtools.train.monitor import DiceMonitor
@@ -93,7 +95,7 @@ class _Run:
         self.config = config
         self.emit = on_event or (lambda kind, info: None)
         self.output = Path(config.output)
-        self.device = setup.resolve_device(config.device)
+        self.device = resolve_device(config.device)
         self.parts = setup.build_parts(config, self.device)
         self.step = 0
         self.epoch = 0
@@ -208,7 +210,7 @@ class _Run:
         self.emit("start", {"device": str(self.device), "train_images": len(parts.train_set),
                             "val_images": len(parts.val_set) if parts.val_set is not None else 0,
                             "batches_per_epoch": len(parts.train_loader), "epoch": self.epoch,
-                            "epochs": config.epochs, "parameters": sum(p.numel() for p in parts.model.parameters()),
+                            "epochs": config.epochs, "parameters": parameter_count(parts.model),
                             "output": str(self.output), "class_names": list(parts.meta.names or [])})
         while self.epoch < config.epochs:
             record = self.train_epoch()

@@ -21,32 +21,14 @@ from segtools.errors import InputError, UsageError
 from segtools.io.meta import ClassMeta, default_palette
 from segtools.train.augment import AugmentConfig
 from segtools.train.config import TrainConfig
-from segtools.train.data import (EpochSampler, Preprocessing, SegmentationDataset, collate, find_pairs,
-                                 scan_masks, split_validation)
+from segtools.models.preprocessing import Preprocessing
+from segtools.train.data import EpochSampler, SegmentationDataset, collate, find_pairs, scan_masks, split_validation
 from segtools.train.losses import CombinedLoss, build_loss
 from segtools.train.schedule import Schedule
 
 log = logging.getLogger("segtools")
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else Apple MPS, else CPU; other names as given."""
-    name = (name or "auto").lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available here; use --device cpu or auto")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"--device {name!r}: give auto, cpu, cuda, cuda:N or mps") from None
 
 
 @contextlib.contextmanager
@@ -142,15 +124,6 @@ class Parts:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
 
-def default_preprocessing(arch: str) -> dict:
-    """The architecture's preprocessing from the model registry."""
-    from segtools.models import get_arch
-
-    pre = dict(get_arch(arch).preprocessing or {})
-    pre.setdefault("scale", 1.0 / 255.0)
-    return pre
-
-
 def _loader(dataset, config: TrainConfig, device: torch.device, **kwargs):
     from torch.utils.data import DataLoader
 
@@ -184,7 +157,7 @@ def _amp(config: TrainConfig, device: torch.device):
 
 def build_parts(config: TrainConfig, device: torch.device, on_scan: Callable | None = None) -> Parts:
     """Build data, model, optimiser, schedule and loss for ``config`` (checks every mask)."""
-    from segtools.models import build_model
+    from segtools.models import build_model, get_arch
 
     meta, num_classes = resolve_classes(config)
     colours = config.palette
@@ -201,7 +174,7 @@ def build_parts(config: TrainConfig, device: torch.device, on_scan: Callable | N
     weights = None
     if config.class_weights:
         weights = read_class_weights(config.class_weights, counts, num_classes, config.class_weights_beta)
-    preprocessing = Preprocessing.from_dict(config.preprocessing or default_preprocessing(config.arch))
+    preprocessing = Preprocessing.of(config.preprocessing, get_arch(config.arch).preprocessing)
     augment_config = AugmentConfig(crop=config.crop, **config.augment)
     train_set = SegmentationDataset(train_samples, preprocessing, ignore_index=_pad_value(meta),
                                     augment_config=augment_config, seed=config.seed, patch=config.patch,

@@ -35,15 +35,13 @@ VERSION = 1
 RAW_FORMAT = "state-dict"
 SAFETENSORS_METADATA_KEY = "segtools"
 
-#: keys that may hold the weights inside a wrapper dict, in order of preference
-STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "params")
 #: checkpoint fields that are metadata (everything but tensors and training state)
 METADATA_KEYS = ("format", "version", "arch", "arch_options", "num_classes", "classes",
                  "preprocessing", "epoch", "metrics", "train_args")
 
 
 def make_checkpoint(arch: str, num_classes: int, state_dict: Mapping[str, Any], *,
-                    classes: Mapping | None = None, preprocessing: Mapping | None = None,
+                    classes: Mapping | None = None, preprocessing: Any = None,
                     arch_options: Mapping | None = None, **extra: Any) -> dict:
     """Assemble a segtools checkpoint dict (see the module docstring for the layout).
 
@@ -53,10 +51,15 @@ def make_checkpoint(arch: str, num_classes: int, state_dict: Mapping[str, Any], 
     num_classes : number of output channels (classes) of the model.
     state_dict : the model's parameters and buffers.
     classes : :meth:`ClassMeta.to_dict` output, or ``None`` when unknown.
-    preprocessing : ``{"mean": [3 floats], "std": [3 floats], "scale": float}``; pixels are
-        multiplied by ``scale`` (1/255 for 8-bit images), then ``(x - mean) / std``.
+    preprocessing : a :class:`~segtools.models.preprocessing.Preprocessing` or its dict
+        (``{"mean": [3 floats], "std": [3 floats], "scale": float}``); pixels are multiplied by
+        ``scale`` (1/255 for 8-bit images), then ``(x - mean) / std``. Stored as the dict.
     extra : optional fields (``optimizer``, ``scheduler``, ``epoch``, ``metrics``, ...).
     """
+    from segtools.models.preprocessing import Preprocessing
+
+    if preprocessing is not None:
+        preprocessing = Preprocessing.of(preprocessing).to_dict()
     payload = {
         "format": FORMAT, "version": VERSION, "arch": str(arch),
         "arch_options": dict(arch_options or {}), "num_classes": int(num_classes),
@@ -194,31 +197,6 @@ def _read_safetensors(path: str | os.PathLike) -> dict:
     return payload
 
 
-def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> dict:
-    """The tensor dict inside ``obj``: itself, or under one of :data:`STATE_DICT_KEYS`, with a
-    ``module.`` prefix (DataParallel) removed and non-tensor entries (e.g. milesial's
-    ``mask_values``) dropped."""
-    torch = require("torch", "models")
-    if isinstance(obj, Mapping) and not _is_tensor_dict(obj, torch):
-        for key in STATE_DICT_KEYS:
-            if isinstance(obj.get(key), Mapping) and _is_tensor_dict(obj[key], torch):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping):
-        raise InputError(f"{source}: holds a {type(obj).__name__}, not a state dict")
-    tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise InputError(f"{source}: no tensors found (keys: {', '.join(list(map(str, obj))[:6])})")
-    if all(k.startswith("module.") for k in tensors):
-        tensors = {k[len("module."):]: v for k, v in tensors.items()}
-    return tensors
-
-
-def _is_tensor_dict(obj: Mapping, torch) -> bool:
-    values = list(obj.values())
-    return bool(values) and sum(isinstance(v, torch.Tensor) for v in values) >= max(1, len(values) // 2)
-
-
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint as data and normalise it to the segtools layout.
 
@@ -231,6 +209,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         Metadata fields are type-checked and bounded (:func:`segtools.weights.metadata.check_metadata`).
     """
     from segtools.weights.metadata import check_metadata
+    from segtools.weights.state_dict import unwrap_state_dict
 
     obj = read_weights_file(path)
     if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
@@ -258,9 +237,3 @@ def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
         while block := handle.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
-
-
-def parameter_count(state_dict: Mapping[str, Any]) -> int:
-    """Number of values in the floating-point tensors of a state dict (buffers such as
-    BatchNorm running statistics included, ``num_batches_tracked`` counters excluded)."""
-    return int(sum(v.numel() for v in state_dict.values() if getattr(v, "is_floating_point", lambda: False)()))

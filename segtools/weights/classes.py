@@ -49,36 +49,28 @@ class PixelCounts:
 
 def count_pixels(masks: Iterable[np.ndarray], num_classes: int,
                  ignore_index: int | Sequence[int] | None = 255) -> PixelCounts:
-    """Count the pixels of each class over ``masks`` (H×W integer label arrays).
+    """Count the pixels of each class over ``masks`` (H×W integer label arrays), one
+    :func:`segtools.labels.class_counts` per mask.
 
     Raises
     ------
     InputError
         A label that is neither a class in ``[0, num_classes)`` nor ignored.
     """
+    from segtools.labels import class_counts
+
     if num_classes < 1:
         raise UsageError(f"num_classes must be at least 1, not {num_classes}")
-    ignored_values = [] if ignore_index is None else (
-        [int(ignore_index)] if np.isscalar(ignore_index) else [int(v) for v in ignore_index])
     pixels = np.zeros(num_classes, np.int64)
     present = np.zeros(num_classes, np.int64)
     images = ignored = 0
     for number, mask in enumerate(masks):
-        flat = np.asarray(mask).ravel()
-        if flat.dtype.kind not in "iub":
-            raise InputError(f"mask {number}: labels must be integers, not {flat.dtype}")
-        flat = flat.astype(np.int64, copy=False)
-        if ignored_values:
-            keep = ~np.isin(flat, ignored_values)
-            ignored += int(flat.size - keep.sum())
-            flat = flat[keep]
-        if flat.size and (flat.min() < 0 or flat.max() >= num_classes):
-            bad = int(flat.min()) if flat.min() < 0 else int(flat.max())
-            raise InputError(f"mask {number}: label {bad} is outside 0..{num_classes - 1} and not ignored; "
-                             "pass the right --num-classes or --ignore-index")
-        counts = np.bincount(flat, minlength=num_classes)
+        mask = np.asarray(mask)
+        counts = class_counts(mask, num_classes, ignore_index, name=f"mask {number}")
+        valid = int(counts.sum())
+        ignored += int(mask.size - valid)
         pixels += counts
-        present += np.where(counts > 0, flat.size, 0)
+        present += np.where(counts > 0, valid, 0)
         images += 1
     return PixelCounts(pixels, present, images, ignored)
 

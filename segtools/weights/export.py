@@ -34,7 +34,7 @@ def metadata_json(loaded: LoadedModel) -> str:
         "format": "segtools-export", "version": 1, "arch": loaded.arch, "num_classes": loaded.num_classes,
         "arch_options": loaded.arch_options,
         "classes": loaded.classes.to_dict() if loaded.classes is not None else None,
-        "preprocessing": loaded.preprocessing,
+        "preprocessing": loaded.preprocessing.to_dict(),
     })
 
 
@@ -56,7 +56,7 @@ def export_model(loaded: LoadedModel, output: str | os.PathLike, fmt: str = "tor
     torch = require("torch", "models")
     fmt = fmt.lower()
     if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt!r}: choose torchscript or onnx")
+        raise UsageError(f"export format {fmt!r}: choose torchscript or onnx")
     if fmt == "onnx":
         require_onnx()
     out = check_output_path(output)

@@ -20,6 +20,7 @@ from typing import Any
 from segtools.errors import InputError, UsageError, require
 from segtools.io.limits import check_class_count
 from segtools.io.meta import ClassMeta, load_classes
+from segtools.models.preprocessing import IMAGENET, Preprocessing
 from segtools.weights.checkpoint import file_kind, load_checkpoint
 
 TORCHSCRIPT_META = "segtools.json"
@@ -37,7 +38,7 @@ class LoadedModel:
     arch: str
     num_classes: int | None
     classes: ClassMeta | None
-    preprocessing: dict
+    preprocessing: Preprocessing
     source: str
     arch_options: dict = field(default_factory=dict)
     path: Path | None = None
@@ -116,8 +117,9 @@ def _from_checkpoint(path: Path, arch: str | None, classes: Any, fallback: dict,
     checkpoint's tensors, so declared sizes that do not match the weights fail before
     anything of their size is allocated."""
     torch = require("torch", "models")
-    from segtools.models import build_model, check_state_dict_fits, get_arch, infer_options, load_state_dict_flexible
+    from segtools.models import build_model, get_arch
     from segtools.weights.metadata import check_arch_options
+    from segtools.weights.state_dict import check_state_dict_fits, infer_options, load_state_dict_flexible
 
     checkpoint = load_checkpoint(path)
     arch = arch or checkpoint.get("arch") or fallback.get("arch")
@@ -150,14 +152,13 @@ def _from_checkpoint(path: Path, arch: str | None, classes: Any, fallback: dict,
         if candidate is not None and candidate != "":
             break
     meta = classes_from(candidate, num_classes)
-    prep = {**spec.preprocessing, **(fallback.get("preprocessing") or {}), **(checkpoint.get("preprocessing") or {})}
+    prep = spec.preprocessing.updated(fallback.get("preprocessing")).updated(checkpoint.get("preprocessing"))
     return LoadedModel(network, arch, num_classes, meta, prep, source, options, path)
 
 
 def _from_torchscript(path: Path, classes: Any, device: str) -> LoadedModel:
     require("torch", "models")
     from segtools.io.jsondata import parse_json
-    from segtools.models import IMAGENET
     from segtools.models.torchscript import load_torchscript
     from segtools.weights.metadata import check_metadata
 
@@ -172,6 +173,6 @@ def _from_torchscript(path: Path, classes: Any, device: str) -> LoadedModel:
         meta = check_metadata(parsed, where)
     num_classes = meta.get("num_classes")
     class_meta = classes_from(classes if classes is not None else meta.get("classes"), num_classes)
-    prep = dict(meta.get("preprocessing") or IMAGENET)
+    prep = Preprocessing.of(meta.get("preprocessing") or None, IMAGENET)  # foreign files: the torchvision convention
     return LoadedModel(network, meta.get("arch") or "", num_classes, class_meta, prep,
                        str(path), {}, path)

@@ -19,9 +19,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from segtools.errors import InputError, OutputError
+from segtools.models.preprocessing import IMAGENET, UNIT, Preprocessing
 
-IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "scale": 1 / 255}
-UNIT = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "scale": 1 / 255}
 TORCH_HUB_HASH = re.compile(r"-([a-f0-9]{6,})\.")
 
 
@@ -35,8 +34,8 @@ class WeightsEntry:
     arch : architecture in :data:`segtools.models.ARCHITECTURES`.
     classes : a class preset name (``voc``, ``camvid``...) or a :meth:`ClassMeta.to_dict` dict.
     num_classes : output channels of the model.
-    preprocessing : ``mean``/``std``/``scale`` and optionally ``resize_short`` (resize so the
-        shorter side has this many pixels) or ``resize_factor`` (scale both sides).
+    preprocessing : :class:`~segtools.models.preprocessing.Preprocessing` (``mean``/``std``/
+        ``scale`` and optionally ``resize_short`` or ``resize_factor``); a dict in JSON.
     url : where ``weights pull`` downloads it ("" for local entries).
     sha256 : full hex SHA-256, when published.
     hash_prefix : the torch-hub style prefix of the SHA-256 in the file name, when present.
@@ -55,7 +54,7 @@ class WeightsEntry:
     arch: str
     classes: str | dict
     num_classes: int
-    preprocessing: dict = field(default_factory=lambda: dict(IMAGENET))
+    preprocessing: Preprocessing = IMAGENET
     url: str = ""
     sha256: str = ""
     hash_prefix: str = ""
@@ -73,8 +72,11 @@ class WeightsEntry:
     def cache_name(self) -> str:
         return self.file_name or self.url.rsplit("/", 1)[-1] or f"{self.name}.pt"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "preprocessing", Preprocessing.of(self.preprocessing))
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "preprocessing": self.preprocessing.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "WeightsEntry":
@@ -86,7 +88,7 @@ def _torchvision(name: str, arch: str, file: str, params: int, miou: float, acc:
                  description: str) -> WeightsEntry:
     return WeightsEntry(
         name=name, arch=arch, classes="voc", num_classes=21,
-        preprocessing={**IMAGENET, "resize_short": 520},
+        preprocessing=IMAGENET.with_(resize_short=520),
         url=f"https://download.pytorch.org/models/{file}", hash_prefix=TORCH_HUB_HASH.search(file).group(1),
         file_size_mb=size_mb, num_params=params,
         metrics={"miou": miou, "pixel_acc": acc, "dataset": "COCO val2017, 20 VOC categories"},
@@ -99,7 +101,7 @@ def _carvana(name: str, scale: float) -> WeightsEntry:
     return WeightsEntry(
         name=name, arch="unet", classes={"names": ["background", "car"], "palette": [[0, 0, 0], [255, 255, 255]],
                                          "ignore_index": None},
-        num_classes=2, preprocessing={**UNIT, "resize_factor": scale},
+        num_classes=2, preprocessing=UNIT.with_(resize_factor=scale),
         url=f"https://github.com/milesial/Pytorch-UNet/releases/download/v3.0/{file}",
         metrics={"dice": 0.988423, "dataset": "Carvana (Kaggle), held-out images"},
         license="GPL-3.0", arch_options={"bilinear": False},
@@ -122,7 +124,7 @@ BUILTIN: dict[str, WeightsEntry] = {e.name: e for e in (
                  3221538, 57.9, 91.2, 12.49, "torchvision LR-ASPP MobileNetV3-Large, COCO with VOC labels"),
     _carvana("unet-carvana", 0.5),
     _carvana("unet-carvana-full", 1.0),
-    WeightsEntry(name="camvid", arch="lraspp-mnv3", classes="camvid", num_classes=11, preprocessing=dict(IMAGENET),
+    WeightsEntry(name="camvid", arch="lraspp-mnv3", classes="camvid", num_classes=11, preprocessing=IMAGENET,
                  path="camvid.pt", source="bundled", license="MIT",
                  description="segtools' own LR-ASPP MobileNetV3 trained from scratch on CamVid (11 classes), "
                              "bundled with the package (recipe: bench/RESULTS.md)"),
