@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from segtools.errors import InputError
-from segtools.formats import Summary, cityscapes, coco, coco_panoptic, labelme, voc, yolo
+from segtools.formats import Summary, cityscapes, coco, coco_dataset, coco_panoptic, labelme, voc, yolo
 
 FIXTURES = Path(__file__).parent / "fixtures" / "formats"
 
@@ -20,9 +20,16 @@ def _car_and_person() -> np.ndarray:
     return labels
 
 
+def _label_masks(data: dict) -> dict:
+    """``file_name → label mask`` of every image, through the dataset reader."""
+    categories, records, _ = coco_dataset.read_coco(data)
+    return {r.image["file_name"]: coco.annotations_to_labels(r.annotations, r.image["height"], r.image["width"],
+                                                            categories.label_of, 255, None, f"{r.image['file_name']}: ")
+            for r in records}
+
+
 def test_cvat_coco_export_polygons_and_both_rle_forms():
-    data = coco.load(FIXTURES / "coco_cvat.json")
-    masks = dict((image["file_name"], labels) for image, labels in coco.iter_label_masks(data))
+    masks = _label_masks(coco.load(FIXTURES / "coco_cvat.json"))
     np.testing.assert_array_equal(masks["frame_000000.jpg"], _car_and_person())
     second = np.full((8, 10), 255, np.uint8)
     second[5:8, 6:10] = 1
@@ -41,7 +48,7 @@ def test_unknown_category_is_named():
     data = coco.load(FIXTURES / "coco_cvat.json")
     data["annotations"][0]["category_id"] = 99
     with pytest.raises(InputError, match="unknown category_id 99"):
-        list(coco.iter_label_masks(data))
+        _label_masks(data)
 
 
 def test_yolo_labels_boxes_and_segments():
@@ -119,8 +126,9 @@ def test_voc_segmentation_object_with_borders():
     classes[1:4, 1:4], objects[1:4, 1:4] = 15, 1
     classes[0, :], objects[0, :] = 255, 255  # border
     classes[4:6, 4:6], objects[4:6, 4:6] = 7, 2
-    found = voc.objects_to_instances(classes, objects)
-    assert [c for c, _ in found] == [15, 7] and found[0][1].sum() == 9
+    assert voc.object_classes(classes, objects) == {1: 15, 2: 7}
+    found = voc.segmentation_annotations(classes, objects, "rle")
+    assert [(a["category_id"], a["area"]) for a in found] == [(16, 9), (8, 4)]
 
 
 def test_labelme_shapes():
@@ -146,11 +154,9 @@ def test_cityscapes_ids():
     train = cityscapes.label_to_train(label_ids)
     assert train.tolist() == [[0, 1, 255], [13, 18, 255]]
     assert cityscapes.train_to_label(train).tolist() == [[7, 8, 0], [26, 33, 0]]
-    assert cityscapes.label_colours(label_ids)[0, 0].tolist() == [128, 64, 128]
     instance_ids = np.array([[26001, 26002, 7], [24000, 11, 0]])
     classes, numbers = cityscapes.split_instance_ids(instance_ids)
     assert classes.tolist() == [[26, 26, 7], [24, 11, 0]] and numbers.tolist() == [[1, 2, 0], [0, 0, 0]]
-    np.testing.assert_array_equal(cityscapes.join_instance_ids(classes, numbers)[0], instance_ids[0])
     with pytest.raises(InputError, match="labelIds"):
         cityscapes.label_to_train(np.array([[40]]))
 

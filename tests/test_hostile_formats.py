@@ -182,7 +182,7 @@ def test_data_yaml_with_a_billion_classes_is_refused(tmp_path):
     (dataset / "labels").mkdir(parents=True)
     (dataset / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     (dataset / "data.yaml").write_text("nc: 1000000000\n")
-    result = run_bounded("convert", dataset, "--to", "coco", "--image-size", "10x8", "-o", tmp_path / "o.json")
+    result = run_bounded("convert", dataset, "--to", "coco", "--image-size", "8x10", "-o", tmp_path / "o.json")
     assert_clean_refusal(result)
     assert "65,536" in result.stderr and not (tmp_path / "o.json").exists()
 
@@ -192,7 +192,7 @@ def test_yolo_class_id_without_yaml_is_capped(tmp_path, label):
     labels = tmp_path / "labels"
     labels.mkdir()
     (labels / "a.txt").write_text(f"{label} 0.5 0.5 0.2 0.2\n")
-    result = run_bounded("convert", labels, "--from", "yolo", "--to", "coco", "--image-size", "10x8",
+    result = run_bounded("convert", labels, "--from", "yolo", "--to", "coco", "--image-size", "8x10",
                          "-o", tmp_path / "o.json")
     assert_clean_refusal(result)
     assert "out of range" in result.stderr and not (tmp_path / "o.json").exists()
@@ -247,7 +247,7 @@ def test_labelme_voc_and_yolo_read_from_stdin(cli, tmp_path):
     result = cli("convert", "-", "--to", "coco", input=xml)
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["annotations"][0]["bbox"] == [1.0, 1.0, 4.0, 3.0]
-    result = cli("convert", "-", "--to", "coco", "--image-size", "10x8", input=b"0 0.5 0.5 0.2 0.25\n")
+    result = cli("convert", "-", "--to", "coco", "--image-size", "8x10", input=b"0 0.5 0.5 0.2 0.25\n")
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout)["annotations"][0]["bbox"] == pytest.approx([4.0, 3.0, 2.0, 2.0])
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -24,7 +23,6 @@ from segtools.errors import InputError
 from segtools.formats import Summary
 from segtools.formats import polygons as polylib
 from segtools.formats import rle as rlelib
-
 
 
 def load(source, name: str | None = None) -> dict:
@@ -43,26 +41,6 @@ def check(data, name: str = "COCO JSON") -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise InputError(f"{name}: not a COCO instances file (no 'annotations' list)")
     return schema.instances(data, name)
-
-
-@dataclass
-class Categories:
-    """Sorted category ids, their names, and ``label_of[id]`` (contiguous rank)."""
-
-    ids: list[int]
-    names: list[str]
-
-    @property
-    def label_of(self) -> dict[int, int]:
-        return {cid: i for i, cid in enumerate(self.ids)}
-
-    @classmethod
-    def from_coco(cls, data: dict) -> "Categories":
-        cats = sorted(data["categories"], key=lambda c: int(c["id"]))
-        return cls([int(c["id"]) for c in cats], [str(c.get("name", c["id"])) for c in cats])
-
-    def to_coco(self) -> list[dict]:
-        return [{"id": cid, "name": name, "supercategory": ""} for cid, name in zip(self.ids, self.names)]
 
 
 def image_size(image: dict, name: str = "image") -> tuple[int, int]:
@@ -145,16 +123,6 @@ def _outside(polygon, height: int, width: int) -> bool:
     return bool((points < 0).any() or (points[:, 0] > width).any() or (points[:, 1] > height).any())
 
 
-def iter_label_masks(data: dict, fill: int = 255, summary: Summary | None = None) -> Iterator[tuple[dict, np.ndarray]]:
-    """``(image entry, label mask)`` for every image, one at a time."""
-    label_of = Categories.from_coco(data).label_of
-    groups = group_annotations(data)
-    for image in data["images"]:
-        h, w = image_size(image, str(image.get("file_name", image.get("id"))))
-        yield image, annotations_to_labels(groups.get(image.get("id"), []), h, w, label_of, fill, summary,
-                                           f"{image.get('file_name', image.get('id'))}: ")
-
-
 def mask_annotation(mask: np.ndarray, mode: str = "polygon", epsilon: float = 0.0,
                     summary: Summary | None = None, holes: str = "bridge") -> dict | None:
     """``segmentation``, ``area`` and ``bbox`` for one binary mask (None when it traces empty).
@@ -174,7 +142,7 @@ def mask_annotation(mask: np.ndarray, mode: str = "polygon", epsilon: float = 0.
         if summary is not None:
             summary.add("holes kept as keyhole bridges", traced.holes - traced.holes_filled)
             summary.add("holes filled (YOLO has no holes)", traced.holes_filled, lossy=True)
-            summary.add("outlines simplified (--epsilon)", len(traced.polygons) if epsilon > 0 else 0, lossy=True)
+            summary.add("outlines simplified (Douglas-Peucker epsilon)", len(traced.polygons) if epsilon > 0 else 0, lossy=True)
         segm = [polylib.flat(p, 3) for p in traced.polygons]
         if epsilon > 0 or traced.holes_filled:
             encoded = rlelib.encode(polylib.polygons_to_mask(segm, h, w))
@@ -202,7 +170,7 @@ def labels_to_annotations(labels: np.ndarray, image_id: int, first_id: int, skip
         for fields in parts:
             if fields is None or fields["area"] == 0:
                 if summary is not None:
-                    summary.add("parts that vanished under --epsilon simplification", lossy=True)
+                    summary.add("parts that vanished when simplified (epsilon)", lossy=True)
                 continue
             annotations.append({"id": first_id + len(annotations), "image_id": image_id,
                                 "category_id": value + 1, "iscrowd": 0, **fields})

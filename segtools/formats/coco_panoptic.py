@@ -151,7 +151,7 @@ def dataset_to_masks(data: dict, png_root: Path, out_root: Path, summary, allow_
 
 
 def _thing_labels(things: Collection[str], names: Sequence[str] | None) -> set[int]:
-    """Labels of ``--things`` given by name (case-insensitive) or label."""
+    """Labels of ``things`` given by name (case-insensitive) or label."""
     lookup = {n.lower(): k for k, n in enumerate(names or ())}
     labels = set()
     for thing in things:
@@ -161,8 +161,8 @@ def _thing_labels(things: Collection[str], names: Sequence[str] | None) -> set[i
         elif text.lower() in lookup:
             labels.add(lookup[text.lower()])
         else:
-            known = ", ".join(names) if names else "none: give --classes, or labels"
-            raise UsageError(f"--things {text!r}: unknown class (known: {known})")
+            known = ", ".join(names) if names else "none: give the class names (classes), or labels"
+            raise UsageError(f"things {text!r}: unknown class (known: {known})")
     return labels
 
 
@@ -185,7 +185,7 @@ def masks_to_dataset(pairs, json_path, summary, names: tuple[str, ...] | None = 
 
     json_path = check_output_path(json_path, allow_overwrite)
     if json_path.suffix.lower() != ".json":
-        raise UsageError(f"-o {json_path}: COCO panoptic output is a .json file (its PNGs go to {json_path.with_suffix('')}/)")
+        raise UsageError(f"{json_path}: COCO panoptic output is a .json file (its PNGs go to {json_path.with_suffix('')}/)")
     png_root = json_path.with_suffix("")
     entries: list[dict] | None = None
     seen_things: set[int] = set()
@@ -228,7 +228,7 @@ def masks_to_dataset(pairs, json_path, summary, names: tuple[str, ...] | None = 
         if image_names is not None:
             file_name = image_names.get(pairing_key(semantic_item.rel))
             if file_name is None:
-                raise InputError(f"{semantic_item.path}: no image with a matching name in --images")
+                raise InputError(f"{semantic_item.path}: no photo with a matching name in the images folder")
         images.append({"id": i + 1, "file_name": file_name, "height": int(height), "width": int(width)})
         annotations.append({"image_id": i + 1, "file_name": png_name, "segments_info": segments})
         summary.add("panoptic segments written", len(segments))
@@ -248,3 +248,28 @@ def masks_to_dataset(pairs, json_path, summary, names: tuple[str, ...] | None = 
             "categories": categories}
     write_bytes(json_path, (json.dumps(data, separators=(",", ":")) + "\n").encode(), allow_overwrite)
     return json_path
+
+
+def mask_pairs(specs: Sequence[str], instance_masks: str | None = None) -> list:
+    """``(semantic item, instance item or None)`` pairs: the semantic masks of ``specs`` with the
+    instance masks under ``instance_masks`` paired by name (default: ``<folder>/instances``, the
+    layout :func:`dataset_to_masks` writes, when ``specs`` is one folder holding it)."""
+    from segtools.io.batch import expand_inputs, pair_items
+
+    if not instance_masks and len(specs) == 1 and (Path(specs[0]) / "instances").is_dir():
+        instance_masks = str(Path(specs[0]) / "instances")
+    semantic = expand_inputs(specs, extensions=(".png", ".npy"))
+    if not instance_masks:
+        return [(item, None) for item in semantic]
+    inside = Path(instance_masks).resolve()
+    semantic = [it for it in semantic if inside not in Path(it.path).resolve().parents]
+    return pair_items(semantic, expand_inputs([instance_masks], extensions=(".png", ".npy")),
+                      names=("semantic mask", "instance mask")).pairs
+
+
+def png_folder(json_path: str, png_root: str | Path | None = None) -> Path:
+    """The folder of a panoptic JSON's PNGs: ``png_root``, else the folder named like the JSON."""
+    folder = Path(png_root) if png_root else Path(json_path).with_suffix("")
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no folder of panoptic PNGs (give the folder of the PNGs as images)")
+    return folder

@@ -1,6 +1,6 @@
 """Instance-id masks ⇄ COCO instances.
 
-Three kinds of instance mask become one COCO annotation per object:
+Two kinds of instance mask become one COCO annotation per object:
 
 * **segtools instance masks** (``kind="instance"`` in the PNG metadata, as ``segtools
   postprocess --instances`` writes them): value = instance id, 0 = no instance; the class of
@@ -11,9 +11,9 @@ Three kinds of instance mask become one COCO annotation per object:
   labelId — skipped for stuff classes, and one ``iscrowd`` region for a thing class (a group
   of objects without instance numbers, detectron2's reading). ``category_id = labelId + 1``
   with all 34 labelIds listed, so converting back to masks gives labelIds.
-* **Pascal VOC** ``SegmentationObject`` numbers (255 = void border) with the
-  ``SegmentationClass`` mask beside them: the class of an object is the majority class
-  under it.
+
+Pascal VOC ``SegmentationObject`` pairs are read in :mod:`segtools.formats.voc` through
+:func:`regions_to_annotations`, the region tracer shared by all three.
 
 The way back, :func:`annotations_to_instances`, numbers the annotations of an image 1..N in
 file order (a later one wins where two overlap, counted) and
@@ -24,33 +24,20 @@ from __future__ import annotations
 
 import io
 from pathlib import PurePosixPath
-from typing import Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from segtools.errors import InputError, OutputError
 from segtools.formats import Summary
+from segtools.formats import cityscapes
 from segtools.formats import coco as cocolib
 from segtools.formats import polygons as polylib
 from segtools.formats import rle as rlelib
+from segtools.formats.records import Categories, Record, Tick, stem_path
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 INTERPRETATIONS = ("auto", "semantic", "instance", "cityscapes")
-
-
-def cityscapes_names() -> tuple[str, ...]:
-    """Names of Cityscapes labelIds 0..33 (index = labelId)."""
-    from segtools.io.presets import CITYSCAPES_LABELS
-
-    names = {lab.id: lab.name for lab in CITYSCAPES_LABELS if lab.id >= 0}
-    return tuple(names[i] for i in range(len(names)))
-
-
-def cityscapes_thing_ids() -> np.ndarray:
-    """labelIds of the classes annotated per instance (human and vehicle categories)."""
-    from segtools.io.presets import CITYSCAPES_LABELS
-
-    return np.array(sorted(lab.id for lab in CITYSCAPES_LABELS if lab.id >= 0 and lab.category in ("human", "vehicle")))
 
 
 def mask_kind(mask, name: str, is_png: bool, forced: str = "auto") -> str:
@@ -86,7 +73,7 @@ def annotate_instance_mask(mask, kind: str, mode: str = "polygon", epsilon: floa
     The kind comes back as ``instance-without-classes`` when the metadata has no class list.
     """
     if kind == "cityscapes":
-        return cityscapes_annotations(mask.labels, mode, epsilon, summary, holes, mask.name), cityscapes_names(), kind
+        return cityscapes_annotations(mask.labels, mode, epsilon, summary, holes, mask.name), cityscapes.label_names(), kind
     classes, names, crowd = stored_classes(mask.meta, mask.name)
     annotations = instance_annotations(mask.labels, classes, crowd, mode, epsilon, summary, holes, mask.name)
     return annotations, names, ("instance" if classes is not None else "instance-without-classes")
@@ -160,7 +147,7 @@ def regions_to_annotations(index: np.ndarray, regions: Sequence[tuple[int, int, 
                                  summary, holes)
         if fields is None or fields["area"] == 0:
             if summary is not None:
-                summary.add("parts that vanished under --epsilon simplification", lossy=True)
+                summary.add("parts that vanished when simplified (epsilon)", lossy=True)
             continue
         annotations.append({"category_id": int(category_id), "iscrowd": int(iscrowd), **fields})
     return annotations
@@ -196,12 +183,9 @@ def cityscapes_annotations(instance_ids: np.ndarray, mode: str = "polygon", epsi
                            summary: Summary | None = None, holes: str = "bridge",
                            name: str = "instanceIds") -> list[dict]:
     """Annotations of a Cityscapes instanceIds image (``category_id = labelId + 1``)."""
-    ids = np.asarray(instance_ids).astype(np.int64)
-    values, index = _compact(ids)
-    label_ids = np.where(values >= 1000, values // 1000, values)
-    if label_ids.min(initial=0) < 0 or label_ids.max(initial=0) > 33:
-        raise InputError(f"{name}: not Cityscapes instanceIds (class part outside 0..33)")
-    is_thing = np.isin(label_ids, cityscapes_thing_ids())
+    values, index = _compact(np.asarray(instance_ids).astype(np.int64))
+    label_ids, _ = cityscapes.split_instance_ids(values, name)
+    is_thing = np.isin(label_ids, cityscapes.thing_ids())
     crowd = is_thing & (values < 1000)
     if summary is not None:
         summary.add("Cityscapes thing regions without instance numbers (written as iscrowd)", int(crowd.sum()))
@@ -209,77 +193,6 @@ def cityscapes_annotations(instance_ids: np.ndarray, mode: str = "polygon", epsi
         summary.add("Cityscapes stuff classes left out (COCO instances hold objects)", stuff, lossy=True)
     regions = [(k + 1, int(label_ids[k]) + 1, bool(crowd[k])) for k in np.flatnonzero(is_thing)]
     return regions_to_annotations(index, regions, mode, epsilon, summary, holes)
-
-
-def object_classes(class_mask: np.ndarray, object_mask: np.ndarray, void: int = 255) -> dict[int, int]:
-    """``object number → majority class`` of a VOC SegmentationObject/SegmentationClass pair."""
-    class_mask, object_mask = np.asarray(class_mask), np.asarray(object_mask)
-    if class_mask.shape != object_mask.shape:
-        raise InputError(f"SegmentationClass {class_mask.shape} and SegmentationObject {object_mask.shape} sizes differ")
-    valid = (object_mask != 0) & (object_mask != void) & (class_mask != void)
-    objects, classes = object_mask[valid].astype(np.int64), class_mask[valid].astype(np.int64)
-    if objects.size == 0:
-        return {}
-    width = int(classes.max()) + 1
-    votes = np.bincount(objects * width + classes, minlength=(int(objects.max()) + 1) * width).reshape(-1, width)
-    present = np.flatnonzero(votes.sum(1))
-    return dict(zip(present.tolist(), votes[present].argmax(1).tolist()))
-
-
-def voc_annotations(class_mask: np.ndarray, object_mask: np.ndarray, mode: str = "polygon", epsilon: float = 0.0,
-                    summary: Summary | None = None, holes: str = "bridge", void: int = 255) -> list[dict]:
-    """Annotations (``category_id = class + 1``) of a VOC object/class pair; void and 0 are no object."""
-    classes = object_classes(class_mask, object_mask, void)
-    index = np.where(np.asarray(object_mask) == void, 0, object_mask)
-    return regions_to_annotations(index, [(n, c + 1, 0) for n, c in classes.items()], mode, epsilon, summary, holes)
-
-
-def voc_names() -> tuple[str, ...]:
-    """The 21 Pascal VOC class names (label = index; 0 background)."""
-    from segtools.io.presets import get_preset
-
-    return tuple(get_preset("voc").names)
-
-
-def voc_pairs(specs: Sequence[str]) -> list:
-    """(SegmentationObject item, SegmentationClass item) pairs of a VOC root or its SegmentationObject folder."""
-    from pathlib import Path
-
-    from segtools.io.batch import expand_inputs, pair_items
-
-    root = Path(specs[0])
-    objects = root / "SegmentationObject" if (root / "SegmentationObject").is_dir() else root
-    classes = objects.parent / "SegmentationClass"
-    if len(specs) != 1 or not objects.is_dir() or not classes.is_dir():
-        raise InputError(f"{specs[0]}: VOC segmentation needs a folder with SegmentationObject/ and SegmentationClass/")
-    return pair_items(expand_inputs([str(objects)], extensions=(".png",)), expand_inputs([str(classes)], extensions=(".png",)),
-                      names=("SegmentationObject mask", "SegmentationClass mask")).pairs
-
-
-def read_voc_segmentation(pairs, categories, summary: Summary, mode: str = "polygon", epsilon: float = 0.0,
-                          holes: str = "bridge", image_names: dict[str, str] | None = None, tick=None) -> Iterator:
-    """Records from ``(SegmentationObject item, SegmentationClass item)`` pairs."""
-    from segtools.formats.dataset import Record
-    from segtools.io.batch import pairing_key
-    from segtools.io.masks import read_label_mask
-
-    next_id = 1
-    for index, (object_item, class_item) in enumerate(pairs):
-        objects = read_label_mask(object_item.path).labels
-        classes = read_label_mask(class_item.path).labels
-        annotations = voc_annotations(classes, objects, mode, epsilon, summary, holes)
-        for ann in annotations:
-            categories.see(ann["category_id"], f"{class_item.path}: ")
-            ann["id"], ann["image_id"] = next_id, index + 1
-            next_id += 1
-        summary.add("VOC objects", len(annotations))
-        key = pairing_key(object_item.rel)
-        file_name = image_names.get(key) if image_names is not None else key + ".jpg"
-        if file_name is None:
-            raise InputError(f"{object_item.path}: no image with a matching name in --images")
-        height, width = objects.shape
-        tick and tick(index)
-        yield Record({"id": index + 1, "file_name": file_name, "height": int(height), "width": int(width)}, annotations)
 
 
 def annotations_to_instances(annotations: Sequence[dict], height: int, width: int, label_of: dict[int, int],
@@ -340,24 +253,23 @@ def encode_instance_png(ids: np.ndarray, meta) -> bytes:
     return buffer.getvalue()
 
 
-def write_instances(records, categories, output, summary: Summary, single: bool = False,
-                    allow_overwrite: bool = False, tick=None) -> int:
+def write_instances(records: Iterable[Record], categories: Categories, output, summary: Summary,
+                    single: bool = False, allow_overwrite: bool = False, tick: Tick | None = None) -> int:
     """Instance masks (16-bit PNG, ``kind=instance``, class list in the metadata), one per image."""
-    from segtools.formats.dataset import _stem_path
     from segtools.io.batch import check_output_dir
     from segtools.io.masks import write_label_mask
     from segtools.io.streams import emit
 
     root = None if single else check_output_dir(output) if output not in (None, "-") else None
     if not single and root is None:
-        raise OutputError("several images: give -o DIR for the instance masks (or --image NAME to pick one)")
+        raise OutputError("several images: give an output folder for the instance masks (or pick one image)")
     written = 0
     for i, record in enumerate(records):
         h, w = int(record.image["height"]), int(record.image["width"])
         ids, instance_class, crowd = annotations_to_instances(record.annotations, h, w, categories.label_of, summary,
                                                               f"{record.image.get('file_name')}: ")
         meta = instance_meta(instance_class, categories.names, crowd)
-        target = output if single else _stem_path(root, record.image["file_name"], ".png")
+        target = output if single else stem_path(root, record.image["file_name"], ".png")
         if target is not None and str(target).lower().endswith(".npy"):
             write_label_mask(ids, target, meta, allow_overwrite)
         else:

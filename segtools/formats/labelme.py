@@ -16,6 +16,8 @@ are one object (labelme's convention); shapes without a group id are objects on 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Iterator
 
 import numpy as np
 
@@ -23,6 +25,7 @@ from segtools.errors import InputError
 from segtools.formats import Summary
 from segtools.formats import polygons as polylib
 from segtools.formats import rle as rlelib
+from segtools.formats.records import Categories, Record
 from segtools.io.jsondata import check_type, get_field, get_int
 
 LINE_WIDTH = 10
@@ -220,3 +223,23 @@ def _check_inside(polygon: np.ndarray, height: int, width: int, name: str, summa
         raise InputError(f"{name}: a shape reaches outside the {width}×{height} image (pass without --strict to clip)")
     if outside and summary is not None:
         summary.add("shapes reaching outside the image (clipped when rasterised)", lossy=True)
+
+
+def read_labelme(json_items, categories: Categories, summary: Summary, strict: bool = False,
+                 data: dict | None = None) -> Iterator[Record]:
+    """Records from labelme files; ``data``: the parsed document of a single input already
+    read (stdin can be read only once)."""
+    from segtools.formats import polygons as polylib
+
+    next_id = 1
+    for index, item in enumerate(json_items):
+        document = data if data is not None and len(json_items) == 1 else load(item.path)
+        (height, width), shapes = objects(document, item.path, summary, strict=strict)
+        annotations = []
+        for obj in shapes:
+            annotations.append({"id": next_id, "image_id": index + 1, "category_id": categories.id_of_name(obj.label, f"{item.path}: "),
+                                "segmentation": [polylib.flat(p, 3) for p in obj.polygons],
+                                "area": obj.area, "bbox": obj.bbox, "iscrowd": 0})
+            next_id += 1
+        file_name = document.get("imagePath") or str(PurePosixPath(item.rel).with_suffix(".jpg"))
+        yield Record({"id": index + 1, "file_name": file_name, "height": height, "width": width}, annotations)

@@ -3,7 +3,8 @@
 Boxes in the XML are 1-based, inclusive pixel indices (see :mod:`segtools.formats.boxes`).
 ``SegmentationClass`` PNGs are ordinary palette label masks (read them with
 :func:`segtools.io.masks.read_label_mask`); ``SegmentationObject`` PNGs hold instance numbers
-1..N, 0 for background and 255 for the "void" border, and pair with the class mask.
+1..N, 0 for background and 255 for the "void" border, and pair with the class mask: an
+object's class is the majority class under it (:func:`object_classes`, one vote for all).
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
 from xml.sax.saxutils import escape
 
 import numpy as np
 
 from segtools.errors import InputError
+from segtools.formats import Summary
 from segtools.formats import boxes as boxlib
+from segtools.formats.records import Categories, Record, Tick, stem_path
 
 
 @dataclass
@@ -129,22 +134,107 @@ def from_coco(image: dict, annotations, names_by_id: dict[int, str]) -> VocAnnot
     return ann
 
 
-def objects_to_instances(class_mask: np.ndarray, object_mask: np.ndarray, void: int = 255) -> list[tuple[int, np.ndarray]]:
-    """``(class, binary mask)`` per object of a SegmentationObject/SegmentationClass pair.
+def read_voc(xml_items, categories: Categories, summary: Summary, data: bytes | None = None) -> Iterator[Record]:
+    """Records from VOC XML files; ``data``: the bytes of a single input already read (stdin)."""
+    from segtools.formats import boxes as boxlib
+    from segtools.io.streams import read_bytes
 
-    Each object's class is the majority class under it (VOC masks agree exactly; the 255
-    border is excluded).
-    """
+    next_id = 1
+    for index, item in enumerate(xml_items):
+        ann = parse(data if data is not None and len(xml_items) == 1 else read_bytes(item.path), item.path)
+        annotations = []
+        for obj in ann.objects:
+            box = boxlib.voc_to_coco(obj.box)[0]
+            annotations.append({"id": next_id, "image_id": index + 1, "category_id": categories.id_of_name(obj.name, f"{item.path}: "),
+                                "segmentation": [], "area": float(box[2] * box[3]), "bbox": [float(v) for v in box],
+                                "iscrowd": 0})
+            summary.add("VOC 'difficult' flags dropped", int(obj.difficult), lossy=True)
+            next_id += 1
+        yield Record({"id": index + 1, "file_name": ann.filename or item.rel, "height": ann.height, "width": ann.width}, annotations)
+
+
+def write_voc(records: Iterable[Record], categories: Categories, out_dir, summary: Summary, tick: Tick | None = None) -> None:
+    """``Annotations/<name>.xml`` (boxes) under ``out_dir``."""
+    from segtools.io.batch import check_output_dir
+    from segtools.io.streams import write_bytes
+
+    root = check_output_dir(out_dir)
+    for i, record in enumerate(records):
+        masks = sum(1 for a in record.annotations if a.get("segmentation"))
+        summary.add("masks/polygons reduced to boxes (VOC XML)", masks, lossy=True)
+        xml = to_xml(from_coco(record.image, record.annotations, categories.by_id))
+        write_bytes(stem_path(root / "Annotations", record.image["file_name"], ".xml"), xml.encode())
+        tick and tick(i)
+
+
+# ---------------------------------------------------------------- SegmentationObject + SegmentationClass
+
+
+def object_classes(class_mask: np.ndarray, object_mask: np.ndarray, void: int = 255) -> dict[int, int]:
+    """``object number → majority class`` of a VOC SegmentationObject/SegmentationClass pair."""
+    class_mask, object_mask = np.asarray(class_mask), np.asarray(object_mask)
     if class_mask.shape != object_mask.shape:
         raise InputError(f"SegmentationClass {class_mask.shape} and SegmentationObject {object_mask.shape} sizes differ")
-    objects = []
-    for number in np.unique(object_mask):
-        if number in (0, void):
-            continue
-        inside = object_mask == number
-        classes = class_mask[inside]
-        classes = classes[classes != void]
-        if classes.size == 0:
-            continue
-        objects.append((int(np.bincount(classes).argmax()), inside.astype(np.uint8)))
-    return objects
+    valid = (object_mask != 0) & (object_mask != void) & (class_mask != void)
+    objects, classes = object_mask[valid].astype(np.int64), class_mask[valid].astype(np.int64)
+    if objects.size == 0:
+        return {}
+    width = int(classes.max()) + 1
+    votes = np.bincount(objects * width + classes, minlength=(int(objects.max()) + 1) * width).reshape(-1, width)
+    present = np.flatnonzero(votes.sum(1))
+    return dict(zip(present.tolist(), votes[present].argmax(1).tolist()))
+
+
+def segmentation_annotations(class_mask: np.ndarray, object_mask: np.ndarray, mode: str = "polygon", epsilon: float = 0.0,
+                    summary: Summary | None = None, holes: str = "bridge", void: int = 255) -> list[dict]:
+    """Annotations (``category_id = class + 1``) of a VOC object/class pair; void and 0 are no object."""
+    from segtools.formats.instances import regions_to_annotations
+
+    classes = object_classes(class_mask, object_mask, void)
+    index = np.where(np.asarray(object_mask) == void, 0, object_mask)
+    return regions_to_annotations(index, [(n, c + 1, 0) for n, c in classes.items()], mode, epsilon, summary, holes)
+
+
+def class_names() -> tuple[str, ...]:
+    """The 21 Pascal VOC class names (label = index; 0 background)."""
+    from segtools.io.presets import get_preset
+
+    return tuple(get_preset("voc").names)
+
+
+def segmentation_pairs(specs: Sequence[str]) -> list:
+    """(SegmentationObject item, SegmentationClass item) pairs of a VOC root or its SegmentationObject folder."""
+    from segtools.io.batch import expand_inputs, pair_items
+
+    root = Path(specs[0])
+    objects = root / "SegmentationObject" if (root / "SegmentationObject").is_dir() else root
+    classes = objects.parent / "SegmentationClass"
+    if len(specs) != 1 or not objects.is_dir() or not classes.is_dir():
+        raise InputError(f"{specs[0]}: VOC segmentation needs a folder with SegmentationObject/ and SegmentationClass/")
+    return pair_items(expand_inputs([str(objects)], extensions=(".png",)), expand_inputs([str(classes)], extensions=(".png",)),
+                      names=("SegmentationObject mask", "SegmentationClass mask")).pairs
+
+
+def read_segmentation(pairs, categories: Categories, summary: Summary, mode: str = "polygon", epsilon: float = 0.0,
+                          holes: str = "bridge", image_names: dict[str, str] | None = None, tick: Tick | None = None) -> Iterator[Record]:
+    """Records from ``(SegmentationObject item, SegmentationClass item)`` pairs."""
+    from segtools.io.batch import pairing_key
+    from segtools.io.masks import read_label_mask
+
+    next_id = 1
+    for index, (object_item, class_item) in enumerate(pairs):
+        objects = read_label_mask(object_item.path).labels
+        classes = read_label_mask(class_item.path).labels
+        annotations = segmentation_annotations(classes, objects, mode, epsilon, summary, holes)
+        for ann in annotations:
+            categories.see(ann["category_id"], f"{class_item.path}: ")
+            ann["id"], ann["image_id"] = next_id, index + 1
+            next_id += 1
+        summary.add("VOC objects", len(annotations))
+        key = pairing_key(object_item.rel)
+        file_name = image_names.get(key) if image_names is not None else key + ".jpg"
+        if file_name is None:
+            raise InputError(f"{object_item.path}: no photo with a matching name in the images folder")
+        height, width = objects.shape
+        tick and tick(index)
+        yield Record({"id": index + 1, "file_name": file_name, "height": int(height), "width": int(width)}, annotations)

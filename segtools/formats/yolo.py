@@ -15,8 +15,10 @@ rasterise, honours them).
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Sequence
+import os
+import shutil
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from segtools.errors import InputError
 from segtools.formats import Summary
 from segtools.formats import boxes as boxlib
 from segtools.formats import polygons as polylib
+from segtools.formats.records import Categories, Record, Tick, stem_path
 from segtools.io.limits import MAX_CLASSES, check_class_count
 
 MAX_YAML_BYTES = 1 << 20  # a data.yaml is a few hundred bytes; 65,536 class names fit in 1 MiB
@@ -292,3 +295,69 @@ def find_yaml(root: Path) -> Path | None:
         if (root / candidate).is_file():
             return root / candidate
     return None
+
+
+# ---------------------------------------------------------------- dataset reader and writer
+
+
+def read_yolo(label_items, categories: Categories, summary: Summary, images: dict[str, tuple[str, int, int]],
+              image_size: tuple[int, int] | None = None, strict: bool = False,
+              data: bytes | None = None) -> Iterator[Record]:
+    """Records from YOLO label files; image sizes from ``images`` (or one ``image_size``);
+    ``data``: the bytes of a single label file already read (stdin)."""
+    from segtools.io.limits import check_size
+    from segtools.io.streams import read_bytes
+
+    next_id = 1
+    for index, item in enumerate(label_items):
+        stem = str(PurePosixPath(item.rel).with_suffix(""))
+        if stem in images:
+            file_name, height, width = images[stem]
+        elif image_size is not None:
+            (height, width), file_name = image_size, stem + ".jpg"
+        else:
+            raise InputError(f"{item.path}: no image '{stem}.*' to read the size from; give images (the photos folder) or image_size (height, width)")
+        check_size(width, height, f"{item.path}: image {file_name}")
+        text = (data if data is not None and len(label_items) == 1 else read_bytes(item.path)).decode("utf-8", "replace")
+        rows = parse_lines(text, item.path)
+        annotations = rows_to_annotations(rows, height, width, index + 1, next_id, len(categories.ids) or None,
+                                                  strict, summary, item.path)
+        for ann in annotations:
+            categories.see(ann["category_id"], f"{item.path}: ")
+        next_id += len(annotations)
+        yield Record({"id": index + 1, "file_name": file_name, "height": height, "width": width}, annotations)
+
+
+def write_yolo(records: Iterable[Record], categories: Categories, out_dir, summary: Summary, segments: bool,
+               holes: str = "fill", epsilon: float = 0.0, strict: bool = False, images_root: Path | None = None,
+               tick: Tick | None = None) -> None:
+    """``images/``, ``labels/`` and ``data.yaml`` under ``out_dir``."""
+    from segtools.io.batch import check_output_dir
+    from segtools.io.streams import write_bytes
+
+    root = check_output_dir(out_dir)
+    for i, record in enumerate(records):
+        image = record.image
+        h, w = int(image["height"]), int(image["width"])
+        label_of = categories.label_of
+        lines = annotation_lines(record.annotations, h, w, label_of, segments, holes, epsilon, strict, summary,
+                                         f"{image.get('file_name')}: ")
+        source = None
+        if images_root is not None:  # checked before this image's label is written
+            from segtools.formats.paths import source_in
+
+            source = source_in(images_root, image["file_name"], f"image {image.get('id')}: 'file_name'")
+        write_bytes(stem_path(root / "labels", image["file_name"], ".txt"), ("\n".join(lines) + "\n" if lines else "").encode())
+        if source is not None and source.is_file():
+            target = stem_path(root / "images", image["file_name"], source.suffix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists():
+                try:
+                    os.link(source, target)
+                except OSError:
+                    shutil.copyfile(source, target)
+        elif source is not None:
+            summary.add("images not found in the images folder (labels written without them)", lossy=True)
+        tick and tick(i)
+    names = categories.names
+    write_bytes(root / "data.yaml", data_yaml(names, path=str(root.resolve())).encode())

@@ -1,0 +1,122 @@
+"""Any annotation format to any other in three calls: :func:`detect`, :func:`read`, :func:`write`.
+
+Each source format registers how it is recognised (a folder layout, a parsed JSON
+document, or the first bytes) and a reader that turns the inputs into one
+:class:`~segtools.formats.records.Dataset` — categories plus a stream of :class:`~segtools.formats.records.Record` —
+and each target registers a writer that takes that dataset. What a conversion may be told
+travels as one :class:`~segtools.formats.records.ConvertOptions`. ::
+
+    detected = detect(["annotations.json"])
+    dataset = read(detected, ["annotations.json"], ConvertOptions(), summary)
+    write(dataset, "yolo-seg", "dataset/", ConvertOptions(), summary)
+
+Three conversions do not go through records, and say so in their dataset: COCO panoptic →
+masks (``Dataset.document`` is the panoptic JSON), semantic masks → COCO panoptic, and the
+per-mask value maps (``trainids``, ``labelids``, ``colour``), which read ``Dataset.items``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from segtools.errors import InputError, UsageError
+from segtools.formats import Summary
+from segtools.formats.readers import READERS
+from segtools.formats.records import MASK_SOURCES, TARGETS, ConvertOptions, Dataset, Detected, Tick
+from segtools.formats.writers import WRITERS
+
+__all__ = ["ConvertOptions", "Dataset", "Detected", "TARGETS", "detect", "read", "write"]
+
+# ---------------------------------------------------------------- detection
+
+
+def _has(root: Path, ext: str) -> bool:
+    return next(root.rglob(f"*{ext}"), None) is not None
+
+
+FOLDER_LAYOUTS: list[tuple[str, Callable[[Path], bool]]] = [
+    ("yolo", lambda root: (root / "labels").is_dir() or any(root.glob("*.yaml"))),
+    ("voc", lambda root: _has(root, ".xml") and not _has(root, ".png")),
+    ("labelme", lambda root: _has(root, ".json") and not _has(root, ".png")),
+    ("yolo", lambda root: _has(root, ".txt") and not _has(root, ".png")),
+    ("voc-seg", lambda root: (root / "SegmentationObject").is_dir() or root.name == "SegmentationObject"),
+]
+DOCUMENTS: list[tuple[str, Callable[[object], bool]]] = [
+    ("labelme", lambda doc: isinstance(doc, dict) and "shapes" in doc),
+    ("panoptic", lambda doc: isinstance(doc, dict) and isinstance(doc.get("annotations"), list)
+     and any(isinstance(a, dict) and "segments_info" in a for a in doc["annotations"][:5])),
+    ("coco", lambda doc: isinstance(doc, dict) and isinstance(doc.get("annotations"), list)),
+    ("rle", lambda doc: isinstance(doc, list) or isinstance(doc, dict) and {"size", "counts"} <= set(doc)),
+]
+
+
+def detect(specs: Sequence[str], source: str = "auto") -> Detected:
+    """The format of the inputs, from the bytes and folder layouts, not the names.
+
+    ``source`` other than ``auto`` names the format (``mask``, ``instances`` and
+    ``cityscapes-instances`` are all the ``mask`` format, read differently).
+    """
+    from segtools.io.jsondata import parse_json
+    from segtools.io.sniff import sniff
+    from segtools.io.streams import read_bytes
+
+    as_mask = lambda kind: "mask" if kind in MASK_SOURCES else kind  # noqa: E731
+    if source == "voc-seg":
+        return Detected(source)  # a folder pair, checked when paired
+    if len(specs) == 1 and os.path.isdir(specs[0]):
+        if source != "auto":
+            return Detected(as_mask(source))
+        root = Path(specs[0])
+        return Detected(next((kind for kind, matches in FOLDER_LAYOUTS if matches(root)), "mask"))
+    if len(specs) > 1 or any(ch in specs[0] for ch in "*?[") or specs[0].startswith("@"):
+        return Detected(as_mask(source))
+    if specs[0] != "-" and source in ("auto", "coco"):
+        from segtools.formats.coco import is_streamed
+
+        if is_streamed(specs[0]):
+            return Detected("coco-stream")
+    data = read_bytes(specs[0])
+    head = sniff(data[:512])
+    if head.format in ("png", "npy") and source in MASK_SOURCES:
+        return Detected("mask", data)
+    if head.format == "json" or data.lstrip()[:1] in (b"{", b"["):
+        parsed = parse_json(data, "<stdin>" if specs[0] == "-" else specs[0])
+        if source != "auto":
+            return Detected(as_mask(source), parsed)
+        kind = next((kind for kind, matches in DOCUMENTS if matches(parsed)), None)
+        if kind is None:
+            raise InputError(f"{specs[0]}: JSON that is neither COCO, COCO panoptic, labelme nor an RLE")
+        return Detected(kind, parsed)
+    if data.lstrip()[:1] == b"<":
+        return Detected("voc", data)
+    if head.format in ("text", "empty"):
+        return Detected("yolo", data)
+    raise InputError(f"{specs[0]}: not a mask or an annotation file (recognised: {head.format})")
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read(detected: Detected, specs: Sequence[str], options: ConvertOptions, summary: Summary) -> Dataset:
+    """The dataset of the inputs (records are read lazily, when a writer asks)."""
+    reader = READERS.get(detected.format)
+    if reader is None:
+        raise UsageError(f"cannot convert {detected.format} files")
+    return reader(specs, detected.payload, options, summary)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write(dataset: Dataset, target: str, output: Optional[str], options: ConvertOptions, summary: Summary,
+          single: bool = False, tick: Optional[Tick] = None, targets: Sequence = ()) -> None:
+    """Write ``dataset`` as ``target`` to ``output`` (a file, a folder, or None for stdout).
+
+    ``single``: the mask targets write one mask to ``output`` instead of a folder of them.
+    ``targets``: for the per-mask value maps, where each of ``dataset.items`` goes.
+    """
+    if target not in WRITERS:
+        raise UsageError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    WRITERS[target](dataset, target, output, options, summary, single, tick, targets)
