@@ -17,10 +17,10 @@ complete -c segtools -n '__fish_use_subcommand' -l help -s h -d 'Show the help a
 complete -c segtools -n '__fish_seen_subcommand_from convert' -F
 complete -c segtools -n '__fish_seen_subcommand_from convert' -l to -s t -r -d 'Target: mask, instances, coco, coco-rle, panoptic, yolo, yolo-seg, voc'
 complete -c segtools -n '__fish_seen_subcommand_from convert' -l from -r -d 'Source format (default: recognised): auto, mask, instances, cityscapes'
-complete -c segtools -n '__fish_seen_subcommand_from convert' -l output -s o -r -d 'Output file, or folder for a batch; stdout when omitted.'
+complete -c segtools -n '__fish_seen_subcommand_from convert' -l output -s o -r -d 'Output file, or folder for a batch (a folder, pattern, @list or severa'
 complete -c segtools -n '__fish_seen_subcommand_from convert' -l images -r -d 'Folder of the photos: their names and sizes (YOLO → COCO), copied into'
 complete -c segtools -n '__fish_seen_subcommand_from convert' -l image -r -d 'Pick one image of a COCO file by name (a path works; its size is read '
-complete -c segtools -n '__fish_seen_subcommand_from convert' -l image-size -r -d 'WxH of every image, when no --images.'
+complete -c segtools -n '__fish_seen_subcommand_from convert' -l image-size -r -d 'Size of every image in pixels, when no --images (HEIGHTxWIDTH; it used'
 complete -c segtools -n '__fish_seen_subcommand_from convert' -l classes -r -d 'Class names/palette: a preset (voc, cityscapes, camvid, ade20k, coco) '
 complete -c segtools -n '__fish_seen_subcommand_from convert' -l palette -r -d 'Colour→class map for RGB colour masks: voc, cityscapes, camvid, ade20k'
 complete -c segtools -n '__fish_seen_subcommand_from convert' -l epsilon -r -d 'Simplify outlines (Douglas-Peucker, pixels); 0 = exact.'
