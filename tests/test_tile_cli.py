@@ -112,3 +112,23 @@ def test_help_has_examples_and_does_not_import_numpy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "Example: segtools tile split" in out.stdout
     assert out.stdout.strip().endswith("False False")
+
+
+def test_option_errors_name_the_flags(cli, tmp_path):
+    _scene(tmp_path, (40, 50, 3))
+    split = ("tile", "split", tmp_path / "scene.png", "-o", tmp_path / "tiles")
+    for extra, words in ((("--pad", "wrap"), "--pad wrap: choose"),
+                         (("--tile-format", "gif"), "--tile-format gif: choose"),
+                         (("--size", "0x16"), "--size '0x16'"),
+                         (("--size", "16", "--overlap", "20"), "--overlap 20: must be >= 0 pixels"),
+                         (("--size", "16", "--stride", "20"), "--stride"),
+                         (("--overlap", "-3"), "--overlap '-3'")):
+        result = cli(*split, *extra)
+        assert_one_line_error(result, 2)
+        assert words in result.stderr, (extra, result.stderr)
+    assert cli(*split, "--size", "16x20", "--stride", "8x10").code == 0
+    manifest = json.loads((tmp_path / "tiles" / "manifest.json").read_text())
+    assert manifest["grid"]["size"] == [16, 20] and manifest["grid"]["stride"] == [8, 10]
+    bad_rule = cli("tile", "merge", tmp_path / "tiles", "--rule", "median", "-o", tmp_path / "out.png")
+    assert_one_line_error(bad_rule, 2)
+    assert "--rule median: choose" in bad_rule.stderr

@@ -12,7 +12,7 @@ import pytest
 from segtools.errors import InputError, UsageError
 from segtools.tiling.blend import MIN_WEIGHT, ScoreAccumulator, blend_weights
 from segtools.tiling.grid import Tile, axis_starts, tile_grid
-from segtools.tiling.largeio import RasterWriter, open_raster
+from segtools.io.rasters import RasterWriter, open_raster
 from segtools.tiling.manifest import read_manifest, resolve_tile_path
 from segtools.tiling.merge import MergeOptions, merge_tiles
 from segtools.tiling.split import SplitOptions, split_raster

@@ -7,7 +7,13 @@ from typing import Optional
 import typer
 from typing_extensions import Annotated
 
-from segtools.cli.common import OverwriteOpt, info, progress
+from segtools.cli.common import info, progress
+from segtools.cli.options import OverwriteOpt, parse_overlap, parse_size
+
+#: library parameters → the flags that set them, for library messages (cli.flags)
+SPLIT_FLAGS = {"min_foreground": "--min-foreground", "pad": "--pad", "tile_format": "--tile-format",
+               "overlap": "--overlap", "stride": "--stride"}
+MERGE_FLAGS = {"rule": "--rule", "sigma_scale": "--sigma-scale", "allow_missing": "--allow-missing"}
 
 tile_app = typer.Typer(
     help=("Split huge images into overlapping tiles (with a manifest.json) and merge tiles back.\n\n"
@@ -20,9 +26,9 @@ tile_app = typer.Typer(
 def split(
     image: Annotated[str, typer.Argument(help="Image, label mask or score map: PNG, JPEG, TIFF/BigTIFF, .npy, .npz.")],
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Folder for the tiles and manifest.json.")] = None,
-    size: Annotated[str, typer.Option("--size", "-s", help="Tile size in pixels: N or HxW.")] = "512",
+    size: Annotated[str, typer.Option("--size", "-s", help="Tile size in pixels: N or HEIGHTxWIDTH.")] = "512",
     overlap: Annotated[str, typer.Option("--overlap", help="Overlap: pixels (64) or a fraction of the tile (0.25, 25%).")] = "0",
-    stride: Annotated[Optional[str], typer.Option("--stride", help="Distance between tiles in pixels (N or HxW); replaces --overlap.")] = None,
+    stride: Annotated[Optional[str], typer.Option("--stride", help="Distance between tiles in pixels (N or HEIGHTxWIDTH); replaces --overlap.")] = None,
     pad: Annotated[Optional[str], typer.Option("--pad", help="Pad edge tiles (reflect or constant) instead of shifting them inward.")] = None,
     pad_value: Annotated[float, typer.Option("--pad-value", help="Value for --pad constant (masks pad with their ignore index).")] = 0,
     mask: Annotated[Optional[str], typer.Option("--mask", "-m", help="Label mask to split along with the image (into masks/).")] = None,
@@ -43,26 +49,27 @@ def split(
 
     Example: segtools tile split scene.tif --size 512 --overlap 64 -o tiles/
     """
+    from segtools.cli.flags import parameters_as_flags
     from segtools.errors import UsageError
-    from segtools.tiling.grid import parse_overlap, parse_size
-    from segtools.tiling.largeio import open_raster
+    from segtools.io.rasters import open_raster
     from segtools.tiling.split import SplitOptions, split_raster
 
     if not output:
         raise UsageError("give a folder for the tiles with -o DIR")
     options = SplitOptions(
-        size=parse_size(size), overlap=parse_overlap(overlap),
+        size=parse_size(size, "--size"), overlap=parse_overlap(overlap, "--overlap"),
         stride=parse_size(stride, "--stride") if stride is not None else None,
         pad=pad.lower() if pad else None, pad_value=pad_value, min_foreground=min_foreground,
         background=background, skip_blank=skip_blank, blank_std=blank_std, tile_format=tile_format, stem=name)
     if min_foreground is not None and mask is None:
         raise UsageError("--min-foreground needs --mask (the mask decides what is foreground)")
-    source = open_raster(image)
-    mask_raster = open_raster(mask, want="labels") if mask else None
-    manifest = split_raster(source, output, options, mask_raster, allow_overwrite=overwrite)
-    kept = sum(record.file is not None for record in manifest.tiles)
+    with parameters_as_flags(SPLIT_FLAGS):
+        source = open_raster(image)
+        mask_raster = open_raster(mask, want="labels") if mask else None
+        manifest = split_raster(source, output, options, mask_raster, allow_overwrite=overwrite)
+    kept = manifest.written
     skipped = len(manifest.tiles) - kept
-    info(f"{image}: {source.width}x{source.height} → {kept} tiles of {options.size[1]}x{options.size[0]}"
+    info(f"{image}: {source.height}x{source.width} → {kept} tiles of {options.size[0]}x{options.size[1]} (HxW)"
          + (f" ({skipped} skipped)" if skipped else "") + f" and manifest.json in {output}")
 
 
@@ -89,6 +96,7 @@ def merge(
     """
     from pathlib import Path
 
+    from segtools.cli.flags import parameters_as_flags
     from segtools.errors import InputError, UsageError
     from segtools.tiling.manifest import read_manifest
     from segtools.tiling.merge import MergeOptions, merge_tiles
@@ -103,12 +111,11 @@ def merge(
     manifest_dir = manifest_path.parent if manifest_path.is_file() or manifest_path.suffix == ".json" else manifest_path
     options = MergeOptions(rule=rule.lower(), blend=blend.lower(), sigma_scale=sigma_scale, fill=fill,
                            allow_missing=allow_missing)
-    bands = len({t.tile.y for t in loaded.tiles})
-    with progress(bands, "merging") as advance:
+    with progress(loaded.bands, "merging") as advance, parameters_as_flags(MERGE_FLAGS):
         written = merge_tiles(loaded, manifest_dir, output, options, tile_dir=tile_dir,
                               allow_overwrite=overwrite, on_band=lambda i, n: advance(i))
-    info(f"{tiles}: merged {sum(r.file is not None for r in loaded.tiles)} tiles into "
-         f"{loaded.width}x{loaded.height} {written}")
+    info(f"{tiles}: merged {loaded.written} tiles into "
+         f"{loaded.height}x{loaded.width} (HxW) {written}")
 
 
 def register(app: typer.Typer) -> None:

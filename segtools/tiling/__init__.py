@@ -7,6 +7,6 @@ file imports nothing heavy so the CLI stays fast.
 - :mod:`~segtools.tiling.blend` — blending weights and :class:`ScoreAccumulator`.
 - :mod:`~segtools.tiling.stitch` — seam-free label stitching (nearest tile centre, majority).
 - :mod:`~segtools.tiling.manifest` — the ``manifest.json`` that ``tile split`` writes.
-- :mod:`~segtools.tiling.largeio` — windowed reading/writing of huge PNG, TIFF and ``.npy``.
-- :mod:`~segtools.tiling.split` / :mod:`~segtools.tiling.merge` — the two halves of ``segtools tile``.
+- :mod:`~segtools.tiling.split` / :mod:`~segtools.tiling.merge` — the two halves of ``segtools tile``
+  (huge rasters are read and written in bands by :mod:`segtools.io.rasters`).
 """

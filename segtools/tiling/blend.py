@@ -84,7 +84,7 @@ def blend_weights(h: int, w: int, mode: str = "gaussian", sigma_scale: float = 0
     if h < 1 or w < 1:
         raise UsageError(f"blend window needs a positive size, got {h}x{w}")
     if not sigma_scale > 0:
-        raise UsageError(f"sigma_scale must be > 0, got {sigma_scale}")
+        raise UsageError(f"sigma_scale={sigma_scale}: must be > 0")
     return _cached_weights(int(h), int(w), _check_mode(mode), float(sigma_scale))
 
 

@@ -98,11 +98,11 @@ def _overlap_pixels(overlap: int | float, size: int, name: str) -> int:
     """Overlap in pixels: an int is pixels, a float in [0, 1) a fraction of ``size``."""
     if isinstance(overlap, float) and not overlap.is_integer():
         if not 0.0 <= overlap < 1.0:
-            raise UsageError(f"{name} {overlap}: a fraction of the tile must be in [0, 1)")
+            raise UsageError(f"{name}={overlap}: a fraction of the tile must be in [0, 1)")
         return int(round(overlap * size))
     pixels = int(overlap)
     if not 0 <= pixels < size:
-        raise UsageError(f"{name} {pixels} px: must be >= 0 and smaller than the tile ({size} px)")
+        raise UsageError(f"{name}={pixels}: must be >= 0 pixels and smaller than the tile ({size} px)")
     return pixels
 
 
@@ -123,7 +123,7 @@ def axis_starts(length: int, size: int, stride: int, pad: bool = False) -> list[
     if length < 1 or size < 1 or stride < 1:
         raise UsageError(f"tile grid needs positive sizes (length {length}, tile {size}, stride {stride})")
     if stride > size:
-        raise UsageError(f"stride {stride} px is larger than the tile ({size} px): pixels would be skipped")
+        raise UsageError(f"stride={stride}: larger than the tile ({size} px), so pixels would be skipped")
     if length <= size:
         return [0]
     count = math.ceil((length - size) / stride) + 1
@@ -182,7 +182,3 @@ def tile_grid(height: int, width: int, size: SizeLike, overlap: int | float = 0,
     out_w = tile_w if pad else min(tile_w, width)
     return [Tile(y, x, out_h, out_w) for y in ys for x in xs]
 
-
-def grid_axes(tiles: Sequence[Tile]) -> tuple[list[int], list[int]]:
-    """The sorted distinct tile origins along y and along x."""
-    return sorted({t.y for t in tiles}), sorted({t.x for t in tiles})

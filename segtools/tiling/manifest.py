@@ -69,6 +69,16 @@ class Manifest:
     def width(self) -> int:
         return int(self.source["width"])
 
+    @property
+    def written(self) -> int:
+        """How many tiles were written (the others were skipped)."""
+        return sum(record.file is not None for record in self.tiles)
+
+    @property
+    def bands(self) -> int:
+        """How many rows of tiles the grid has."""
+        return len({record.tile.y for record in self.tiles})
+
     def to_json(self) -> str:
         tiles = []
         for record in self.tiles:
@@ -171,7 +181,7 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         text = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"{path}: no such manifest; tile folders made by `segtools tile split` have one "
-                         "(or pass --manifest FILE)") from None
+                         "(or give the manifest.json file itself)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read ({exc})") from None
     return Manifest.from_json(text, str(path))

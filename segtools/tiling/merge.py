@@ -3,7 +3,7 @@
 Bands are the rows each tile row owns under the nearest-centre rule
 (:func:`~segtools.tiling.stitch.ownership_bounds`). For every band only the tiles crossing it
 are loaded (those of its own tile row and the overlapping neighbours), stitched or blended,
-and the band is handed to a :class:`~segtools.tiling.largeio.RasterWriter`, which streams
+and the band is handed to a :class:`~segtools.io.rasters.RasterWriter`, which streams
 ``.npy`` straight to disk. Memory is a few tile rows, never the whole set of tiles.
 
 - Float tiles (score maps) are blended with a weight window (:mod:`~segtools.tiling.blend`);
@@ -25,7 +25,7 @@ from segtools.errors import InputError, UsageError
 from segtools.io.meta import ClassMeta
 from segtools.tiling.blend import ScoreAccumulator
 from segtools.tiling.grid import Tile
-from segtools.tiling.largeio import OUTPUT_FORMATS, RasterWriter, open_raster
+from segtools.io.rasters import OUTPUT_FORMATS, RasterWriter, open_raster
 from segtools.tiling.manifest import Manifest, resolve_tile_path
 from segtools.tiling.stitch import ownership_bounds, paint_cells, paint_owned
 
@@ -76,7 +76,7 @@ def locate_tiles(manifest: Manifest, manifest_dir: Path, tile_dir: Path,
         located.append((record.tile, path))
     if missing and not allow_missing:
         raise InputError(f"{tile_dir}: {len(missing)} tile(s) the manifest lists are missing, e.g. {missing[0]}; "
-                         "pass --allow-missing to merge without them")
+                         "(allow_missing: merge without them)")
     if all(path is None for _, path in located):
         raise InputError(f"{tile_dir}: no tiles to merge (all {len(located)} are skipped or missing)")
     return located
@@ -119,7 +119,7 @@ def merge_tiles(manifest: Manifest, manifest_dir: str | os.PathLike, output: str
     """
     options = options or MergeOptions()
     if options.rule not in STITCH_RULES:
-        raise UsageError(f"--rule {options.rule!r}: choose {' or '.join(STITCH_RULES)}")
+        raise UsageError(f"rule={options.rule!r}: choose {' or '.join(STITCH_RULES)}")
     if Path(output).suffix.lower() not in OUTPUT_FORMATS:
         raise UsageError(f"{output}: unknown output format; use .png, .npy, .npz, .tif or .jpg")
     manifest_dir = Path(manifest_dir)

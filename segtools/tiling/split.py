@@ -1,6 +1,6 @@
 """``tile split``: cut a large image (and its mask) into overlapping tiles plus a manifest.
 
-The source is read one row of tiles at a time (:class:`~segtools.tiling.largeio.Raster`), so
+The source is read one row of tiles at a time (:class:`~segtools.io.rasters.Raster`), so
 a memory-mappable input (``.npy``, uncompressed TIFF) never has to fit in memory.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 from segtools.errors import InputError, OutputError, UsageError
 from segtools.io.streams import write_bytes
 from segtools.tiling.grid import Tile, as_pair, tile_grid
-from segtools.tiling.largeio import Raster, encode_raster_parts, write_parts
+from segtools.io.rasters import Raster, encode_raster_parts, write_parts
 from segtools.tiling.manifest import MANIFEST_NAME, PAD_MODES, Manifest, TileRecord, tile_file_name
 
 TILE_FORMATS = {"png": ".png", "npy": ".npy", "tiff": ".tif", "tif": ".tif", "npz": ".npz"}
@@ -102,7 +102,7 @@ def split_raster(source: Raster, out_dir: str | os.PathLike, options: SplitOptio
     Raises
     ------
     UsageError
-        Bad grid options, or ``--min-foreground`` without a mask.
+        Bad grid options, or ``min_foreground`` without a mask.
     InputError
         Mask and image of different sizes.
     OutputError
@@ -113,14 +113,14 @@ def split_raster(source: Raster, out_dir: str | os.PathLike, options: SplitOptio
                          f"{source.width}x{source.height}")
     if options.min_foreground is not None:
         if mask is None:
-            raise UsageError("--min-foreground needs --mask (the mask decides what is foreground)")
+            raise UsageError(f"min_foreground={options.min_foreground} needs a mask (the mask decides what is foreground)")
         if not 0.0 <= options.min_foreground <= 1.0:
-            raise UsageError(f"--min-foreground {options.min_foreground}: must be a fraction in [0, 1]")
+            raise UsageError(f"min_foreground={options.min_foreground}: must be a fraction in [0, 1]")
     if options.pad is not None and options.pad not in PAD_MODES:
-        raise UsageError(f"--pad {options.pad!r}: choose {' or '.join(PAD_MODES)}")
+        raise UsageError(f"pad={options.pad!r}: choose {' or '.join(PAD_MODES)}")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: is a file; -o must be a folder for tiles")
+        raise OutputError(f"{out}: is a file; tiles are written into a folder")
     extension = _tile_extension(source, options.tile_format)
     mask_extension = ".npy" if extension in (".npy", ".npz") else ".png"
     stem = options.stem or Path(source.name).name.split(".")[0] or "tile"
@@ -180,11 +180,11 @@ def _tile_extension(source: Raster, tile_format: str | None) -> str:
         return ".tif" if suffix in (".tif", ".tiff") else ".png"
     extension = TILE_FORMATS.get(tile_format.lower().lstrip("."))
     if extension is None:
-        raise UsageError(f"--tile-format {tile_format!r}: choose png, npy, tiff or npz")
+        raise UsageError(f"tile_format={tile_format!r}: choose png, npy, tiff or npz")
     if source.kind == "scores" and extension == ".png":
-        raise UsageError("score maps cannot be tiled as PNG: use --tile-format npy or npz")
+        raise UsageError("tile_format=png: score maps cannot be tiled as PNG; use tile_format=npy (or npz)")
     if source.kind != "scores" and extension == ".npz":
-        raise UsageError("--tile-format npz is for score maps: use png, npy or tiff")
+        raise UsageError("tile_format=npz is for score maps: use png, npy or tiff")
     return extension
 
 

@@ -2,7 +2,7 @@
 
 :class:`~segtools.io.streams.AtomicFile` writes ``.NAME.XXXXXXXX.part`` beside a target and
 renames it into place; an exception removes it, but a killed process (SIGKILL, power loss)
-leaves it behind. :class:`~segtools.tiling.largeio.RasterWriter` (``tile merge``, whose
+leaves it behind. :class:`~segtools.io.rasters.RasterWriter` (``tile merge``, whose
 outputs are the largest and slowest to write) holds an exclusive ``flock`` on its temp file,
 and sweeps the unheld temp files of its own target before it starts.
 """

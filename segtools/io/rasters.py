@@ -27,7 +27,7 @@ from segtools.io.limits import check_pixels
 from segtools.io.meta import PNG_KEY, ClassMeta
 from segtools.io.sniff import PNG_PALETTE, sniff
 from segtools.io.streams import AtomicFile, check_output_path, read_head
-from segtools.tiling.tempfiles import hold, sweep_stale_parts
+from segtools.io.tempfiles import hold, sweep_stale_parts
 
 KINDS = ("image", "labels", "scores")
 
