@@ -153,6 +153,17 @@ def test_weights_classes_cli_on_camvid_without_torch(camvid, tmp_path):
     assert sum(report["pixels"]) + report["ignored_pixels"] == 3 * 360 * 480
 
 
+def test_weights_classes_ignore_index_takes_a_label_or_none(tmp_path, cli):
+    from segtools.io.masks import write_label_mask
+
+    write_label_mask(np.array([[0, 1, 1, 255]], np.uint8), tmp_path / "m.png")
+    default = json.loads(cli("weights", "classes", str(tmp_path / "m.png"), "-n", "2").text)
+    assert default["ignore_index"] == 255 and default["pixels"] == [1, 2] and default["ignored_pixels"] == 1
+    none = json.loads(cli("weights", "classes", str(tmp_path / "m.png"), "--ignore-index", "none").text)
+    assert none["ignore_index"] is None and none["num_classes"] == 256 and none["pixels"][255] == 1
+    assert_one_line_error(cli("weights", "classes", str(tmp_path / "m.png"), "--ignore-index", "x"), 2)
+
+
 def test_help_does_not_import_torch():
     code = ("import sys; from segtools.cli.app import run; run(['predict', '--help']); run(['weights', '--help']);"
             "assert 'torch' not in sys.modules and 'numpy' not in sys.modules")

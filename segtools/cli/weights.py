@@ -9,7 +9,8 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
-from segtools.cli.common import ClassesOpt, FormatOpt, JobsOpt, OutputOpt, err_console, info, stderr_is_terminal, STATE
+from segtools.cli.common import STATE, err_console, info, stderr_is_terminal
+from segtools.cli.options import ClassesOpt, FormatOpt, IgnoreOpt, JobsOpt, OutputOpt
 
 weights_app = typer.Typer(
     help="Checkpoints: the registry, downloads, import, inspection, export; class-balancing weights.\n\n"
@@ -35,16 +36,7 @@ def list_weights(fmt: FormatOpt = "table") -> None:
     from segtools.weights import registry
 
     _check_format(fmt)
-    rows = []
-    for entry in registry.all_entries().values():
-        metrics = entry.metrics
-        rows.append({
-            "name": entry.name, "arch": entry.arch, "classes": entry.classes if isinstance(entry.classes, str) else "custom",
-            "num_classes": entry.num_classes, "miou": metrics.get("miou"), "pixel_acc": metrics.get("pixel_acc"),
-            "dice": metrics.get("dice"), "size_mb": entry.file_size_mb, "params": entry.num_params,
-            "license": entry.license, "source": entry.source,
-            "local": registry.is_available(entry), "path": str(registry.local_path(entry)), "url": entry.url,
-        })
+    rows = [registry.summary(entry) for entry in registry.all_entries().values()]
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))
     elif fmt == "csv":
@@ -88,29 +80,18 @@ def pull(
     Example: segtools weights pull lraspp-mnv3-voc
     """
     from segtools.weights import registry
-    from segtools.weights.download import download
 
-    entries = [registry.get_entry(name) for name in names]
-    for entry in entries:
-        path = registry.local_path(entry)
-        if entry.source != "builtin" or not entry.url:
-            info(f"{entry.name}: local ({entry.source}) at {path}; nothing to download")
-            continue
-        if path.is_file() and not force:
-            info(f"{entry.name}: already at {path}")
-            continue
-        if force:
-            path.unlink(missing_ok=True)
+    for entry in [registry.get_entry(name) for name in names]:
         with _download_bar(entry.name, entry.file_size_mb) as progress:
-            result = download(entry.url, path, sha256=entry.sha256, hash_prefix=entry.hash_prefix,
-                              timeout=timeout, progress=progress, offline=True if offline else None)
-        if not (entry.sha256 or entry.hash_prefix):
-            import logging
-
-            logging.getLogger("segtools").warning(
-                f"{entry.name}: no published checksum to verify against; sha256 {result.sha256}")
-        info(f"{entry.name}: {result.size / 1e6:.1f} MB → {result.path}"
-             + (" (resumed)" if result.resumed else ""))
+            pulled = registry.pull(entry, force=force, timeout=timeout, progress=progress,
+                                   offline=True if offline else None)
+        if pulled.status == "local":
+            info(f"{entry.name}: local ({entry.source}) at {pulled.path}; nothing to download")
+        elif pulled.status == "cached":
+            info(f"{entry.name}: already at {pulled.path}")
+        else:
+            result = pulled.download
+            info(f"{entry.name}: {result.size / 1e6:.1f} MB → {result.path}" + (" (resumed)" if result.resumed else ""))
 
 
 class _download_bar:
@@ -148,32 +129,10 @@ def import_weights(
 
     Example: segtools weights import unet_carvana_scale0.5_epoch2.pth --name carvana --arch unet
     """
-    import re
-
-    from segtools.errors import UsageError
     from segtools.weights import registry
-    from segtools.weights.checkpoint import make_checkpoint, save_checkpoint, sha256_file
-    from segtools.weights.loader import load_model
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise UsageError(f"--name {name!r}: use letters, digits, '.', '_' and '-'")
-    if name in registry.imported_entries() and not force:
-        raise UsageError(f"weights {name!r} are already imported; pass --force to replace them")
-    loaded = load_model(weights=file, arch=arch, classes=classes)
-    if not loaded.arch:
-        raise UsageError(f"{file}: a TorchScript model runs as is (`segtools predict --model {file}`); nothing to import")
-    classes_dict = loaded.classes.to_dict() if loaded.classes is not None else None
-    target = registry.weights_dir() / f"{name}.pt"
-    payload = make_checkpoint(loaded.arch, loaded.num_classes, loaded.model.state_dict(), classes=classes_dict,
-                              preprocessing=loaded.preprocessing, arch_options=loaded.arch_options)
-    save_checkpoint(target, payload)
-    entry = registry.WeightsEntry(
-        name=name, arch=loaded.arch, classes=classes_dict or "", num_classes=loaded.num_classes,
-        preprocessing=loaded.preprocessing, sha256=sha256_file(target), arch_options=loaded.arch_options,
-        num_params=sum(p.numel() for p in loaded.model.parameters()), path=str(target), source="imported",
-        file_size_mb=round(target.stat().st_size / 1e6, 3), description=f"imported from {file}")
-    registry.register_imported(entry)
-    info(f"imported {file} as {name!r} ({loaded.arch}, {loaded.num_classes} classes) → {target}")
+    entry = registry.import_checkpoint(file, name, arch=arch, classes=classes, force=force)
+    info(f"imported {file} as {name!r} ({entry.arch}, {entry.num_classes} classes) → {entry.path}")
 
 
 @weights_app.command("info")
@@ -186,31 +145,10 @@ def weights_info(
 
     Example: segtools weights info deeplabv3-mnv3-voc --format json
     """
-    import os
-
-    from segtools.weights import registry
-    from segtools.weights.checkpoint import sha256_file
-    from segtools.weights.loader import load_model
+    from segtools.weights.loader import describe
 
     _check_format(fmt, ("table", "json"))
-    entry = None
-    if not os.path.exists(target) and target in registry.all_entries():
-        entry = registry.get_entry(target)
-    loaded = load_model(model=target, arch=arch)
-    path = loaded.path
-    prep = loaded.preprocessing.to_dict()
-    size_rule = (f"any; shorter side resized to {prep['resize_short']} px" if prep.get("resize_short")
-                 else f"any; scaled ×{prep['resize_factor']}" if prep.get("resize_factor") else "any (native size)")
-    report = {
-        "name": entry.name if entry else None, "file": str(path), "sha256": sha256_file(path) if path else None,
-        "file_bytes": path.stat().st_size if path else None, "arch": loaded.arch or "torchscript",
-        "arch_options": loaded.arch_options, "num_classes": loaded.num_classes,
-        "parameters": sum(p.numel() for p in loaded.model.parameters()),
-        "class_names": list(loaded.classes.names) if loaded.classes is not None and loaded.classes.names else None,
-        "input_size": size_rule, "preprocessing": prep,
-        "license": entry.license if entry else None, "url": entry.url if entry else None,
-        "metrics": entry.metrics if entry else None,
-    }
+    report = describe(target, arch)
     if fmt == "json":
         typer.echo(json.dumps(report, indent=2))
         return
@@ -226,7 +164,7 @@ def export(
     fmt: Annotated[str, typer.Option("--format", "-f", help="torchscript or onnx.")] = "torchscript",
     output: OutputOpt = None,
     arch: Annotated[Optional[str], typer.Option("--arch", help="Architecture of a plain state dict.")] = None,
-    size: Annotated[str, typer.Option("--size", help="Example input HxW for tracing/ONNX, e.g. 512 or 512x1024.")] = "256",
+    size: Annotated[str, typer.Option("--size", help="Example input HEIGHTxWIDTH in pixels for tracing/ONNX, e.g. 512 or 512x1024.")] = "256",
 ) -> None:
     """Export a checkpoint to TorchScript (runs without segtools' code) or ONNX.
 
@@ -234,9 +172,9 @@ def export(
     """
     from pathlib import Path
 
+    from segtools.cli.options import parse_size
     from segtools.errors import UsageError
     from segtools.io.streams import check_output_path
-    from segtools.tiling.grid import parse_size
     from segtools.weights.export import export_model
     from segtools.weights.loader import load_model
 
@@ -248,8 +186,9 @@ def export(
         from segtools.weights.export import require_onnx
 
         require_onnx()
+    example_size = parse_size(size, "--size")
     loaded = load_model(model=target, arch=arch)
-    export_model(loaded, out, fmt, parse_size(size, "--size"))
+    export_model(loaded, out, fmt, example_size)
     info(f"wrote {out} ({fmt})")
 
 
@@ -259,7 +198,7 @@ def classes_cmd(
     method: Annotated[str, typer.Option("--method", "-m", help="inverse, median (Eigen & Fergus) or effective (Cui et al.).")] = "median",
     num_classes: Annotated[Optional[int], typer.Option("--num-classes", "-n", min=1, help="Number of classes (default: from --classes, the masks' metadata, or the largest label).")] = None,
     classes: ClassesOpt = None,
-    ignore_index: Annotated[Optional[int], typer.Option("--ignore-index", help="Label to skip (default: from metadata, else 255).")] = None,
+    ignore_index: IgnoreOpt = None,
     beta: Annotated[float, typer.Option("--beta", help="Effective-number β in [0, 1).")] = 0.999,
     jobs: JobsOpt = 1,
 ) -> None:
@@ -267,53 +206,19 @@ def classes_cmd(
 
     Example: segtools weights classes trainannot/ --classes camvid --method median > weights.json
     """
+    from segtools.cli.options import parse_ignore
     from segtools.errors import UsageError
     from segtools.io.batch import expand_inputs
     from segtools.io.meta import load_classes
-    from segtools.io.parallel import pmap
-    from segtools.weights.classes import METHODS, class_weights, count_pixels
+    from segtools.weights.classes import FROM_CLASSES, METHODS, weights_from_masks
 
     if method not in METHODS:
         raise UsageError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
-    items = expand_inputs(masks)
-    meta = load_classes(classes) if classes else None
-    loaded = list(pmap(_read_labels, [it.path for it in items], jobs))
-    if meta is None:
-        meta = next((m for _, m in loaded if m is not None), None)
-    ignore = ignore_index if ignore_index is not None else (meta.ignore_index if meta is not None else 255)
-    names = list(meta.names) if meta is not None and meta.names else None
-    if num_classes is None:
-        num_classes = len(names) if names else _largest_label(loaded, ignore) + 1
-    counts = count_pixels((labels for labels, _ in loaded), num_classes, ignore)
-    weights = class_weights(counts, method, beta=beta)
-    report = {
-        "method": method, "num_classes": num_classes,
-        "class_names": names[:num_classes] if names else None,
-        "ignore_index": ignore, "images": counts.images, "ignored_pixels": counts.ignored,
-        "pixels": counts.pixels.tolist(), "weights": [round(float(w), 6) for w in weights],
-    }
-    if method == "effective":
-        report["beta"] = beta
+    ignore = FROM_CLASSES if ignore_index is None else parse_ignore(ignore_index)
+    paths = [item.path for item in expand_inputs(masks)]
+    report = weights_from_masks(paths, method, num_classes=num_classes, classes=load_classes(classes) if classes else None,
+                                ignore_index=ignore, beta=beta, jobs=jobs)
     typer.echo(json.dumps(report, indent=2))
-
-
-def _read_labels(path: str):
-    from segtools.io.masks import read_label_mask
-
-    mask = read_label_mask(path)
-    return mask.labels, mask.meta
-
-
-def _largest_label(loaded, ignore) -> int:
-    import numpy as np
-
-    top = -1
-    for labels, _ in loaded:
-        values = np.unique(labels)
-        values = values[values != ignore] if ignore is not None else values
-        if values.size:
-            top = max(top, int(values.max()))
-    return max(top, 0)
 
 
 def register(app: typer.Typer) -> None:

@@ -119,3 +119,71 @@ def class_weights(pixel_counts: np.ndarray | PixelCounts, method: str = "median"
     else:
         raise UsageError(f"unknown class-weight method {method!r}; use one of {', '.join(METHODS)}")
     return weights
+
+
+#: ``ignore_index`` of :func:`weights_from_masks` when not given: the classes' own, else 255
+FROM_CLASSES = "from-classes"
+
+
+def weights_from_masks(paths: Sequence[str], method: str = "median", *, num_classes: int | None = None,
+                       classes=None, ignore_index: int | None | str = FROM_CLASSES, beta: float = 0.999,
+                       jobs: int = 1) -> dict:
+    """Class-balancing weights from the pixel counts of the label masks at ``paths``, as the
+    report ``segtools weights classes`` prints.
+
+    Parameters
+    ----------
+    paths : label mask files.
+    method : ``inverse``, ``median`` or ``effective`` (see the module docstring).
+    num_classes : default: the number of class names, else the largest label + 1.
+    classes : a :class:`~segtools.io.meta.ClassMeta`; default: the first mask's metadata.
+    ignore_index : the void label, ``None`` for none; default: the classes' own, else 255.
+    beta : the effective-number β in [0, 1).
+    jobs : parallel readers (0 = all CPUs).
+
+    Returns
+    -------
+    dict
+        ``method``, ``num_classes``, ``class_names``, ``ignore_index``, ``images``,
+        ``ignored_pixels``, ``pixels`` and ``weights`` per class (and ``beta`` for ``effective``).
+    """
+    from segtools.io.parallel import pmap
+
+    if method not in METHODS:
+        raise UsageError(f"class-weight method {method!r}: choose one of {', '.join(METHODS)}")
+    loaded = list(pmap(_read_labels, list(paths), jobs))
+    meta = classes if classes is not None else next((m for _, m in loaded if m is not None), None)
+    if ignore_index == FROM_CLASSES:
+        ignore_index = meta.ignore_index if meta is not None else 255
+    names = list(meta.names) if meta is not None and meta.names else None
+    if num_classes is None:
+        num_classes = len(names) if names else _largest_label((labels for labels, _ in loaded), ignore_index) + 1
+    counts = count_pixels((labels for labels, _ in loaded), num_classes, ignore_index)
+    weights = class_weights(counts, method, beta=beta)
+    report = {
+        "method": method, "num_classes": num_classes,
+        "class_names": names[:num_classes] if names else None,
+        "ignore_index": ignore_index, "images": counts.images, "ignored_pixels": counts.ignored,
+        "pixels": counts.pixels.tolist(), "weights": [round(float(w), 6) for w in weights],
+    }
+    if method == "effective":
+        report["beta"] = beta
+    return report
+
+
+def _read_labels(path: str):
+    from segtools.io.masks import read_label_mask
+
+    mask = read_label_mask(path)
+    return mask.labels, mask.meta
+
+
+def _largest_label(masks: Iterable[np.ndarray], ignore_index: int | None) -> int:
+    """The largest label of ``masks`` that is not ``ignore_index`` (0 when there is none)."""
+    top = -1
+    for labels in masks:
+        values = np.unique(labels)
+        values = values[values != ignore_index] if ignore_index is not None else values
+        if values.size:
+            top = max(top, int(values.max()))
+    return max(top, 0)

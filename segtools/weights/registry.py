@@ -7,7 +7,8 @@ verify it, its licence and the accuracy its authors published.
 Built-in entries live in :data:`BUILTIN`; imported ones in ``$SEGTOOLS_HOME/weights/registry.json``
 (written by ``segtools weights import``). Downloaded and imported files live in
 ``$SEGTOOLS_HOME/weights/`` (``$SEGTOOLS_HOME`` defaults to ``$XDG_CACHE_HOME/segtools``, i.e.
-``~/.cache/segtools``). Only the standard library is imported here.
+``~/.cache/segtools``). Only the standard library is imported here; :func:`pull` and
+:func:`import_checkpoint` import what they need (torch for the import) when called.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ def register_imported(entry: WeightsEntry) -> None:
     from segtools.io.streams import write_bytes
 
     if entry.name in BUILTIN:
-        raise OutputError(f"{entry.name!r} is a built-in weights name; choose another --name")
+        raise OutputError(f"{entry.name!r} is a built-in weights name; choose another name")
     path = _user_registry_path()
     current = {name: e.to_dict() for name, e in imported_entries().items()}
     record = entry.to_dict()
@@ -232,3 +233,106 @@ def resolve(name: str) -> tuple[WeightsEntry, Path]:
     raise InputError(f"weights {name!r} are not downloaded: run `segtools weights pull {name}` "
                      f"(fetches {entry.url} into {weights_dir()}), or give a checkpoint with "
                      f"--weights FILE --arch {entry.arch}")
+
+
+def summary(entry: WeightsEntry) -> dict:
+    """One row of ``segtools weights list``: name, architecture, classes, published accuracy,
+    size, parameters, licence, and whether (and where) the file is local."""
+    metrics = entry.metrics
+    return {
+        "name": entry.name, "arch": entry.arch,
+        "classes": entry.classes if isinstance(entry.classes, str) else "custom",
+        "num_classes": entry.num_classes, "miou": metrics.get("miou"), "pixel_acc": metrics.get("pixel_acc"),
+        "dice": metrics.get("dice"), "size_mb": entry.file_size_mb, "params": entry.num_params,
+        "license": entry.license, "source": entry.source,
+        "local": is_available(entry), "path": str(local_path(entry)), "url": entry.url,
+    }
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """What :func:`pull` did: ``status`` is ``local`` (an imported or bundled entry: nothing to
+    download), ``cached`` (already downloaded) or ``downloaded`` (``download`` says how)."""
+
+    entry: WeightsEntry
+    path: Path
+    status: str
+    download: object = None  # segtools.weights.download.Downloaded when status == "downloaded"
+
+
+def pull(entry: WeightsEntry, *, force: bool = False, timeout: float = 30.0, progress=None,
+         offline: bool | None = None) -> Pulled:
+    """Download the file of ``entry`` into :func:`weights_dir` (resumed, verified; see
+    :func:`segtools.weights.download.download`) unless it is local or already there.
+
+    ``force`` downloads again; ``offline`` (default: ``$SEGTOOLS_OFFLINE``) refuses the
+    network; ``progress(done, total)`` is called as bytes arrive. An entry without a published
+    checksum is downloaded with a warning on the ``segtools`` logger naming its SHA-256.
+    """
+    import logging
+
+    from segtools.weights.download import download
+
+    path = local_path(entry)
+    if entry.source != "builtin" or not entry.url:
+        return Pulled(entry, path, "local")
+    if path.is_file() and not force:
+        return Pulled(entry, path, "cached")
+    if force:
+        path.unlink(missing_ok=True)
+    result = download(entry.url, path, sha256=entry.sha256, hash_prefix=entry.hash_prefix,
+                      timeout=timeout, progress=progress, offline=offline)
+    if not (entry.sha256 or entry.hash_prefix):
+        logging.getLogger("segtools").warning(
+            f"{entry.name}: no published checksum to verify against; sha256 {result.sha256}")
+    return Pulled(entry, result.path, "downloaded", result)
+
+
+def import_checkpoint(file: str, name: str, *, arch: str | None = None, classes=None,
+                      force: bool = False) -> WeightsEntry:
+    """Register a local checkpoint as ``name``: load it into its architecture (which checks it
+    fits), save it as a segtools checkpoint in :func:`weights_dir` and add it to the user
+    registry.
+
+    Parameters
+    ----------
+    file : a state dict (``.pth``/``.pt``), a segtools checkpoint or a ``.safetensors`` file.
+    name : the registry name to give it (letters, digits, ``.``, ``_``, ``-``).
+    arch : the architecture, needed for plain state dicts.
+    classes : class metadata override (preset name, file, or ClassMeta).
+    force : replace an imported entry of the same name.
+
+    Raises
+    ------
+    UsageError
+        A bad or taken name, or a TorchScript file (it runs as is, there is nothing to import).
+    InputError
+        A file that is no checkpoint, or does not fit ``arch``.
+    """
+    from segtools.errors import UsageError
+    from segtools.models import parameter_count
+    from segtools.weights.checkpoint import make_checkpoint, save_checkpoint, sha256_file
+    from segtools.weights.loader import load_model
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise UsageError(f"weights name {name!r}: use letters, digits, '.', '_' and '-'")
+    if name in imported_entries() and not force:
+        raise UsageError(f"weights {name!r} are already imported; import with the force option to replace them")
+    if name in BUILTIN:
+        raise UsageError(f"{name!r} is a built-in weights name; choose another name")
+    loaded = load_model(weights=file, arch=arch, classes=classes)
+    if not loaded.arch:
+        raise UsageError(f"{file}: a TorchScript model runs as is (`segtools predict --model {file}`); "
+                         "nothing to import")
+    classes_dict = loaded.classes.to_dict() if loaded.classes is not None else None
+    target = weights_dir() / f"{name}.pt"
+    save_checkpoint(target, make_checkpoint(loaded.arch, loaded.num_classes, loaded.model.state_dict(),
+                                            classes=classes_dict, preprocessing=loaded.preprocessing,
+                                            arch_options=loaded.arch_options))
+    entry = WeightsEntry(
+        name=name, arch=loaded.arch, classes=classes_dict or "", num_classes=loaded.num_classes,
+        preprocessing=loaded.preprocessing, sha256=sha256_file(target), arch_options=loaded.arch_options,
+        num_params=parameter_count(loaded.model), path=str(target), source="imported",
+        file_size_mb=round(target.stat().st_size / 1e6, 3), description=f"imported from {file}")
+    register_imported(entry)
+    return entry
