@@ -17,7 +17,7 @@ import pytest
 from conftest import assert_clean_refusal, run_bounded
 
 from segtools.errors import InputError
-from segtools.formats import labelme, paths, polygons, rle
+from segtools.formats import labelme, paths, polygons, rle, rle_regions
 from segtools.io.images import encode_image
 from segtools.io.masks import encode_label_mask, read_label_mask
 
@@ -383,7 +383,7 @@ def test_encode_regions_equals_one_encode_per_region():
     rng = np.random.default_rng(1)
     for _ in range(50):
         index = rng.integers(0, 5, tuple(rng.integers(1, 20, 2))).astype(np.int32)
-        numbers, rles, areas, boxes = rle.encode_regions(index)
+        numbers, rles, areas, boxes = rle_regions.encode_regions(index)
         assert numbers.tolist() == [v for v in np.unique(index).tolist() if v]
         for number, encoded, area, box in zip(numbers, rles, areas, boxes):
             assert encoded == rle.encode(index == number)

@@ -23,6 +23,7 @@ from segtools.errors import InputError
 from segtools.formats import Summary
 from segtools.formats import polygons as polylib
 from segtools.formats import rle as rlelib
+from segtools.formats import rle_regions
 
 
 def load(source, name: str | None = None) -> dict:
@@ -193,7 +194,7 @@ def _component_annotations(class_mask: np.ndarray, mode: str, epsilon: float, su
     if mode == "rle":  # every part's RLE in one pass over the runs, not one full image per part
         index = np.zeros((height, width), np.int32)
         index[y0: rows[-1] + 1, x0: cols[-1] + 1] = parts
-        _, rles, areas, boxes = rlelib.encode_regions(index)
+        _, rles, areas, boxes = rle_regions.encode_regions(index)
         return [{"segmentation": r, "area": int(a), "bbox": b} for r, a, b in zip(rles, areas.tolist(), boxes)]
     # pycocotools' toBbox spans the full height when a run wraps from one column's bottom
     # to the next column's top; keep that quirk so bboxes match it exactly

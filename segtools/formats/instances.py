@@ -33,7 +33,7 @@ from segtools.formats import Summary
 from segtools.formats import cityscapes
 from segtools.formats import coco as cocolib
 from segtools.formats import polygons as polylib
-from segtools.formats import rle as rlelib
+from segtools.formats import rle_regions
 from segtools.formats.records import Categories, Record, Tick, stem_path
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -132,7 +132,7 @@ def regions_to_annotations(index: np.ndarray, regions: Sequence[tuple[int, int, 
     """One annotation per ``(region number, category_id, iscrowd)`` of an H×W region-number image."""
     height, width = index.shape
     if mode == "rle":  # every region's RLE in one pass over the runs
-        numbers, rles, areas, bboxes = rlelib.encode_regions(index)
+        numbers, rles, areas, bboxes = rle_regions.encode_regions(index)
         found = {int(n): (r, int(a), b) for n, r, a, b in zip(numbers.tolist(), rles, areas.tolist(), bboxes)}
         return [{"category_id": int(category_id), "iscrowd": int(iscrowd), "segmentation": found[number][0],
                  "area": found[number][1], "bbox": found[number][2]}

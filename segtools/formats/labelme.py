@@ -25,6 +25,7 @@ from segtools.errors import InputError
 from segtools.formats import Summary
 from segtools.formats import polygons as polylib
 from segtools.formats import rle as rlelib
+from segtools.formats import rle_regions
 from segtools.formats.records import Categories, Record
 from segtools.io.jsondata import check_type, get_field, get_int
 
@@ -204,7 +205,7 @@ def objects(data: dict, name: str = "labelme", summary: Summary | None = None,
     starts, ends = rlelib.union_runs(starts + shift, ends + shift)
     owner = starts // (total + 1)
     starts, ends = starts - owner * (total + 1), ends - owner * (total + 1)
-    numbers, rles, pixel_areas, boxes = rlelib.encode_run_groups(owner, starts, ends, height, width)
+    numbers, rles, pixel_areas, boxes = rle_regions.encode_run_groups(owner, starts, ends, height, width)
     encoded = dict(zip(numbers.tolist(), zip(rles, pixel_areas.tolist(), boxes)))
     bounds = np.searchsorted(owner, np.arange(len(order) + 1))
     empty = ({"size": [height, width], "counts": rlelib.counts_to_string([total])}, 0, [0.0, 0.0, 0.0, 0.0])
