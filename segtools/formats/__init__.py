@@ -4,6 +4,10 @@ One internal representation per concept — label masks are numpy arrays, polygo
 float arrays in COCO pixel coordinates, boxes are COCO ``[x, y, w, h]`` — and converters at
 the edges. Submodules are imported directly (``from segtools.formats import rle``).
 
+A whole dataset converts in three calls of :mod:`segtools.formats.registry` (``detect``,
+``read``, ``write``); every reader yields and every writer takes the records of
+:mod:`segtools.formats.records`.
+
 Conversions never drop anything silently: each one counts what it changed or lost in a
 :class:`Summary`, which the CLI prints on stderr.
 """
