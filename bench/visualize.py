@@ -50,7 +50,8 @@ def main() -> None:
     from segtools.io.meta import load_classes
     from segtools.io.parallel import pmap
     from segtools.viz.overlay import overlay_labels
-    from segtools.viz.render import DrawJob, DrawOptions, run_job
+    from segtools.viz.draw_options import DrawOptions
+    from segtools.viz.render import DrawJob, run_job
 
     names = sorted(p.name for p in (CAMVID / "valannot").glob("*.png"))[: args.frames]
     frames = [str(CAMVID / "val" / n) for n in names]

@@ -12,14 +12,15 @@ from segtools.errors import InputError, UsageError
 from segtools.io.meta import ClassMeta, load_classes
 from segtools.viz.colourise import colourise
 from segtools.viz.confusion import draw_confusion, load_report_confusion, normalised
-from segtools.viz.errors import CLASS_ERROR_COLOURS, ERROR_COLOURS, draw_error_map, error_codes
+from segtools.viz.error_map import CLASS_ERROR_COLOURS, ERROR_COLOURS, draw_error_map, error_codes
 from segtools.viz.heatmap import colour_bar, heatmap
 from segtools.viz.instances import instance_centroids
 from segtools.viz.legend import attach, class_rows, draw_legend
 from segtools.viz.overlay import blend, label_boundaries, overlay_labels
 from segtools.viz.palette import class_palette, instance_palette
 from segtools.viz.panel import compose_panel
-from segtools.viz.stats import ClassStatistics, pixel_counts, statistics_csv, statistics_table
+from segtools.labels import value_counts
+from segtools.viz.stats import ClassStatistics, statistics_csv, statistics_table
 from segtools.viz.text import text_size_for, title_bar
 
 CAMVID = load_classes("camvid")
@@ -179,7 +180,7 @@ def test_class_statistics_share_of_labelled_pixels_and_presence():
     second = np.array([[2, 2, 2, 2]], np.uint8)
     total = ClassStatistics()
     for mask in (first, second):
-        total.add(pixel_counts(mask))
+        total.add(value_counts(mask))
     meta = ClassMeta(names=("a", "b", "c"))
     stats = statistics_table(total.pixels, meta, total.images_with, total.images)
     assert stats["ignored_pixels"] == 1 and stats["labelled_pixels"] == 7
@@ -191,9 +192,22 @@ def test_class_statistics_share_of_labelled_pixels_and_presence():
     assert csv_text.splitlines()[3].startswith("*,2,c,5,")
 
 
-def test_pixel_counts_match_bincount_for_8_and_16_bit():
+def test_value_counts_match_bincount_for_8_and_16_bit():
     rng = np.random.default_rng(0)
     small = rng.integers(0, 12, (37, 41), dtype=np.uint8)
     wide = rng.integers(0, 3000, (37, 41), dtype=np.uint16)
-    assert pixel_counts(small).tolist() == np.bincount(small.ravel()).tolist()
-    assert pixel_counts(wide).tolist() == np.bincount(wide.ravel()).tolist()
+    assert value_counts(small).tolist() == np.bincount(small.ravel()).tolist()
+    assert value_counts(wide).tolist() == np.bincount(wide.ravel()).tolist()
+
+
+def test_library_messages_name_parameters_and_fallback_names_are_class_n():
+    from segtools.viz.draw_options import DrawOptions
+    from segtools.viz.palette import class_names
+
+    with pytest.raises(UsageError, match=r"alpha=1\.5: must be in \[0, 1\]"):
+        DrawOptions(alpha=1.5)
+    with pytest.raises(UsageError, match="normalise='diagonal'"):
+        normalised(np.eye(2), "diagonal")
+    assert class_names(ClassMeta(names=("road",)), 3) == ["road", "class_1", "class_2"]
+    _, names, _ = load_report_confusion(json.dumps({"confusion": [[1, 0], [0, 1]]}))
+    assert names == ["class_0", "class_1"]

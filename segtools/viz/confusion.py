@@ -15,8 +15,14 @@ NORMALISE = ("row", "column", "none")
 EMPTY_CELL = (235, 235, 235)
 
 
-def load_report_confusion(text: str, source: str = "report") -> tuple[np.ndarray, list[str], dict]:
-    """The confusion matrix (C×C int64, rows ground truth), class names and the report itself."""
+def load_report_confusion(text: str | bytes, source: str = "report") -> tuple[np.ndarray, list[str], dict]:
+    """The confusion matrix (C×C int64, rows ground truth), class names and the report itself,
+    from the JSON text (or its UTF-8 bytes) of a ``segtools metrics --format json`` report."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{source}: not a JSON text file") from None
     try:
         report = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -33,10 +39,22 @@ def load_report_confusion(text: str, source: str = "report") -> tuple[np.ndarray
     if (confusion < 0).any():
         raise InputError(f"{source}: 'confusion' holds negative counts")
     size = confusion.shape[0]
-    names = report.get("class_names") or [f"class {i}" for i in range(size)]
+    names = report.get("class_names") or [f"class_{i}" for i in range(size)]
     if len(names) != size:
         raise InputError(f"{source}: {len(names)} class names for a {size}×{size} confusion matrix")
     return confusion, [str(n) for n in names], report
+
+
+def confusion_title(report: dict, normalise: str = "row") -> str:
+    """The default title: what the cells show, and the report's mIoU when it has one.
+
+    >>> confusion_title({"miou": 0.5}), confusion_title({}, "none")
+    ('confusion (row-normalised %) · mIoU 50.0', 'confusion (pixel counts)')
+    """
+    view = {"row": "row-normalised %", "column": "column-normalised %", "none": "pixel counts"}.get(normalise, "")
+    miou = report.get("miou")
+    known = isinstance(miou, (int, float)) and not isinstance(miou, bool) and not math.isnan(miou)
+    return f"confusion ({view})" + (f" · mIoU {100 * miou:.1f}" if known else "")
 
 
 def normalised(confusion: np.ndarray, normalise: str = "row") -> np.ndarray:
@@ -47,7 +65,7 @@ def normalised(confusion: np.ndarray, normalise: str = "row") -> np.ndarray:
     [[0.75, 0.25], [nan, nan]]
     """
     if normalise not in NORMALISE:
-        raise UsageError(f"--normalise must be one of {', '.join(NORMALISE)}, not {normalise!r}")
+        raise UsageError(f"normalise={normalise!r}: must be one of {', '.join(NORMALISE)}")
     counts = confusion.astype(np.float64)
     if normalise == "row":
         totals = counts.sum(axis=1, keepdims=True)

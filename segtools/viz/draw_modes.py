@@ -8,7 +8,7 @@ from segtools.errors import InputError, UsageError
 from segtools.io.limits import label_table_size
 from segtools.viz.colourise import colour_table, colourise
 from segtools.viz.legend import LegendRow, attach, class_rows, draw_legend
-from segtools.viz.render import DrawOptions, Inputs
+from segtools.viz.draw_options import DrawOptions, Inputs
 from segtools.viz.text import text_size_for
 
 
@@ -42,13 +42,13 @@ def resolve_class(options: DrawOptions, meta, what: str) -> int | None:
         return None
     index = meta.class_index(options.class_name)
     if index < 0:
-        raise UsageError(f"--class {options.class_name}: {what} class index must be >= 0")
+        raise UsageError(f"class_name={options.class_name!r}: {what} class index must be >= 0")
     return index
 
 
 def _class_label(meta, index: int) -> str:
     names = meta.names or ()
-    return names[index] if index < len(names) else f"class {index}"
+    return names[index] if index < len(names) else f"class_{index}"
 
 
 def _palette(labels: np.ndarray, meta, gt: np.ndarray | None = None) -> np.ndarray:
@@ -94,11 +94,11 @@ def draw_mask(inputs: Inputs, options: DrawOptions) -> np.ndarray:
 
 
 def draw_errors(inputs: Inputs, options: DrawOptions) -> np.ndarray:
-    """Correct / wrong / ignored (or TP / FP / FN for ``--class``) against the ground truth."""
-    from segtools.viz.errors import draw_error_map, error_codes, error_legend
+    """Correct / wrong / ignored (or TP / FP / FN for ``class_name``) against the ground truth."""
+    from segtools.viz.error_map import draw_error_map, error_codes, error_legend
 
     if inputs.gt is None:
-        raise UsageError("--errors needs the ground truth: add --gt GT")
+        raise UsageError(f"{inputs.name}: an error map needs the ground truth (gt)")
     _check_size(inputs, inputs.labels.shape)
     class_index = resolve_class(options, inputs.meta, "the")
     codes = error_codes(inputs.labels, inputs.gt, inputs.meta.ignore_index, class_index)
@@ -112,7 +112,7 @@ def draw_errors(inputs: Inputs, options: DrawOptions) -> np.ndarray:
 
 def _error_legend(codes: np.ndarray, class_index: int | None, class_name: str, entries, size: int,
                   height: int) -> np.ndarray:
-    from segtools.viz import errors as err
+    from segtools.viz import error_map as err
 
     counts = np.bincount(codes.ravel(), minlength=5)
     if class_index is None:
@@ -132,7 +132,7 @@ def _error_legend(codes: np.ndarray, class_index: int | None, class_name: str, e
 def draw_panel(inputs: Inputs, options: DrawOptions) -> np.ndarray:
     """image | ground truth | prediction | errors, titled, with a class legend (IoU when GT given)."""
     from segtools.io.images import to_rgb8
-    from segtools.viz.errors import draw_error_map, error_codes
+    from segtools.viz.error_map import draw_error_map, error_codes
     from segtools.viz.panel import compose_panel
 
     labels, meta = inputs.labels, inputs.meta
@@ -148,7 +148,7 @@ def draw_panel(inputs: Inputs, options: DrawOptions) -> np.ndarray:
         tiles.append(("errors: green right, red wrong",
                       draw_error_map(codes, inputs.image, alpha=options.alpha)))
     if len(tiles) == 1:
-        raise UsageError("--panel needs something to compare: add --over IMAGE and/or --gt GT")
+        raise UsageError(f"{inputs.name}: a panel needs something to compare: an image and/or the ground truth (gt)")
     size = options.text_size or text_size_for(*labels.shape)
     picture = compose_panel(tiles, text_size=size)
     if options.legend is not False and not inputs.instances:

@@ -22,7 +22,7 @@ def _cv2_map(name: str) -> int | None:
         return None
     code = getattr(cv2, f"COLORMAP_{name.upper()}", None)
     if code is None:
-        raise UsageError(f"unknown colour map {name!r}; choose one of {', '.join(COLOUR_MAPS)}")
+        raise UsageError(f"colour_map={name!r}: unknown; choose one of {', '.join(COLOUR_MAPS)}")
     return code
 
 
@@ -45,11 +45,11 @@ def class_scores(scores: np.ndarray, class_index: int | None, name: str = "score
     """
     if scores.ndim == 2:
         if class_index not in (None, 1):
-            raise InputError(f"{name}: an H×W score map has one (foreground) class; drop --class or use --class 1")
+            raise InputError(f"{name}: an H×W score map has one (foreground) class; drop class_name or give class_name=1")
         plane = scores
     else:
         if class_index is None:
-            raise UsageError(f"{name}: has {scores.shape[0]} classes; say which to draw with --class NAME|INDEX")
+            raise UsageError(f"{name}: has {scores.shape[0]} classes; say which to draw with class_name=NAME|INDEX")
         if not 0 <= class_index < scores.shape[0]:
             raise InputError(f"{name}: class {class_index} is outside 0..{scores.shape[0] - 1}")
         plane = scores[class_index]

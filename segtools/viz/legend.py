@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segtools.io.limits import label_table_size
 from segtools.io.meta import ClassMeta
+from segtools.labels import value_counts
 from segtools.viz.palette import class_names
 from segtools.viz.text import draw_text, measure
 
@@ -32,12 +32,11 @@ def class_rows(labels: np.ndarray, meta: ClassMeta | None, palette: np.ndarray,
     NaN when undefined) a third column gives it as a percentage.
     """
     ignore = meta.ignore_index if meta is not None else 255
-    size = max(len(palette), label_table_size(labels, "label mask"),
-               label_table_size(gt_labels, "ground truth") if gt_labels is not None else 0)
-    counts = np.bincount(labels.ravel(), minlength=size).astype(np.int64)
-    present = counts.copy()
-    if gt_labels is not None:
-        present += np.bincount(gt_labels.ravel(), minlength=size)
+    counts = value_counts(labels)
+    gt_counts = value_counts(gt_labels, "ground truth") if gt_labels is not None else counts[:0]
+    size = max(len(palette), len(counts), len(gt_counts))
+    counts = _padded(counts, size)
+    present = counts + _padded(gt_counts, size)
     if ignore is not None and 0 <= ignore < len(counts):
         counts[ignore] = 0
         present[ignore] = 0
@@ -53,6 +52,10 @@ def class_rows(labels: np.ndarray, meta: ClassMeta | None, palette: np.ndarray,
         colour = tuple(int(c) for c in palette[index]) if index < len(palette) else (0, 0, 0)
         rows.append(LegendRow(colour, tuple(cells)))
     return rows
+
+
+def _padded(counts: np.ndarray, size: int) -> np.ndarray:
+    return np.pad(counts, (0, size - len(counts)))
 
 
 def draw_legend(rows: list[LegendRow], height: int, size: int, header: str | None = None) -> np.ndarray:

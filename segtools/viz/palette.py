@@ -56,9 +56,13 @@ def instance_palette(size: int, seed: int = 0) -> np.ndarray:
 
 
 def class_names(meta: ClassMeta | None, size: int) -> list[str]:
-    """Names for classes ``0..size-1``: the metadata's, else ``class N``."""
+    """Names for classes ``0..size-1``: the metadata's, else ``class_N`` (as every command names them).
+
+    >>> class_names(ClassMeta(names=("road",)), 3)
+    ['road', 'class_1', 'class_2']
+    """
     names = list(meta.names) if meta is not None and meta.names else []
-    return [names[i] if i < len(names) else f"class {i}" for i in range(int(size))]
+    return [names[i] if i < len(names) else f"class_{i}" for i in range(int(size))]
 
 
 def resolve_meta(mask_meta: ClassMeta | None, override: ClassMeta | None = None,

@@ -1,49 +1,22 @@
 """One picture from files: read a mask (or score map), image and ground truth, draw, encode.
 
 This is what ``segtools visualize`` runs per item, in a worker process for batches, so the
-job description (:class:`DrawOptions`, :class:`DrawJob`) is plain picklable data.
+job description (:class:`~segtools.viz.draw_options.DrawOptions`, :class:`DrawJob`) is plain
+picklable data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from segtools.errors import UsageError
 from segtools.io.meta import ClassMeta
-
-MODES = ("mask", "errors", "panel")
-
-
-@dataclass(frozen=True)
-class DrawOptions:
-    """How to draw (the options of ``segtools visualize``)."""
-
-    mode: str = "mask"
-    classes: ClassMeta | None = None
-    colours: ClassMeta | None = None
-    ignore_index: int | None = None
-    ignore_given: bool = False
-    alpha: float = 0.5
-    contours: bool = False
-    thickness: int | None = None
-    legend: bool | None = None
-    class_name: str | None = None
-    instances: bool | None = None
-    ids: bool = True
-    transparent: bool = False
-    colour_map: str = "viridis"
-    text_size: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise UsageError(f"unknown drawing mode {self.mode!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise UsageError(f"--alpha must be in [0, 1], not {self.alpha}")
-        if self.thickness is not None and self.thickness < 1:
-            raise UsageError(f"--thickness must be at least 1 px, not {self.thickness}")
+from segtools.labels import argmax_scores
+from segtools.viz import draw_modes
+from segtools.viz.draw_options import DrawOptions, Inputs
 
 
 @dataclass(frozen=True)
@@ -57,19 +30,6 @@ class DrawJob:
     options: DrawOptions
     fmt: str = "png"
     allow_overwrite: bool = False
-
-
-@dataclass
-class Inputs:
-    """What was read for one item."""
-
-    labels: np.ndarray | None
-    scores: np.ndarray | None
-    meta: ClassMeta
-    image: np.ndarray | None
-    gt: np.ndarray | None
-    name: str
-    instances: bool
 
 
 def read_inputs(mask: str, image: str | None, gt: str | None, options: DrawOptions) -> Inputs:
@@ -104,23 +64,15 @@ def read_inputs(mask: str, image: str | None, gt: str | None, options: DrawOptio
 
 def draw(inputs: Inputs, options: DrawOptions) -> np.ndarray:
     """The picture for one item (H×W×3, or ×4 for transparent ignore), as ``options`` say."""
-    from segtools.viz import draw_modes
-
     if inputs.scores is not None and (options.class_name is not None or inputs.scores.ndim == 2):
         return draw_modes.draw_heatmap(inputs, options)
     if inputs.scores is not None:
-        inputs.labels = argmax_labels(inputs.scores, inputs.meta)
+        inputs.labels = argmax_scores(inputs.scores)
     if options.mode == "errors":
         return draw_modes.draw_errors(inputs, options)
     if options.mode == "panel":
         return draw_modes.draw_panel(inputs, options)
     return draw_modes.draw_mask(inputs, options)
-
-
-def argmax_labels(scores: np.ndarray, meta: ClassMeta) -> np.ndarray:
-    """A C×H×W score map → H×W labels (the most probable class), uint8 when C ≤ 256."""
-    labels = np.argmax(scores, axis=0)
-    return labels.astype(np.uint8 if scores.shape[0] <= 256 else np.uint16)
 
 
 def run_job(job: DrawJob) -> str | None:
@@ -138,3 +90,38 @@ def format_for(output: str | None) -> str:
     if output and output != "-" and Path(output).suffix.lower() in (".jpg", ".jpeg"):
         return "jpg"
     return "png"
+
+
+def pair_inputs(items: Sequence, over: str | None, gt: str | None,
+                allow_missing: bool = False) -> tuple[list[tuple[object, str | None, str | None]], int]:
+    """(mask item, image path or ``None``, ground-truth path or ``None``) for each mask item of
+    :func:`segtools.io.batch.expand_inputs`, paired by file name with the images under
+    ``over`` and the masks under ``gt``; and how many masks had no partner (skipped, with
+    ``allow_missing``; otherwise an :class:`~segtools.errors.InputError`)."""
+    from segtools.io.batch import expand_inputs, pair_items
+
+    partners = []
+    for spec, what in ((over, "image"), (gt, "ground truth")):
+        if spec is None:
+            partners.append(None)
+            continue
+        pairing = pair_items(items, expand_inputs([spec]), allow_missing=allow_missing, names=("mask", what))
+        partners.append({left.path: right.path for left, right in pairing.pairs})
+    images, gts = partners
+    triples = [(item, images[item.path] if images is not None else None, gts[item.path] if gts is not None else None)
+               for item in items
+               if (images is None or item.path in images) and (gts is None or item.path in gts)]
+    return triples, len(items) - len(triples)
+
+
+def draw_files(triples: Sequence[tuple[object, str | None, str | None]], outputs: Sequence[Optional[str]],
+               options: DrawOptions, jobs: int = 1, allow_overwrite: bool = False,
+               on_done: Optional[Callable[[int], None]] = None) -> int:
+    """Draw each (mask item, image, gt) of :func:`pair_inputs` to ``outputs[i]`` (``None`` =
+    stdout; JPEG for a ``.jpg`` name, else PNG), by up to ``jobs`` worker processes; returns
+    the number of pictures written."""
+    from segtools.io.parallel import pmap
+
+    work = [DrawJob(item.path, image, gt, output, options, format_for(output), allow_overwrite)
+            for (item, image, gt), output in zip(triples, outputs)]
+    return sum(1 for _ in pmap(run_job, work, jobs, on_done=on_done))

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from segtools.viz.render import DrawOptions, read_inputs
+from segtools.labels import argmax_scores
+from segtools.viz.draw_options import DrawOptions
+from segtools.viz.render import read_inputs
 
 THUMB_QUALITY = 85
 
@@ -64,14 +66,13 @@ def report_item(job: ReportJob) -> ReportRow:
     from segtools.metrics.scores import class_scores, summary_scores
     from segtools.viz.colourise import colour_table, colourise
     from segtools.viz.draw_modes import num_classes_for
-    from segtools.viz.errors import draw_error_map, error_codes
+    from segtools.viz.error_map import draw_error_map, error_codes
     from segtools.viz.overlay import overlay_labels
     from segtools.viz.palette import class_names
-    from segtools.viz.render import argmax_labels
 
     inputs = read_inputs(job.mask, job.image, job.gt, job.options)
     meta = inputs.meta
-    labels = inputs.labels if inputs.scores is None else argmax_labels(inputs.scores, meta)
+    labels = inputs.labels if inputs.scores is None else argmax_scores(inputs.scores)
     gt = inputs.gt
     size = num_classes_for(meta, labels, gt)
     confusion, missed = confusion_and_missed(labels, gt, size, meta.ignore_index, f"{job.name}: ")
@@ -179,3 +180,18 @@ def summarise(rows: list[ReportRow], class_names_given: list[str] | None) -> tup
     report["images"] = len(rows)
     palette = max((r.palette for r in rows), key=len)
     return report, palette
+
+
+def report_page(triples, options: DrawOptions, thumb_width: int = 360, jobs: int = 1, on_done=None) -> str:
+    """The HTML report over (mask item, image or ``None``, ground truth) triples (see
+    :func:`segtools.viz.render.pair_inputs`), scored and drawn by up to ``jobs`` workers."""
+    from segtools.errors import UsageError
+    from segtools.io.parallel import pmap
+
+    if any(gt is None for _, _, gt in triples):
+        raise UsageError("a report scores every image: give each mask its ground truth (gt)")
+    work = [ReportJob(item.path, gt, image, item.rel, options, thumb_width) for item, image, gt in triples]
+    rows = list(pmap(report_item, work, jobs, on_done=on_done))
+    names = list(options.classes.names) if options.classes is not None and options.classes.names else None
+    summary, palette = summarise(rows, names)
+    return build_html(rows, summary, palette)

@@ -6,32 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from segtools.errors import InputError
-from segtools.io.limits import label_table_size
 from segtools.io.meta import ClassMeta
+from segtools.labels import value_counts
 from segtools.viz.palette import class_names
-
-
-def pixel_counts(labels: np.ndarray, name: str = "label mask") -> np.ndarray:
-    """int64 counts of every value 0..max in an H×W label mask (one ``np.bincount``).
-
-    >>> pixel_counts(np.array([[0, 2, 2]], np.uint8)).tolist()
-    [1, 0, 2]
-    """
-    labels = np.asarray(labels)
-    if labels.dtype == bool:
-        labels = labels.view(np.uint8)
-    if labels.dtype.kind not in "iu":
-        raise InputError(f"class statistics need integer labels, not {labels.dtype}")
-    size = label_table_size(labels, name)
-    if labels.dtype == np.uint8:  # histogram without widening the array
-        import cv2
-
-        flat = np.ascontiguousarray(labels).reshape(-1, 1)
-        if flat.size < (1 << 24):
-            hist = cv2.calcHist([flat], [0], None, [256], [0, 256]).reshape(-1).astype(np.int64)
-            return hist[: int(np.flatnonzero(hist).max(initial=0)) + 1]
-    return np.bincount(labels.ravel(), minlength=size).astype(np.int64)
 
 
 @dataclass
@@ -43,7 +20,7 @@ class ClassStatistics:
     images: int = 0
 
     def add(self, counts: np.ndarray) -> None:
-        """Add one mask's :func:`pixel_counts`."""
+        """Add one mask's counts (:func:`segtools.labels.value_counts`)."""
         size = max(len(self.pixels), len(counts))
         self.pixels = _grow(self.pixels, size)
         self.images_with = _grow(self.images_with, size)
@@ -69,11 +46,11 @@ def statistics_table(pixels: np.ndarray, meta: ClassMeta | None, images_with: np
     seen. ``share`` is the fraction of *labelled* pixels (the ignore value excluded);
     ``present`` says whether any pixel has the class; with several images ``images_with`` counts
     the masks that contain it. Values beyond the known classes (other than ignore) are listed as
-    ``class N`` so nothing is dropped silently.
+    ``class_N`` so nothing is dropped silently.
 
     >>> stats = statistics_table(np.array([6, 0, 2, 2]), ClassMeta(ignore_index=3))
     >>> [(c["name"], c["pixels"], c["share"]) for c in stats["classes"]]
-    [('class 0', 6, 0.75), ('class 1', 0, 0.0), ('class 2', 2, 0.25)]
+    [('class_0', 6, 0.75), ('class_1', 0, 0.0), ('class_2', 2, 0.25)]
     >>> stats["ignored_pixels"]
     2
     """
@@ -115,7 +92,34 @@ def count_job(job: StatsJob) -> tuple[str, np.ndarray, ClassMeta | None]:
     from segtools.io.masks import read_label_mask
 
     mask = read_label_mask(job.path, job.colours)
-    return job.rel, pixel_counts(mask.labels, job.path), mask.meta
+    return job.rel, value_counts(mask.labels, job.path), mask.meta
+
+
+def count_files(paths: list[str], names: list[str], colours: ClassMeta | None = None, jobs: int = 1,
+                on_done=None) -> list[tuple[str, np.ndarray, ClassMeta | None]]:
+    """(name, value counts, the mask's own metadata) of each mask, by up to ``jobs`` workers."""
+    from segtools.io.parallel import pmap
+
+    work = [StatsJob(path, name, colours) for path, name in zip(paths, names)]
+    return list(pmap(count_job, work, jobs, on_done=on_done))
+
+
+def statistics_report(counted: list[tuple[str, np.ndarray, ClassMeta | None]], classes: ClassMeta | None = None,
+                      ignore_index: int | None = None, ignore_given: bool = False,
+                      per_image: bool = False) -> tuple[dict, list[dict] | None]:
+    """The statistics over the masks :func:`count_files` counted, and each mask's when
+    ``per_image``. Class metadata: ``classes``, else the first mask's own; ``ignore_index``
+    replaces its ignore value when ``ignore_given`` (``None``: every value is a class)."""
+    from segtools.viz.palette import resolve_meta
+
+    own = next((meta for _, _, meta in counted if meta is not None), None)
+    meta = resolve_meta(own, classes, ignore_index, ignore_given)
+    total = ClassStatistics()
+    for _, counts, _ in counted:
+        total.add(counts)
+    summary = statistics_table(total.pixels, meta, total.images_with, total.images)
+    images = [dict(statistics_table(counts, meta), image=name) for name, counts, _ in counted] if per_image else None
+    return summary, images
 
 
 CSV_FIELDS = ("image", "index", "name", "pixels", "share", "present", "images_with")
