@@ -64,6 +64,55 @@ DRAWINGS = {
 }
 
 
+ROAD, CAR, BG = (128, 64, 128), (0, 0, 142), (0, 0, 0)
+GREEN, RED, BLUE = (0, 170, 80), (230, 30, 30), (30, 110, 255)  # error map: correct/TP, wrong/FP, FN
+VIRIDIS_0, VIRIDIS_1 = (68, 1, 84), (253, 231, 37)
+# pred: road rows 12+, car rows 4:10 × cols 8:20, ignore row 0 cols 0:4; gt: car at cols 6:18
+ROAD_PX, CAR_PX, BG_PX, IGNORE_PX = (20, 0), (6, 12), (2, 28), (0, 0)
+MISSED_PX, EXTRA_PX = (6, 7), (6, 19)  # gt car only (FN) / pred car only (FP)
+
+
+def _mix(base, colour, alpha):
+    return [(1 - alpha) * b + alpha * c for b, c in zip(base, colour)]
+
+
+def _expected_layer(drawing: str, base: tuple) -> dict:
+    """What the H×W picture (left of any legend) shows at known pixels, over a flat image ``base``."""
+    from segtools.viz.palette import instance_palette
+
+    dim = [b // 2 for b in base]
+    if drawing in ("overlay", "legend"):
+        return {ROAD_PX: _mix(base, ROAD, 0.5), CAR_PX: _mix(base, CAR, 0.5), BG_PX: _mix(base, BG, 0.5),
+                IGNORE_PX: base}
+    if drawing == "contours":  # opaque 2 px outlines, one pixel on each side of an edge; the photo elsewhere
+        return {(11, 28): BG, (12, 28): ROAD, (3, 14): BG, (4, 14): CAR, (20, 16): base, BG_PX: base,
+                (7, 14): base}
+    if drawing == "errors":
+        return {MISSED_PX: _mix(base, RED, 0.5), EXTRA_PX: _mix(base, RED, 0.5), CAR_PX: _mix(base, GREEN, 0.25),
+                ROAD_PX: _mix(base, GREEN, 0.25), IGNORE_PX: dim}
+    if drawing == "errors-one-class":
+        return {CAR_PX: _mix(base, GREEN, 0.5), EXTRA_PX: _mix(base, RED, 0.5), MISSED_PX: _mix(base, BLUE, 0.5),
+                ROAD_PX: dim, IGNORE_PX: dim}
+    if drawing == "heatmap":
+        return {CAR_PX: _mix(base, VIRIDIS_1, 0.5), ROAD_PX: _mix(base, VIRIDIS_0, 0.5),
+                BG_PX: _mix(base, VIRIDIS_0, 0.5)}
+    if drawing == "instances":  # ids 1 (road) and 2 (car) in instance colours; id 0 and ignore show the photo
+        colours = instance_palette(3).tolist()
+        return {(23, 0): _mix(base, colours[1], 0.5), (4, 8): _mix(base, colours[2], 0.5), BG_PX: base,
+                IGNORE_PX: base}
+    raise AssertionError(drawing)
+
+
+def _assert_pixels(picture: np.ndarray, expected: dict, offset=(0, 0)) -> None:
+    for (y, x), colour in expected.items():
+        got = picture[y + offset[0], x + offset[1]].astype(int)
+        assert np.abs(got - np.rint(colour)).max() <= 1, ((y, x), got.tolist(), colour)
+
+
+def _has_colour(region: np.ndarray, colour) -> bool:
+    return bool((region.reshape(-1, region.shape[-1])[:, :3] == colour).all(axis=1).any())
+
+
 @pytest.mark.parametrize("image_kind", sorted(IMAGES))
 @pytest.mark.parametrize("drawing", sorted(DRAWINGS))
 def test_every_drawing_runs_on_every_image_kind(cli, scene, image_kind, drawing):
@@ -74,10 +123,47 @@ def test_every_drawing_runs_on_every_image_kind(cli, scene, image_kind, drawing)
         del args[args.index("--mask"):args.index("--mask") + 2]
     picture = _png(cli("visualize", mask, "--over", scene / f"{image_kind}.png", *args))
     assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
+    base = (90, 90, 90) if image_kind in ("grey", "16bit") else (30, 90, 150)
     if drawing in ("overlay", "contours", "instances"):
         assert picture.shape[:2] == (H, W)  # same size as the image: a layer
     else:
         assert picture.shape[0] >= H and picture.shape[1] > W  # legend, colour bar or panel beside
+    if drawing == "panel":
+        _assert_panel(picture, base)
+        return
+    _assert_pixels(picture, _expected_layer(drawing, base))
+    beside = picture[:, W:]
+    if drawing == "legend":  # swatches of the classes present, on white
+        assert _has_colour(beside, ROAD) and _has_colour(beside, CAR) and _has_colour(beside, (255, 255, 255))
+    elif drawing == "errors":
+        assert _has_colour(beside, GREEN) and _has_colour(beside, RED)
+    elif drawing == "errors-one-class":
+        assert _has_colour(beside, GREEN) and _has_colour(beside, RED) and _has_colour(beside, BLUE)
+    elif drawing == "heatmap":  # the colour bar runs from the top colour to the bottom one
+        assert _has_colour(beside, VIRIDIS_0) and _has_colour(beside, VIRIDIS_1)
+    elif drawing == "instances":  # the id is written at the centroid of the road: not one flat colour there
+        from segtools.viz.palette import instance_palette
+
+        road = np.rint(_mix(base, instance_palette(3).tolist()[1], 0.5))
+        assert (np.abs(picture[12:, :].astype(int) - road).max(axis=2) > 1).any()
+
+
+def _assert_panel(picture: np.ndarray, base: tuple) -> None:
+    """image | ground truth / prediction | errors, 2×2 for landscape tiles, each under its title."""
+    from segtools.viz.text import text_size_for, title_bar
+
+    size = text_size_for(H, W)
+    gap, title_h = max(4, size // 2), title_bar(W, "x", size).shape[0]
+
+    def tile(i: int) -> tuple[int, int]:
+        return gap + (i // 2) * (title_h + H + gap) + title_h, gap + (i % 2) * (W + gap)
+
+    _assert_pixels(picture, {ROAD_PX: base, CAR_PX: base}, tile(0))  # the photo itself
+    _assert_pixels(picture, {MISSED_PX: CAR, ROAD_PX: ROAD, IGNORE_PX: BG}, tile(1))  # ground truth
+    _assert_pixels(picture, {MISSED_PX: BG, CAR_PX: CAR, ROAD_PX: ROAD}, tile(2))  # prediction
+    _assert_pixels(picture, {MISSED_PX: _mix(base, RED, 0.5), ROAD_PX: _mix(base, GREEN, 0.25)}, tile(3))
+    legend = picture[:, 2 * W + 3 * gap:]
+    assert _has_colour(legend, ROAD) and _has_colour(legend, CAR)
 
 
 def test_overlay_pixels_are_exact(cli, scene):
@@ -144,6 +230,28 @@ def test_batch_to_a_folder_keeps_names_with_jobs(cli, scene, tmp_path):
     assert result.code == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["f0.jpg", "f1.jpg", "f2.jpg"]
     assert_one_line_error(cli("visualize", tmp_path / "preds"), 2)  # a batch needs -o DIR
+
+
+def test_a_pattern_is_a_batch_even_with_one_match(cli, scene, tmp_path):
+    (tmp_path / "preds").mkdir()
+    shutil.copy(scene / "pred.png", tmp_path / "preds" / "only.png")
+    pattern = str(tmp_path / "preds" / "*.png")
+    assert_one_line_error(cli("visualize", pattern), 2)  # not written to stdout: the pattern is a batch
+    result = cli("visualize", pattern, "-o", tmp_path / "out")
+    assert result.code == 0, result.stderr
+    assert read_image(str(tmp_path / "out" / "only.png"))[20, 0].tolist() == [128, 64, 128]
+    single = _png(cli("visualize", tmp_path / "preds" / "only.png"))  # one file: one picture, to stdout
+    assert single[20, 0].tolist() == [128, 64, 128]
+
+
+def test_ignore_index_none_and_minus_one_agree(cli, scene):
+    for spelling in ("none", "-1"):
+        colours = _png(cli("visualize", scene / "pred.png", "--ignore-index", spelling))
+        assert colours[0, 0].tolist() != [0, 0, 0]  # 255 is a class now, in an automatic colour
+        stats = json.loads(cli("visualize", "stats", scene / "pred.png", "--ignore-index", spelling,
+                               "--format", "json").stdout)
+        assert stats["ignore_index"] is None and stats["ignored_pixels"] == 0
+    assert_one_line_error(cli("visualize", scene / "pred.png", "--ignore-index", "70000"), 2)
 
 
 def test_html_report_is_self_contained_and_worst_first(cli, tmp_path):

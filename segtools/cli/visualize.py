@@ -3,6 +3,11 @@
 ``segtools visualize MASK …`` draws (it is ``segtools visualize draw MASK …``);
 ``segtools visualize confusion REPORT.json`` and ``segtools visualize stats MASKS…`` are the
 two other subcommands. A first argument that is not a subcommand name goes to ``draw``.
+
+Each command parses its options, calls :mod:`segtools.viz` (``render.pair_inputs`` /
+``draw_files``, ``report.report_page``, ``confusion``, ``stats.count_files`` /
+``statistics_report``) and prints; library messages name parameters (``alpha=1.5``),
+shown here as the flags that set them.
 """
 
 from __future__ import annotations
@@ -13,9 +18,17 @@ from typing import Annotated, List, Optional
 import typer
 from typer.core import TyperGroup
 
-from segtools.cli.common import ClassesOpt, FormatOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt, info, progress
+from segtools.cli.common import info, progress
+from segtools.cli.options import ClassesOpt, FormatOpt, IgnoreOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt
 
 DEFAULT_COMMAND = "draw"
+
+#: Each library parameter → the flag that sets it (for messages).
+FLAGS = {
+    "alpha": "--alpha", "thickness": "--thickness", "class_name": "--class", "colour_map": "--colormap",
+    "normalise": "--normalise", "text_size": "--text-size", "ignore_index": "--ignore-index", "gt": "--gt",
+    "image": "--over", "classes": "--classes", "palette": "--palette", "cell": "--cell",
+}
 
 
 class _DrawByDefault(TyperGroup):
@@ -86,8 +99,7 @@ def draw_command(
         "--text-size", min=6, help="Text height in pixels (default: 3.2 % of the image's shorter side).")] = None,
     classes: ClassesOpt = None,
     palette: PaletteOpt = None,
-    ignore_index: Annotated[Optional[int], typer.Option(
-        "--ignore-index", help="Label value drawn as ignored (default: from metadata, else 255; -1 = none).")] = None,
+    ignore_index: IgnoreOpt = None,
     output: OutputOpt = None,
     ext: Annotated[str, typer.Option("--ext", help="Picture format for a batch under -o DIR: png or jpg.")] = "png",
     thumb_width: Annotated[int, typer.Option("--thumb-width", min=32, help="Report thumbnail width in pixels.")] = 360,
@@ -102,41 +114,46 @@ def draw_command(
 
     Example: segtools visualize pred.png --gt gt.png --over img.png --panel -o compare.png
     """
+    from segtools.cli.flags import parameters_as_flags
+    from segtools.cli.options import is_batch, output_targets, parse_ignore
     from segtools.errors import UsageError
-    from segtools.viz.render import DrawOptions
+    from segtools.io.batch import expand_inputs
+    from segtools.viz.draw_options import DrawOptions
+    from segtools.viz.heatmap import COLOUR_MAPS
+    from segtools.viz.render import draw_files, pair_inputs
 
     if sum((errors, panel, report)) > 1:
         raise UsageError("choose one of --errors, --panel and --report")
+    if (errors or report) and gt is None:
+        raise UsageError(f"--{'errors' if errors else 'report'} needs the ground truth: add --gt GT (a file or folder)")
+    if panel and gt is None and over is None:
+        raise UsageError("--panel needs something to compare: add --over IMAGE and/or --gt GT")
     if ext.lower().lstrip(".") not in ("png", "jpg", "jpeg"):
         raise UsageError(f"--ext must be png or jpg, not {ext!r}")
-    options = DrawOptions(
-        mode="errors" if errors else "panel" if panel else "mask",
-        classes=_load_classes(classes), colours=_load_classes(palette) if palette else None,
-        ignore_index=None if ignore_index is not None and ignore_index < 0 else ignore_index,
-        ignore_given=ignore_index is not None, alpha=alpha, contours=contours, thickness=thickness,
-        legend=legend, class_name=class_name, instances=instances, ids=ids, transparent=transparent,
-        colour_map=colour_map, text_size=text_size)
-    if options.colours is None and options.classes is not None and options.classes.palette:
-        options = _replace(options, colours=options.classes)
-    if colour_map not in _colour_maps():
-        raise UsageError(f"--colormap must be one of {', '.join(_colour_maps())}, not {colour_map!r}")
-    triples = _pair_inputs(masks or ["-"], over, gt, allow_missing)
-    if report:
-        _write_report(triples, options, output, thumb_width, jobs, overwrite)
-    else:
-        _draw_all(triples, options, output, ext, jobs, overwrite, masks)
-
-
-def _replace(options, **changes):
-    from dataclasses import replace
-
-    return replace(options, **changes)
-
-
-def _colour_maps() -> tuple[str, ...]:
-    from segtools.viz.heatmap import COLOUR_MAPS
-
-    return COLOUR_MAPS
+    if colour_map not in COLOUR_MAPS:
+        raise UsageError(f"--colormap must be one of {', '.join(COLOUR_MAPS)}, not {colour_map!r}")
+    class_meta = _load_classes(classes)
+    with parameters_as_flags(FLAGS):
+        options = DrawOptions(
+            mode="errors" if errors else "panel" if panel else "mask", classes=class_meta,
+            colours=_load_classes(palette) if palette else (class_meta if class_meta and class_meta.palette else None),
+            ignore_index=parse_ignore(ignore_index) if ignore_index is not None else None,
+            ignore_given=ignore_index is not None, alpha=alpha, contours=contours, thickness=thickness,
+            legend=legend, class_name=class_name, instances=instances, ids=ids, transparent=transparent,
+            colour_map=colour_map, text_size=text_size)
+        specs = masks or ["-"]
+        triples, skipped = pair_inputs(expand_inputs(specs), over, gt, allow_missing)
+        if skipped:
+            info(f"skipping {skipped} mask(s) without a partner")
+        if report:
+            _write_report(triples, options, output, thumb_width, jobs, overwrite)
+            return
+        suffix = ".jpg" if ext.lower().lstrip(".") in ("jpg", "jpeg") else ".png"
+        targets = output_targets([item for item, _, _ in triples], specs, output, suffix, overwrite)
+        with progress(len(triples), "drawing") as advance:
+            written = draw_files(triples, targets, options, jobs, overwrite, on_done=advance)
+        if is_batch(specs, len(triples)):
+            info(f"wrote {written} pictures to {output}")
 
 
 def _load_classes(spec: Optional[str]):
@@ -147,76 +164,14 @@ def _load_classes(spec: Optional[str]):
     return load_classes(spec)
 
 
-def _pair_inputs(mask_specs: List[str], over: Optional[str], gt: Optional[str], allow_missing: bool):
-    """(mask item, image path or None, gt path or None) for each item to draw."""
-    from segtools.io.batch import expand_inputs, pair_items
-
-    items = expand_inputs(mask_specs)
-    images = gts = None
-    if over is not None:
-        pairing = pair_items(items, expand_inputs([over]), allow_missing=allow_missing, names=("mask", "image"))
-        images = {left.path: right.path for left, right in pairing.pairs}
-    if gt is not None:
-        pairing = pair_items(items, expand_inputs([gt]), allow_missing=allow_missing, names=("mask", "ground truth"))
-        gts = {left.path: right.path for left, right in pairing.pairs}
-    triples = []
-    for item in items:
-        if (images is not None and item.path not in images) or (gts is not None and item.path not in gts):
-            continue  # unpaired, skipped under --allow-missing
-        triples.append((item, images[item.path] if images else None, gts[item.path] if gts else None))
-    if len(triples) < len(items):
-        info(f"skipping {len(items) - len(triples)} mask(s) without a partner")
-    return triples
-
-
-def _is_batch(triples, mask_specs: Optional[List[str]]) -> bool:
-    import os
-
-    specs = mask_specs or []
-    return len(triples) > 1 or len(specs) > 1 or any(os.path.isdir(s) or s.startswith("@") for s in specs)
-
-
-def _draw_all(triples, options, output, ext, jobs, overwrite, mask_specs) -> None:
-    from segtools.errors import UsageError
-    from segtools.io.batch import check_output_dir, output_path
-    from segtools.io.parallel import pmap
-    from segtools.io.streams import check_output_path
-    from segtools.viz.render import DrawJob, format_for, run_job
-
-    if not _is_batch(triples, mask_specs):
-        item, image, gt = triples[0]
-        if output not in (None, "-"):
-            check_output_path(output, overwrite)
-        run_job(DrawJob(item.path, image, gt, output, options, format_for(output), overwrite))
-        return
-    if output in (None, "-"):
-        raise UsageError(f"{len(triples)} masks: give an output folder with -o DIR")
-    out_dir = check_output_dir(output)
-    suffix = ".jpg" if ext.lower().lstrip(".") in ("jpg", "jpeg") else ".png"
-    jobs_list = [DrawJob(item.path, image, gt, str(output_path(item, out_dir, suffix)), options,
-                         suffix.lstrip("."), overwrite) for item, image, gt in triples]
-    with progress(len(jobs_list), "drawing") as advance:
-        for _ in pmap(run_job, jobs_list, jobs, on_done=advance):
-            pass
-    info(f"wrote {len(jobs_list)} pictures to {out_dir}")
-
-
 def _write_report(triples, options, output, thumb_width, jobs, overwrite) -> None:
-    from segtools.errors import UsageError
-    from segtools.io.parallel import pmap
     from segtools.io.streams import check_output_path, emit
-    from segtools.viz.report import ReportJob, build_html, report_item, summarise
+    from segtools.viz.report import report_page
 
-    if any(gt is None for _, _, gt in triples):
-        raise UsageError("--report scores every image: add --gt GT (a file or folder)")
     if output not in (None, "-"):
         check_output_path(output, overwrite)
-    jobs_list = [ReportJob(item.path, gt, image, item.rel, options, thumb_width) for item, image, gt in triples]
-    with progress(len(jobs_list), "scoring") as advance:
-        rows = list(pmap(report_item, jobs_list, jobs, on_done=advance))
-    names = list(options.classes.names) if options.classes is not None and options.classes.names else None
-    summary, palette = summarise(rows, names)
-    page = build_html(rows, summary, palette)
+    with progress(len(triples), "scoring") as advance:
+        page = report_page(triples, options, thumb_width, jobs, on_done=advance)
     emit(page.encode("utf-8"), output, "an HTML report", overwrite)
 
 
@@ -238,28 +193,17 @@ def confusion_command(
 
     Example: segtools visualize confusion report.json -o confusion.png
     """
-    import math
-
+    from segtools.cli.flags import parameters_as_flags
     from segtools.io.images import write_image
     from segtools.io.streams import check_output_path, describe, read_bytes
-    from segtools.viz.confusion import draw_confusion, load_report_confusion
+    from segtools.viz.confusion import confusion_title, draw_confusion, load_report_confusion
 
     if output not in (None, "-"):
         check_output_path(output, overwrite)
-    data = read_bytes(report_json)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        from segtools.errors import InputError
-
-        raise InputError(f"{describe(report_json)}: not a JSON text file") from None
-    confusion, names, report = load_report_confusion(text, describe(report_json))
-    if title is None:
-        miou = report.get("miou")
-        view = {"row": "row-normalised %", "column": "column-normalised %", "none": "pixel counts"}.get(normalise, "")
-        title = f"confusion ({view})" + (f" · mIoU {100 * miou:.1f}" if isinstance(miou, (int, float))
-                                         and not math.isnan(miou) else "")
-    picture = draw_confusion(confusion, names, normalise=normalise, cell=cell, colour_map=colour_map, title=title)
+    with parameters_as_flags(FLAGS):
+        confusion, names, report = load_report_confusion(read_bytes(report_json), describe(report_json))
+        picture = draw_confusion(confusion, names, normalise=normalise, cell=cell, colour_map=colour_map,
+                                 title=confusion_title(report, normalise) if title is None else title)
     write_image(picture, output, overwrite)
 
 
@@ -270,8 +214,7 @@ def stats_command(
         help="Label masks: files, folders, globs, @list.txt or - (stdin, the default).")] = None,
     classes: ClassesOpt = None,
     palette: PaletteOpt = None,
-    ignore_index: Annotated[Optional[int], typer.Option(
-        "--ignore-index", help="Label value not counted as a class (default: from metadata, else 255; -1 = none).")] = None,
+    ignore_index: IgnoreOpt = None,
     per_image: Annotated[bool, typer.Option("--per-image", help="Also give each image's statistics.")] = False,
     fmt: FormatOpt = "table",
     jobs: JobsOpt = 1,
@@ -280,28 +223,20 @@ def stats_command(
 
     Example: segtools visualize stats masks/ --classes camvid --format json
     """
+    from segtools.cli.options import parse_ignore
     from segtools.errors import UsageError
     from segtools.io.batch import expand_inputs
-    from segtools.io.parallel import pmap
-    from segtools.viz.palette import resolve_meta
-    from segtools.viz.stats import ClassStatistics, StatsJob, count_job, statistics_csv, statistics_table
+    from segtools.viz.stats import count_files, statistics_csv, statistics_report
 
     if fmt not in ("table", "json", "csv"):
         raise UsageError(f"--format must be table, json or csv, not {fmt!r}")
+    ignore = parse_ignore(ignore_index) if ignore_index is not None else None
+    class_meta = _load_classes(classes)
     items = expand_inputs(masks or ["-"])
-    colours = _load_classes(palette) if palette else None
-    jobs_list = [StatsJob(item.path, item.rel, colours) for item in items]
-    with progress(len(jobs_list), "counting") as advance:
-        results = list(pmap(count_job, jobs_list, jobs, on_done=advance))
-    own_meta = next((meta for _, _, meta in results if meta is not None), None)
-    meta = resolve_meta(own_meta, _load_classes(classes),
-                        None if ignore_index is not None and ignore_index < 0 else ignore_index,
-                        ignore_index is not None)
-    total = ClassStatistics()
-    for _, counts, _ in results:
-        total.add(counts)
-    summary = statistics_table(total.pixels, meta, total.images_with, total.images)
-    images = [dict(statistics_table(counts, meta), image=rel) for rel, counts, _ in results] if per_image else None
+    with progress(len(items), "counting") as advance:
+        counted = count_files([item.path for item in items], [item.rel for item in items],
+                              _load_classes(palette) if palette else None, jobs, on_done=advance)
+    summary, images = statistics_report(counted, class_meta, ignore, ignore_index is not None, per_image)
     if fmt == "json":
         import json
 
