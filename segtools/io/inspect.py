@@ -1,10 +1,11 @@
-"""What a file holds, as a plain dict: the library half of ``segtools info``."""
+"""What a file holds, as a plain dict and as text: the library half of ``segtools info``."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
-from segtools.io.limits import label_table_size
 from segtools.io.masks import read_label_mask, read_score_map
 from segtools.io.sniff import PNG_GREY, PNG_PALETTE, sniff
 from segtools.io.streams import Source, describe, read_bytes
@@ -28,12 +29,14 @@ def inspect_source(source: Source, colours=None) -> dict:
         is_mask = True
     if is_mask:
         mask = read_label_mask(data, colours, name=name)
+        from segtools.labels import value_counts
+
         labels = mask.labels
-        label_table_size(labels, name)  # labels 0..65535: at most 65,536 distinct values to list
-        values, counts = np.unique(labels, return_counts=True)
+        counts = value_counts(labels, name)  # labels 0..65535: at most 65,536 distinct values to list
+        present = np.flatnonzero(counts)
         info.update(kind="label mask", height=int(labels.shape[0]), width=int(labels.shape[1]),
                     dtype=str(labels.dtype),
-                    values={int(v): int(c) for v, c in zip(values.tolist(), counts.tolist())})
+                    values=dict(zip(present.tolist(), counts[present].tolist())))
         if mask.meta is not None:
             info["meta"] = mask.meta.to_dict()
         return info
@@ -57,3 +60,51 @@ def inspect_source(source: Source, colours=None) -> dict:
     info.update(kind="image", height=int(image.shape[0]), width=int(image.shape[1]),
                 channels=1 if image.ndim == 2 else int(image.shape[2]), dtype=str(image.dtype))
     return info
+
+
+def inspect_sources(specs: Sequence[str], colours=None) -> list[dict]:
+    """:func:`inspect_source` of every file the inputs name (files, folders, globs,
+    ``@list.txt``, ``-`` for stdin), in the batch's order."""
+    from segtools.io.batch import expand_inputs
+
+    return [inspect_source(item.path, colours) for item in expand_inputs(list(specs) or ["-"])]
+
+
+def describe_report(report: dict, max_labels: int = 40) -> str:
+    """An :func:`inspect_source` report as indented lines for people.
+
+    Sizes are HEIGHTxWIDTH; label values are shown with their share of the pixels, by class
+    name when the metadata has one (``ignore`` for the ignore index), at most ``max_labels``.
+
+    >>> print(describe_report({"source": "m.png", "kind": "label mask", "format": "png", "bytes": 90,
+    ...                        "height": 2, "width": 3, "dtype": "uint8", "values": {0: 3, 255: 3},
+    ...                        "meta": {"names": ["road"], "ignore_index": 255, "kind": "semantic"}}))
+    m.png: label mask (png, 90 bytes)
+      size     2x3 (HxW), uint8
+      labels   road=50.0%, ignore=50.0%
+      meta     kind=semantic ignore_index=255 classes=1
+    """
+    lines = [f"{report['source']}: {report['kind']} ({report['format']}, {report['bytes']:,} bytes)"]
+    if "height" in report:
+        lines.append(f"  size     {report['height']}x{report['width']} (HxW), {report['dtype']}"
+                     + (f", {report['channels']} channels" if "channels" in report else ""))
+    if "shape" in report:
+        values = (f"values {report['min']:.4g}..{report['max']:.4g}" if report["min"] is not None
+                  else "no finite values")
+        if report.get("non_finite"):
+            values += f", {report['non_finite']:,} NaN or infinite"
+        lines.append(f"  shape    {report['shape']} {report['dtype']}, {values}")
+    meta = report.get("meta") or {}
+    names = meta.get("names")
+    if "values" in report:
+        total = sum(report["values"].values())
+        parts = []
+        for value, count in list(report["values"].items())[: max_labels + 1]:
+            label = names[value] if names and value < len(names) else (
+                "ignore" if value == meta.get("ignore_index") else str(value))
+            parts.append(f"{label}={100.0 * count / total:.1f}%")
+        lines.append("  labels   " + ", ".join(parts[:max_labels]) + (" ..." if len(parts) > max_labels else ""))
+    if meta:
+        lines.append(f"  meta     kind={meta.get('kind')} ignore_index={meta.get('ignore_index')}"
+                     + (f" classes={len(names)}" if names else ""))
+    return "\n".join(lines)
