@@ -226,12 +226,24 @@ def test_predict_batch_keeps_relative_names_and_needs_an_output_folder(cli, chec
     assert read_label_mask(tmp_path / "out" / "sub" / "im2.png").labels.shape == (16, 18)
 
 
+def test_predict_glob_of_one_file_is_a_batch_and_one_file_is_not(cli, checkpoint, tmp_path):
+    (tmp_path / "only.png").write_bytes(_png(_image(12, 14)))
+    assert_one_line_error(cli("predict", str(tmp_path / "*.png"), "--weights", str(checkpoint)), 2)
+    result = cli("predict", str(tmp_path / "*.png"), "--weights", str(checkpoint), "-o", str(tmp_path / "out"))
+    assert result.code == 0, result.stderr
+    assert read_label_mask(tmp_path / "out" / "only.png").labels.shape == (12, 14)
+    single = cli("predict", str(tmp_path / "only.png"), "--weights", str(checkpoint), "-o", str(tmp_path / "one.png"))
+    assert single.code == 0 and (tmp_path / "one.png").is_file()
+
+
 def test_predict_bad_inputs_are_one_line_errors(cli, checkpoint, tmp_path):
     (tmp_path / "a.png").write_bytes(_png(_image()))
     (tmp_path / "junk.png").write_bytes(b"not an image at all")
     cases = [
         (("predict", str(tmp_path / "junk.png"), "--weights", str(checkpoint)), 1),
         (("predict", str(tmp_path / "a.png"), "--weights", str(checkpoint), "--tta", "spin"), 2),
+        (("predict", str(tmp_path / "a.png"), "--weights", str(checkpoint), "--tile", "8", "--blend", "x"), 2),
+        (("predict", str(tmp_path / "a.png"), "--weights", str(checkpoint), "--tile", "8x"), 2),
         (("predict", str(tmp_path / "a.png"), "--weights", str(checkpoint), "--device", "tpu"), 2),
         (("predict", str(tmp_path / "a.png"), "--weights", str(checkpoint), "--arch", "nonet"), 2),
         (("predict", str(tmp_path / "a.png"), "--weights", str(tmp_path / "missing.pt")), 1),

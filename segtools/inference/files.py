@@ -1,0 +1,66 @@
+"""Prediction over files: read each image, predict, write a label mask or a score map.
+
+What ``segtools predict`` runs once its options are parsed: :func:`legend` says what the
+outputs' classes are, :func:`predict_files` streams images through a
+:class:`~segtools.inference.predictor.Predictor` (consecutive same-size images share forward
+passes) and writes each result as soon as it is ready, in input order.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from segtools.io.meta import ClassMeta
+
+
+def legend(classes: ClassMeta | None, num_classes: int | None) -> ClassMeta:
+    """The class metadata predictions carry: ``classes`` with a palette filled in, or, when
+    nothing names the classes, numbered classes with the default palette (256 colours when
+    the number of outputs is unknown too). The ignore index is ``None``: a model labels every
+    pixel."""
+    from segtools.io.meta import default_palette
+
+    if classes is None:
+        count = max(num_classes or 256, 2)
+        return ClassMeta(names=None, palette=default_palette(count)[:count], ignore_index=None)
+    if classes.palette is None and classes.names is not None:
+        return classes.with_(palette=default_palette(len(classes.names))[: len(classes.names)])
+    return classes
+
+
+def predict_files(predictor, paths: Sequence[str], targets: Sequence[str | None], classes: ClassMeta, *,
+                  probs: bool = False, overwrite: bool = False,
+                  on_done: Callable[[int], None] | None = None) -> int:
+    """Predict the image at each of ``paths`` and write it to the matching ``targets`` entry
+    (``None``: stdout).
+
+    Parameters
+    ----------
+    predictor : a :class:`~segtools.inference.predictor.Predictor`.
+    paths : image files (or ``-`` for stdin).
+    targets : one output path per input, ``None`` for stdout.
+    classes : metadata written with every output (see :func:`legend`).
+    probs : write class probabilities (``.npz`` score map; ``.npy`` when the target says so)
+        instead of label PNGs.
+    overwrite : allow an output to replace an input file.
+    on_done : called with each input's index once its output is written.
+
+    Returns
+    -------
+    int
+        The number of images predicted.
+    """
+    from segtools.io.images import read_image
+    from segtools.io.masks import write_label_mask, write_score_map
+
+    if len(paths) != len(targets):
+        raise ValueError(f"predict_files: {len(paths)} inputs but {len(targets)} targets")
+    images = (read_image(path) for path in paths)
+    write = write_score_map if probs else write_label_mask
+    count = 0
+    for index, result in enumerate(predictor.predict_many(images, labels=not probs)):
+        write(result, targets[index], classes, overwrite)
+        count += 1
+        if on_done is not None:
+            on_done(index)
+    return count
