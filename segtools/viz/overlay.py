@@ -32,7 +32,7 @@ def blend(image: np.ndarray, colours: np.ndarray, alpha: float, where: np.ndarra
     import cv2
 
     if not 0.0 <= alpha <= 1.0:
-        raise InputError(f"alpha must be in [0, 1], not {alpha}")
+        raise InputError(f"alpha={alpha}: must be in [0, 1]")
     mixed = cv2.addWeighted(image, 1.0 - alpha, colours, alpha, 0.0)
     if where is None:
         return mixed
@@ -53,7 +53,7 @@ def label_boundaries(labels: np.ndarray, thickness: int = 1) -> np.ndarray:
     import cv2
 
     if thickness < 1:
-        raise InputError(f"contour thickness must be >= 1 px, not {thickness}")
+        raise InputError(f"thickness={thickness}: contours must be at least 1 px wide")
     work = labels
     if work.dtype not in (np.uint8, np.uint16, np.int16, np.float32):
         work = work.astype(np.float32 if int(work.max(initial=0)) > 65535 else np.uint16)
@@ -81,7 +81,7 @@ def overlay_labels(image: np.ndarray | None, labels: np.ndarray, meta: ClassMeta
     if base.shape[:2] != labels.shape[:2]:
         raise InputError(
             f"mask is {labels.shape[1]}×{labels.shape[0]} px but the image is {base.shape[1]}×{base.shape[0]} px; "
-            "give the image the mask was made from (or resize the mask with `segtools postprocess`)"
+            "give the image the mask was made from"
         )
     table = colour_table(labels, meta, instances=instances, transparent_ignore=True)
     drawn = table[:, 3][labels] > 0
