@@ -93,7 +93,9 @@ def metrics(
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if average not in ("dataset", "image"):
         raise UsageError(f"--average must be dataset or image, not {average!r}")
-    gates = [gatelib.parse_gate(s, "min") for s in fail_under or []] + [gatelib.parse_gate(s, "max") for s in fail_over or []]
+    flags = {"min": "--fail-under", "max": "--fail-over"}
+    gates = ([gatelib.parse_gate(s, "min", flags) for s in fail_under or []]
+             + [gatelib.parse_gate(s, "max", flags) for s in fail_over or []])
     boundary = boundary or any(g.key in gatelib.BOUNDARY_METRICS for g in gates)
     distances = distances or any(g.key in gatelib.DISTANCE_METRICS for g in gates)
     outputs = _check_outputs(output, per_image, save_confusion, overwrite)
@@ -123,10 +125,11 @@ def metrics(
         _write_confusion(report, save_confusion, overwrite)
     failed = [g for g in report["gates"] if not g["passed"]]
     if failed:
+        from segtools.cli.flags import in_flags
         from segtools.errors import GateFailed
 
-        raise GateFailed(f"{len(failed)} of {len(report['gates'])} quality gate(s) failed: "
-                         + "; ".join(gatelib.describe_failure(g) for g in failed))
+        raise GateFailed(in_flags(f"{len(failed)} of {len(report['gates'])} quality gate(s) failed: "
+                                  + "; ".join(gatelib.describe_failure(g) for g in failed), {"max_drop": "--max-drop"}))
 
 
 def _check_outputs(output, per_image, save_confusion, overwrite) -> dict:

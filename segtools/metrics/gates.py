@@ -53,13 +53,19 @@ class Gate:
         return self.key if self.cls is None else f"{self.key}:{self.cls}"
 
 
-def parse_gate(spec: str, direction: str = "min") -> Gate:
+GATE_NAMES = {"min": "fail-under gate", "max": "fail-over gate"}
+
+
+def parse_gate(spec: str, direction: str = "min", names: dict[str, str] = GATE_NAMES) -> Gate:
     """Parse ``metric=value`` or ``metric:class=value``.
+
+    ``names`` says what a gate of each direction is called in messages (the CLI passes its
+    options, ``{"min": "--fail-under", "max": "--fail-over"}``).
 
     >>> parse_gate("iou:car=0.6")
     Gate(spec='iou:car=0.6', key='iou', cls='car', threshold=0.6, direction='min')
     """
-    option = "--fail-under" if direction == "min" else "--fail-over"
+    option = names[direction]
     name, sep, number = spec.partition("=")
     if not sep:
         raise UsageError(f"{option} {spec!r}: expected METRIC=VALUE or METRIC:CLASS=VALUE, e.g. miou=0.7 or iou:car=0.6")
@@ -80,7 +86,7 @@ def parse_gate(spec: str, direction: str = "min") -> Gate:
                              f"{', '.join(sorted(set(SUMMARY_ALIASES)))}")
         key, cls_name = SUMMARY_ALIASES[metric], None
     if direction == "min" and key in LOWER_IS_BETTER:
-        raise UsageError(f"--fail-under {spec!r}: lower {key} is better; use --fail-over {name}={number}")
+        raise UsageError(f"{option} {spec!r}: lower {key} is better; use {names['max']} {name}={number}")
     return Gate(spec, key, cls_name, threshold, direction)
 
 
@@ -159,6 +165,6 @@ def describe_failure(result: dict) -> str:
         return f"{result['metric']} is undefined (class absent or metric not computed)"
     if result["kind"] == "baseline":
         return (f"{result['metric']} {value:.4f} vs baseline {result['baseline']:.4f}: worse by "
-                f"{abs(result['drop']):.4f} (> --max-drop {abs(result['threshold'] - result['baseline']):.4f})")
+                f"{abs(result['drop']):.4f} (more than max_drop={abs(result['threshold'] - result['baseline']):.4f})")
     sign = "<" if result["kind"] == "fail-under" else ">"
     return f"{result['metric']} {value:.4f} {sign} {result['threshold']:.4f} (by {abs(result['margin']):.4f})"
