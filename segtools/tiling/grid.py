@@ -69,31 +69,6 @@ def as_pair(value: SizeLike | float | None, name: str) -> tuple | None:
     return pair
 
 
-def parse_size(text: str, name: str = "--size") -> tuple[int, int]:
-    """Parse ``"512"`` or ``"256x512"`` (height × width) into two positive ints."""
-    parts = str(text).lower().replace("×", "x").split("x")
-    try:
-        numbers = [int(p) for p in parts]
-    except ValueError:
-        raise UsageError(f"{name} {text!r}: expected N or HxW in pixels, e.g. 512 or 256x512") from None
-    if len(numbers) not in (1, 2) or min(numbers) < 1:
-        raise UsageError(f"{name} {text!r}: expected N or HxW with positive pixel counts")
-    return (numbers[0], numbers[-1])
-
-
-def parse_overlap(text: str, name: str = "--overlap") -> int | float:
-    """``"64"`` → 64 pixels; ``"0.25"`` or ``"25%"`` → 0.25 of the tile size."""
-    text = str(text).strip()
-    try:
-        if text.endswith("%"):
-            return float(text[:-1]) / 100.0
-        if any(c in text for c in ".eE"):
-            return float(text)
-        return int(text)
-    except ValueError:
-        raise UsageError(f"{name} {text!r}: expected pixels (64) or a fraction of the tile (0.25 or 25%)") from None
-
-
 def _overlap_pixels(overlap: int | float, size: int, name: str) -> int:
     """Overlap in pixels: an int is pixels, a float in [0, 1) a fraction of ``size``."""
     if isinstance(overlap, float) and not overlap.is_integer():
