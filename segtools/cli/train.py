@@ -9,7 +9,8 @@ from typing import List, Optional
 import typer
 from typing_extensions import Annotated
 
-from segtools.cli.common import STATE, ClassesOpt, PaletteOpt, err_console, info, stderr_is_terminal
+from segtools.cli.common import STATE, err_console, info, stderr_is_terminal
+from segtools.cli.options import ClassesOpt, IgnoreOpt, PaletteOpt
 
 #: options that --resume may change; every other one comes from the checkpoint
 RESUMABLE = {"resume", "epochs", "device", "workers", "output", "ctx"}
@@ -34,10 +35,10 @@ def train(
     val_split: Annotated[float, _opt("--val-split", panel=_DATA, help="Fraction of pairs held out for validation when no --val-images (0 = none).")] = 0.1,
     classes: ClassesOpt = None,
     num_classes: Annotated[Optional[int], _opt("--num-classes", panel=_DATA, help="Number of classes when --classes is not given.")] = None,
-    ignore_index: Annotated[Optional[int], _opt("--ignore-index", panel=_DATA, help="Mask value to ignore [default: the classes' own, else 255].")] = None,
+    ignore_index: IgnoreOpt = None,
     palette: PaletteOpt = None,
-    crop: Annotated[Optional[str], _opt("--crop", panel=_DATA, help="Random crop HxW (pixels) after scaling, e.g. 360x480.")] = None,
-    patch: Annotated[Optional[str], _opt("--patch", panel=_DATA, help="Cut a HxW patch from large images first (before augmentation).")] = None,
+    crop: Annotated[Optional[str], _opt("--crop", panel=_DATA, help="Random crop HEIGHTxWIDTH (pixels) after scaling, e.g. 360x480.")] = None,
+    patch: Annotated[Optional[str], _opt("--patch", panel=_DATA, help="Cut a HEIGHTxWIDTH patch from large images first (before augmentation).")] = None,
     min_foreground: Annotated[float, _opt("--min-foreground", panel=_DATA, help="Prefer patches with at least this fraction of non-background, non-ignored pixels.")] = 0.0,
     background: Annotated[int, _opt("--background", panel=_DATA, help="The background class for --min-foreground.")] = 0,
     arch: Annotated[str, _opt("--arch", panel=_MODEL, help="Architecture (segtools weights list / models): unet, lraspp-mnv3, deeplabv3-resnet50, ...")] = "unet",
@@ -63,7 +64,7 @@ def train(
     warmup: Annotated[int, _opt("--warmup", panel=_OPTIM, help="Linear warm-up, in optimisation steps.")] = 0,
     lr_step: Annotated[int, _opt("--lr-step", panel=_OPTIM, help="Epochs between decays (step schedule).")] = 30,
     lr_gamma: Annotated[float, _opt("--lr-gamma", panel=_OPTIM, help="Decay factor (step schedule).")] = 0.1,
-    scale: Annotated[str, _opt("--scale", panel=_AUG, help="Random zoom range MIN,MAX (e.g. 0.5,2.0).")] = "1,1",
+    scale: Annotated[str, _opt("--scale", panel=_AUG, help="Random zoom range LOW,HIGH (e.g. 0.5,2.0).")] = "1,1",
     rotate: Annotated[float, _opt("--rotate", panel=_AUG, help="Random rotation up to ± this many degrees.")] = 0.0,
     hflip: Annotated[float, _opt("--hflip", panel=_AUG, help="Probability of a horizontal flip.")] = 0.5,
     vflip: Annotated[float, _opt("--vflip", panel=_AUG, help="Probability of a vertical flip.")] = 0.0,
@@ -88,8 +89,11 @@ def train(
 
     Example:  segtools train --resume runs/camvid/last.pt
     """
+    from segtools.cli.options import parse_ignore, parse_range, parse_size
     from segtools.errors import UsageError
     from segtools.train import loop
+    from segtools.train.config import FROM_CLASSES, TrainConfig, class_options
+    from segtools.train.losses import parse_loss_spec
 
     reporter = _Reporter()
     try:
@@ -101,7 +105,25 @@ def train(
                 raise UsageError("give --images and --masks (or --resume last.pt)")
             if output is None:
                 raise UsageError("give a run folder with -o DIR (checkpoints and the log go there)")
-            config = _config(locals())
+            classes_dict, ignore = class_options(classes, FROM_CLASSES if ignore_index is None else parse_ignore(ignore_index))
+            config = TrainConfig(
+                images=list(images), masks=list(masks), output=output, classes=classes_dict, num_classes=num_classes,
+                ignore_index=ignore, palette=palette, val_images=list(val_images) if val_images else None,
+                val_masks=list(val_masks) if val_masks else None, val_split=val_split,
+                arch=arch, arch_options=_arch_options(arch_option), epochs=epochs or 50, batch=batch,
+                steps_per_epoch=steps_per_epoch, crop=parse_size(crop, "--crop") if crop else None,
+                patch=parse_size(patch, "--patch") if patch else None, min_foreground=min_foreground,
+                background=background,
+                augment={"scale": list(parse_range(scale, "--scale")), "rotate": rotate, "hflip": hflip, "vflip": vflip,
+                         "brightness": jitter, "contrast": jitter, "saturation": jitter, "hue": hue,
+                         "elastic": elastic, "elastic_sigma": elastic_sigma},
+                loss=loss, loss_weights=[w for _, w in parse_loss_spec(loss, loss_weights)] if loss_weights else None,
+                focal_gamma=focal_gamma, focal_alpha=focal_alpha, tversky_alpha=tversky_alpha,
+                tversky_beta=tversky_beta, label_smoothing=label_smoothing, aux_weight=aux_weight,
+                class_weights=class_weights, class_weights_beta=class_weights_beta, optimizer=optimizer, lr=lr,
+                weight_decay=weight_decay, momentum=momentum, schedule=schedule, warmup=warmup, lr_step=lr_step,
+                lr_gamma=lr_gamma, seed=seed, device=device or "auto", amp=amp, channels_last=channels_last,
+                workers=workers or 0, val_every=val_every)
             result = loop.train(config, reporter, overwrite=overwrite)
     finally:
         reporter.close()
@@ -143,54 +165,17 @@ def _parse_value(text: str):
     return text
 
 
-def _config(options: dict):
+def _arch_options(items: Optional[List[str]]) -> dict:
+    """``["depth=3", "aux=true"]`` → ``{"depth": 3, "aux": True}``."""
     from segtools.errors import UsageError
-    from segtools.io.meta import load_classes
-    from segtools.train.config import TrainConfig, parse_range, parse_size
 
-    meta = load_classes(options["classes"]) if options["classes"] else None
-    ignore = options["ignore_index"]
-    if ignore is None:
-        ignore = meta.ignore_index if meta is not None and meta.ignore_index is not None else 255
-    arch_options = {}
-    for item in options["arch_option"] or []:
+    options = {}
+    for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"--arch-option {item!r}: give KEY=VALUE, e.g. depth=3")
-        arch_options[key.strip()] = _parse_value(value)
-    weights = None
-    if options["loss_weights"]:
-        from segtools.train.losses import parse_loss_spec
-
-        weights = [w for _, w in parse_loss_spec(options["loss"], options["loss_weights"])]
-    augment = {"scale": parse_range(options["scale"], "--scale"), "rotate": options["rotate"],
-               "hflip": options["hflip"], "vflip": options["vflip"], "brightness": options["jitter"],
-               "contrast": options["jitter"], "saturation": options["jitter"], "hue": options["hue"],
-               "elastic": options["elastic"], "elastic_sigma": options["elastic_sigma"]}
-    from segtools.train.augment import AugmentConfig
-
-    AugmentConfig(**augment)  # validate the options now, before any data is read
-    return TrainConfig(
-        images=list(options["images"]), masks=list(options["masks"]), output=options["output"],
-        classes=meta.to_dict() if meta is not None else None, num_classes=options["num_classes"],
-        ignore_index=ignore, palette=options["palette"],
-        val_images=list(options["val_images"]) if options["val_images"] else None,
-        val_masks=list(options["val_masks"]) if options["val_masks"] else None, val_split=options["val_split"],
-        arch=options["arch"], arch_options=arch_options, epochs=options["epochs"] or 50, batch=options["batch"],
-        steps_per_epoch=options["steps_per_epoch"], crop=parse_size(options["crop"], "--crop"),
-        patch=parse_size(options["patch"], "--patch"), min_foreground=options["min_foreground"],
-        background=options["background"], augment={**augment, "scale": list(augment["scale"])},
-        loss=options["loss"], loss_weights=weights,
-        focal_gamma=options["focal_gamma"], focal_alpha=options["focal_alpha"],
-        tversky_alpha=options["tversky_alpha"], tversky_beta=options["tversky_beta"],
-        label_smoothing=options["label_smoothing"], aux_weight=options["aux_weight"],
-        class_weights=options["class_weights"], class_weights_beta=options["class_weights_beta"],
-        optimizer=options["optimizer"], lr=options["lr"], weight_decay=options["weight_decay"],
-        momentum=options["momentum"], schedule=options["schedule"], warmup=options["warmup"],
-        lr_step=options["lr_step"], lr_gamma=options["lr_gamma"], seed=options["seed"],
-        device=options["device"] or "auto", amp=options["amp"], channels_last=options["channels_last"],
-        workers=options["workers"] or 0, val_every=options["val_every"],
-    )
+        options[key.strip()] = _parse_value(value)
+    return options
 
 
 class _Reporter:

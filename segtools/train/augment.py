@@ -54,12 +54,12 @@ class AugmentConfig:
             object.__setattr__(self, "crop", tuple(int(v) for v in self.crop))
         low, high = self.scale
         if not (0 < low <= high):
-            raise UsageError(f"--scale {low},{high}: give 0 < min <= max, e.g. 0.5,2.0")
+            raise UsageError(f"scale ({low:g}, {high:g}): give 0 < low <= high, e.g. (0.5, 2.0)")
         for name in ("hflip", "vflip", "elastic"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UsageError(f"{name} probability must be within [0, 1]")
         if self.crop is not None and min(self.crop) < 1:
-            raise UsageError(f"--crop {self.crop}: sizes must be positive")
+            raise UsageError(f"crop {self.crop}: sizes must be positive")
         if self.elastic_grid < 2:
             raise UsageError("elastic grid must be at least 2×2")
 

@@ -1,7 +1,8 @@
 """The settings of a training run, as one plain, JSON-able record.
 
 :class:`TrainConfig` is what ``segtools train`` options become, what a checkpoint stores as
-``train_args``, and what ``--resume`` rebuilds the run from.
+``train_args``, and what a resumed run is rebuilt from. :func:`class_options` turns a class
+preset or file and an optional ignore index into the fields a run stores.
 """
 
 from __future__ import annotations
@@ -11,45 +12,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segtools.errors import UsageError
+from segtools.weights.classes import FROM_CLASSES
+
+__all__ = ["FROM_CLASSES", "TrainConfig", "class_options"]
 
 
-def parse_size(text: str | int | tuple | list | None, option: str) -> tuple[int, int] | None:
-    """``"360x480"`` (H×W) or ``"512"`` (square) → ``(height, width)``; ``None`` stays ``None``.
+def class_options(classes: str | None, ignore_index: int | None | str = FROM_CLASSES) -> tuple[dict | None, int | None]:
+    """What a run stores about its classes: the metadata of ``classes`` (a preset name or a
+    file; ``None`` for numbered classes) as a dict, and the ignore index — ``ignore_index``
+    when given (``None``: no void label), else the classes' own, else 255.
 
-    >>> parse_size("360x480", "--crop"), parse_size("64", "--crop")
-    ((360, 480), (64, 64))
+    >>> class_options(None)
+    (None, 255)
+    >>> class_options("camvid")[1], class_options("camvid", None)[1]
+    (11, None)
     """
-    if text is None or text == "":
-        return None
-    if isinstance(text, (tuple, list)):
-        parts = [str(v) for v in text]
-    else:
-        parts = str(text).lower().replace("×", "x").replace(",", "x").split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: give HEIGHTxWIDTH in pixels (e.g. 360x480) or one number") from None
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) < 1:
-        raise UsageError(f"{option} {text!r}: give HEIGHTxWIDTH in positive pixels (e.g. 360x480)")
-    return values[0], values[1]
+    from segtools.io.meta import load_classes
 
-
-def parse_range(text: str | tuple | list | None, option: str) -> tuple[float, float]:
-    """``"0.5,2"`` → ``(0.5, 2.0)``; one number ``s`` → ``(s, s)``."""
-    if text is None or text == "":
-        return (1.0, 1.0)
-    parts = list(text) if isinstance(text, (tuple, list)) else str(text).split(",")
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise UsageError(f"{option} {text!r}: give MIN,MAX (e.g. 0.5,2.0)") from None
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or not (0 < values[0] <= values[1]):
-        raise UsageError(f"{option} {text!r}: give 0 < MIN <= MAX (e.g. 0.5,2.0)")
-    return values[0], values[1]
+    meta = load_classes(classes) if classes else None
+    if ignore_index == FROM_CLASSES:
+        ignore_index = meta.ignore_index if meta is not None else 255
+    return (meta.to_dict() if meta is not None else None), ignore_index
 
 
 @dataclass
@@ -107,25 +90,32 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise UsageError("--epochs must be at least 1")
+            raise UsageError("epochs must be at least 1")
         if self.batch < 1:
-            raise UsageError("--batch must be at least 1")
+            raise UsageError("batch must be at least 1")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise UsageError("--steps-per-epoch must be at least 1")
+            raise UsageError("steps_per_epoch must be at least 1")
         if not 0.0 <= self.min_foreground <= 1.0:
-            raise UsageError("--min-foreground is a fraction in [0, 1]")
+            raise UsageError("min_foreground is a fraction in [0, 1]")
         if self.min_foreground > 0 and self.patch is None:
-            raise UsageError("--min-foreground needs --patch SIZE (it chooses where patches are cut)")
+            raise UsageError("min_foreground needs a patch size (patch HxW: it chooses where patches are cut)")
         if self.val_every < 1:
-            raise UsageError("--val-every must be at least 1")
+            raise UsageError("val_every must be at least 1")
         if self.workers < 0:
-            raise UsageError("--workers must be >= 0")
+            raise UsageError("workers must be >= 0")
         if (self.val_images is None) != (self.val_masks is None):
-            raise UsageError("give both --val-images and --val-masks, or neither")
+            raise UsageError("give both validation images and validation masks, or neither")
         for name in ("crop", "patch"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, tuple(int(v) for v in value))
+        self.augment_config()  # check the augmentation settings now, before any data is read
+
+    def augment_config(self):
+        """The :class:`~segtools.train.augment.AugmentConfig` of :attr:`crop` and :attr:`augment`."""
+        from segtools.train.augment import AugmentConfig
+
+        return AugmentConfig(crop=self.crop, **self.augment)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -43,7 +43,7 @@ def find_pairs(images: Sequence[str], masks: Sequence[str], *, allow_missing: bo
     from segtools.io.batch import expand_inputs, pair_items
 
     if not images or not masks:
-        raise UsageError("give training images and masks: --images DIR --masks DIR")
+        raise UsageError("give training images and their masks (folders, files, globs or @lists)")
     image_items = expand_inputs(images, allow_stdin=False)
     mask_items = expand_inputs(masks, allow_stdin=False)
     pairing = pair_items(image_items, mask_items, allow_missing=allow_missing, names=("image", "mask"))
@@ -55,12 +55,12 @@ def find_pairs(images: Sequence[str], masks: Sequence[str], *, allow_missing: bo
 def split_validation(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
     """Hold out ``fraction`` of the pairs (at least one, chosen by ``seed``) for validation."""
     if not 0.0 <= fraction < 1.0:
-        raise UsageError(f"--val-split {fraction}: give a fraction in [0, 1)")
+        raise UsageError(f"val_split {fraction}: give a fraction in [0, 1)")
     if fraction == 0.0:
         return list(samples), []
     if len(samples) < 2:
         raise InputError("cannot split one image pair into training and validation; "
-                         "give --val-images/--val-masks or --val-split 0")
+                         "give validation images and masks, or a validation split of 0")
     count = min(len(samples) - 1, max(1, round(len(samples) * fraction)))
     order = np.random.default_rng([seed, 0x5EED]).permutation(len(samples))
     held = set(order[:count].tolist())
@@ -230,7 +230,7 @@ def collate(batch: Sequence[tuple]) -> tuple:
     if len(shapes) > 1:
         sizes = ", ".join(f"{s[2]}×{s[1]}" for s in sorted(shapes)[:3])
         raise InputError(f"training images differ in size ({sizes}) and cannot be batched; "
-                         "give --crop HxW (or --patch), or --batch 1")
+                         "give a crop size (crop HxW) or a patch size (patch), or a batch of 1")
     return torch.stack([image for image, _ in batch]), torch.stack([mask for _, mask in batch])
 
 

@@ -181,7 +181,7 @@ class _Run:
                 else "no checkpoint was written yet")
         raise TrainingDiverged(
             f"the loss became {value} at epoch {self.epoch + 1}, batch {batch_number + 1} (step {self.step}); "
-            f"training stopped and {kept}; lower --lr, add --warmup, or check the masks and --class-weights")
+            f"training stopped and {kept}; lower the learning rate (lr), add a warmup, or check the masks and class weights")
 
     def validate(self) -> dict | None:
         parts = self.parts
@@ -257,10 +257,10 @@ def _append_log(path: Path, entry: dict) -> None:
 
 def _check_output(output: Path, overwrite: bool) -> None:
     if output.exists() and not output.is_dir():
-        raise UsageError(f"-o {output}: exists and is not a folder; training writes a folder of checkpoints")
+        raise UsageError(f"{output}: exists and is not a folder; training writes a folder of checkpoints")
     if (output / LAST).exists() and not overwrite:
-        raise UsageError(f"{output} already holds a run ({LAST}); continue it with --resume {output / LAST}, "
-                         "choose another -o, or pass --overwrite to start again")
+        raise UsageError(f"{output} already holds a run ({LAST}); resume it from {output / LAST}, "
+                         "choose another output folder, or overwrite it to start again")
 
 
 def _prepare_output(output: Path, overwrite: bool) -> None:
@@ -304,7 +304,7 @@ def resume(checkpoint_path: str | os.PathLike, on_event: EventHandler | None = N
     checkpoint = load_checkpoint(checkpoint_path)
     if not isinstance(checkpoint.get("train_args"), dict) or "optimizer" not in checkpoint:
         raise InputError(f"{checkpoint_path}: not a segtools training checkpoint (no train_args/optimizer "
-                         "state); --resume takes the last.pt of a `segtools train` run")
+                         "state); resume takes the last.pt of a `segtools train` run")
     data = dict(checkpoint["train_args"])
     if epochs is not None:
         data["epochs"] = epochs
@@ -316,7 +316,7 @@ def resume(checkpoint_path: str | os.PathLike, on_event: EventHandler | None = N
     config = TrainConfig.from_dict(data)
     if int(checkpoint["epoch"]) >= config.epochs:
         raise UsageError(f"{checkpoint_path}: the run already finished its {checkpoint['epoch']} epoch(s); "
-                         "pass --epochs N with a larger N to train longer")
+                         "give a larger number of epochs to train longer")
     with setup.reproducible(config.seed, config.deterministic):
         run = _Run(config, on_event)
         run.load(checkpoint)

@@ -150,23 +150,23 @@ def parse_loss_spec(spec: str, weights: str | Sequence[float] | None = None) -> 
     """``"ce+dice"`` and ``"0.5,0.5"`` → ``[("ce", 0.5), ("dice", 0.5)]`` (default weight 1 each)."""
     names = [part.strip().lower() for part in str(spec).split("+") if part.strip()]
     if not names:
-        raise UsageError("--loss is empty; give e.g. ce, dice or ce+dice")
+        raise UsageError("loss is empty; give e.g. ce, dice or ce+dice")
     for name in names:
         if name not in LOSS_NAMES:
-            raise UsageError(f"--loss: unknown loss {name!r}; choose from {', '.join(LOSS_NAMES)} (join with '+')")
+            raise UsageError(f"loss: unknown loss {name!r}; choose from {', '.join(LOSS_NAMES)} (join with '+')")
     if len(set(names)) != len(names):
-        raise UsageError(f"--loss {spec!r} names a loss twice")
+        raise UsageError(f"loss {spec!r} names a loss twice")
     if weights is None or (isinstance(weights, str) and not weights.strip()):
         values = [1.0] * len(names)
     else:
         try:
             values = [float(w) for w in (weights.split(",") if isinstance(weights, str) else weights)]
         except ValueError:
-            raise UsageError(f"--loss-weights {weights!r}: give comma-separated numbers, e.g. 0.5,0.5") from None
+            raise UsageError(f"loss weights {weights!r}: give comma-separated numbers, e.g. 0.5,0.5") from None
         if len(values) != len(names):
-            raise UsageError(f"--loss-weights has {len(values)} value(s) for {len(names)} loss term(s) in {spec!r}")
+            raise UsageError(f"loss weights: {len(values)} value(s) for {len(names)} loss term(s) in {spec!r}")
         if any(not (v >= 0) for v in values) or sum(values) <= 0:
-            raise UsageError("--loss-weights must be non-negative numbers, not all zero")
+            raise UsageError("loss weights must be non-negative numbers, not all zero")
     return list(zip(names, values))
 
 
@@ -174,7 +174,7 @@ def build_loss(spec: str, weights: str | Sequence[float] | None = None, *, ignor
                class_weights: torch.Tensor | None = None, focal_gamma: float = 2.0,
                focal_alpha: float | Sequence[float] | None = None, tversky_alpha: float = 0.5,
                tversky_beta: float = 0.5, label_smoothing: float = 0.0, smooth: float = 1.0) -> CombinedLoss:
-    """Build the loss a ``--loss`` spec names; class weights apply to every term.
+    """Build the loss a spec such as ``"ce+dice"`` names; class weights apply to every term.
 
     Example
     -------

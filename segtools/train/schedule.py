@@ -37,15 +37,15 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if self.name not in SCHEDULES:
-            raise UsageError(f"--schedule {self.name!r}: choose from {', '.join(SCHEDULES)}")
+            raise UsageError(f"schedule {self.name!r}: choose from {', '.join(SCHEDULES)}")
         if not self.lr > 0:
-            raise UsageError(f"--lr {self.lr}: the learning rate must be positive")
+            raise UsageError(f"lr {self.lr}: the learning rate must be positive")
         if self.total_steps < 1:
-            raise UsageError("the run has no optimisation steps (check --epochs and the data set size)")
+            raise UsageError("the run has no optimisation steps (check the number of epochs and the data set size)")
         if self.step_size < 1:
-            raise UsageError("--lr-step must be at least 1")
+            raise UsageError("lr_step must be at least 1")
         if self.warmup < 0:
-            raise UsageError("--warmup must be >= 0")
+            raise UsageError("warmup must be >= 0")
 
     def lr_at(self, step: int) -> float:
         """The learning rate for optimisation step ``step`` (0-based)."""

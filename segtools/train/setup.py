@@ -19,7 +19,6 @@ import torch
 
 from segtools.errors import InputError, UsageError
 from segtools.io.meta import ClassMeta, default_palette
-from segtools.train.augment import AugmentConfig
 from segtools.train.config import TrainConfig
 from segtools.models.preprocessing import Preprocessing
 from segtools.train.data import EpochSampler, SegmentationDataset, collate, find_pairs, scan_masks, split_validation
@@ -51,18 +50,18 @@ def reproducible(seed: int, deterministic: bool = True) -> Iterator[None]:
 
 def resolve_classes(config: TrainConfig) -> tuple[ClassMeta, int]:
     """Class metadata (names and palette filled in) and the number of classes."""
-    meta = ClassMeta.from_dict(config.classes, "--classes") if config.classes else ClassMeta()
+    meta = ClassMeta.from_dict(config.classes, "classes") if config.classes else ClassMeta()
     num_classes = config.num_classes if config.num_classes is not None else meta.num_classes
     if num_classes is None:
-        raise UsageError("give --classes (a preset such as camvid, or a file) or --num-classes N")
+        raise UsageError("give the classes (a preset such as camvid, or a file) or their number (num_classes)")
     if meta.num_classes is not None and meta.num_classes != num_classes:
-        raise UsageError(f"--num-classes {num_classes} contradicts --classes, which names {meta.num_classes} classes")
+        raise UsageError(f"num_classes {num_classes} contradicts the classes, which name {meta.num_classes}")
     if num_classes < 2:
         raise UsageError("training needs at least 2 classes (background and one more)")
     # padding (crops past the border, rotations) needs a value the loss skips
     ignore = config.ignore_index if config.ignore_index is not None else max(255, num_classes)
     if 0 <= ignore < num_classes:
-        raise UsageError(f"--ignore-index {ignore} is one of the {num_classes} classes (0..{num_classes - 1}); "
+        raise UsageError(f"ignore index {ignore} is one of the {num_classes} classes (0..{num_classes - 1}); "
                          "the ignore value must be outside them (e.g. 255)")
     names = meta.names or tuple(f"class_{i}" for i in range(num_classes))
     palette = meta.palette[:num_classes] if meta.palette else default_palette(num_classes)[:num_classes]
@@ -78,7 +77,7 @@ def read_class_weights(spec: str, counts, num_classes: int, beta: float) -> np.n
         return class_weights(counts, spec.lower(), beta=beta)
     path = Path(spec)
     if not path.is_file():
-        raise UsageError(f"--class-weights {spec!r}: neither {', '.join(METHODS)} nor a readable file")
+        raise UsageError(f"class weights {spec!r}: neither {', '.join(METHODS)} nor a readable file")
     try:
         if path.suffix.lower() == ".npy":
             values = np.load(path, allow_pickle=False)
@@ -89,9 +88,9 @@ def read_class_weights(spec: str, counts, num_classes: int, beta: float) -> np.n
                 values = values.get("weights", values.get("class_weights"))
         weights = np.asarray(values, dtype=np.float64).ravel()
     except (ValueError, TypeError, OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"--class-weights {spec}: cannot read numbers from it ({exc})") from None
+        raise InputError(f"class weights {spec}: cannot read numbers from it ({exc})") from None
     if weights.size != num_classes or not np.isfinite(weights).all() or (weights < 0).any():
-        raise InputError(f"--class-weights {spec}: needs {num_classes} non-negative numbers, found {weights.size}")
+        raise InputError(f"class weights {spec}: needs {num_classes} non-negative numbers, found {weights.size}")
     return weights
 
 
@@ -141,14 +140,14 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     if name == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    raise UsageError(f"--optimizer {config.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
+    raise UsageError(f"optimizer {config.optimizer!r}: choose from {', '.join(OPTIMIZERS)}")
 
 
 def _amp(config: TrainConfig, device: torch.device):
     if not config.amp:
         return None, None
     if device.type != "cuda":
-        log.warning("--amp needs a CUDA device; training in float32 on %s", device)
+        log.warning("mixed precision (amp) needs a CUDA device; training in float32 on %s", device)
         return None, None
     if torch.cuda.is_bf16_supported():
         return torch.bfloat16, None
@@ -175,7 +174,7 @@ def build_parts(config: TrainConfig, device: torch.device, on_scan: Callable | N
     if config.class_weights:
         weights = read_class_weights(config.class_weights, counts, num_classes, config.class_weights_beta)
     preprocessing = Preprocessing.of(config.preprocessing, get_arch(config.arch).preprocessing)
-    augment_config = AugmentConfig(crop=config.crop, **config.augment)
+    augment_config = config.augment_config()
     train_set = SegmentationDataset(train_samples, preprocessing, ignore_index=_pad_value(meta),
                                     augment_config=augment_config, seed=config.seed, patch=config.patch,
                                     min_foreground=config.min_foreground, background=config.background,
