@@ -239,7 +239,7 @@ def test_torch_export_programs_load_too(tmp_path) -> None:
 def test_non_torchscript_files_are_refused(tmp_path) -> None:
     state_file = tmp_path / "weights.pth"
     torch.save({"w": torch.zeros(2)}, state_file)
-    with pytest.raises(InputError, match="not a TorchScript archive or torch.export.*--weights FILE --arch"):
+    with pytest.raises(InputError, match="not a TorchScript archive or torch.export.*loads as weights, with its architecture"):
         load_torchscript(state_file)
     with pytest.raises(InputError, match="no such TorchScript file"):
         load_torchscript(tmp_path / "missing.pt")

@@ -191,7 +191,7 @@ def test_missing_weights_say_how_to_get_them(home, cli, tmp_path):
     np.save(image, np.zeros((8, 8, 3), np.uint8))
     result = cli("predict", str(image), "--model", "lraspp-mnv3-voc")
     assert_one_line_error(result, 1)
-    assert "segtools weights pull lraspp-mnv3-voc" in result.stderr and "--weights FILE" in result.stderr
+    assert "segtools weights pull lraspp-mnv3-voc" in result.stderr and "checkpoint file as weights" in result.stderr
 
 
 def test_pull_offline_is_refused(home, cli, monkeypatch):

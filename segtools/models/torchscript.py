@@ -44,7 +44,7 @@ class TorchScriptModel(nn.Module):
             except (RuntimeError, AssertionError, ValueError) as exc:
                 raise InputError(
                     f"the exported model refused a {tuple(x.shape)} input ({_first_line(exc)}); "
-                    "export it with dynamic height/width or run it with --tile at its size"
+                    "export it with dynamic height/width, or run it in tiles of the exported size (tiling)"
                 ) from None
         else:
             result = self.scripted(x)
@@ -105,7 +105,7 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu",
         return TorchScriptModel(load_exported(path, device), exported=True).eval()
     if kind != TORCHSCRIPT:
         raise InputError(f"{path}: not a TorchScript archive or torch.export program ({kind}); "
-                         "for a state dict or checkpoint use --weights FILE --arch ARCH")
+                         "a state dict or checkpoint loads as weights, with its architecture (arch)")
     try:
         with quiet_torch():  # torch >= 2.9 deprecates TorchScript; the files still run
             scripted = torch.jit.load(str(path), map_location=device, _extra_files=extra_files or {})

@@ -73,8 +73,8 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str = "", hash_prefix
     """
     dest = Path(dest)
     if offline_requested(offline):
-        raise InputError(f"offline (--offline or SEGTOOLS_OFFLINE): not downloading {url}; "
-                         f"copy the file to {dest} or use --weights FILE")
+        raise InputError(f"offline (offline requested or SEGTOOLS_OFFLINE set): not downloading {url}; "
+                         f"copy the file to {dest} or give a local checkpoint file as weights")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -94,7 +94,7 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str = "", hash_prefix
         raise InputError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise InputError(f"{url}: cannot connect ({reason}); check the network, or use --weights FILE") from None
+        raise InputError(f"{url}: cannot connect ({reason}); check the network, or give a local checkpoint file as weights") from None
     with response:
         status = getattr(response, "status", 200)
         if have and status != 206:  # the server ignored Range: start over

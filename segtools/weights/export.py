@@ -25,7 +25,7 @@ def require_onnx() -> None:
         import onnx  # noqa: F401  (torch.onnx needs it to build the graph)
     except ImportError:
         raise MissingDependency("ONNX export needs the 'onnx' package: pip install 'segtools[onnx]' "
-                                "(or use --format torchscript)") from None
+                                "(or export to torchscript)") from None
 
 
 def metadata_json(loaded: LoadedModel) -> str:

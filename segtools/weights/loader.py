@@ -58,7 +58,7 @@ def classes_from(spec: Any, num_classes: int | None = None) -> ClassMeta | None:
     if meta is not None and num_classes and meta.names is not None and len(meta.names) != num_classes \
             and not (num_classes == 1 and len(meta.names) == 2):
         raise InputError(f"{len(meta.names)} class names for a model with {num_classes} outputs; "
-                         "give matching --classes")
+                         "give matching classes")
     return meta
 
 
@@ -85,13 +85,13 @@ def load_model(model: str | None = None, weights: str | os.PathLike | None = Non
     from segtools.weights import registry
 
     if model and weights:
-        raise UsageError("give --model NAME or --weights FILE, not both")
+        raise UsageError("give a model (a registry name or file) or weights (a checkpoint file), not both")
     if not model and not weights:
         model = registry.DEFAULT_MODEL
         if model not in registry.all_entries():
             raise InputError(f"no model given and the default {model!r} weights are not installed: give "
-                             "--model NAME (see `segtools weights list`; get one with `segtools weights pull NAME`) "
-                             "or --weights FILE --arch A")
+                             "a model name (see `segtools weights list`; get one with `segtools weights pull NAME`) "
+                             "or a checkpoint file as weights, with its architecture (arch)")
     if model and not os.path.exists(model) and not _looks_like_path(model):
         entry, path = registry.resolve(model)
         fallback = {"arch": entry.arch, "classes": entry.classes, "preprocessing": entry.preprocessing,
@@ -125,8 +125,8 @@ def _from_checkpoint(path: Path, arch: str | None, classes: Any, fallback: dict,
     arch = arch or checkpoint.get("arch") or fallback.get("arch")
     arch_options = fallback.get("arch_options") or {}
     if not arch:
-        raise UsageError(f"{path}: a plain state dict does not say its architecture; give --arch "
-                         "(see `segtools weights list` or `segtools predict --help`)")
+        raise UsageError(f"{path}: a plain state dict does not say its architecture; give its arch "
+                         "(the names: `segtools weights list`, docs/models.md)")
     spec = get_arch(arch)
     state = checkpoint["state_dict"]
     options = check_arch_options(checkpoint.get("arch_options") or {}, spec.options, arch, str(path))

@@ -186,7 +186,7 @@ def get_entry(name: str) -> WeightsEntry:
     if name in entries:
         return entries[name]
     raise InputError(f"unknown weights {name!r}; known: {', '.join(entries)} "
-                     "(see `segtools weights list`, or give a file with --weights FILE --arch A)")
+                     "(see `segtools weights list`, or give a checkpoint file as weights, with its arch)")
 
 
 def register_imported(entry: WeightsEntry) -> None:
@@ -226,13 +226,13 @@ def resolve(name: str) -> tuple[WeightsEntry, Path]:
         return entry, path
     if entry.source == "bundled":
         raise InputError(f"weights {name!r} are not shipped with this installation ({path} is missing); "
-                         "pull another model (`segtools weights list`) or give --weights FILE --arch A")
+                         "pull another model (`segtools weights list`) or give a checkpoint file as weights, with its arch")
     if entry.source == "imported":
         raise InputError(f"weights {name!r}: the imported file {path} is gone; import it again with "
                          f"`segtools weights import FILE --name {name} --arch {entry.arch}`")
     raise InputError(f"weights {name!r} are not downloaded: run `segtools weights pull {name}` "
-                     f"(fetches {entry.url} into {weights_dir()}), or give a checkpoint with "
-                     f"--weights FILE --arch {entry.arch}")
+                     f"(fetches {entry.url} into {weights_dir()}), or give a checkpoint file "
+                     f"as weights, with arch {entry.arch}")
 
 
 def summary(entry: WeightsEntry) -> dict:
