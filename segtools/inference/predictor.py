@@ -66,8 +66,8 @@ class Predictor:
     channels_last : use the channels-last memory format (faster convolutions on most back-ends).
     """
 
-    def __init__(self, model: "torch.nn.Module", preprocessing: Preprocessing | Mapping | None = None, device: str = "auto",
-                 amp: bool | str = False, batch: int = 4, tiling: Tiling | None = None, tta: TTA | None = None,
+    def __init__(self, model: "torch.nn.Module", preprocessing: Preprocessing | Mapping | None = None, *,
+                 device: str = "auto", amp: bool | str = False, batch: int = 4, tiling: Tiling | None = None, tta: TTA | None = None,
                  channels_last: bool = True) -> None:
         if batch < 1:
             raise UsageError(f"batch must be at least 1, not {batch}")

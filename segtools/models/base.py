@@ -21,6 +21,7 @@ def conv_norm_act(
     in_channels: int,
     out_channels: int,
     kernel_size: int = 3,
+    *,
     stride: int = 1,
     dilation: int = 1,
     groups: int = 1,
