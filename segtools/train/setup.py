@@ -19,8 +19,8 @@ import torch
 
 from segtools.errors import InputError, UsageError
 from segtools.io.meta import ClassMeta, default_palette
-from segtools.train.config import TrainConfig
 from segtools.models.preprocessing import Preprocessing
+from segtools.train.config import TrainConfig
 from segtools.train.data import EpochSampler, SegmentationDataset, collate, find_pairs, scan_masks, split_validation
 from segtools.train.losses import CombinedLoss, build_loss
 from segtools.train.schedule import Schedule
