@@ -23,6 +23,7 @@ tile_app = typer.Typer(
 )
 
 
+@tile_app.command("split")
 def split(
     image: Annotated[str, typer.Argument(help="Image, label mask or score map: PNG, JPEG, TIFF/BigTIFF, .npy, .npz.")],
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Folder for the tiles and manifest.json.")] = None,
@@ -73,6 +74,7 @@ def split(
          + (f" ({skipped} skipped)" if skipped else "") + f" and manifest.json in {output}")
 
 
+@tile_app.command("merge")
 def merge(
     tiles: Annotated[str, typer.Argument(help="Folder of tiles (with manifest.json, or see --manifest).")],
     output: Annotated[Optional[str], typer.Option(
@@ -119,7 +121,6 @@ def merge(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``segtools tile split|merge``."""
-    tile_app.command("split")(split)
-    tile_app.command("merge")(merge)
+    """Add ``segtools tile split|merge`` (registered on ``tile_app`` once, at import: a
+    register per run would pile copies of them up in a process that runs many)."""
     app.add_typer(tile_app, name="tile")
