@@ -16,7 +16,7 @@ _segtools() {
             ;;
         "segtools predict") opts="--model -m --weights -w --arch --output -o --probs --device --batch -b --amp --amp-dtype --tta --tile --overlap --blend --classes --overwrite --help -h"; subs=""
             ;;
-        "segtools postprocess") opts="--output -o --threshold -t --min-confidence --below --map --smooth --open --close --erode --dilate --kernel --min-area --fill-holes --keep-largest --connectivity --only --fill --background --ignore-index --order --instances --classes --palette --meta --jobs -j --overwrite --help -h"; subs=""
+        "segtools postprocess") opts="--output -o --threshold -t --min-confidence --below --map --smooth --open --close --erode --dilate --kernel --min-area --fill-holes --keep-largest --connectivity --only --fill --background --ignore-index --order --instances --classes --palette --jobs -j --overwrite --help -h"; subs=""
             ;;
         "segtools metrics") opts="--num-classes -n --classes --ignore-index --label-map --pred-label-map --palette --allow-missing --average --boundary --boundary-tolerance --boundary-dilation --distances --spacing --nsd-tolerance --format -f --output -o --per-image --save-confusion --fail-under --fail-over --baseline --max-drop --jobs -j --overwrite --help -h"; subs=""
             ;;

@@ -75,7 +75,6 @@ complete -c segtools -n '__fish_seen_subcommand_from postprocess' -l order -r -d
 complete -c segtools -n '__fish_seen_subcommand_from postprocess' -l instances -d 'Last: write the connected components as an instance-id mask (kind=inst'
 complete -c segtools -n '__fish_seen_subcommand_from postprocess' -l classes -r -d 'Class names/palette: a preset (voc, cityscapes, camvid, ade20k, coco) '
 complete -c segtools -n '__fish_seen_subcommand_from postprocess' -l palette -r -d 'Colour→class map for RGB colour masks: voc, cityscapes, camvid, ade20k'
-complete -c segtools -n '__fish_seen_subcommand_from postprocess' -l meta -r -d 'Old name of --classes.'
 complete -c segtools -n '__fish_seen_subcommand_from postprocess' -l jobs -s j -r -d 'Parallel workers for batches (0 = all CPUs).'
 complete -c segtools -n '__fish_seen_subcommand_from postprocess' -l overwrite -d 'Allow an output to replace an input file.'
 complete -c segtools -n '__fish_seen_subcommand_from postprocess' -l help -s h -d 'Show the help and exit.'

@@ -97,6 +97,8 @@ def _collect(command, ctx, path: list[str]) -> Cmd:
         if param.param_type_name == "argument":
             arguments.append((getattr(param, "metavar", None) or param.name).upper())
             continue
+        if getattr(param, "hidden", False):  # old spellings kept only to say what replaced them
+            continue
         names = list(param.opts) + list(getattr(param, "secondary_opts", []))
         choices = _choices(param)
         takes_value = not getattr(param, "is_flag", False) and not getattr(param, "count", False)

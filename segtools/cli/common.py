@@ -1,6 +1,8 @@
-"""Shared pieces of the command line: global state, logging, progress, common options.
+"""Shared pieces of the command line: global state, logging, progress, the standard streams.
 
-Only typer, rich and the standard library are imported here at module level, so
+Option parsers and the option definitions commands share live in :mod:`segtools.cli.options`.
+
+Only the standard library is imported here at module level (rich when a bar is shown), so
 ``segtools --help`` stays fast (no numpy, no torch).
 """
 
@@ -13,10 +15,7 @@ import os
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional
-
-import typer
-from typing import Annotated
+from typing import Callable, Iterator
 
 
 @dataclass
@@ -166,15 +165,3 @@ def progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
                   TimeRemainingColumn(), console=err_console(), transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda _i: bar.advance(task)
-
-
-# ---- options shared by several commands (Annotated aliases keep signatures short)
-
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=0, help="Parallel workers for batches (0 = all CPUs).")]
-OutputOpt = Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, or folder for a batch; stdout when omitted.")]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Allow an output to replace an input file.")]
-ClassesOpt = Annotated[Optional[str], typer.Option(
-    "--classes", help="Class names/palette: a preset (voc, cityscapes, camvid, ade20k, coco) or a JSON/text file.")]
-PaletteOpt = Annotated[Optional[str], typer.Option(
-    "--palette", help="Colour→class map for RGB colour masks: voc, cityscapes, camvid, ade20k, or a JSON file.")]
-FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output format: table, json or csv.")]

@@ -125,7 +125,7 @@ def metrics(
         _write_confusion(report, save_confusion, overwrite)
     failed = [g for g in report["gates"] if not g["passed"]]
     if failed:
-        from segtools.cli.flags import in_flags
+        from segtools.cli.options import in_flags
         from segtools.errors import GateFailed
 
         raise GateFailed(in_flags(f"{len(failed)} of {len(report['gates'])} quality gate(s) failed: "

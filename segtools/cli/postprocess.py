@@ -97,7 +97,7 @@ def postprocess(
     Example:  segtools postprocess masks/ -o clean/ --min-area 100 --fill-holes 200 --jobs 2
     """
     from segtools.cli import postprocess_spec as spec
-    from segtools.cli.flags import parameters_as_flags
+    from segtools.cli.options import parameters_as_flags
     from segtools.cli.options import output_targets, parse_ignore
     from segtools.io.batch import expand_inputs
     from segtools.morphology.postprocess import PostprocessOptions, postprocess_files

@@ -10,7 +10,7 @@ from typing_extensions import Annotated
 from segtools.cli.common import info, progress
 from segtools.cli.options import OverwriteOpt, parse_overlap, parse_size
 
-#: library parameters → the flags that set them, for library messages (cli.flags)
+#: library parameters → the flags that set them, for library messages (cli.options)
 SPLIT_FLAGS = {"min_foreground": "--min-foreground", "pad": "--pad", "tile_format": "--tile-format",
                "overlap": "--overlap", "stride": "--stride"}
 MERGE_FLAGS = {"rule": "--rule", "sigma_scale": "--sigma-scale", "allow_missing": "--allow-missing"}
@@ -50,7 +50,7 @@ def split(
 
     Example: segtools tile split scene.tif --size 512 --overlap 64 -o tiles/
     """
-    from segtools.cli.flags import parameters_as_flags
+    from segtools.cli.options import parameters_as_flags
     from segtools.errors import UsageError
     from segtools.io.rasters import open_raster
     from segtools.tiling.split import SplitOptions, split_raster
@@ -98,7 +98,7 @@ def merge(
     """
     from pathlib import Path
 
-    from segtools.cli.flags import parameters_as_flags
+    from segtools.cli.options import parameters_as_flags
     from segtools.errors import InputError, UsageError
     from segtools.tiling.manifest import read_manifest
     from segtools.tiling.merge import MergeOptions, merge_tiles

@@ -114,7 +114,7 @@ def draw_command(
 
     Example: segtools visualize pred.png --gt gt.png --over img.png --panel -o compare.png
     """
-    from segtools.cli.flags import parameters_as_flags
+    from segtools.cli.options import parameters_as_flags
     from segtools.cli.options import is_batch, output_targets, parse_ignore
     from segtools.errors import UsageError
     from segtools.io.batch import expand_inputs
@@ -193,7 +193,7 @@ def confusion_command(
 
     Example: segtools visualize confusion report.json -o confusion.png
     """
-    from segtools.cli.flags import parameters_as_flags
+    from segtools.cli.options import parameters_as_flags
     from segtools.io.images import write_image
     from segtools.io.streams import check_output_path, describe, read_bytes
     from segtools.viz.confusion import confusion_title, draw_confusion, load_report_confusion
