@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 
 from segtools.errors import InputError  # noqa: E402
 from segtools.models import build_model  # noqa: E402
-from segtools.models.exported import check_sym_expr  # noqa: E402
+from segtools.weights.exported import check_sym_expr  # noqa: E402
 from segtools.weights.checkpoint import file_kind, make_checkpoint, save_checkpoint  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")

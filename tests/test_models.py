@@ -12,7 +12,8 @@ torch = pytest.importorskip("torch")
 import golden_util  # noqa: E402
 
 from segtools.errors import InputError, UsageError  # noqa: E402
-from segtools.models import ARCHITECTURES, build_model, load_torchscript, parameter_count  # noqa: E402
+from segtools.models import ARCHITECTURES, build_model, parameter_count  # noqa: E402
+from segtools.weights.torchscript import load_torchscript  # noqa: E402
 from segtools.models.unet import UNet  # noqa: E402
 from segtools.weights.state_dict import infer_options, load_state_dict_flexible, unwrap_state_dict  # noqa: E402
 

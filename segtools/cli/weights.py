@@ -129,9 +129,9 @@ def import_weights(
 
     Example: segtools weights import unet_carvana_scale0.5_epoch2.pth --name carvana --arch unet
     """
-    from segtools.weights import registry
+    from segtools.weights.loader import import_checkpoint
 
-    entry = registry.import_checkpoint(file, name, arch=arch, classes=classes, force=force)
+    entry = import_checkpoint(file, name, arch=arch, classes=classes, force=force)
     info(f"imported {file} as {name!r} ({entry.arch}, {entry.num_classes} classes) → {entry.path}")
 
 

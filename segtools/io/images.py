@@ -25,9 +25,9 @@ def read_image(source: Source, *, name: str | None = None) -> np.ndarray:
     data = read_bytes(source)
     kind = sniff(data[:512])
     if kind.format == "npy":
-        from segtools.io.masks import _load_npy
+        from segtools.io.npy import read_npy
 
-        array = _load_npy(data, name, "image")
+        array = read_npy(data, name, "image")
         if array.ndim not in (2, 3):
             raise InputError(f"{name}: an image array is H×W or H×W×C, this one is {array.shape}")
         return array

@@ -69,7 +69,7 @@ def read_label_mask(source: Source, colours: ClassMeta | str | None = None, *, n
     if kind.format == "png":
         return _read_png_mask(data, kind, name, colours)
     if kind.format == "npy":
-        array = _load_npy(data, name, "labels")
+        array = npy.read_npy(data, name, "labels")
         return LabelMask(_check_label_array(array, name), None, name)
     if kind.format == "npz":
         raise InputError(f"{name}: is a score map (.npz), not a label mask; turn it into labels with `segtools postprocess`")
@@ -84,7 +84,7 @@ def read_score_map(source: Source, *, name: str | None = None) -> ScoreMap:
     if kind.format == "npz":
         return _load_npz_scores(data, name)
     if kind.format == "npy":
-        array = _load_npy(data, name, "scores")
+        array = npy.read_npy(data, name, "scores")
         return ScoreMap(_check_score_array(array, name), None, name)
     raise InputError(f"{name}: {_not_a('score map', kind)}")
 
@@ -108,16 +108,6 @@ def _not_a(wanted: str, kind: Sniffed) -> str:
         "text": f"is a text file, not a {wanted}",
     }
     return hints.get(kind.format, f"is not a {wanted} (recognised: {kind.format}); expected PNG, .npy or .npz")
-
-
-def _load_npy(data: bytes, name: str, layout: str) -> np.ndarray:
-    """A ``.npy`` array, its declared plane (``layout``: see :func:`npy.plane_size`) checked
-    against the pixel budget and its length against the header before anything is copied."""
-    header = npy.parse_header(data[: npy.HEAD_BYTES], name)
-    plane = npy.plane_size(header.shape, layout)
-    if plane is not None:
-        check_pixels(plane[1], plane[0], name)
-    return npy.load_array(data, name, header)
 
 
 def _check_label_array(array: np.ndarray, name: str) -> np.ndarray:

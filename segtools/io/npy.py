@@ -161,3 +161,15 @@ def read_npz_member(archive, member: str, name: str, layout: str | None,
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
         raise InputError(f"{where}: corrupt or truncated .npz entry ({exc})") from None
     return load_array(data, where, header)
+
+
+def read_npy(data: bytes, name: str, layout: str) -> np.ndarray:
+    """A ``.npy`` array, its declared plane (``layout``: see :func:`plane_size`) checked
+    against the pixel budget and its length against the header before anything is copied."""
+    header = parse_header(data[:HEAD_BYTES], name)
+    plane = plane_size(header.shape, layout)
+    if plane is not None:
+        from segtools.io.limits import check_pixels
+
+        check_pixels(plane[1], plane[0], name)
+    return load_array(data, name, header)

@@ -2,7 +2,7 @@
 
 :func:`measure_pairs` runs a dataset: one picklable :class:`PairJob` per pair through
 ``segtools.io.parallel.pmap`` (worker processes with ``jobs > 1``), each returning only
-O(C²) numbers (:class:`PairResult`), summed in input order into a
+O(C²) numbers (:class:`~segtools.metrics.report.PairResult`), summed in input order into a
 :class:`~segtools.metrics.report.MetricsRun`.
 """
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from segtools.errors import InputError
 from segtools.labels import remap_labels
+from segtools.metrics.report import PairResult
 
 if TYPE_CHECKING:
     from segtools.metrics.report import MetricsRun
@@ -51,18 +52,6 @@ class PairJob:
     pred_path: str
     gt_path: str
     options: MeasureOptions
-
-
-@dataclass(frozen=True)
-class PairResult:
-    """One pair's summable counts: confusion (C×C), misses (C), optional boundary counts
-    and distance sums (per-class arrays by key), and the mask shape (H, W)."""
-
-    confusion: np.ndarray
-    missed: np.ndarray
-    shape: tuple[int, ...]
-    boundary: dict | None = None
-    distances: dict | None = None
 
 
 def load_label_map(spec: str, name: str = "label map") -> LabelMap:

@@ -12,7 +12,7 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -22,8 +22,17 @@ from segtools.metrics.boundary import COUNT_KEYS, boundary_scores
 from segtools.metrics.distances import DISTANCE_KEYS, distance_means
 from segtools.metrics.scores import SUMMARY_KEYS, class_scores, scores, summary_scores
 
-if TYPE_CHECKING:
-    from segtools.metrics.evaluate import PairResult
+@dataclass(frozen=True)
+class PairResult:
+    """One pair's summable counts: confusion (C×C), misses (C), optional boundary counts
+    and distance sums (per-class arrays by key), and the mask shape (H, W)."""
+
+    confusion: np.ndarray
+    missed: np.ndarray
+    shape: tuple[int, ...]
+    boundary: dict | None = None
+    distances: dict | None = None
+
 
 REPORT_FORMAT = "segtools-metrics"
 
@@ -55,8 +64,8 @@ class MetricsRun:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def add_image(self, result: "PairResult") -> dict:
-        """Add one image's counts (a :class:`~segtools.metrics.evaluate.PairResult`);
+    def add_image(self, result: PairResult) -> dict:
+        """Add one image's counts (a :class:`PairResult`);
         return its per-image summary scores."""
         self.confusion += result.confusion
         self.missed += result.missed

@@ -146,14 +146,6 @@ def build_model(arch: str, num_classes: int, **options: Any) -> torch.nn.Module:
         raise UsageError(f"{arch}: {exc}") from None
 
 
-def load_torchscript(path: Any, device: Any = "cpu") -> torch.nn.Module:
-    """Load a TorchScript file; ``forward`` returns a logits tensor (see :mod:`.torchscript`)."""
-    require("torch", "models")
-    from segtools.models.torchscript import load_torchscript as _load
-
-    return _load(path, device)
-
-
 def parameter_count(model: torch.nn.Module) -> int:
     """Number of trainable and frozen parameter values of ``model`` (buffers such as BatchNorm
     running statistics not included), as torchvision publishes it."""
@@ -168,6 +160,5 @@ __all__ = [
     "UNIT",
     "build_model",
     "get_arch",
-    "load_torchscript",
     "parameter_count",
 ]

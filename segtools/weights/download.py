@@ -15,6 +15,7 @@ import errno
 import hashlib
 import http.client
 import os
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -28,6 +29,8 @@ CHUNK_BYTES = 1 << 20
 _DISK_ERRORS = (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT, errno.EFBIG)
 DEFAULT_TIMEOUT_S = 30.0
 USER_AGENT = "segtools (+https://pypi.org/project/segtools)"
+#: torch hub names carry the first hex digits of the file's SHA-256: ``name-<hex>.ext``
+TORCH_HUB_HASH = re.compile(r"-([a-f0-9]{6,})\.")
 
 #: progress(bytes_done, bytes_total or None)
 ProgressFn = Callable[[int, Optional[int]], None]
@@ -159,7 +162,5 @@ def hash_prefix_from_name(file_name: str) -> str:
     >>> hash_prefix_from_name("deeplabv3_resnet50_coco-cd0a2569.pth")
     'cd0a2569'
     """
-    from segtools.weights.registry import TORCH_HUB_HASH
-
     match = TORCH_HUB_HASH.search(file_name)
     return match.group(1) if match else ""

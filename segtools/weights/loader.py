@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,7 +160,7 @@ def _from_checkpoint(path: Path, arch: str | None, classes: Any, fallback: dict,
 def _from_torchscript(path: Path, classes: Any, device: str) -> LoadedModel:
     require("torch", "models")
     from segtools.io.jsondata import parse_json
-    from segtools.models.torchscript import load_torchscript
+    from segtools.weights.torchscript import load_torchscript
     from segtools.weights.metadata import check_metadata
 
     extra = {TORCHSCRIPT_META: ""}
@@ -205,3 +206,53 @@ def describe(target: str, arch: str | None = None) -> dict:
         "license": entry.license if entry else None, "url": entry.url if entry else None,
         "metrics": entry.metrics if entry else None,
     }
+
+
+def import_checkpoint(file: str, name: str, *, arch: str | None = None, classes=None,
+                      force: bool = False) -> "WeightsEntry":
+    """Register a local checkpoint as ``name``: load it into its architecture (which checks it
+    fits), save it as a segtools checkpoint in :func:`weights_dir` and add it to the user
+    registry.
+
+    Parameters
+    ----------
+    file : a state dict (``.pth``/``.pt``), a segtools checkpoint or a ``.safetensors`` file.
+    name : the registry name to give it (letters, digits, ``.``, ``_``, ``-``).
+    arch : the architecture, needed for plain state dicts.
+    classes : class metadata override (preset name, file, or ClassMeta).
+    force : replace an imported entry of the same name.
+
+    Raises
+    ------
+    UsageError
+        A bad or taken name, or a TorchScript file (it runs as is, there is nothing to import).
+    InputError
+        A file that is no checkpoint, or does not fit ``arch``.
+    """
+    from segtools.errors import UsageError
+    from segtools.models import parameter_count
+    from segtools.weights.checkpoint import make_checkpoint, save_checkpoint, sha256_file
+    from segtools.weights.registry import BUILTIN, WeightsEntry, imported_entries, register_imported, weights_dir
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise UsageError(f"weights name {name!r}: use letters, digits, '.', '_' and '-'")
+    if name in imported_entries() and not force:
+        raise UsageError(f"weights {name!r} are already imported; import with the force option to replace them")
+    if name in BUILTIN:
+        raise UsageError(f"{name!r} is a built-in weights name; choose another name")
+    loaded = load_model(weights=file, arch=arch, classes=classes)
+    if not loaded.arch:
+        raise UsageError(f"{file}: a TorchScript model runs as is (`segtools predict --model {file}`); "
+                         "nothing to import")
+    classes_dict = loaded.classes.to_dict() if loaded.classes is not None else None
+    target = weights_dir() / f"{name}.pt"
+    save_checkpoint(target, make_checkpoint(loaded.arch, loaded.num_classes, loaded.model.state_dict(),
+                                            classes=classes_dict, preprocessing=loaded.preprocessing,
+                                            arch_options=loaded.arch_options))
+    entry = WeightsEntry(
+        name=name, arch=loaded.arch, classes=classes_dict or "", num_classes=loaded.num_classes,
+        preprocessing=loaded.preprocessing, sha256=sha256_file(target), arch_options=loaded.arch_options,
+        num_params=parameter_count(loaded.model), path=str(target), source="imported",
+        file_size_mb=round(target.stat().st_size / 1e6, 3), description=f"imported from {file}")
+    register_imported(entry)
+    return entry

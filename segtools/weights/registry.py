@@ -7,8 +7,9 @@ verify it, its licence and the accuracy its authors published.
 Built-in entries live in :data:`BUILTIN`; imported ones in ``$SEGTOOLS_HOME/weights/registry.json``
 (written by ``segtools weights import``). Downloaded and imported files live in
 ``$SEGTOOLS_HOME/weights/`` (``$SEGTOOLS_HOME`` defaults to ``$XDG_CACHE_HOME/segtools``, i.e.
-``~/.cache/segtools``). Only the standard library is imported here; :func:`pull` and
-:func:`import_checkpoint` import what they need (torch for the import) when called.
+``~/.cache/segtools``). Only the standard library is imported here; :func:`pull` imports the
+downloader when called. Importing a local checkpoint is :func:`segtools.weights.loader.import_checkpoint`
+(it loads the model, which the registry itself never does).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from pathlib import Path
 
 from segtools.errors import InputError, OutputError
 from segtools.models.preprocessing import IMAGENET, UNIT, Preprocessing
+from segtools.weights.download import hash_prefix_from_name
 
-TORCH_HUB_HASH = re.compile(r"-([a-f0-9]{6,})\.")
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _torchvision(name: str, arch: str, file: str, params: int, miou: float, acc:
     return WeightsEntry(
         name=name, arch=arch, classes="voc", num_classes=21,
         preprocessing=IMAGENET.with_(resize_short=520),
-        url=f"https://download.pytorch.org/models/{file}", hash_prefix=TORCH_HUB_HASH.search(file).group(1),
+        url=f"https://download.pytorch.org/models/{file}", hash_prefix=hash_prefix_from_name(file),
         file_size_mb=size_mb, num_params=params,
         metrics={"miou": miou, "pixel_acc": acc, "dataset": "COCO val2017, 20 VOC categories"},
         license="BSD-3-Clause", arch_options={"aux": arch.startswith(("deeplabv3", "fcn"))},
@@ -286,53 +287,3 @@ def pull(entry: WeightsEntry, *, force: bool = False, timeout: float = 30.0, pro
         logging.getLogger("segtools").warning(
             f"{entry.name}: no published checksum to verify against; sha256 {result.sha256}")
     return Pulled(entry, result.path, "downloaded", result)
-
-
-def import_checkpoint(file: str, name: str, *, arch: str | None = None, classes=None,
-                      force: bool = False) -> WeightsEntry:
-    """Register a local checkpoint as ``name``: load it into its architecture (which checks it
-    fits), save it as a segtools checkpoint in :func:`weights_dir` and add it to the user
-    registry.
-
-    Parameters
-    ----------
-    file : a state dict (``.pth``/``.pt``), a segtools checkpoint or a ``.safetensors`` file.
-    name : the registry name to give it (letters, digits, ``.``, ``_``, ``-``).
-    arch : the architecture, needed for plain state dicts.
-    classes : class metadata override (preset name, file, or ClassMeta).
-    force : replace an imported entry of the same name.
-
-    Raises
-    ------
-    UsageError
-        A bad or taken name, or a TorchScript file (it runs as is, there is nothing to import).
-    InputError
-        A file that is no checkpoint, or does not fit ``arch``.
-    """
-    from segtools.errors import UsageError
-    from segtools.models import parameter_count
-    from segtools.weights.checkpoint import make_checkpoint, save_checkpoint, sha256_file
-    from segtools.weights.loader import load_model
-
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
-        raise UsageError(f"weights name {name!r}: use letters, digits, '.', '_' and '-'")
-    if name in imported_entries() and not force:
-        raise UsageError(f"weights {name!r} are already imported; import with the force option to replace them")
-    if name in BUILTIN:
-        raise UsageError(f"{name!r} is a built-in weights name; choose another name")
-    loaded = load_model(weights=file, arch=arch, classes=classes)
-    if not loaded.arch:
-        raise UsageError(f"{file}: a TorchScript model runs as is (`segtools predict --model {file}`); "
-                         "nothing to import")
-    classes_dict = loaded.classes.to_dict() if loaded.classes is not None else None
-    target = weights_dir() / f"{name}.pt"
-    save_checkpoint(target, make_checkpoint(loaded.arch, loaded.num_classes, loaded.model.state_dict(),
-                                            classes=classes_dict, preprocessing=loaded.preprocessing,
-                                            arch_options=loaded.arch_options))
-    entry = WeightsEntry(
-        name=name, arch=loaded.arch, classes=classes_dict or "", num_classes=loaded.num_classes,
-        preprocessing=loaded.preprocessing, sha256=sha256_file(target), arch_options=loaded.arch_options,
-        num_params=parameter_count(loaded.model), path=str(target), source="imported",
-        file_size_mb=round(target.stat().st_size / 1e6, 3), description=f"imported from {file}")
-    register_imported(entry)
-    return entry

@@ -79,7 +79,7 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu",
         A file written by ``torch.jit.save`` or ``torch.export.save`` (zip archives that hold
         the graph and constants; no Python code of the model is needed or run). The kind is
         read off the archive's members; an exported program is checked to hold no pickles
-        and no code before torch sees it (:mod:`segtools.models.exported`).
+        and no code before torch sees it (:mod:`segtools.weights.exported`).
     device : str or torch.device
         Where to map its tensors.
     extra_files : dict, optional
@@ -100,7 +100,7 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu",
         raise InputError(f"{path}: no such TorchScript file")
     kind = file_kind(path)
     if kind == TORCH_EXPORT:
-        from segtools.models.exported import load_exported
+        from segtools.weights.exported import load_exported
 
         return TorchScriptModel(load_exported(path, device), exported=True).eval()
     if kind != TORCHSCRIPT:
