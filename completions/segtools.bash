@@ -6,7 +6,7 @@ _segtools() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
         case "$cmd $w" in
-            "segtools convert"|"segtools predict"|"segtools postprocess"|"segtools metrics"|"segtools train"|"segtools info"|"segtools tile"|"segtools tile split"|"segtools tile merge"|"segtools visualize"|"segtools visualize draw"|"segtools visualize confusion"|"segtools visualize stats"|"segtools weights"|"segtools weights list"|"segtools weights pull"|"segtools weights import"|"segtools weights info"|"segtools weights export"|"segtools weights classes") cmd="$cmd $w" ;;
+            "segtools convert"|"segtools predict"|"segtools postprocess"|"segtools metrics"|"segtools train"|"segtools info"|"segtools tile"|"segtools tile split"|"segtools tile merge"|"segtools visualize"|"segtools visualize draw"|"segtools visualize instances"|"segtools visualize confusion"|"segtools visualize stats"|"segtools weights"|"segtools weights list"|"segtools weights pull"|"segtools weights import"|"segtools weights info"|"segtools weights export"|"segtools weights classes") cmd="$cmd $w" ;;
         esac
     done
     case "$cmd" in
@@ -30,9 +30,11 @@ _segtools() {
             ;;
         "segtools tile merge") opts="--output -o --manifest --blend --sigma-scale --rule --fill --allow-missing --overwrite --help -h"; subs=""
             ;;
-        "segtools visualize") opts="--help -h"; subs="draw confusion stats"
+        "segtools visualize") opts="--help -h"; subs="draw instances confusion stats"
             ;;
         "segtools visualize draw") opts="--over -i --gt --errors --panel --report --alpha --contours --thickness --legend --no-legend --class -c --instances --semantic --ids --no-ids --transparent --colormap --text-size --classes --palette --ignore-index --output -o --ext --thumb-width --allow-missing --jobs -j --overwrite --help -h"; subs=""
+            ;;
+        "segtools visualize instances") opts="--over -i --gt --image-id --errors --min-score --iou-threshold --alpha --thickness --text-size --output -o --overwrite --help -h"; subs=""
             ;;
         "segtools visualize confusion") opts="--normalise --normalize --cell --colormap --title --output -o --overwrite --help -h"; subs=""
             ;;
