@@ -66,6 +66,18 @@ def metrics(
     distances: Annotated[bool, typer.Option("--distances", help="Also HD95, ASSD and normalised surface Dice per class.")] = False,
     spacing: Annotated[str, typer.Option("--spacing", help="Pixel size 'ROW,COL' (or one number) in physical units, for --distances.")] = "1",
     nsd_tolerance: Annotated[float, typer.Option("--nsd-tolerance", min=0, help="Normalised surface Dice tolerance τ, physical units.")] = 1.0,
+    task: Annotated[str, typer.Option(
+        "--task", help="semantic, instance (COCO AP) or panoptic (PQ); auto: recognised from the inputs.")] = "auto",
+    iou_type: Annotated[str, typer.Option("--iou-type", help="Instance AP on masks (segm) or boxes (bbox).")] = "segm",
+    iou_thresholds: Annotated[Optional[str], typer.Option(
+        "--iou-thresholds", help="Instance IoU thresholds: 'START:STOP:STEP' or 'A,B,…' (default COCO's 0.5:0.95:0.05).")] = None,
+    max_dets: Annotated[Optional[str], typer.Option("--max-dets", help="Instance detections per image: 'A,B,C' (default 1,10,100).")] = None,
+    area_ranges: Annotated[Optional[str], typer.Option(
+        "--area-ranges", help="Instance area ranges 'name=LO:HI,…' in px² (default COCO's all, small, medium, large).")] = None,
+    pred_folder: Annotated[Optional[str], typer.Option("--pred-folder", help="PNG folder of a COCO panoptic PRED JSON (default: beside it, named by its stem).")] = None,
+    gt_folder: Annotated[Optional[str], typer.Option("--gt-folder", help="PNG folder of a COCO panoptic GT JSON (default: beside it, named by its stem).")] = None,
+    save_state: Annotated[Optional[str], typer.Option(
+        "--save-state", help="Write this shard's summable state to FILE (JSON) for 'metrics merge'.")] = None,
     fmt: ReportFormatOpt = "table",
     output: ReportOpt = None,
     per_image: Annotated[Optional[str], typer.Option("--per-image", help="Write one row per image to FILE (.csv, or .jsonl).")] = None,
@@ -99,7 +111,37 @@ def metrics(
     boundary = boundary or any(g.key in gatelib.BOUNDARY_METRICS for g in gates)
     distances = distances or any(g.key in gatelib.DISTANCE_METRICS for g in gates)
     outputs = _check_outputs(output, per_image, save_confusion, overwrite)
+    if save_state not in (None, "-"):
+        from segtools.io.streams import check_output_path
+
+        check_output_path(save_state, overwrite)
+    elif save_state == "-":
+        raise UsageError("--save-state takes a file name; the report goes to stdout")
     baseline_report = _load_baseline(baseline) if baseline else None
+    instance_options = {"--iou-thresholds": iou_thresholds, "--max-dets": max_dets, "--area-ranges": area_ranges,
+                        "--pred-folder": pred_folder, "--gt-folder": gt_folder,
+                        "--iou-type": iou_type if iou_type != "segm" else None}
+    semantic_options = {"--num-classes": num_classes, "--classes": classes, "--ignore-index": ignore_index,
+                        "--label-map": label_map, "--pred-label-map": pred_label_map, "--palette": palette,
+                        "--per-image": per_image, "--save-confusion": save_confusion, "--boundary": boundary,
+                        "--distances": distances}
+    if task not in ("auto", "semantic", "instance", "panoptic"):
+        raise UsageError(f"--task must be auto, semantic, instance or panoptic, not {task!r}")
+    report = None
+    if inputs and inputs[0] == "merge":
+        report = _merge_tasks(inputs[1:], semantic_options)
+    elif len(inputs) == 2:
+        from segtools.metrics.tasks import detect_task
+
+        chosen = detect_task(inputs[0], inputs[1]) if task == "auto" else task
+        if chosen != "semantic":
+            report = _measure_task(chosen, inputs, semantic_options, instance_options, jobs)
+    if report is not None:
+        _finish_task(report, gates, baseline_report, max_drop, fmt, outputs["output"], save_state, overwrite)
+        return
+    given = [name for name, value in instance_options.items() if value]
+    if given:
+        raise UsageError(f"{', '.join(given)}: only for --task instance or panoptic")
 
     if inputs and inputs[0] == "merge":
         measuring = {"--num-classes": num_classes, "--classes": classes, "--ignore-index": ignore_index,
@@ -123,6 +165,16 @@ def metrics(
     _write_report(report, fmt, outputs["output"], overwrite)
     if save_confusion:
         _write_confusion(report, save_confusion, overwrite)
+    if save_state:
+        from segtools.metrics.report import to_json
+
+        _write_state(to_json(report), save_state, overwrite)  # a semantic report is its own state
+    _fail_on_gates(report)
+
+
+def _fail_on_gates(report: dict) -> None:
+    from segtools.metrics import gates as gatelib
+
     failed = [g for g in report["gates"] if not g["passed"]]
     if failed:
         from segtools.cli.options import in_flags
@@ -130,6 +182,108 @@ def metrics(
 
         raise GateFailed(in_flags(f"{len(failed)} of {len(report['gates'])} quality gate(s) failed: "
                                   + "; ".join(gatelib.describe_failure(g) for g in failed), {"max_drop": "--max-drop"}))
+
+
+def _measure_task(task: str, inputs: List[str], semantic_options: dict, instance_options: dict, jobs: int) -> dict:
+    from segtools.errors import UsageError
+    from segtools.metrics.tasks import evaluate_task, task_report
+
+    given = [name for name, value in semantic_options.items() if value]
+    if given:
+        raise UsageError(f"{', '.join(given)}: only for semantic masks, not with --task {task}")
+    flags = {"iou_type": "--iou-type", "iou_thresholds": "--iou-thresholds", "max_dets": "--max-dets",
+             "area_ranges": "--area-ranges", "pred_folder": "--pred-folder", "gt_folder": "--gt-folder",
+             "jobs": "--jobs"}
+    from segtools.cli.options import parameters_as_flags
+
+    with parameters_as_flags(flags):
+        evaluation, extra = evaluate_task(
+            task, inputs[0], inputs[1], iou_type=instance_options["--iou-type"] or "segm",
+            iou_thresholds=instance_options["--iou-thresholds"], max_dets=instance_options["--max-dets"],
+            area_ranges=instance_options["--area-ranges"], pred_folder=instance_options["--pred-folder"],
+            gt_folder=instance_options["--gt-folder"], jobs=jobs)
+    return task_report(task, evaluation, extra)
+
+
+def _merge_tasks(sources: List[str], semantic_options: dict) -> Optional[dict]:
+    """The merged report when the sources are instance or panoptic states; ``None`` for
+    semantic reports (merged by :func:`_merge`)."""
+    from segtools.errors import UsageError
+    from segtools.io.batch import expand_inputs
+    from segtools.io.jsondata import parse_json
+    from segtools.io.streams import read_bytes
+    from segtools.metrics.tasks import merge_states, state_task, task_report
+
+    if not sources:
+        raise UsageError("metrics merge: give the partial reports to merge (e.g. shard-*.json)")
+    items = expand_inputs(sources, extensions=(".json",))
+    first = parse_json(read_bytes(items[0].path), items[0].path)
+    if state_task(first) is None:
+        return None
+    given = [name for name, value in semantic_options.items() if value]
+    if given:
+        raise UsageError(f"{', '.join(given)}: only for semantic masks, not with instance or panoptic states")
+    states = [first] + [parse_json(read_bytes(item.path), item.path) for item in items[1:]]
+    task, evaluation = merge_states(states, [item.path for item in items])
+    extra = {"iou_type": first.get("iou_type")} if first.get("iou_type") else {}
+    return task_report(task, evaluation, extra)
+
+
+def _finish_task(report: dict, gates, baseline_report, max_drop, fmt, output, save_state, overwrite) -> None:
+    import json
+
+    from segtools.metrics import gates as gatelib
+    from segtools.metrics import tasks
+
+    report["gates"] = gatelib.evaluate_gates(report, gates)
+    if baseline_report is not None:
+        report["gates"] += gatelib.evaluate_baseline(report, baseline_report, max_drop, gates)
+    if fmt == "json":
+        _write_text(tasks.to_json(report), output, overwrite)
+    elif fmt == "csv":
+        _write_text(tasks.to_csv(report), output, overwrite)
+    elif fmt == "markdown" or (output and output != "-"):
+        _write_text(tasks.to_markdown(report), output, overwrite)
+    else:
+        _print_task_table(report)
+    if save_state:
+        _write_state(json.dumps(report["state"]) + "\n", save_state, overwrite)
+    _fail_on_gates(report)
+
+
+def _write_state(text: str, path: str, overwrite: bool) -> None:
+    from segtools.io.streams import AtomicFile
+
+    with AtomicFile(path, overwrite, mode="w", encoding="utf-8") as state:
+        state.handle.write(text)
+
+
+def _print_task_table(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from segtools.metrics.tasks import CLASS_KEYS, format_value, summary_keys
+
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
+    summary = Table(title=f"segtools metrics — {report['task']}", title_justify="left", show_header=False)
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for key in summary_keys(report):
+        summary.add_row(key, format_value(report.get(key)))
+    console.print(summary)
+    columns = CLASS_KEYS[report["task"]]
+    table = Table(title="per class", title_justify="left")
+    table.add_column("class")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, row in (report.get("per_class") or {}).items():
+        table.add_row(str(name), *(format_value(row.get(c)) for c in columns))
+    console.print(table)
+    console.print("— = undefined (no ground truth of that class, or none in that area range).", highlight=False)
+    for gate in report["gates"]:
+        mark = "PASS" if gate["passed"] else "FAIL"
+        console.print(f"gate {mark}: {gate['kind']} {gate['metric']} value {format_value(gate['value'])} "
+                      f"threshold {format_value(gate['threshold'])}", highlight=False)
 
 
 def _check_outputs(output, per_image, save_confusion, overwrite) -> dict:

@@ -5,7 +5,11 @@ Grammar (``--fail-under`` / ``--fail-over``, repeatable)::
     GATE   := METRIC "=" NUMBER | METRIC ":" CLASS "=" NUMBER
     METRIC := miou | pixel_accuracy (acc) | mean_dice (dice) | mean_class_accuracy (macc)
             | fw_iou | kappa | boundary_f1 (bf) | boundary_iou (biou) | hd95 | assd | nsd
+            | ap | ap50 | ap75 | ap_small | ap_medium | ap_large | ar1 | ar10 | ar100
+            | ar_small | ar_medium | ar_large            (instance reports)
+            | pq | sq | rq | pq_things | … | rq_stuff     (panoptic reports)
     per class: iou | dice | precision | recall | accuracy | bf | biou | hd95 | assd | nsd
+            | ap | ap50 | ar100 | pq | sq | rq
     CLASS  := a class name (case-insensitive) or index
 
 ``--fail-under`` fails when the value is below the threshold (higher is better);
@@ -26,16 +30,20 @@ SUMMARY_ALIASES = {
     "mean_class_accuracy": "mean_class_accuracy", "macc": "mean_class_accuracy", "fw_iou": "fw_iou",
     "fwiou": "fw_iou", "kappa": "kappa", "boundary_f1": "boundary_f1", "bf": "boundary_f1",
     "boundary_iou": "boundary_iou", "biou": "boundary_iou", "hd95": "hd95", "assd": "assd", "nsd": "nsd",
+    **{key: key for key in ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "ar1", "ar10", "ar100",
+                            "ar_small", "ar_medium", "ar_large", "pq", "sq", "rq", "pq_things", "sq_things",
+                            "rq_things", "pq_stuff", "sq_stuff", "rq_stuff")},
 }
 CLASS_ALIASES = {
     "iou": "iou", "dice": "dice", "f1": "dice", "precision": "precision", "recall": "recall",
     "accuracy": "accuracy", "acc": "accuracy", "bf": "boundary_f1", "boundary_f1": "boundary_f1",
     "biou": "boundary_iou", "boundary_iou": "boundary_iou", "hd95": "hd95", "assd": "assd", "nsd": "nsd",
+    "ap": "ap", "ap50": "ap50", "ar100": "ar100", "pq": "pq", "sq": "sq", "rq": "rq",
 }
 LOWER_IS_BETTER = {"hd95", "assd"}
 BOUNDARY_METRICS = {"boundary_f1", "boundary_iou"}
 DISTANCE_METRICS = {"hd95", "assd", "nsd"}
-DEFAULT_BASELINE_METRICS = ("miou", "pixel_accuracy", "mean_dice")
+DEFAULT_BASELINE_METRICS = ("miou", "pixel_accuracy", "mean_dice", "ap", "pq")  # those a report has
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,10 @@ def parse_gate(spec: str, direction: str = "min", names: dict[str, str] = GATE_N
 
 
 def _class_row(report: dict, cls: str) -> dict:
+    if isinstance(report.get("per_class"), dict):  # instance / panoptic reports: {name: {metric: value}}
+        by_name = report["per_class"]
+        names, rows = list(by_name), list(by_name.values())
+        report = {"class_names": names, "per_class": rows}
     names = report.get("class_names") or []
     rows = report.get("per_class") or []
     if cls.lstrip("-").isdigit():

@@ -1,0 +1,221 @@
+"""Which evaluation a pair of inputs asks for (semantic, instance or panoptic), and the
+report, shard state, merge and renderings of the instance and panoptic evaluations.
+
+The evaluations themselves live in :mod:`segtools.metrics.instance` (COCO AP) and
+:mod:`segtools.metrics.panoptic` (PQ); this module only recognises, dispatches and renders.
+A *state* (``evaluation.state()``, a JSON object with ``"task"``) is what a shard saves;
+:func:`merge_states` adds states up into the evaluation of one run over all their images.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+from segtools.errors import InputError, UsageError
+
+TASKS = ("semantic", "instance", "panoptic")
+INSTANCE_KEYS = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large",
+                 "ar1", "ar10", "ar100", "ar_small", "ar_medium", "ar_large")
+PANOPTIC_KEYS = ("pq", "sq", "rq", "pq_things", "sq_things", "rq_things", "pq_stuff", "sq_stuff", "rq_stuff")
+CLASS_KEYS = {"instance": ("ap", "ap50", "ar100"), "panoptic": ("pq", "sq", "rq")}
+REPORT_FORMAT = "segtools-metrics"
+
+
+def _head(path: Path, size: int = 1 << 16) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(size)
+
+
+def _first_file(spec: str) -> Path | None:
+    path = Path(spec)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        return next((p for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in (".png", ".json")), None)
+    return None
+
+
+def _json_kind(path: Path) -> str | None:
+    """``panoptic``/``instance`` for a COCO JSON file (by its ``segments_info``), ``results``
+    for a JSON list, ``None`` for anything else."""
+    head = _head(path).lstrip()
+    if head[:1] == b"[":
+        return "results"
+    if head[:1] != b"{":
+        return None
+    return "panoptic" if b'"segments_info"' in path.read_bytes() else "instance"
+
+
+def _mask_kind(path: Path) -> str | None:
+    from segtools.io.meta import read_mask_meta
+
+    try:
+        meta = read_mask_meta(str(path))
+    except Exception:  # not a mask we can read the metadata of: the semantic path will say why
+        return None
+    return getattr(meta, "kind", None)
+
+
+def detect_task(pred_spec: str, gt_spec: str) -> str:
+    """``semantic``, ``instance`` or ``panoptic``, recognised from the inputs.
+
+    A ground-truth JSON whose annotations carry ``segments_info`` is panoptic, any other
+    COCO JSON instance; a JSON list of predictions (COCO results) is instance; a folder of
+    masks with an ``instances/`` subfolder (``convert --to mask`` of a panoptic set) is
+    panoptic; masks whose metadata says ``kind="instance"`` are instance; else semantic.
+
+    >>> detect_task("-", "-")
+    'semantic'
+    """
+    gt, pred = _first_file(gt_spec), _first_file(pred_spec)
+    for path in (gt, pred):
+        if path is not None and path.suffix.lower() == ".json" or path is not None and _head(path, 1) in (b"{", b"["):
+            kind = _json_kind(path)
+            if kind is not None:
+                return "instance" if kind == "results" else kind
+    if Path(gt_spec).is_dir() and (Path(gt_spec) / "instances").is_dir():
+        return "panoptic"
+    if any(path is not None and _mask_kind(path) == "instance" for path in (gt, pred)):
+        return "instance"
+    return "semantic"
+
+
+def task_report(task: str, evaluation, extra: dict | None = None) -> dict:
+    """The JSON report of an instance or panoptic evaluation: its summary keys, ``per_class``,
+    the state a later ``metrics merge`` adds up, and ``gates`` (filled by the caller)."""
+    if task not in ("instance", "panoptic"):
+        raise UsageError(f"task={task!r}: a task report is instance or panoptic")
+    summary = dict(evaluation.summary())
+    report = {"format": REPORT_FORMAT, "version": 1, "task": task, **(extra or {}), **summary}
+    report["gates"] = []
+    report["state"] = evaluation.state()
+    return report
+
+
+def evaluation_from_state(state: dict, source: str = "state"):
+    """The instance or panoptic evaluation a state (or a report carrying one) holds."""
+    if isinstance(state, dict) and isinstance(state.get("state"), dict):
+        state = state["state"]
+    task = state.get("task") if isinstance(state, dict) else None
+    if task == "instance":
+        from segtools.metrics.instance import InstanceEvaluation
+
+        return task, InstanceEvaluation.from_state(state)
+    if task == "panoptic":
+        from segtools.metrics.panoptic import PanopticEvaluation
+
+        return task, PanopticEvaluation.from_state(state)
+    raise InputError(f"{source}: not an instance or panoptic state (no 'task' of instance or panoptic)")
+
+
+def state_task(data) -> str | None:
+    """The task of a saved state or task report, ``None`` for a semantic report."""
+    if isinstance(data, dict) and isinstance(data.get("state"), dict):
+        data = data["state"]
+    task = data.get("task") if isinstance(data, dict) else None
+    return task if task in ("instance", "panoptic") else None
+
+
+def merge_states(states: Sequence[dict], sources: Sequence[str]):
+    """(task, evaluation): the states of shards added up; all must be of one task."""
+    if not states:
+        raise UsageError("merge: no states to merge")
+    task, merged = evaluation_from_state(states[0], sources[0])
+    for state, source in zip(states[1:], sources[1:]):
+        other_task, other = evaluation_from_state(state, source)
+        if other_task != task:
+            raise InputError(f"{source}: a {other_task} state; {sources[0]} is {task}: merge states of one task")
+        merged.merge(other)
+    return task, merged
+
+
+def summary_keys(report: dict) -> tuple[str, ...]:
+    return INSTANCE_KEYS if report["task"] == "instance" else PANOPTIC_KEYS
+
+
+def _number(value) -> str:
+    if value is None or isinstance(value, float) and math.isnan(value):
+        return ""
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def to_csv(report: dict) -> str:
+    """Long format, ``metric,class,value`` (class empty for the summary), as semantic reports."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["metric", "class", "value"])
+    for key in summary_keys(report):
+        writer.writerow([key, "", _number(report.get(key))])
+    for name, row in (report.get("per_class") or {}).items():
+        for key in CLASS_KEYS[report["task"]]:
+            writer.writerow([key, name, _number(row.get(key))])
+    for gate in report.get("gates", []):
+        writer.writerow([f"gate:{gate['kind']}:{gate['metric']}", "", "pass" if gate["passed"] else "fail"])
+    return buffer.getvalue()
+
+
+def format_value(value) -> str:
+    """Four decimals; ``—`` for undefined (None, NaN, or COCO's -1 for "no ground truth")."""
+    if value is None or isinstance(value, float) and (math.isnan(value) or value == -1.0):
+        return "—"
+    return f"{float(value):.4f}"
+
+
+def to_markdown(report: dict) -> str:
+    columns = CLASS_KEYS[report["task"]]
+    lines = ["| metric | value |", "|---|---:|"]
+    lines += [f"| {key} | {format_value(report.get(key))} |" for key in summary_keys(report)]
+    lines += ["", "| class | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    for name, row in (report.get("per_class") or {}).items():
+        lines.append(f"| {name} | " + " | ".join(format_value(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_json(report: dict) -> str:
+    from segtools.metrics.report import to_json as semantic_json
+
+    return semantic_json(report) if "task" not in report else json.dumps(_jsonable(report), indent=2) + "\n"
+
+
+def _jsonable(value):
+    from segtools.metrics.report import _clean
+
+    return _clean(value)
+
+
+def evaluate_task(task: str, pred_spec: str, gt_spec: str, *, iou_type: str = "segm", iou_thresholds: str | None = None,
+                  max_dets: str | None = None, area_ranges: str | None = None, pred_folder: str | None = None,
+                  gt_folder: str | None = None, jobs: int = 1) -> tuple[object, dict]:
+    """(evaluation, report extras) of an instance or panoptic task over the files.
+
+    ``iou_type``, ``iou_thresholds``, ``max_dets`` and ``area_ranges`` (option strings,
+    :meth:`segtools.metrics.instance.Protocol.parse`) are for instances; ``pred_folder`` and
+    ``gt_folder`` (the PNG folders of COCO panoptic JSON) for panoptic.
+    """
+    if task == "instance":
+        from dataclasses import replace
+
+        from segtools.metrics.instance import Protocol, evaluate_instance_files
+
+        if pred_folder or gt_folder:
+            raise UsageError("pred_folder and gt_folder are for panoptic evaluation, not instances")
+        if iou_type not in ("segm", "bbox"):
+            raise UsageError(f"iou_type={iou_type!r}: choose segm or bbox")
+        protocol = replace(Protocol.parse(iou_thresholds, max_dets, area_ranges), iou_type=iou_type)
+        evaluation = evaluate_instance_files(pred_spec, gt_spec, protocol, jobs=jobs)
+        return evaluation, {"iou_type": iou_type}
+    if task == "panoptic":
+        from segtools.metrics.panoptic import evaluate_panoptic_files
+
+        given = [name for name, value in (("iou_thresholds", iou_thresholds), ("max_dets", max_dets),
+                                          ("area_ranges", area_ranges)) if value is not None]
+        if given or iou_type != "segm":
+            raise UsageError(f"{given[0] if given else 'iou_type'}=…: an instance option; panoptic quality "
+                             "matches at IoU > 0.5 by definition")
+        return evaluate_panoptic_files(pred_spec, gt_spec, pred_folder, gt_folder, jobs=jobs), {}
+    raise UsageError(f"task={task!r}: choose one of {', '.join(TASKS)}")

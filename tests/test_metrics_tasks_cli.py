@@ -1,0 +1,133 @@
+"""`segtools metrics` beyond semantic masks: the task recognised from the inputs, instance and
+panoptic states merged by `metrics merge` exactly as one run, gates on the new keys, formats."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import assert_one_line_error
+
+from segtools.metrics import gates as gatelib
+from segtools.metrics.tasks import detect_task
+
+CATEGORIES = {1: ("road", False), 2: ("car", True), 3: ("person", True)}
+
+
+def _image(seed: int):
+    """A 20×30 panoptic pair: stuff road below, two cars and a person; the prediction shifted."""
+    rng = np.random.default_rng(seed)
+    gt = np.zeros((20, 30), np.int64)
+    gt[12:, :] = 1
+    gt[2:8, 2:10] = 2
+    gt[2:8, 15:24] = 3
+    gt[9:12, 25:29] = 4
+    shift = int(rng.integers(0, 3))
+    pred = np.zeros_like(gt)
+    pred[12 + shift:, :] = 5
+    pred[2:8, 2 + shift:10 + shift] = 6
+    pred[2 + shift:8, 15:24] = 7
+    gt_segments = [{"id": 1, "category_id": 1, "iscrowd": 0}, {"id": 2, "category_id": 2, "iscrowd": 0},
+                   {"id": 3, "category_id": 2, "iscrowd": 0}, {"id": 4, "category_id": 3, "iscrowd": 0}]
+    pred_segments = [{"id": 5, "category_id": 1}, {"id": 6, "category_id": 2}, {"id": 7, "category_id": 3}]
+    return gt, gt_segments, pred, pred_segments
+
+
+def _states(tmp_path, shards: int):
+    from segtools.metrics.panoptic import PanopticEvaluation
+
+    whole, paths = PanopticEvaluation(CATEGORIES), []
+    parts = [PanopticEvaluation(CATEGORIES) for _ in range(shards)]
+    for seed in range(6):
+        whole.add_image(*_image(seed))
+        parts[seed % shards].add_image(*_image(seed))
+    for k, part in enumerate(parts):
+        path = tmp_path / f"shard-{k}.json"
+        path.write_text(json.dumps(part.state()))
+        paths.append(str(path))
+    return whole, paths
+
+
+def test_merge_of_panoptic_shards_equals_one_run_in_every_format(cli, tmp_path):
+    whole, paths = _states(tmp_path, 3)
+    result = cli("metrics", "merge", *paths, "--format", "json")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    expected = whole.summary()
+    assert report["task"] == "panoptic"
+    for key in ("pq", "sq", "rq", "pq_things", "sq_things", "rq_things", "pq_stuff", "sq_stuff", "rq_stuff"):
+        assert report[key] == pytest.approx(expected[key], abs=1e-12), key
+    assert set(report["per_class"]) == {"road", "car", "person"}
+    (tmp_path / "merged.json").write_text(result.stdout.decode())
+    again = json.loads(cli("metrics", "merge", str(tmp_path / "merged.json"), "--format", "json").stdout)
+    assert again["pq"] == report["pq"]  # a report carries its state: merging it again is a no-op
+    rows = cli("metrics", "merge", *paths, "--format", "csv").stdout.decode().splitlines()
+    assert rows[0] == "metric,class,value" and rows[1] == f"pq,,{expected['pq']!r}"
+    table = cli("metrics", "merge", *paths).stdout.decode()
+    assert "pq_things" in table and "person" in table and f"{expected['pq']:.4f}" in table
+    state = tmp_path / "state.json"
+    assert cli("metrics", "merge", *paths, "--save-state", str(state), "--format", "json").code == 0
+    assert json.loads(state.read_text())["task"] == "panoptic"
+
+
+def test_gates_on_panoptic_keys_exit_one_naming_the_gate(cli, tmp_path):
+    whole, paths = _states(tmp_path, 2)
+    pq = whole.summary()["pq"]
+    assert cli("metrics", "merge", *paths, "--fail-under", f"pq={pq - 0.01}", "--format", "json").code == 0
+    result = cli("metrics", "merge", *paths, "--fail-under", f"pq={pq + 0.01}", "--format", "json")
+    assert_one_line_error(result, 1)
+    assert "pq " in result.stderr and "1 of 1 quality gate(s) failed" in result.stderr
+    car = whole.summary()["per_class"]["car"]["pq"]
+    result = cli("metrics", "merge", *paths, "--fail-under", f"pq:car={car + 0.01}", "--format", "json")
+    assert_one_line_error(result, 1)
+    assert "pq:car" in result.stderr
+    result = cli("metrics", "merge", *paths, "--fail-under", "pq:bus=0.1", "--format", "json")
+    assert_one_line_error(result, 2)
+    assert "bus" in result.stderr
+
+
+def test_new_keys_parse_as_gates():
+    assert gatelib.parse_gate("ap=0.35").key == "ap"
+    assert gatelib.parse_gate("ap50:car=0.5").metric == "ap50:car"
+    report = {"ap": 0.3, "per_class": {"car": {"ap": 0.5}}}
+    results = gatelib.evaluate_gates(report, [gatelib.parse_gate("ap=0.35"), gatelib.parse_gate("ap:car=0.4")])
+    assert [r["passed"] for r in results] == [False, True]
+
+
+def test_semantic_options_with_task_states_are_refused(cli, tmp_path):
+    _, paths = _states(tmp_path, 1)
+    result = cli("metrics", "merge", paths[0], "--num-classes", "3")
+    assert_one_line_error(result, 2)
+    assert "--num-classes" in result.stderr
+
+
+def test_task_recognised_from_the_inputs(tmp_path):
+    from segtools.formats.instances import encode_instance_png, instance_meta
+    from segtools.io.masks import encode_label_mask
+
+    (tmp_path / "panoptic.json").write_text(json.dumps({"annotations": [{"file_name": "a.png", "segments_info": []}],
+                                                        "categories": []}))
+    (tmp_path / "instances.json").write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    (tmp_path / "results.json").write_text("[]")
+    (tmp_path / "inst.png").write_bytes(encode_instance_png(np.ones((4, 4), np.uint16), instance_meta([-1, 0], ["a"])))
+    (tmp_path / "sem.png").write_bytes(encode_label_mask(np.ones((4, 4), np.uint8)))
+    pairs = tmp_path / "pairs"
+    (pairs / "instances").mkdir(parents=True)
+    (pairs / "a.png").write_bytes(encode_label_mask(np.ones((4, 4), np.uint8)))
+    path = str
+    assert detect_task(path(tmp_path / "panoptic.json"), path(tmp_path / "panoptic.json")) == "panoptic"
+    assert detect_task(path(tmp_path / "results.json"), path(tmp_path / "instances.json")) == "instance"
+    assert detect_task(path(tmp_path / "inst.png"), path(tmp_path / "inst.png")) == "instance"
+    assert detect_task(path(tmp_path / "sem.png"), path(pairs)) == "panoptic"
+    assert detect_task(path(tmp_path / "sem.png"), path(tmp_path / "sem.png")) == "semantic"
+
+
+def test_instance_options_on_semantic_masks_are_usage_errors(cli, tmp_path):
+    from segtools.io.masks import encode_label_mask
+
+    (tmp_path / "sem.png").write_bytes(encode_label_mask(np.ones((4, 4), np.uint8)))
+    result = cli("metrics", str(tmp_path / "sem.png"), str(tmp_path / "sem.png"), "--num-classes", "2",
+                 "--max-dets", "1,10,100")
+    assert_one_line_error(result, 2)
+    assert "--max-dets" in result.stderr
