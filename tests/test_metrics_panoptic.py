@@ -269,3 +269,170 @@ def test_torchmetrics_panoptic_quality_agrees_where_conventions_match():
     for row, cid in zip(value.reshape(-1, 3).tolist(), order):
         ours = summary["per_class"][CATEGORIES[cid][0]]
         assert row == pytest.approx([ours["pq"], ours["sq"], ours["rq"]], abs=1e-6)
+
+
+# ------------------------------------------------------------------------------- files
+
+
+def _write_coco_panoptic(root: Path, stem: str, images, with_categories=True) -> Path:
+    from segtools.formats.coco_panoptic import ids_to_rgb
+    from segtools.io.images import write_image
+
+    (root / stem).mkdir(parents=True)
+    annotations = []
+    for k, (ids, segments) in enumerate(images):
+        write_image(ids_to_rgb(ids), root / stem / f"img{k:03d}.png")
+        annotations.append({"image_id": k + 1, "file_name": f"img{k:03d}.png", "segments_info": list(segments)})
+    doc = {"annotations": annotations}
+    if with_categories:
+        doc["categories"] = [{"id": c, "name": n, "isthing": int(t)} for c, (n, t) in CATEGORIES.items()]
+    path = root / f"{stem}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_coco_panoptic_files_equal_the_reference(tmp_path, jobs):
+    from segtools.metrics.panoptic_io import evaluate_panoptic_files
+
+    images = random_set(5, 16)
+    gt = _write_coco_panoptic(tmp_path, "gt", [(g, gs) for g, gs, _, _ in images])
+    pred = _write_coco_panoptic(tmp_path, "pred", [(p, ps) for _, _, p, ps in images[::-1]], with_categories=False)
+    # predictions listed in another order: they pair by image_id
+    doc = json.loads(pred.read_text())
+    for k, entry in enumerate(doc["annotations"]):
+        entry["image_id"] = len(images) - k
+    pred.write_text(json.dumps(doc))
+    evaluation = evaluate_panoptic_files(str(pred), str(gt), jobs=jobs)
+    assert evaluation.images == 16
+    _check_equal(evaluation, images)
+
+
+def test_coco_panoptic_folders_can_be_given(tmp_path):
+    from segtools.metrics.panoptic_io import evaluate_panoptic_files
+
+    images = random_set(6, 3)
+    gt = _write_coco_panoptic(tmp_path, "gt", [(g, gs) for g, gs, _, _ in images])
+    pred = _write_coco_panoptic(tmp_path, "pred", [(p, ps) for _, _, p, ps in images])
+    (tmp_path / "pred").rename(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match="no folder of panoptic PNGs"):
+        evaluate_panoptic_files(str(pred), str(gt))
+    evaluation = evaluate_panoptic_files(str(pred), str(gt), pred_folder=str(tmp_path / "elsewhere"))
+    _check_equal(evaluation, images)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["annotations"].pop(), "no prediction for image_id 3"),
+    (lambda d: d["annotations"][0].update(image_id=99), "image_id 99 is not in the ground truth"),
+    (lambda d: d["annotations"][1]["segments_info"][0].update(category_id=5), "image_id 2.*unknown category_id 5"),
+    (lambda d: d["annotations"][1].update(file_name="../x.png"), "leaves its folder"),
+    (lambda d: d["annotations"][1].update(image_id=1), "image_id 1 is listed twice"),
+])
+def test_bad_coco_panoptic_predictions_fail_naming_the_item(tmp_path, edit, message):
+    from segtools.metrics.panoptic_io import evaluate_panoptic_files
+
+    images = random_set(7, 3)
+    gt = _write_coco_panoptic(tmp_path, "gt", [(g, gs) for g, gs, _, _ in images])
+    pred = _write_coco_panoptic(tmp_path, "pred", [(p, ps) for _, _, p, ps in images])
+    doc = json.loads(pred.read_text())
+    edit(doc)
+    pred.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=message):
+        evaluate_panoptic_files(str(pred), str(gt))
+
+
+def test_mixed_layouts_are_a_usage_error(tmp_path):
+    from segtools.errors import UsageError
+    from segtools.metrics.panoptic_io import evaluate_panoptic_files
+
+    gt = _write_coco_panoptic(tmp_path, "gt", [(g, gs) for g, gs, _, _ in random_set(8, 1)])
+    with pytest.raises(UsageError, match="both as COCO panoptic JSON"):
+        evaluate_panoptic_files(str(tmp_path / "gt"), str(gt))
+
+
+CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+CAMVID_THINGS = ("Car", "Pedestrian", "Bicyclist", "SignSymbol")
+
+
+def camvid_panoptic(semantic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(semantic, instance numbers) of a CamVid label mask: thing classes split into connected
+    components (4-connected), components under 20 px left without a number (crowd)."""
+    from scipy import ndimage
+
+    from segtools.io.presets import get_preset
+
+    names = get_preset("camvid").names
+    instances = np.zeros(semantic.shape, np.int64)
+    top = 0
+    for name in CAMVID_THINGS:
+        components, count = ndimage.label(semantic == names.index(name))
+        sizes = np.bincount(components.ravel(), minlength=count + 1)
+        keep = (sizes >= 20) & (np.arange(count + 1) > 0)
+        numbers = np.where(keep, np.cumsum(keep) + top, 0)
+        instances = np.where(components > 0, numbers[components], instances)
+        top += int(keep.sum())
+    return semantic, instances
+
+
+def _camvid_masks(limit=None):
+    from segtools.io.masks import read_label_mask
+
+    if not (CAMVID / "valannot").is_dir():
+        pytest.skip("CamVid data not available")
+    paths = sorted((CAMVID / "valannot").glob("*.png"))[:limit]
+    return [(p.name, read_label_mask(p).labels) for p in paths]
+
+
+def _write_mask_pairs(folder: Path, items, names):
+    from segtools.formats.instances import instance_meta
+    from segtools.io.masks import write_label_mask
+    from segtools.io.meta import ClassMeta
+
+    (folder / "instances").mkdir(parents=True)
+    for name, semantic, instances in items:
+        write_label_mask(semantic.astype(np.uint8), folder / name, ClassMeta(names=names, ignore_index=11))
+        classes = np.full(int(instances.max(initial=0)) + 1, -1, np.int64)
+        classes[instances[instances > 0]] = semantic[instances > 0]
+        write_label_mask(instances.astype(np.uint16), folder / "instances" / name, instance_meta(classes.tolist(), names))
+
+
+def test_camvid_mask_pairs_equal_the_reference(tmp_path):
+    """CamVid val masks as panoptic ground truth (things: connected components of cars,
+    pedestrians, bicyclists and signs; stuff: the rest; Unlabelled = VOID); a degraded copy as
+    the prediction; mask pairs and their COCO panoptic conversion both equal the reference."""
+    from segtools.formats.coco_panoptic import from_masks
+    from segtools.io.presets import get_preset
+    from segtools.metrics.panoptic_io import evaluate_panoptic_files
+
+    names = get_preset("camvid").names
+    rng = np.random.default_rng(0)
+    gt_items, pred_items, images = [], [], []
+    category_ids = list(range(1, len(names) + 1))
+    thing_ids = {names.index(n) + 1 for n in CAMVID_THINGS}
+    for name, labels in _camvid_masks(12):
+        semantic, instances = camvid_panoptic(labels)
+        pred_semantic = np.roll(semantic, (int(rng.integers(-4, 5)), int(rng.integers(-4, 5))), axis=(0, 1))
+        pred_semantic = np.where(rng.random(semantic.shape) < 0.02, rng.integers(0, 11, semantic.shape), pred_semantic)
+        _, pred_instances = camvid_panoptic(pred_semantic)
+        gt_items.append((name, semantic, instances))
+        pred_items.append((name, pred_semantic, pred_instances))
+        gt_ids, gt_segments = from_masks(semantic, instances, category_ids, thing_ids, 11)
+        pred_ids, pred_segments = from_masks(pred_semantic, pred_instances, category_ids, thing_ids, 11)
+        images.append((gt_ids, gt_segments, pred_ids, pred_segments))
+    _write_mask_pairs(tmp_path / "gt", gt_items, names)
+    _write_mask_pairs(tmp_path / "pred", pred_items, names)
+    evaluation = evaluate_panoptic_files(str(tmp_path / "pred"), str(tmp_path / "gt"), jobs=2, things=CAMVID_THINGS)
+    categories = {k + 1: (n, k + 1 in thing_ids) for k, n in enumerate(names)}
+    assert evaluation.categories == categories
+    stats = reference_counts(images)
+    for k, cid in enumerate(sorted(categories)):
+        assert (evaluation.tp[k], evaluation.fp[k], evaluation.fn[k]) == (stats[cid].tp, stats[cid].fp, stats[cid].fn)
+        assert evaluation.iou[k] == pytest.approx(stats[cid].iou, abs=1e-12)
+    summary = evaluation.summary()
+    for suffix, isthing in (("", None), ("_things", True), ("_stuff", False)):
+        averages, _ = reference_average(stats, categories, isthing)
+        assert abs(summary["pq" + suffix] - averages["pq"]) <= 1e-9 and summary["n" + suffix] == averages["n"]
+    assert 0.2 < summary["pq"] < 0.95 and summary["n_things"] == 4 and sum(s.fp for s in stats.values()) > 0
+    # without things given, the thing classes are those the instance masks list
+    listed = evaluate_panoptic_files(str(tmp_path / "pred"), str(tmp_path / "gt"))
+    assert {n for n, t in listed.categories.values() if t} <= set(CAMVID_THINGS)
