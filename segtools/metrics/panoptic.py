@@ -29,6 +29,8 @@ over no class is reported as 0.0 with ``n`` = 0 (panopticapi divides by zero the
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from segtools.errors import InputError
@@ -63,19 +65,34 @@ def _segment_table(segments, cat_ids: np.ndarray, what: str) -> tuple[np.ndarray
     return ids_sorted, index[order], crowd[order].astype(bool), areas[order], ids.tolist()
 
 
+_SCRATCH = threading.local()  # per thread: reusable id → index tables for 24-bit colour ids
+
+
 def _dense(ids: np.ndarray, segment_ids: np.ndarray) -> np.ndarray:
     """Per pixel: 0 for an id not among ``segment_ids``, 1 for VOID (id 0), 2 + k for ``segment_ids[k]``.
 
-    A lookup table indexed by id: allocated zeroed (pages the ids never touch are never
-    written), so even 24-bit colour ids cost a read per pixel, not a sort.
+    A lookup table indexed by id, so each pixel costs one read, not a sort. Small ids get a
+    fresh table; 24-bit colour ids (panopticapi's) a per-thread table of 256³ entries, zeroed
+    once and cleaned after use (zeroing 16 MiB per image would cost more than the count).
     """
-    top = int(ids.max(initial=0))
-    size = max(top, int(segment_ids.max(initial=0))) + 1
+    size = max(int(ids.max(initial=0)), int(segment_ids.max(initial=0))) + 1
     dtype = np.uint8 if segment_ids.size + 2 <= 256 else np.uint16 if segment_ids.size + 2 <= 65536 else np.int32
-    lut = np.zeros(size, dtype)
-    lut[0] = 1
-    lut[segment_ids] = np.arange(2, segment_ids.size + 2)
-    return np.take(lut, ids)
+    if size <= 1 << 16 or dtype == np.int32:
+        lut = np.zeros(size, dtype)
+        lut[0] = 1
+        lut[segment_ids] = np.arange(2, segment_ids.size + 2)
+        return np.take(lut, ids)
+    lut = getattr(_SCRATCH, dtype.__name__, None)
+    if lut is None:
+        lut = np.zeros(MAX_SEGMENT_ID + 1, dtype)
+        setattr(_SCRATCH, dtype.__name__, lut)
+    try:
+        lut[0] = 1
+        lut[segment_ids] = np.arange(2, segment_ids.size + 2)
+        return np.take(lut, ids)
+    finally:
+        lut[0] = 0
+        lut[segment_ids] = 0
 
 
 def _check_ids(ids, what: str) -> np.ndarray:
