@@ -17,6 +17,7 @@ import typer
 from typing_extensions import Annotated
 
 from segtools.cli.common import progress
+from segtools.cli import metrics_output as report_out
 from segtools.cli.options import ClassesOpt, JobsOpt, OverwriteOpt, PaletteOpt, parse_ignore
 
 FORMATS = ("table", "json", "csv", "markdown")
@@ -162,13 +163,13 @@ def metrics(
     report["gates"] = gatelib.evaluate_gates(report, gates)
     if baseline_report is not None:
         report["gates"] += gatelib.evaluate_baseline(report, baseline_report, max_drop, gates)
-    _write_report(report, fmt, outputs["output"], overwrite)
+    report_out.write_report(report, fmt, outputs["output"], overwrite)
     if save_confusion:
-        _write_confusion(report, save_confusion, overwrite)
+        report_out.write_confusion(report, save_confusion, overwrite)
     if save_state:
         from segtools.metrics.report import to_json
 
-        _write_state(to_json(report), save_state, overwrite)  # a semantic report is its own state
+        report_out.write_state(to_json(report), save_state, overwrite)  # a semantic report is its own state
     _fail_on_gates(report)
 
 
@@ -239,51 +240,16 @@ def _finish_task(report: dict, gates, baseline_report, max_drop, fmt, output, sa
     if baseline_report is not None:
         report["gates"] += gatelib.evaluate_baseline(report, baseline_report, max_drop, gates)
     if fmt == "json":
-        _write_text(tasks.to_json(report), output, overwrite)
+        report_out.write_text(tasks.to_json(report), output, overwrite)
     elif fmt == "csv":
-        _write_text(tasks.to_csv(report), output, overwrite)
+        report_out.write_text(tasks.to_csv(report), output, overwrite)
     elif fmt == "markdown" or (output and output != "-"):
-        _write_text(tasks.to_markdown(report), output, overwrite)
+        report_out.write_text(tasks.to_markdown(report), output, overwrite)
     else:
-        _print_task_table(report)
+        report_out.print_task_table(report)
     if save_state:
-        _write_state(json.dumps(report["state"]) + "\n", save_state, overwrite)
+        report_out.write_state(json.dumps(report["state"]) + "\n", save_state, overwrite)
     _fail_on_gates(report)
-
-
-def _write_state(text: str, path: str, overwrite: bool) -> None:
-    from segtools.io.streams import AtomicFile
-
-    with AtomicFile(path, overwrite, mode="w", encoding="utf-8") as state:
-        state.handle.write(text)
-
-
-def _print_task_table(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from segtools.metrics.tasks import CLASS_KEYS, format_value, summary_keys
-
-    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
-    summary = Table(title=f"segtools metrics — {report['task']}", title_justify="left", show_header=False)
-    summary.add_column("metric")
-    summary.add_column("value", justify="right")
-    for key in summary_keys(report):
-        summary.add_row(key, format_value(report.get(key)))
-    console.print(summary)
-    columns = CLASS_KEYS[report["task"]]
-    table = Table(title="per class", title_justify="left")
-    table.add_column("class")
-    for column in columns:
-        table.add_column(column, justify="right")
-    for name, row in (report.get("per_class") or {}).items():
-        table.add_row(str(name), *(format_value(row.get(c)) for c in columns))
-    console.print(table)
-    console.print("— = undefined (no ground truth of that class, or none in that area range).", highlight=False)
-    for gate in report["gates"]:
-        mark = "PASS" if gate["passed"] else "FAIL"
-        console.print(f"gate {mark}: {gate['kind']} {gate['metric']} value {format_value(gate['value'])} "
-                      f"threshold {format_value(gate['threshold'])}", highlight=False)
 
 
 def _check_outputs(output, per_image, save_confusion, overwrite) -> dict:
@@ -418,67 +384,6 @@ def _measure(pred_spec: str, gt_spec: str, request: _Measuring, outputs: dict, j
     with ImageRows(outputs["per_image"], overwrite) as rows, progress(len(pairs), "metrics") as advance:
         run = measure_pairs(pairs, names, options, jobs, on_done=advance, on_image=rows.write)
     return run.report(request.average)
-
-
-def _write_text(text: str, output: Optional[str], overwrite: bool) -> None:
-    if output and output != "-":
-        from segtools.io.streams import write_bytes
-
-        write_bytes(output, text.encode("utf-8"), overwrite)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-
-
-def _write_report(report: dict, fmt: str, output: Optional[str], overwrite: bool) -> None:
-    from segtools.metrics import report as reportlib
-
-    if fmt == "json":
-        _write_text(reportlib.to_json(report), output, overwrite)
-    elif fmt == "csv":
-        _write_text(reportlib.to_csv(report), output, overwrite)
-    elif fmt == "markdown":
-        _write_text(reportlib.to_markdown(report), output, overwrite)
-    elif output and output != "-":
-        _write_text(reportlib.to_markdown(report), output, overwrite)
-    else:
-        _print_table(report)
-
-
-def _print_table(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from segtools.metrics.report import format_number, per_class_columns, summary_items
-
-    columns = per_class_columns(report)
-    table = Table(title=f"segtools metrics — {report['images']} image(s)", title_justify="left")
-    table.add_column("class")
-    for column in columns:
-        table.add_column(column, justify="right")
-    for row in report["per_class"]:
-        table.add_row(row["name"], *(format_number(row.get(c), c) for c in columns))
-    summary = Table(show_header=False, box=None)
-    summary.add_column("metric")
-    summary.add_column("value", justify="right")
-    for key, value in summary_items(report):
-        summary.add_row(key, format_number(value, key))
-    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
-    console.print(table)
-    console.print(summary)
-    console.print(f"ignore index {report['ignore_index']}; — = class absent from both ground truth and "
-                  "prediction, left out of the means; a class only predicted scores 0.", highlight=False)
-    for gate in report["gates"]:
-        mark = "PASS" if gate["passed"] else "FAIL"
-        console.print(f"gate {mark}: {gate['kind']} {gate['metric']} value {format_number(gate['value'])} "
-                      f"threshold {format_number(gate['threshold'])}", highlight=False)
-
-
-def _write_confusion(report: dict, path: str, overwrite: bool) -> None:
-    from segtools.io.streams import write_bytes
-    from segtools.metrics.report import confusion_bytes
-
-    write_bytes(path, confusion_bytes(report, path), overwrite)
 
 
 def register(app: typer.Typer) -> None:
