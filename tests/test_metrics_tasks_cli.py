@@ -131,3 +131,64 @@ def test_instance_options_on_semantic_masks_are_usage_errors(cli, tmp_path):
                  "--max-dets", "1,10,100")
     assert_one_line_error(result, 2)
     assert "--max-dets" in result.stderr
+
+
+def _write_panoptic(root, stem, pairs, categories=True):
+    """COCO panoptic JSON + its PNG folder named by the JSON's stem, as panopticapi reads them."""
+    from segtools.formats.coco_panoptic import ids_to_rgb
+    from segtools.io.images import write_image
+
+    (root / stem).mkdir()
+    annotations = []
+    for k, (ids, segments) in enumerate(pairs):
+        write_image(ids_to_rgb(ids), root / stem / f"f{k}.png")
+        annotations.append({"image_id": k + 1, "file_name": f"f{k}.png", "segments_info": segments})
+    doc = {"annotations": annotations}
+    if categories:
+        doc["categories"] = [{"id": c, "name": n, "isthing": int(t)} for c, (n, t) in CATEGORIES.items()]
+    (root / f"{stem}.json").write_text(json.dumps(doc))
+    return root / f"{stem}.json"
+
+
+def test_panoptic_files_through_the_cli_equal_the_library_and_shard(cli, tmp_path):
+    """`metrics PRED.json GT.json` recognises panoptic, scores what PanopticEvaluation scores,
+    and --save-state of two halves merged gives the same numbers."""
+    from segtools.metrics.panoptic import PanopticEvaluation
+
+    images = [_image(seed) for seed in range(6)]
+    gt = _write_panoptic(tmp_path, "gt", [(g, gs) for g, gs, _, _ in images])
+    pred = _write_panoptic(tmp_path, "pred", [(p, ps) for _, _, p, ps in images], categories=False)
+    expected = PanopticEvaluation(CATEGORIES)
+    for g, gs, p, ps in images:
+        expected.add_image(g, gs, p, ps)
+    want = expected.summary()
+    result = cli("metrics", pred, gt, "-f", "json", "--fail-under", "pq=0.1")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["task"] == "panoptic"
+    for key in ("pq", "sq", "rq", "pq_things", "pq_stuff"):
+        assert report[key] == pytest.approx(want[key], abs=1e-12)
+    assert 0 < report["pq"] < 1  # the shifted predictions are imperfect
+    result = cli("metrics", pred, gt, "-f", "json", "--fail-under", f"pq={want['pq'] + 0.01}")
+    assert result.code == 1 and "pq" in result.stderr
+    for half, chosen in (("a", images[:3]), ("b", images[3:])):
+        root = tmp_path / half
+        root.mkdir()
+        g = _write_panoptic(root, "gt", [(x, xs) for x, xs, _, _ in chosen])
+        p = _write_panoptic(root, "pred", [(y, ys) for _, _, y, ys in chosen], categories=False)
+        assert cli("metrics", p, g, "--save-state", root / "state.json", "-f", "json").code == 0
+    merged = cli("metrics", "merge", tmp_path / "a" / "state.json", tmp_path / "b" / "state.json", "-f", "json")
+    assert merged.code == 0, merged.stderr
+    assert json.loads(merged.stdout)["pq"] == pytest.approx(want["pq"], abs=1e-12)
+
+
+def test_panoptic_prediction_for_an_unknown_image_is_one_line(cli, tmp_path):
+    images = [_image(seed) for seed in range(2)]
+    gt = _write_panoptic(tmp_path, "gt", [(g, gs) for g, gs, _, _ in images])
+    pred = _write_panoptic(tmp_path, "pred", [(p, ps) for _, _, p, ps in images], categories=False)
+    doc = json.loads(pred.read_text())
+    doc["annotations"][0]["image_id"] = 42
+    pred.write_text(json.dumps(doc))
+    result = cli("metrics", pred, gt, "--task", "panoptic")
+    assert_one_line_error(result, 1)
+    assert "42" in result.stderr

@@ -210,7 +210,7 @@ def evaluate_task(task: str, pred_spec: str, gt_spec: str, *, iou_type: str = "s
         evaluation = evaluate_instance_files(pred_spec, gt_spec, protocol, jobs=jobs)
         return evaluation, {"iou_type": iou_type}
     if task == "panoptic":
-        from segtools.metrics.panoptic import evaluate_panoptic_files
+        from segtools.metrics.panoptic_io import evaluate_panoptic_files
 
         given = [name for name, value in (("iou_thresholds", iou_thresholds), ("max_dets", max_dets),
                                           ("area_ranges", area_ranges)) if value is not None]
