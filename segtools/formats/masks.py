@@ -8,7 +8,8 @@ How a mask's values are read — classes, instance ids or Cityscapes instanceIds
 from __future__ import annotations
 
 import functools
-from typing import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Sequence
 
 from segtools.errors import InputError, OutputError
 from segtools.formats import Summary, merge_counts
@@ -16,9 +17,33 @@ from segtools.formats import coco as cocolib
 from segtools.formats.records import Categories, Record, Tick, stem_path
 
 
-def _mask_worker(path: str, colours, skip: tuple[int, ...], mode: str, epsilon: float, holes: str,
-                 per_component: bool, skip_own_ignore: bool = False, interpret: str = "auto", name: str = ""
+@dataclass(frozen=True)
+class MaskReading:
+    """How label masks become annotations (picklable: it travels to ``--jobs`` workers).
+
+    ``colours``: class metadata whose palette reads RGB colour masks. ``skip``: labels not
+    annotated. ``mode``: ``polygon`` or ``rle``. ``epsilon``: outline simplification in
+    pixels. ``holes``: ``bridge`` or ``fill``. ``per_component``: one annotation per
+    connected component (else one per class). ``skip_own_ignore``: also leave out each
+    mask's own ignore index (from its metadata). ``interpret``: ``auto`` (from the metadata
+    and the file), ``semantic``, ``instance`` or ``cityscapes`` (see
+    :mod:`segtools.formats.instances`).
+    """
+
+    colours: Any = None
+    skip: tuple[int, ...] = (255,)
+    mode: str = "polygon"
+    epsilon: float = 0.0
+    holes: str = "bridge"
+    per_component: bool = True
+    skip_own_ignore: bool = False
+    interpret: str = "auto"
+
+
+def _mask_worker(path: str, reading: MaskReading, name: str = ""
                  ) -> tuple[tuple[int, int], list[dict], dict, set, tuple | None, int | None, str]:
+    colours, skip, mode, epsilon, holes = reading.colours, reading.skip, reading.mode, reading.epsilon, reading.holes
+    per_component, skip_own_ignore, interpret = reading.per_component, reading.skip_own_ignore, reading.interpret
     from segtools.formats import instances as instlib
     from segtools.io.masks import read_label_mask
 
@@ -37,24 +62,21 @@ def _mask_worker(path: str, colours, skip: tuple[int, ...], mode: str, epsilon: 
     return mask.labels.shape, annotations, dict(summary.counts), summary.lossy, names, own_ignore, kind
 
 
-def read_masks(items, categories: Categories, summary: Summary, colours=None, skip: Sequence[int] = (255,),
-               mode: str = "polygon", epsilon: float = 0.0, holes: str = "bridge", per_component: bool = True,
+def read_masks(items, categories: Categories, summary: Summary, reading: MaskReading = MaskReading(), *,
                image_names: dict[str, str] | None = None, jobs: int = 1, tick: Tick | None = None,
-               data: bytes | None = None, skip_own_ignore: bool = False, interpret: str = "auto") -> Iterator[Record]:
-    """Records from label masks (streamed through ``pmap``: at most 2·jobs masks in flight).
+               data: bytes | None = None) -> Iterator[Record]:
+    """Records from label masks, read as ``reading`` says (streamed through ``pmap``: at most
+    2·jobs masks in flight).
 
-    ``data``: the bytes of a single mask already read (stdin), used instead of its path.
-    ``skip_own_ignore``: also leave out each mask's own ignore index (from its metadata), and
-    record the first one seen as ``categories.unlabelled``.
-    ``interpret``: ``auto`` (from the metadata and the file), ``semantic``, ``instance`` or
-    ``cityscapes`` (see :mod:`segtools.formats.instances`).
+    ``data``: the bytes of a single mask already read (stdin), used instead of its path. With
+    ``reading.skip_own_ignore`` the first own ignore index seen is recorded as
+    ``categories.unlabelled``.
     """
     from segtools.io.batch import pairing_key
     from segtools.io.parallel import pmap
 
-    work = functools.partial(_mask_worker, colours=colours, skip=tuple(skip), mode=mode, epsilon=epsilon,
-                             holes=holes, per_component=per_component, skip_own_ignore=skip_own_ignore,
-                             interpret=interpret)
+    skip, skip_own_ignore = reading.skip, reading.skip_own_ignore
+    work = functools.partial(_mask_worker, reading=reading)
     next_id = 1
     paths = [data] if data is not None and len(items) == 1 else [item.path for item in items]
     if data is not None and len(items) == 1:

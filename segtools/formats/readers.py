@@ -61,10 +61,12 @@ def read_mask_files(specs, payload, options: ConvertOptions, summary: Summary) -
     names = image_names(images_root)
     colours = meta if options.palette else None
     own_void = not options.skip and meta is None  # the masks' own metadata decides what is void
-    records = lambda tick: masks.read_masks(  # noqa: E731
-        items, categories, summary, colours, skip, "rle" if options.rle else "polygon", options.epsilon,
-        options.holes, not options.per_class, names, options.jobs, tick, data, skip_own_ignore=own_void,
+    reading = masks.MaskReading(
+        colours, tuple(skip), "rle" if options.rle else "polygon", options.epsilon, options.holes,
+        not options.per_class, skip_own_ignore=own_void,
         interpret=MASK_SOURCES[options.source] if options.source in MASK_SOURCES else "auto")
+    records = lambda tick: masks.read_masks(  # noqa: E731
+        items, categories, summary, reading, image_names=names, jobs=options.jobs, tick=tick, data=data)
     unlabelled = skip[0] if len(skip) == 1 and not own_void else None
     return Dataset("mask", len(items), categories, records, ticks_itself=True, fill=options.fill,
                    unlabelled=unlabelled, traced=True, images_root=images_root, items=items, specs=specs,

@@ -71,7 +71,7 @@ class InstanceSet:
     def label(self, index: int) -> str:
         """``"car 0.87"``: the class name and the score (two decimals) of instance ``index``."""
         cid = int(self.category_ids[index])
-        text = str(self.names.get(cid, f"class {cid}"))
+        text = str(self.names.get(cid, f"class_{cid}"))
         score = self.scores[index]
         return text if np.isnan(score) else f"{text} {score:.2f}"
 
