@@ -11,6 +11,7 @@ ids only have to be unique within an image.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Collection, Sequence
 
@@ -19,13 +20,35 @@ import numpy as np
 from segtools.errors import InputError, UsageError
 
 
-def rgb_to_ids(rgb: np.ndarray) -> np.ndarray:
-    """H×W×3 uint8 → H×W uint32 segment ids."""
+def rgb_to_ids(rgb: np.ndarray, *, bgr: bool = False) -> np.ndarray:
+    """H×W×3 (or ×4, the fourth channel ignored) → H×W uint32 segment ids ``R + 256·G + 256²·B``.
+
+    ``bgr``: the channels are in OpenCV's order. 8-bit images on little-endian machines are
+    packed by one colour conversion to RGBA whose four bytes, read as one uint32, are the id
+    plus the alpha byte, masked off (no widening of each channel).
+
+    >>> rgb_to_ids(np.array([[[1, 2, 3], [0, 0, 0]]], np.uint8)).tolist()
+    [[197121, 0]]
+    >>> rgb_to_ids(np.array([[[3, 2, 1]]], np.uint8), bgr=True).tolist()
+    [[197121]]
+    """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] < 3:
         raise InputError(f"a panoptic PNG is RGB, got shape {rgb.shape}")
-    rgb = rgb[..., :3].astype(np.uint32)
-    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+    if rgb.dtype == np.uint8 and sys.byteorder == "little" and rgb.size:
+        import cv2
+
+        if rgb.shape[2] >= 4:
+            packed = cv2.cvtColor(np.ascontiguousarray(rgb[..., :4]), cv2.COLOR_BGRA2RGBA) if bgr \
+                else np.array(rgb[..., :4], order="C")
+        else:
+            packed = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_BGR2RGBA if bgr else cv2.COLOR_RGB2RGBA)
+        packed = packed.view(np.uint32).reshape(rgb.shape[:2])
+        packed &= 0xFFFFFF
+        return packed
+    channels = rgb[..., 2::-1] if bgr else rgb[..., :3]
+    channels = channels.astype(np.uint32)
+    return channels[..., 0] + 256 * channels[..., 1] + 65536 * channels[..., 2]
 
 
 def ids_to_rgb(ids: np.ndarray) -> np.ndarray:

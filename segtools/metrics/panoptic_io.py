@@ -58,11 +58,25 @@ class PanopticJob:
 
 
 def read_panoptic_png(path: str) -> np.ndarray:
-    """H×W segment ids (uint32) of a COCO panoptic PNG (``R + 256·G + 256²·B``)."""
-    from segtools.formats.coco_panoptic import rgb_to_ids
-    from segtools.io.images import read_image
+    """H×W segment ids (uint32) of a COCO panoptic PNG (``R + 256·G + 256²·B``).
 
-    rgb = read_image(path)
+    8-bit RGB(A) PNGs without EXIF (what panoptic writers produce) are structure-checked and
+    decoded by OpenCV straight into BGR and packed (no Pillow image and copies); any other
+    file goes through :func:`segtools.io.images.read_image`, with the same ids.
+    """
+    from segtools.formats.coco_panoptic import rgb_to_ids
+    from segtools.io import png
+    from segtools.io.images import read_image
+    from segtools.io.limits import check_pixels
+    from segtools.io.streams import read_bytes
+
+    data = read_bytes(path)
+    if data.startswith(png.SIGNATURE) and b"eXIf" not in data:
+        header = png.check_structure(data, path)
+        if header.bit_depth == 8 and header.colour_type in (2, 6):
+            check_pixels(header.width, header.height, path)
+            return rgb_to_ids(png.decode_cv2(data, path), bgr=True)
+    rgb = read_image(data, name=path)
     if rgb.ndim != 3 or rgb.shape[2] < 3 or rgb.dtype != np.uint8:
         raise InputError(f"{path}: a COCO panoptic PNG is 8-bit RGB, this one is {rgb.dtype} {rgb.shape}")
     try:
