@@ -98,3 +98,31 @@ def test_counts_of_a_stray_id_are_refused_after_run_counting():
     pred = np.array([[5, 5, 5, 5]])
     with pytest.raises(InputError, match="ground truth segment id 9 is in the PNG but not in segments_info"):
         image_counts(gt, [{"id": 1, "category_id": 7}], pred, [{"id": 5, "category_id": 7}], np.array([7]))
+
+
+def test_chunked_workers_equal_one_process(tmp_path):
+    import json
+
+    from segtools.formats.coco_panoptic import ids_to_rgb
+    from segtools.io.images import write_image
+    from segtools.metrics.panoptic_io import evaluate_panoptic_files
+
+    rng = np.random.default_rng(3)
+    docs = {}
+    for side in ("gt", "pred"):
+        (tmp_path / side).mkdir()
+        annotations = []
+        for k in range(37):  # several images per worker task, the last task shorter
+            ids = np.repeat(rng.integers(0, 4, (6, 3)), 3, 1)
+            write_image(ids_to_rgb(ids * 1000), tmp_path / side / f"{k}.png")
+            present = sorted(set(np.unique(ids).tolist()) - {0})
+            annotations.append({"image_id": k, "file_name": f"{k}.png",
+                                "segments_info": [{"id": v * 1000, "category_id": 1 + v % 2} for v in present]})
+        docs[side] = tmp_path / f"{side}.json"
+        docs[side].write_text(json.dumps({"annotations": annotations, "categories": [
+            {"id": 1, "name": "road", "isthing": 0}, {"id": 2, "name": "car", "isthing": 1}]}))
+    done: list[int] = []
+    one = evaluate_panoptic_files(str(docs["pred"]), str(docs["gt"]), jobs=1)
+    two = evaluate_panoptic_files(str(docs["pred"]), str(docs["gt"]), jobs=2, on_done=done.append)
+    assert two.state() == one.state() and one.images == 37
+    assert done == list(range(37))

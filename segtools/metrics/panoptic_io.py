@@ -119,6 +119,14 @@ def measure_panoptic(job: PanopticJob) -> tuple:
     return image_counts(gt_ids, gt_segments, pred_ids, pred_segments, np.array(job.category_ids, np.int64), job.name)
 
 
+_CHUNK = 8  # images per worker task at most
+
+
+def measure_panoptic_chunk(jobs: tuple) -> list:
+    """:func:`measure_panoptic` of each job of a chunk, in order (one worker task)."""
+    return [measure_panoptic(job) for job in jobs]
+
+
 def _is_json(spec: str) -> bool:
     path = Path(spec)
     if path.is_dir():
@@ -276,7 +284,7 @@ def evaluate_panoptic_files(pred_spec: str, gt_spec: str, pred_folder: str | Non
     >>> evaluate_panoptic_files(str(root / "gt.json"), str(root / "gt.json")).summary()["pq"]
     1.0
     """
-    from segtools.io.parallel import pmap
+    from segtools.io.parallel import pmap, resolve_jobs
 
     pred_json, gt_json = _is_json(pred_spec), _is_json(gt_spec)
     if pred_json != gt_json:
@@ -289,6 +297,17 @@ def evaluate_panoptic_files(pred_spec: str, gt_spec: str, pred_folder: str | Non
             raise UsageError("pred_folder/gt_folder: PNG folders go with COCO panoptic JSON, not with mask folders")
         categories, work = _mask_jobs(pred_spec, gt_spec, things)
     evaluation = PanopticEvaluation(categories)
-    for counts in pmap(measure_panoptic, work, jobs, on_done=on_done):
-        evaluation.add_counts(counts)
+    workers = resolve_jobs(jobs)
+    if workers == 1:
+        for counts in pmap(measure_panoptic, work, 1, on_done=on_done):
+            evaluation.add_counts(counts)
+        return evaluation
+    # a few images per task: one round trip to a worker costs about as much as counting an image
+    size = max(1, min(_CHUNK, len(work) // (4 * workers)))
+    chunks = [tuple(work[k:k + size]) for k in range(0, len(work), size)]
+    for index, results in enumerate(pmap(measure_panoptic_chunk, chunks, workers)):
+        for k, counts in enumerate(results):
+            evaluation.add_counts(counts)
+            if on_done:
+                on_done(index * size + k)
     return evaluation
