@@ -20,6 +20,9 @@ Sources, either side:
   stem; with a COCO ground truth by stem against the images' ``file_name``. A mask's class
   label ``k`` is category ``k + 1`` named ``class_names[k]`` (against a COCO ground truth:
   the ``k``-th of its sorted category ids, as ``convert`` numbers them).
+- **Cityscapes instanceIds / VOC SegmentationObject folders** (ground truth only): read per
+  image in the worker by :mod:`segtools.metrics.instance_layouts`; results JSON image ids are
+  1..N over the sorted files, masks pair by stem (``_leftImg8bit`` ↔ ``_gtFine_instanceIds``).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class ImageJob:
     dt: tuple = ()
     gt_mask: str | None = None
     dt_mask: str | None = None
+    gt_layout: tuple[str, ...] | None = None  # (layout, its files): Cityscapes / VOC ground truth
 
 
 @dataclass(frozen=True)
@@ -122,11 +126,14 @@ def _mask_scores(meta, ids: np.ndarray, path: str) -> np.ndarray:
 def evaluate_chunk(chunk: InstanceChunk) -> "InstanceEvaluation":
     """The evaluation of one chunk's images (module level: runs in worker processes)."""
     from segtools.metrics.instance import InstanceEvaluation
+    from segtools.metrics.instance_layouts import layout_annotations
 
     evaluation = InstanceEvaluation(chunk.protocol, dict(chunk.categories))
     for job in chunk.images:
         size = job.size
-        if job.gt_mask is not None:
+        if job.gt_layout is not None:
+            gt, size = layout_annotations(job.gt_layout[0], job.gt_layout[1:], evaluation.categories)
+        elif job.gt_mask is not None:
             gt, size = _mask_annotations(job.gt_mask, size, chunk.mask_categories, True)
         else:
             gt = [_gt_rle(a, size, f"{job.where}: ground truth {k}") for k, a in enumerate(job.gt)]
@@ -185,12 +192,7 @@ def _jobs_against_coco(pred_spec: str, gt_spec: str, protocol: Protocol) -> tupl
             ImageJob(image["id"], f"{pred_spec}: image_id {image['id']!r}", sizes[image["id"]],
                      tuple(gt_by_image.get(image["id"], ())), tuple(detections.get(image["id"], ())))
             for image in images]
-    masks: dict = {}
-    for item in _mask_items(pred_spec, "prediction"):
-        stem = pairing_key(item.rel).rsplit("/", 1)[-1]
-        if stem in masks:
-            raise InputError(f"two prediction masks pair as {stem!r}: {masks[stem]} and {item.path}")
-        masks[stem] = item.path
+    masks = _stem_masks(pred_spec)
     work, used = [], set()
     for image in images:
         stem = pairing_key(image["file_name"]).rsplit("/", 1)[-1]
@@ -204,6 +206,42 @@ def _jobs_against_coco(pred_spec: str, gt_spec: str, protocol: Protocol) -> tupl
     if stray:
         raise InputError(f"{masks[stray[0]]}: no image of the ground truth {gt_spec} is named {stray[0]!r}")
     return categories, tuple(sorted(categories)), work
+
+
+def _stem_masks(pred_spec: str) -> dict[str, str]:
+    """Prediction mask paths by the stem they pair on (dataset suffixes such as _leftImg8bit stripped)."""
+    from segtools.io.batch import pairing_key
+
+    masks: dict = {}
+    for item in _mask_items(pred_spec, "prediction"):
+        stem = pairing_key(item.rel).rsplit("/", 1)[-1]
+        if stem in masks:
+            raise InputError(f"two prediction masks pair as {stem!r}: {masks[stem]} and {item.path}")
+        masks[stem] = item.path
+    return masks
+
+
+def _jobs_against_layout(pred_spec: str, gt_spec: str, layout: str, protocol: Protocol) -> tuple[dict, None, list]:
+    """Jobs of a Cityscapes or VOC ground-truth folder (:mod:`segtools.metrics.instance_layouts`)."""
+    from segtools.formats.coco_results import read_results
+    from segtools.metrics.instance_layouts import layout_categories, layout_images
+
+    categories, images = layout_categories(layout), layout_images(layout, gt_spec)
+    if _is_json(pred_spec):
+        detections = read_results(pred_spec, {i: size for i, _, size, _ in images}, categories, protocol.iou_type)
+        return categories, None, [
+            ImageJob(i, f"{pred_spec}: image_id {i!r} ({files[0]})", size, dt=tuple(detections.get(i, ())),
+                     gt_layout=(layout, *files)) for i, _, size, files in images]
+    masks, work = _stem_masks(pred_spec), []
+    for i, stem, size, files in images:
+        if stem not in masks:
+            raise InputError(f"{pred_spec}: no prediction mask for {files[0]} (named {stem!r})")
+        path = masks.pop(stem)
+        work.append(ImageJob(i, path, size, dt_mask=path, gt_layout=(layout, *files)))
+    if masks:
+        stem, path = sorted(masks.items())[0]
+        raise InputError(f"{path}: no image of the ground truth {gt_spec} is named {stem!r}")
+    return categories, None, work
 
 
 def _jobs_masks(pred_spec: str, gt_spec: str) -> tuple[dict, tuple | None, list]:
@@ -234,7 +272,9 @@ def evaluate_instance_files(pred_spec: str, gt_spec: str, protocol: Protocol | N
     Parameters
     ----------
     pred_spec : a COCO results JSON, or a folder / file / glob of instance-id masks.
-    gt_spec : a COCO instances JSON, or a folder / file / glob of instance-id masks.
+    gt_spec : a COCO instances JSON, a folder / file / glob of instance-id masks, a Cityscapes
+        folder of ``*_instanceIds.png`` or a VOC folder with SegmentationObject/ and
+        SegmentationClass/ (:mod:`segtools.metrics.instance_layouts`: ids, categories).
     protocol : IoU type, thresholds, max detections, area ranges (default COCO's).
     jobs : worker processes (0 = all CPUs); the numbers do not depend on it.
     on_done : called with each chunk's index as it finishes (progress).
@@ -263,13 +303,17 @@ def evaluate_instance_files(pred_spec: str, gt_spec: str, protocol: Protocol | N
     """
     from segtools.io.parallel import pmap, resolve_jobs
     from segtools.metrics.instance import InstanceEvaluation
+    from segtools.metrics.instance_layouts import find_layout
 
     protocol = protocol or Protocol()
+    layout = None if _is_json(gt_spec) else find_layout(gt_spec)
     if _is_json(gt_spec):
         categories, mask_categories, work = _jobs_against_coco(pred_spec, gt_spec, protocol)
+    elif layout is not None:
+        categories, mask_categories, work = _jobs_against_layout(pred_spec, gt_spec, layout, protocol)
     elif _is_json(pred_spec):
-        raise InputError(f"{pred_spec}: a COCO results JSON needs a COCO instances JSON as ground truth "
-                         f"(image ids and categories); {gt_spec} is not one")
+        raise InputError(f"{pred_spec}: a COCO results JSON needs a COCO instances JSON, a Cityscapes "
+                         f"gtFine folder or a VOC folder as ground truth (image ids and categories); {gt_spec} is none")
     else:
         categories, mask_categories, work = _jobs_masks(pred_spec, gt_spec)
     workers = resolve_jobs(jobs)
