@@ -5,7 +5,8 @@
 Builds CamVid-derived COCO panoptic pairs (train + val annotations, 480×360: Car, Pedestrian,
 Bicyclist and SignSymbol split into connected components as things, the rest stuff,
 Unlabelled VOID; the prediction a shifted, noisier copy) as PNG files + JSON under $TMPDIR.
-Times, on the same files: decoding the 2·N PNGs to id images only; segtools
+Times, on the same files: decoding the 2·N PNGs to id images only (segtools' reader, and
+Pillow as panopticapi reads them); segtools
 ``evaluate_panoptic_files`` at ``jobs=1`` and ``jobs=2``; and the step-by-step reference of
 ``tests/panoptic_reference.py`` (panopticapi's dict loops, standing in for panopticapi, which
 is not on PyPI) over the same decoded ids. All produce the same PQ; the script checks it.
@@ -108,8 +109,17 @@ def main() -> None:
                       for (gt, pred), g, p in zip(files, gt_doc["annotations"], pred_doc["annotations"])]
             return reference_counts(images)
 
+        def decode_pillow():  # panopticapi's reading: Pillow, uint32 channels, R + 256·G + 256²·B
+            from PIL import Image
+
+            for gt, pred in files:
+                for path in (gt, pred):
+                    rgb = np.array(Image.open(path), dtype=np.uint32)
+                    rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+
         results = {}
-        times = {"decode only (2·N PNGs)": best_seconds(decode_only, args.repeat, warmup=True)}
+        times = {"decode only (2·N PNGs)": best_seconds(decode_only, args.repeat, warmup=True),
+                 "decode only, Pillow (panopticapi)": best_seconds(decode_pillow, args.repeat)}
         for jobs in (1, 2):
             times[f"segtools jobs={jobs}"] = best_seconds(
                 lambda: results.__setitem__(jobs, evaluate_panoptic_files(str(pred_json), str(gt_json), jobs=jobs)),
