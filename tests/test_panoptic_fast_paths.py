@@ -126,3 +126,74 @@ def test_chunked_workers_equal_one_process(tmp_path):
     two = evaluate_panoptic_files(str(docs["pred"]), str(docs["gt"]), jobs=2, on_done=done.append)
     assert two.state() == one.state() and one.images == 37
     assert done == list(range(37))
+
+
+@pytest.mark.parametrize("segments", [
+    [{"id": 1, "category_id": 2}, {"id": 2**24 - 1, "category_id": -5, "iscrowd": 1}],
+    [{"id": 3.0, "category_id": 2}],  # integral floats: accepted by the getters, not by the quick check
+    [{"id": True, "category_id": 2}], [{"id": 0, "category_id": 2}], [{"id": 2**24, "category_id": 2}],
+    [{"id": 1, "category_id": 2, "iscrowd": 2}], [{"id": 1, "category_id": 2, "iscrowd": None}],
+    [{"id": 1, "category_id": "2"}], [{"id": 1}], ["x"], [{"id": 1, "category_id": 2**70}],
+    [{"id": 1, "category_id": 1}, {"id": 1.5, "category_id": 1}],
+])
+def test_quick_segment_check_agrees_with_the_getters(segments):
+    from segtools.formats import schema
+    from segtools.io.jsondata import get_int
+
+    def plain():
+        for j, segment in enumerate(segments):
+            where = f"f.json: annotations[0]: segments_info[{j}]"
+            get_int(segment, "id", where, 1, 2**24 - 1)
+            get_int(segment, "category_id", where, -schema.MAX_ID, schema.MAX_ID)
+            if "iscrowd" in segment:
+                get_int(segment, "iscrowd", where, 0, 1)
+
+    try:
+        plain()
+        expected = None
+    except InputError as exc:
+        expected = str(exc)
+    if expected is None:
+        assert schema.panoptic_segments(segments, "f.json: annotations[0]") is segments
+    else:
+        with pytest.raises(InputError) as caught:
+            schema.panoptic_segments(segments, "f.json: annotations[0]")
+        assert str(caught.value) == expected and "\n" not in expected
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("side", ["gt", "pred"])
+def test_segment_and_path_errors_come_from_the_worker_naming_the_item(tmp_path, jobs, side):
+    import json
+
+    from segtools.formats.coco_panoptic import ids_to_rgb
+    from segtools.io.images import write_image
+    from segtools.metrics.panoptic_io import evaluate_panoptic_files
+
+    specs = {}
+    for name in ("gt", "pred"):
+        (tmp_path / name).mkdir()
+        annotations = []
+        for k in range(5):
+            write_image(ids_to_rgb(np.full((4, 4), 7)), tmp_path / name / f"{k}.png")
+            annotations.append({"image_id": k, "file_name": f"{k}.png", "segments_info": [{"id": 7, "category_id": 1}]})
+        specs[name] = tmp_path / f"{name}.json"
+        specs[name].write_text(json.dumps({"annotations": annotations,
+                                           "categories": [{"id": 1, "name": "road", "isthing": 0}]}))
+    doc = json.loads(specs[side].read_text())
+    doc["annotations"][3]["segments_info"][0]["id"] = "x"
+    specs[side].write_text(json.dumps(doc))
+    with pytest.raises(InputError) as caught:
+        evaluate_panoptic_files(str(specs["pred"]), str(specs["gt"]), jobs=jobs)
+    assert str(caught.value) == f"{specs[side]}: annotations[3]: segments_info[0]: 'id' must be a number, got a string"
+    doc["annotations"][3]["segments_info"][0]["id"] = 7
+    (tmp_path / "outside").mkdir()
+    write_image(ids_to_rgb(np.full((4, 4), 7)), tmp_path / "outside" / "x.png")
+    (tmp_path / side / "link").symlink_to(tmp_path / "outside")
+    doc["annotations"][2]["file_name"] = "link/x.png"
+    specs[side].write_text(json.dumps(doc))
+    item = "annotations[2]" if side == "gt" else "image_id 2"
+    with pytest.raises(InputError) as caught:
+        evaluate_panoptic_files(str(specs["pred"]), str(specs["gt"]), jobs=jobs)
+    assert str(caught.value) == (f"{specs[side]}: {item}: 'file_name' 'link/x.png' leads out of "
+                                 f"{tmp_path / side} (through a symbolic link)")

@@ -37,14 +37,17 @@ def _parts(name: str) -> PurePosixPath:
     return PurePosixPath(name.replace("\\", "/"))
 
 
-def inside(base: str | os.PathLike, name, where: str) -> Path:
+def inside(base: str | os.PathLike, name, where: str, *, resolved: str | None = None) -> Path:
     """The file ``name`` (read from a file) under the folder ``base``, symbolic links resolved.
 
     Raises :class:`InputError` when ``name`` is absolute, climbs out with ``..``, or
-    resolves (through links) to a place outside ``base``.
+    resolves (through links) to a place outside ``base``. For many names under one base,
+    pass ``resolved=resolve_base(base)`` so the base is resolved once, not per name.
 
     >>> import tempfile; root = tempfile.mkdtemp()
     >>> inside(root, "a/b.png", "file_name") == Path(root).resolve() / "a" / "b.png"
+    True
+    >>> inside(root, "a/b.png", "file_name", resolved=resolve_base(root)) == Path(root).resolve() / "a" / "b.png"
     True
     """
     name = check_name(name, where)
@@ -52,11 +55,21 @@ def inside(base: str | os.PathLike, name, where: str) -> Path:
     if rel.is_absolute() or ".." in rel.parts or (len(name) > 1 and name[1] == ":"):
         raise InputError(f"{where} {name[:200]!r} leaves its folder {base} (absolute or '..'); "
                          "names in annotation files must be relative to it")
-    root = Path(os.path.realpath(base))
-    target = Path(os.path.realpath(root.joinpath(*rel.parts)))
-    if target != root and root not in target.parents:
+    root = resolved if resolved is not None else resolve_base(base)
+    target = os.path.realpath(os.path.join(root, *rel.parts))
+    prefix = root if root.endswith(os.sep) else root + os.sep
+    if target != root and not target.startswith(prefix):
         raise InputError(f"{where} {name[:200]!r} leads out of {base} (through a symbolic link)")
-    return target
+    return Path(target)
+
+
+def resolve_base(base: str | os.PathLike) -> str:
+    """``base`` with every symbolic link resolved, as :func:`inside` compares names against it.
+
+    >>> resolve_base("/") == os.path.realpath("/")
+    True
+    """
+    return os.path.realpath(base)
 
 
 def _last_part_if_outside(name, where: str) -> PurePosixPath:

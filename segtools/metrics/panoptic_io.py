@@ -44,7 +44,13 @@ class MaskLayout:
 
 @dataclass(frozen=True)
 class PanopticJob:
-    """One image for a worker: where each side's pixels are and its segments (JSON side)."""
+    """One image for a worker: where each side's pixels are and its segments (JSON side).
+
+    A JSON side's PNG is ``gt_png``/``pred_png`` as named in the JSON, resolved in the worker
+    under its :class:`PngFolder`; its ``segments_info`` is checked there too (named by
+    ``gt_at``/``pred_at``, the annotation's place in its file), so neither costs the main
+    process a step per image or segment.
+    """
 
     name: str
     gt_png: str | None
@@ -55,6 +61,20 @@ class PanopticJob:
     gt_masks: tuple[str, str | None] | None = None
     pred_masks: tuple[str, str | None] | None = None
     layout: MaskLayout | None = None
+    gt_folder: "PngFolder | None" = None
+    pred_folder: "PngFolder | None" = None
+    gt_at: str = ""
+    pred_at: str = ""
+    gt_where: str = ""
+    pred_where: str = ""
+
+
+@dataclass(frozen=True)
+class PngFolder:
+    """A folder of panoptic PNGs: as given (for messages) and with its links resolved (once)."""
+
+    base: str
+    resolved: str
 
 
 def read_panoptic_png(path: str) -> np.ndarray:
@@ -113,6 +133,15 @@ def measure_panoptic(job: PanopticJob) -> tuple:
     if job.gt_masks is not None:
         gt_ids, gt_segments = _read_mask_pair(job.gt_masks, job.layout, True)
         pred_ids, pred_segments = _read_mask_pair(job.pred_masks, job.layout, False)
+    elif job.gt_folder is not None:
+        from segtools.formats import schema
+        from segtools.formats.paths import inside
+
+        gt_png = inside(job.gt_folder.base, job.gt_png, job.gt_where, resolved=job.gt_folder.resolved)
+        pred_png = inside(job.pred_folder.base, job.pred_png, job.pred_where, resolved=job.pred_folder.resolved)
+        gt_segments = schema.panoptic_segments(list(job.gt_segments), job.gt_at)
+        pred_segments = schema.panoptic_segments(list(job.pred_segments), job.pred_at)
+        gt_ids, pred_ids = read_panoptic_png(str(gt_png)), read_panoptic_png(str(pred_png))
     else:
         gt_ids, gt_segments = read_panoptic_png(job.gt_png), list(job.gt_segments)
         pred_ids, pred_segments = read_panoptic_png(job.pred_png), list(job.pred_segments)
@@ -150,7 +179,8 @@ def _load_json(spec: str, what: str, ground_truth: bool) -> dict:
         raise InputError(f"{spec}: cannot read the {what} ({exc.strerror})") from None
     if not isinstance(data, dict):
         raise InputError(f"{spec}: a COCO panoptic {what} is a JSON object with 'annotations'")
-    schema.panoptic(data if ground_truth or "categories" in data else {**data, "categories": []}, spec)
+    # document-level checks only: each image's segments_info entries are checked by its worker
+    schema.panoptic(data if ground_truth or "categories" in data else {**data, "categories": []}, spec, segments=False)
     for k, entry in enumerate(data["annotations"]):
         if "image_id" not in entry:
             raise InputError(f"{spec}: annotations[{k}]: missing field 'image_id'")
@@ -163,35 +193,38 @@ def _by_image(data: dict, spec: str) -> dict:
     for k, entry in enumerate(data["annotations"]):
         if entry["image_id"] in entries:
             raise InputError(f"{spec}: annotations[{k}]: image_id {entry['image_id']!r} is listed twice")
-        entries[entry["image_id"]] = entry
+        entries[entry["image_id"]] = (k, entry)
     return entries
 
 
 def _json_jobs(pred_spec: str, gt_spec: str, pred_folder, gt_folder) -> tuple[dict, list[PanopticJob]]:
     from segtools.formats.coco_panoptic import png_folder
-    from segtools.formats.paths import inside
+    from segtools.formats.paths import resolve_base
 
     gt = _load_json(gt_spec, "ground truth", True)
     pred = _load_json(pred_spec, "prediction", False)
     categories = {int(c["id"]): (str(c.get("name") or c["id"]), c.get("isthing") == 1) for c in gt["categories"]}
     cat_ids = tuple(sorted(categories))
     gt_root, pred_root = png_folder(gt_spec, gt_folder), png_folder(pred_spec, pred_folder)
+    gt_pngs, pred_pngs = PngFolder(str(gt_root), resolve_base(gt_root)), PngFolder(str(pred_root), resolve_base(pred_root))
     predictions = _by_image(pred, pred_spec)
     ground_truth = _by_image(gt, gt_spec)
     stray = [i for i in predictions if i not in ground_truth]
     if stray:
         raise InputError(f"{pred_spec}: image_id {stray[0]!r} is not in the ground truth {gt_spec}")
     jobs = []
-    for k, (image_id, entry) in enumerate(ground_truth.items()):
+    for image_id, (k, entry) in ground_truth.items():
         if image_id not in predictions:
             raise InputError(f"{pred_spec}: no prediction for image_id {image_id!r} ({entry['file_name']} in {gt_spec})")
-        found = predictions[image_id]
+        j, found = predictions[image_id]
         jobs.append(PanopticJob(
             name=f"{pred_spec}: image_id {image_id!r}",
-            gt_png=str(inside(gt_root, entry["file_name"], f"{gt_spec}: annotations[{k}]: 'file_name'")),
-            gt_segments=tuple(entry["segments_info"]),
-            pred_png=str(inside(pred_root, found["file_name"], f"{pred_spec}: image_id {image_id!r}: 'file_name'")),
-            pred_segments=tuple(found["segments_info"]), category_ids=cat_ids))
+            gt_png=entry["file_name"], gt_segments=tuple(entry["segments_info"]),
+            pred_png=found["file_name"], pred_segments=tuple(found["segments_info"]), category_ids=cat_ids,
+            gt_folder=gt_pngs, pred_folder=pred_pngs,
+            gt_at=f"{gt_spec}: annotations[{k}]", pred_at=f"{pred_spec}: annotations[{j}]",
+            gt_where=f"{gt_spec}: annotations[{k}]: 'file_name'",
+            pred_where=f"{pred_spec}: image_id {image_id!r}: 'file_name'"))
     return categories, jobs
 
 
