@@ -39,8 +39,9 @@ def test_image_without_mask_is_an_error(tmp_path):
     write_pair(tmp_path, "a", np.zeros((4, 4)))
     write_pair(tmp_path, "b", np.zeros((4, 4)))
     (tmp_path / "lbl" / "b.png").unlink()
-    with pytest.raises(InputError, match="without mask"):
+    with pytest.raises(InputError, match="without a mask") as raised:
         find_pairs([str(tmp_path / "img")], [str(tmp_path / "lbl")])
+    assert "allow-missing" not in str(raised.value) and "allow_missing" not in str(raised.value)  # train has no such option
 
 
 def test_empty_folder_is_an_error(tmp_path):

@@ -46,10 +46,19 @@ def find_pairs(images: Sequence[str], masks: Sequence[str], *, allow_missing: bo
         raise UsageError("give training images and their masks (folders, files, globs or @lists)")
     image_items = expand_inputs(images, allow_stdin=False)
     mask_items = expand_inputs(masks, allow_stdin=False)
-    pairing = pair_items(image_items, mask_items, allow_missing=allow_missing, names=("image", "mask"))
+    pairing = pair_items(image_items, mask_items, allow_missing=True, names=("image", "mask"))
+    if not allow_missing and (pairing.only_left or pairing.only_right):  # train has no --allow-missing
+        parts = [f"{len(items)} {what} without {other}: {_first(items)}" for items, what, other in
+                 ((pairing.only_left, "image(s)", "a mask"), (pairing.only_right, "mask(s)", "an image")) if items]
+        raise InputError("; ".join(parts) + " (every training image needs a mask of the same name: "
+                         "add or remove files, or give @lists of the pairs)")
     if not pairing.pairs:
         raise InputError("the training set is empty: no image pairs with a mask")
     return [Sample(image.path, mask.path, image.rel) for image, mask in pairing.pairs]
+
+
+def _first(items, count: int = 3) -> str:
+    return ", ".join(item.path for item in items[:count]) + (", ..." if len(items) > count else "")
 
 
 def split_validation(samples: Sequence[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
