@@ -23,6 +23,7 @@ import numpy as np
 
 from segtools.errors import InputError, OutputError, UsageError, require
 from segtools.io import npy
+from segtools.io.geotiff import extratags, read_geo_tags
 from segtools.io.limits import check_pixels
 from segtools.io.meta import PNG_KEY, ClassMeta
 from segtools.io.sniff import PNG_PALETTE, sniff
@@ -59,6 +60,7 @@ class Raster:
     dtype: np.dtype
     kind: str
     meta: ClassMeta | None = None
+    geo: dict | None = None               # GeoTIFF tags ({code: value}, segtools.io.geotiff)
     _array: np.ndarray | None = None      # whole array or memory map (H×W[×C] or C×H×W)
     _npy: tuple[str, int] | None = None   # (path, data offset) of a C-order .npy read by rows
 
@@ -135,6 +137,7 @@ def _open_tiff(path: str, name: str) -> Raster:
             series = tif.series[0]
             shape, dtype = series.shape, series.dtype
             memmappable = tif.pages[0].is_memmappable and len(tif.series) >= 1
+            geo = read_geo_tags(tif)
     except (tifffile.TiffFileError, OSError, ValueError) as exc:
         raise InputError(f"{name}: not a readable TIFF ({exc})") from None
     shape = tuple(s for s in shape if s != 1) if len(shape) > 3 else tuple(shape)
@@ -150,10 +153,11 @@ def _open_tiff(path: str, name: str) -> Raster:
                          "install 'imagecodecs' for compressed TIFFs") from None
     array = array.reshape(shape)
     if np.dtype(dtype).kind == "f":
-        return _from_array(array if planar or array.ndim == 2 else np.moveaxis(array, 2, 0), name, kind="scores")
-    if planar:
-        array = np.moveaxis(array, 0, 2)
-    return _from_array(array, name)
+        raster = _from_array(array if planar or array.ndim == 2 else np.moveaxis(array, 2, 0), name, kind="scores")
+    else:
+        raster = _from_array(np.moveaxis(array, 0, 2) if planar else array, name)
+    raster.geo = geo
+    return raster
 
 
 def open_raster(path: str | os.PathLike, want: str = "any") -> Raster:
@@ -228,13 +232,14 @@ def npy_header(shape: tuple[int, ...], dtype) -> bytes:
     return buffer.getvalue()
 
 
-def encode_raster_parts(array: np.ndarray, fmt: str, kind: str, meta: ClassMeta | None = None) -> list:
+def encode_raster_parts(array: np.ndarray, fmt: str, kind: str, meta: ClassMeta | None = None,
+                        geo: dict | None = None) -> list:
     """Like :func:`encode_raster` but as buffers to write one after another (``.npy``: header
     and the array itself, so a tile is copied once, not three times)."""
     if fmt == "npy":
         array = np.ascontiguousarray(array)
         return [npy_header(array.shape, array.dtype), memoryview(array.reshape(-1)).cast("B")]
-    return [encode_raster(array, fmt, kind, meta)]
+    return [encode_raster(array, fmt, kind, meta, geo)]
 
 
 def write_parts(path: str | os.PathLike, parts: list, allow_overwrite: bool = False) -> Path:
@@ -245,8 +250,10 @@ def write_parts(path: str | os.PathLike, parts: list, allow_overwrite: bool = Fa
     return target.path
 
 
-def encode_raster(array: np.ndarray, fmt: str, kind: str, meta: ClassMeta | None = None) -> bytes:
-    """Bytes of a whole (small) raster: a tile, or a stitched result assembled in memory."""
+def encode_raster(array: np.ndarray, fmt: str, kind: str, meta: ClassMeta | None = None,
+                  geo: dict | None = None) -> bytes:
+    """Bytes of a whole (small) raster: a tile, or a stitched result assembled in memory.
+    ``geo`` (GeoTIFF tags, :mod:`segtools.io.geotiff`) is written into TIFF output only."""
     if fmt == "npy":
         return b"".join(bytes(part) for part in encode_raster_parts(array, fmt, kind, meta))
     if fmt == "npz":
@@ -258,7 +265,7 @@ def encode_raster(array: np.ndarray, fmt: str, kind: str, meta: ClassMeta | None
         buffer = io.BytesIO()
         photometric = "rgb" if kind == "image" and array.ndim == 3 and array.shape[2] in (3, 4) else "minisblack"
         tifffile.imwrite(buffer, array, photometric=photometric, bigtiff=array.nbytes > 2**31 - 2**25,
-                         planarconfig="contig" if photometric == "rgb" else None)
+                         planarconfig="contig" if photometric == "rgb" else None, extratags=extratags(geo))
         return buffer.getvalue()
     if kind == "labels" and fmt == "png":
         from segtools.io.masks import encode_label_mask
@@ -278,11 +285,12 @@ class RasterWriter:
     """
 
     def __init__(self, path: str | os.PathLike, height: int, width: int, channels: int, dtype,
-                 kind: str, meta: ClassMeta | None = None, allow_overwrite: bool = False) -> None:
+                 kind: str, meta: ClassMeta | None = None, allow_overwrite: bool = False,
+                 geo: dict | None = None) -> None:
         self.path = check_output_path(path, allow_overwrite)
         self.format = output_format(self.path, kind)
         self.height, self.width, self.channels = height, width, channels
-        self.dtype, self.kind, self.meta = np.dtype(dtype), kind, meta
+        self.dtype, self.kind, self.meta, self.geo = np.dtype(dtype), kind, meta, geo
         if kind == "scores":
             self.shape = (channels, height, width)
         else:
@@ -335,7 +343,7 @@ class RasterWriter:
     def commit(self) -> Path:
         """Finish: flush/encode and move the result into place."""
         if self._buffer is not None:
-            data = encode_raster(self._buffer, self.format, self.kind, self.meta)
+            data = encode_raster(self._buffer, self.format, self.kind, self.meta, self.geo)
             self._buffer = None
             with AtomicFile(self.path, allow_overwrite=True) as target:
                 hold(target.handle)

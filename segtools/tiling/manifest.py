@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from segtools.errors import InputError
+from segtools.io.geotiff import geo_from_json
 from segtools.io.jsondata import check_int, get_field, get_int, parse_json
 from segtools.io.limits import check_size
 from segtools.io.meta import ClassMeta
@@ -110,6 +111,7 @@ class Manifest:
         source = get_field(body, "source", name, dict)
         height, width = get_int(source, "height", f"{name}: source"), get_int(source, "width", f"{name}: source")
         check_size(width, height, f"{name}: source")
+        geo_from_json(source.get("geo"), f"{name}: source")
         grid = get_field(body, "grid", name, dict)
         size = _pair(grid, "size", f"{name}: grid", low=1)
         stride = _pair(grid, "stride", f"{name}: grid", low=1)

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from segtools.errors import InputError, UsageError
+from segtools.io.geotiff import geo_from_json
 from segtools.io.meta import ClassMeta
 from segtools.tiling.blend import ScoreAccumulator
 from segtools.tiling.grid import Tile
@@ -159,7 +160,8 @@ def merge_tiles(manifest: Manifest, manifest_dir: str | os.PathLike, output: str
     cache: dict[Tile, np.ndarray] = {first_tile: first_pixels}
     scratch: np.ndarray | None = None   # score bands are accumulated in one reused buffer
     kind_key = "scores" if scores else "pixels"
-    writer = RasterWriter(output, height, width, out_channels, out_dtype, out_kind, meta, allow_overwrite)
+    geo = geo_from_json(manifest.source.get("geo"), "manifest source")
+    writer = RasterWriter(output, height, width, out_channels, out_dtype, out_kind, meta, allow_overwrite, geo)
     with writer:
         bands = [(top, bottom) for top, bottom in zip(y_bounds[:-1], y_bounds[1:]) if bottom > top]
         for index, (top, bottom) in enumerate(bands):

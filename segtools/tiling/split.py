@@ -15,6 +15,7 @@ import numpy as np
 from segtools.errors import InputError, OutputError, UsageError
 from segtools.io.streams import write_bytes
 from segtools.tiling.grid import Tile, as_pair, tile_grid
+from segtools.io.geotiff import geo_to_json, shift_geo
 from segtools.io.rasters import Raster, encode_raster_parts, write_parts
 from segtools.tiling.manifest import MANIFEST_NAME, PAD_MODES, Manifest, TileRecord, tile_file_name
 
@@ -155,7 +156,8 @@ def split_raster(source: Raster, out_dir: str | os.PathLike, options: SplitOptio
                                            allow_overwrite, written))
         manifest = Manifest(
             source={"name": Path(source.name).name, "height": source.height, "width": source.width,
-                    "channels": source.channels, "dtype": source.dtype.name, "kind": source.kind},
+                    "channels": source.channels, "dtype": source.dtype.name, "kind": source.kind,
+                    **({"geo": geo_to_json(source.geo)} if source.geo else {})},
             size=tuple(int(v) for v in as_pair(options.size, "size")),
             stride=_strides(tiles), overlap=_overlaps(tiles, options.size),
             pad=options.pad, tiles=records, pad_value=options.pad_value,
@@ -201,7 +203,9 @@ def _write_tile(tile, band, mask_band, band_top, source, mask, options, out, ste
         return TileRecord(tile, None, skipped="blank")
     name = tile_file_name(stem, tile, extension, digits)
     fmt = {".png": "png", ".npy": "npy", ".tif": "tiff", ".npz": "npz"}[extension]
-    written.append(write_parts(out / name, encode_raster_parts(pixels, fmt, source.kind, source.meta), allow_overwrite))
+    geo = shift_geo(source.geo, tile.y, tile.x) if fmt == "tiff" else None
+    written.append(write_parts(out / name, encode_raster_parts(pixels, fmt, source.kind, source.meta, geo),
+                               allow_overwrite))
     mask_name = None
     if mask_pixels is not None:
         mask_name = f"masks/{tile_file_name(stem, tile, mask_extension, digits)}"
