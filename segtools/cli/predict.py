@@ -35,7 +35,7 @@ def predict(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Segment images with a model: a label PNG per image (class names and palette inside),
-    or with --probs a score map (.npz). The original size is restored.
+    or with --probs a score map (.npz), at the image's original size.
 
     One input (a file or -) goes to -o FILE or stdout; a batch (a folder, glob, @list or
     several inputs) needs -o DIR and keeps the relative names. Same-size images are batched.
@@ -44,7 +44,7 @@ def predict(
     """
     import sys
 
-    from segtools.cli.options import output_targets, parse_overlap, parse_size
+    from segtools.cli.options import in_flags, output_targets, parse_overlap, parse_size
     from segtools.errors import UsageError
     from segtools.inference.files import legend, predict_files
     from segtools.inference.predictor import Predictor, Tiling
@@ -65,6 +65,8 @@ def predict(
     targets = output_targets(items, specs, output, ".npz" if probs else ".png", overwrite)
 
     loaded = load_model(model=model, weights=weights, arch=arch, classes=classes, device="cpu")
+    if loaded.note:
+        info(in_flags(loaded.note, {"model": "--model"}))
     predictor = Predictor(loaded.model, loaded.preprocessing, device=device, amp=(amp_dtype or True) if amp else False,
                           batch=batch, tiling=tiling, tta=augment)
     with progress(len(items), "predict") as advance:

@@ -172,7 +172,7 @@ def export(
     """
     from pathlib import Path
 
-    from segtools.cli.options import parse_size
+    from segtools.cli.options import in_flags, parse_size
     from segtools.errors import UsageError
     from segtools.io.streams import check_output_path
     from segtools.weights.export import export_model
@@ -188,6 +188,8 @@ def export(
         require_onnx()
     example_size = parse_size(size, "--size")
     loaded = load_model(model=target, arch=arch)
+    if loaded.note:
+        info(in_flags(loaded.note, {"model": "weights"}))
     export_model(loaded, out, fmt, example_size)
     info(f"wrote {out} ({fmt})")
 

@@ -43,6 +43,7 @@ class LoadedModel:
     source: str
     arch_options: dict = field(default_factory=dict)
     path: Path | None = None
+    note: str | None = None  # how an ambiguous ``model`` was read (a registry name that is also a path here)
 
 
 def classes_from(spec: Any, num_classes: int | None = None) -> ClassMeta | None:
@@ -87,23 +88,52 @@ def load_model(model: str | None = None, weights: str | os.PathLike | None = Non
 
     if model and weights:
         raise UsageError("give a model (a registry name or file) or weights (a checkpoint file), not both")
+    note = None
     if not model and not weights:
-        model = registry.DEFAULT_MODEL
+        model = registry.DEFAULT_MODEL  # a registry name, never a path (a camvid/ dataset folder here is no model)
         if model not in registry.all_entries():
             raise InputError(f"no model given and the default {model!r} weights are not installed: give "
                              "a model name (see `segtools weights list`; get one with `segtools weights pull NAME`) "
                              "or a checkpoint file as weights, with its architecture (arch)")
-    if model and not os.path.exists(model) and not _looks_like_path(model):
+        source = "registry"
+    elif model:
+        source, note = model_source(model)
+    if model and source == "registry":
         entry, path = registry.resolve(model)
         fallback = {"arch": entry.arch, "classes": entry.classes, "preprocessing": entry.preprocessing,
                     "arch_options": entry.arch_options, "num_classes": entry.num_classes}
-        return _from_checkpoint(path, arch, classes, fallback, f"weights {entry.name!r}")
+        loaded = _from_checkpoint(path, arch, classes, fallback, f"weights {entry.name!r}")
+        loaded.note = note
+        return loaded
     path = Path(weights or model)
     if not path.exists():
         raise InputError(f"{path}: no such checkpoint file")
     if model and file_kind(path) in ("torchscript", "torch-export"):
         return _from_torchscript(path, classes, device)
     return _from_checkpoint(path, arch, classes, {}, str(path))  # --weights: data only, never a program
+
+
+def model_source(model: str) -> tuple[str, str | None]:
+    """How an explicit ``model`` is read: ``("registry", note)`` or ``("file", note)``.
+
+    A bare registry name (no ``/``, no checkpoint extension) is the registry entry, even when
+    a file or folder of that name is here; ``note`` then says so, naming the ``./NAME`` spelling
+    that takes the file. Anything else that exists, or looks like a path, is a file; an unknown
+    bare name goes to the registry (whose error lists the names). ``note`` is ``None`` when
+    nothing was ambiguous.
+    """
+    from segtools.weights import registry
+
+    bare = not _looks_like_path(model)
+    if bare and model in registry.all_entries():
+        if not os.path.exists(model):
+            return "registry", None
+        what = "folder" if os.path.isdir(model) else "file"
+        return "registry", (f"model={model}: a registry name and a {what} here; took the registry weights "
+                            f"{model!r} (write ./{model} for the {what})")
+    if os.path.exists(model) or not bare:
+        return "file", None
+    return "registry", None
 
 
 def _looks_like_path(text: str) -> bool:
@@ -189,7 +219,7 @@ def describe(target: str, arch: str | None = None) -> dict:
     from segtools.weights.checkpoint import sha256_file
 
     entry = None
-    if not os.path.exists(target) and target in registry.all_entries():
+    if model_source(target)[0] == "registry" and target in registry.all_entries():
         entry = registry.get_entry(target)
     loaded = load_model(model=target, arch=arch)
     path = loaded.path
