@@ -28,6 +28,7 @@ FLAGS = {
     "alpha": "--alpha", "thickness": "--thickness", "class_name": "--class", "colour_map": "--colormap",
     "normalise": "--normalise", "text_size": "--text-size", "ignore_index": "--ignore-index", "gt": "--gt",
     "image": "--over", "classes": "--classes", "palette": "--palette", "cell": "--cell",
+    "max_images": "--max-images",
 }
 
 
@@ -103,6 +104,8 @@ def draw_command(
     output: OutputOpt = None,
     ext: Annotated[str, typer.Option("--ext", help="Picture format for a batch under -o DIR: png or jpg.")] = "png",
     thumb_width: Annotated[int, typer.Option("--thumb-width", min=32, help="Report thumbnail width in pixels.")] = 360,
+    max_images: Annotated[int, typer.Option(
+        "--max-images", min=0, help="Report: pictures of the worst N images only (all are listed and scored).")] = 24,
     allow_missing: Annotated[bool, typer.Option(
         "--allow-missing", help="Skip masks without a matching image or ground truth instead of failing.")] = False,
     jobs: JobsOpt = 1,
@@ -114,13 +117,10 @@ def draw_command(
 
     Example: segtools visualize pred.png --gt gt.png --over img.png --panel -o compare.png
     """
-    from segtools.cli.options import parameters_as_flags
-    from segtools.cli.options import is_batch, output_targets, parse_ignore
+    from segtools.cli.options import parameters_as_flags, parse_ignore
     from segtools.errors import UsageError
-    from segtools.io.batch import expand_inputs
     from segtools.viz.draw_options import DrawOptions
     from segtools.viz.heatmap import COLOUR_MAPS
-    from segtools.viz.render import draw_files, pair_inputs
 
     if sum((errors, panel, report)) > 1:
         raise UsageError("choose one of --errors, --panel and --report")
@@ -128,8 +128,6 @@ def draw_command(
         raise UsageError(f"--{'errors' if errors else 'report'} needs the ground truth: add --gt GT (a file or folder)")
     if panel and gt is None and over is None:
         raise UsageError("--panel needs something to compare: add --over IMAGE and/or --gt GT")
-    if ext.lower().lstrip(".") not in ("png", "jpg", "jpeg"):
-        raise UsageError(f"--ext must be png or jpg, not {ext!r}")
     if colour_map not in COLOUR_MAPS:
         raise UsageError(f"--colormap must be one of {', '.join(COLOUR_MAPS)}, not {colour_map!r}")
     class_meta = _load_classes(classes)
@@ -141,19 +139,40 @@ def draw_command(
             ignore_given=ignore_index is not None, alpha=alpha, contours=contours, thickness=thickness,
             legend=legend, class_name=class_name, instances=instances, ids=ids, transparent=transparent,
             colour_map=colour_map, text_size=text_size)
-        specs = masks or ["-"]
-        triples, skipped = pair_inputs(expand_inputs(specs), over, gt, allow_missing)
-        if skipped:
-            info(f"skipping {skipped} mask(s) without a partner")
         if report:
-            _write_report(triples, options, output, thumb_width, jobs, overwrite)
+            triples = _pair(masks, over, gt, allow_missing)
+            _write_report(triples, options, output, thumb_width, max_images, jobs, overwrite)
             return
+    _draw(masks, over, gt, allow_missing, options, output, ext, jobs, overwrite)
+
+
+def _pair(masks, over, gt, allow_missing):
+    from segtools.io.batch import expand_inputs
+    from segtools.viz.render import pair_inputs
+
+    triples, skipped = pair_inputs(expand_inputs(masks or ["-"]), over, gt, allow_missing)
+    if skipped:
+        info(f"skipping {skipped} mask(s) without a partner")
+    return triples
+
+
+def _draw(masks, over, gt, allow_missing, options, output, ext, jobs, overwrite) -> None:
+    """Draw every mask (or score map) with ``options``: one picture per item."""
+    from segtools.cli.options import is_batch, output_targets, parameters_as_flags
+    from segtools.errors import UsageError
+    from segtools.viz.render import draw_files
+
+    if ext.lower().lstrip(".") not in ("png", "jpg", "jpeg"):
+        raise UsageError(f"--ext must be png or jpg, not {ext!r}")
+    specs = masks or ["-"]
+    with parameters_as_flags(FLAGS):
+        triples = _pair(masks, over, gt, allow_missing)
         suffix = ".jpg" if ext.lower().lstrip(".") in ("jpg", "jpeg") else ".png"
         targets = output_targets([item for item, _, _ in triples], specs, output, suffix, overwrite)
         with progress(len(triples), "drawing") as advance:
             written = draw_files(triples, targets, options, jobs, overwrite, on_done=advance)
-        if is_batch(specs, len(triples)):
-            info(f"wrote {written} pictures to {output}")
+    if is_batch(specs, len(triples)):
+        info(f"wrote {written} pictures to {output}")
 
 
 def _load_classes(spec: Optional[str]):
@@ -164,15 +183,56 @@ def _load_classes(spec: Optional[str]):
     return load_classes(spec)
 
 
-def _write_report(triples, options, output, thumb_width, jobs, overwrite) -> None:
+def _write_report(triples, options, output, thumb_width, max_images, jobs, overwrite) -> None:
     from segtools.io.streams import check_output_path, emit
     from segtools.viz.report import report_page
 
     if output not in (None, "-"):
         check_output_path(output, overwrite)
     with progress(len(triples), "scoring") as advance:
-        page = report_page(triples, options, thumb_width, jobs, on_done=advance)
+        page = report_page(triples, options, thumb_width, jobs, on_done=advance, max_images=max_images)
     emit(page.encode("utf-8"), output, "an HTML report", overwrite)
+
+
+@visualize_app.command("heatmap")
+def heatmap_command(
+    scores: Annotated[Optional[List[str]], typer.Argument(
+        metavar="SCORES...", show_default=False,
+        help="Score map(s) (.npz or float .npy, C×H×W or H×W): file, folder, glob, @list.txt or - (stdin).")] = None,
+    class_name: Annotated[Optional[str], typer.Option(
+        "--class", "-c", help="The class to draw (name or index); needed for C×H×W maps.")] = None,
+    over: Annotated[Optional[str], typer.Option(
+        "--over", "-i", help="Image (or folder of images) to draw on; paired with score maps by file name.")] = None,
+    alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="Opacity of the heatmap over the image.")] = 0.5,
+    colour_map: Annotated[str, typer.Option(
+        "--colormap", help="Colour map: viridis, magma, inferno, plasma, turbo, jet, hot, gray.")] = "viridis",
+    legend: Annotated[bool, typer.Option("--legend/--no-legend", help="Colour bar beside the picture.")] = True,
+    text_size: Annotated[Optional[int], typer.Option(
+        "--text-size", min=6, help="Text height in pixels (default: 3.2 % of the image's shorter side).")] = None,
+    output: OutputOpt = None,
+    ext: Annotated[str, typer.Option("--ext", help="Picture format for a batch under -o DIR: png or jpg.")] = "png",
+    allow_missing: Annotated[bool, typer.Option(
+        "--allow-missing", help="Skip score maps without a matching image instead of failing.")] = False,
+    jobs: JobsOpt = 1,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Draw one class's probabilities of a score map through a colour map, with a colour bar.
+
+    The same picture as 'segtools visualize SCORES.npz --class NAME', but a label mask is refused and a C×H×W map without --class is an error rather than its argmax.
+
+    Example: segtools visualize heatmap scores.npz --class car --over img.png -o car.png
+    """
+    from segtools.cli.options import parameters_as_flags
+    from segtools.errors import UsageError
+    from segtools.viz.draw_options import DrawOptions
+    from segtools.viz.heatmap import COLOUR_MAPS
+
+    if colour_map not in COLOUR_MAPS:
+        raise UsageError(f"--colormap must be one of {', '.join(COLOUR_MAPS)}, not {colour_map!r}")
+    with parameters_as_flags(FLAGS):
+        options = DrawOptions(mode="heatmap", alpha=alpha, legend=legend, class_name=class_name,
+                              colour_map=colour_map, text_size=text_size)
+    _draw(scores, over, None, allow_missing, options, output, ext, jobs, overwrite)
 
 
 @visualize_app.command("instances")
@@ -268,19 +328,32 @@ def stats_command(
     ignore_index: IgnoreOpt = None,
     per_image: Annotated[bool, typer.Option("--per-image", help="Also give each image's statistics.")] = False,
     fmt: FormatOpt = "table",
+    chart: Annotated[Optional[str], typer.Option(
+        "--output", "-o", help="Also draw a bar chart of the class shares (percent) to this PNG/JPEG file.")] = None,
+    text_size: Annotated[Optional[int], typer.Option(
+        "--text-size", min=6, help="Chart text height in pixels (default 16).")] = None,
     jobs: JobsOpt = 1,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Class statistics of label masks: pixels, share of labelled pixels, presence, per set and image.
 
-    Example: segtools visualize stats masks/ --classes camvid --format json
+    Shares are fractions 0–1 in json and csv; the table and the chart (-o chart.png) show percent.
+
+    Example: segtools visualize stats masks/ --classes camvid -o shares.png
     """
     from segtools.cli.options import parse_ignore
     from segtools.errors import UsageError
     from segtools.io.batch import expand_inputs
-    from segtools.viz.stats import count_files, statistics_csv, statistics_report
+    from segtools.viz.stats import count_files, share_chart, statistics_csv, statistics_meta, statistics_report
 
     if fmt not in ("table", "json", "csv"):
         raise UsageError(f"--format must be table, json or csv, not {fmt!r}")
+    if chart is not None:
+        from segtools.io.streams import check_output_path
+
+        if chart == "-":
+            raise UsageError("-o - would mix the chart with the statistics on stdout: give a file name")
+        check_output_path(chart, overwrite)
     ignore = parse_ignore(ignore_index) if ignore_index is not None else None
     class_meta = _load_classes(classes)
     items = expand_inputs(masks or ["-"])
@@ -288,6 +361,11 @@ def stats_command(
         counted = count_files([item.path for item in items], [item.rel for item in items],
                               _load_classes(palette) if palette else None, jobs, on_done=advance)
     summary, images = statistics_report(counted, class_meta, ignore, ignore_index is not None, per_image)
+    if chart is not None:
+        from segtools.io.images import write_image
+
+        meta = statistics_meta(counted, class_meta, ignore, ignore_index is not None)
+        write_image(share_chart(summary, meta, text_size or 16), chart, overwrite)
     if fmt == "json":
         import json
 
@@ -317,11 +395,11 @@ def _print_one(console, stats: dict, title: str) -> None:
     table.add_column("#", justify="right")
     table.add_column("class")
     table.add_column("pixels", justify="right")
-    table.add_column("share", justify="right")
+    table.add_column("share (0–1)", justify="right")
     table.add_column("images with" if several else "present", justify="right")
     for row in stats["classes"]:
         presence = f"{row['images_with']}/{stats['images']}" if several else ("yes" if row["present"] else "no")
-        table.add_row(str(row["index"]), row["name"], f"{row['pixels']:,}", f"{100 * row['share']:.2f}%", presence)
+        table.add_row(str(row["index"]), row["name"], f"{row['pixels']:,}", f"{row['share']:.4f}", presence)
     ignored = stats["ignored_pixels"]
     caption = f"{stats['labelled_pixels']:,} labelled pixels"
     if stats["ignore_index"] is not None:

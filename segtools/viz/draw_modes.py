@@ -70,7 +70,7 @@ def _class_legend(inputs: Inputs, size: int, height: int) -> np.ndarray:
     labels, meta = inputs.labels, inputs.meta
     iou = per_class_iou(labels, inputs.gt, meta, inputs.name) if inputs.gt is not None else None
     rows = class_rows(labels, meta, _palette(labels, meta, inputs.gt), iou, inputs.gt)
-    return draw_legend(rows, height, size, header="class · area" + (" · IoU" if iou is not None else ""))
+    return draw_legend(rows, height, size, header="class · area %" + (" · IoU %" if iou is not None else ""))
 
 
 def draw_mask(inputs: Inputs, options: DrawOptions) -> np.ndarray:
@@ -125,7 +125,7 @@ def _error_legend(codes: np.ndarray, class_index: int | None, class_name: str, e
         shares = [counts[c] / union for c in shown]
     rows = [LegendRow(colour, (name,) + (() if share is None else (f"{100 * share:.1f}%",)))
             for (name, colour), share in zip(entries, shares)]
-    header = "errors (share of labelled)" if class_index is None else f"{class_name} (share of union)"
+    header = "errors (% of labelled)" if class_index is None else f"{class_name} (% of union)"
     return draw_legend(rows, height, size, header=header)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from segtools.errors import UsageError
 from segtools.io.meta import ClassMeta
 
-MODES = ("mask", "errors", "panel")
+MODES = ("mask", "errors", "panel", "heatmap")
 
 
 @dataclass(frozen=True)

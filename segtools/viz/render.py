@@ -13,6 +13,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from segtools.errors import InputError
 from segtools.io.meta import ClassMeta
 from segtools.labels import argmax_scores
 from segtools.viz import draw_modes
@@ -64,7 +65,10 @@ def read_inputs(mask: str, image: str | None, gt: str | None, options: DrawOptio
 
 def draw(inputs: Inputs, options: DrawOptions) -> np.ndarray:
     """The picture for one item (H×W×3, or ×4 for transparent ignore), as ``options`` say."""
-    if inputs.scores is not None and (options.class_name is not None or inputs.scores.ndim == 2):
+    if options.mode == "heatmap" and inputs.scores is None:
+        raise InputError(f"{inputs.name}: is a label mask; a heatmap draws a score map (.npz or float .npy)")
+    if inputs.scores is not None and (options.class_name is not None or inputs.scores.ndim == 2
+                                      or options.mode == "heatmap"):
         return draw_modes.draw_heatmap(inputs, options)
     if inputs.scores is not None:
         inputs.labels = argmax_scores(inputs.scores)
