@@ -61,6 +61,43 @@ def label_boundaries(labels: np.ndarray, thickness: int = 1) -> np.ndarray:
     return cv2.dilate(work, kernel) != cv2.erode(work, kernel)
 
 
+def halo_colours(colours: np.ndarray) -> np.ndarray:
+    """Black or white per colour (``...×3`` uint8), whichever contrasts with it (luminance > 140:
+    black), as :func:`segtools.viz.text.readable_on` picks for text.
+
+    >>> halo_colours(np.array([[64, 0, 128], [220, 220, 0]], np.uint8)).tolist()
+    [[255, 255, 255], [0, 0, 0]]
+    """
+    luminance = colours[..., :3].astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    return np.repeat(np.where(luminance > 140, np.uint8(0), np.uint8(255))[..., None], 3, axis=-1)
+
+
+def outline_with_halo(base: np.ndarray, labels: np.ndarray, colours: np.ndarray, drawn: np.ndarray,
+                      thickness: int) -> np.ndarray:
+    """Class-coloured outlines ``thickness`` px wide, each edged by a 1 px (``thickness // 3``
+    for thick lines) halo in black or white, whichever contrasts with the class colour, so a
+    dark class (car, road) stays visible on a dark photo and a light one on a light photo.
+
+    ``colours`` is H×W×3 (each pixel's class colour), ``drawn`` where outlines may go.
+    """
+    import cv2
+
+    edges = label_boundaries(labels, thickness) & drawn
+    out = base.copy()
+    if not edges.any():
+        return out
+    width = max(1, thickness // 3)
+    kernel = np.ones((2 * width + 1, 2 * width + 1), np.uint8)
+    # the halo takes the colour of the nearest outline pixel's contrast: spread it by dilation
+    halo_rgb = np.where(edges[..., None], halo_colours(colours), 0).astype(np.uint8)
+    dark = cv2.dilate((edges & (halo_rgb[..., 0] == 0)).astype(np.uint8), kernel).astype(bool)
+    light = cv2.dilate((edges & (halo_rgb[..., 0] == 255)).astype(np.uint8), kernel).astype(bool)
+    out[light & ~edges] = 255
+    out[dark & ~edges] = 0
+    out[edges] = colours[edges]
+    return out
+
+
 def overlay_labels(image: np.ndarray | None, labels: np.ndarray, meta: ClassMeta | None = None, *,
                    alpha: float = 0.5, contours: bool = False, thickness: int | None = None,
                    instances: bool = False) -> np.ndarray:
@@ -73,7 +110,8 @@ def overlay_labels(image: np.ndarray | None, labels: np.ndarray, meta: ClassMeta
     labels : H×W integers, the same height and width as ``image``.
     meta : palette and ignore index; ignored pixels (and instance background 0) show the image.
     alpha : opacity of the fill in [0, 1].
-    contours : draw outlines only (opaque, ``thickness`` px) instead of a filled overlay.
+    contours : draw outlines only (opaque, ``thickness`` px, with a contrasting halo: see
+        :func:`outline_with_halo`) instead of a filled overlay.
     instances : colour values as instance ids.
     """
     labels = np.asarray(labels)
@@ -87,8 +125,5 @@ def overlay_labels(image: np.ndarray | None, labels: np.ndarray, meta: ClassMeta
     drawn = table[:, 3][labels] > 0
     colours = table[:, :3][labels]
     if contours:
-        edges = label_boundaries(labels, thickness or default_thickness(*labels.shape)) & drawn
-        out = base.copy()
-        out[edges] = colours[edges]
-        return out
+        return outline_with_halo(base, labels, colours, drawn, thickness or default_thickness(*labels.shape))
     return blend(base, colours, alpha, drawn)

@@ -126,20 +126,32 @@ figure{margin:0} figcaption{font-size:12px;color:#666}
 """
 
 
+def worst_first(rows: list[ReportRow]) -> list[ReportRow]:
+    """Rows by per-image mIoU, lowest first; images with nothing to score last."""
+    return sorted(rows, key=lambda r: (math.isnan(r.miou), r.miou, r.name))
+
+
 def build_html(rows: list[ReportRow], summary: dict, palette: list[tuple[int, int, int]],
-               title: str = "segtools report") -> str:
-    """The report page: summary cards, the per-class table, then images worst-first."""
+               title: str = "segtools report", max_images: int | None = None) -> str:
+    """The report page: summary cards, the per-class table, then images worst-first.
+
+    Scores are shown in percent (the headers say so). Every image is listed and scored, but
+    only the worst ``max_images`` carry their thumbnails (``None``: all), so a large set
+    stays a page that opens quickly.
+    """
     esc = html.escape
-    ordered = sorted(rows, key=lambda r: (math.isnan(r.miou), r.miou, r.name))
+    ordered = worst_first(rows)
+    shown = len(ordered) if max_images is None else min(max_images, len(ordered))
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{esc(title)}</h1>",
-             f"<p>{len(rows)} images · {summary['num_classes']} classes · sorted worst first by per-image mIoU</p>",
+             f"<p>{len(rows)} images · {summary['num_classes']} classes · sorted worst first by per-image mIoU · "
+             f"scores in percent</p>",
              "<div class='cards'>"]
     for key, label in (("miou", "mIoU"), ("pixel_accuracy", "pixel accuracy"),
                        ("mean_class_accuracy", "mean class accuracy"), ("mean_dice", "mean Dice")):
-        parts.append(f"<div class='card'>{label}<b>{_pct(summary.get(key, math.nan))}</b></div>")
-    parts.append("</div><h2>Per class</h2><table><tr><th>class</th><th>IoU</th><th></th>"
-                 "<th>precision</th><th>recall</th><th>GT pixels</th><th>predicted pixels</th></tr>")
+        parts.append(f"<div class='card'>{label} (%)<b>{_pct(summary.get(key, math.nan))}</b></div>")
+    parts.append("</div><h2>Per class</h2><table><tr><th>class</th><th>IoU (%)</th><th></th>"
+                 "<th>precision (%)</th><th>recall (%)</th><th>GT pixels</th><th>predicted pixels</th></tr>")
     for entry in summary["per_class"]:
         colour = palette[entry["index"]] if entry["index"] < len(palette) else (0, 0, 0)
         width = 0 if math.isnan(entry["iou"]) else 100 * entry["iou"]
@@ -152,10 +164,13 @@ def build_html(rows: list[ReportRow], summary: dict, palette: list[tuple[int, in
     parts.append("</table><h2>Images, worst first</h2><p>Errors: <span class='sw' style='background:rgb(0,170,80)'>"
                  "</span>correct <span class='sw' style='background:rgb(230,30,30)'></span>wrong "
                  "<span class='sw' style='background:#000'></span>ignored</p>")
-    parts.append("<table><tr><th>#</th><th>image</th><th>mIoU</th><th>pixel acc.</th><th>worst class</th>"
-                 "<th>prediction</th><th>ground truth</th><th>errors</th></tr>")
+    if shown < len(ordered):
+        parts.append(f"<p>Pictures of the worst {shown} of {len(ordered)} images (max_images={max_images}); "
+                     "the others are listed with their scores.</p>")
+    parts.append("<table><tr><th>#</th><th>image</th><th>mIoU (%)</th><th>pixel acc. (%)</th>"
+                 "<th>worst class (IoU %)</th><th>prediction</th><th>ground truth</th><th>errors</th></tr>")
     for rank, row in enumerate(ordered, 1):
-        cells = "".join(f"<td><figure><img src='{_data_uri(jpeg)}' alt='{esc(kind)} of {esc(row.name)}'>"
+        cells = "<td>–</td>" * len(row.thumbs) if rank > shown else "".join(f"<td><figure><img src='{_data_uri(jpeg)}' alt='{esc(kind)} of {esc(row.name)}'>"
                         f"</figure></td>" for kind, jpeg in row.thumbs.items())
         worst = f"{esc(row.worst)} ({_pct(row.worst_iou)})" if row.worst else "–"
         parts.append(f"<tr><td class='num'>{rank}</td><td>{esc(row.name)}</td><td class='num'>{_pct(row.miou)}</td>"
@@ -182,9 +197,11 @@ def summarise(rows: list[ReportRow], class_names_given: list[str] | None) -> tup
     return report, palette
 
 
-def report_page(triples, options: DrawOptions, thumb_width: int = 360, jobs: int = 1, on_done=None) -> str:
+def report_page(triples, options: DrawOptions, thumb_width: int = 360, jobs: int = 1, on_done=None,
+                max_images: int | None = None) -> str:
     """The HTML report over (mask item, image or ``None``, ground truth) triples (see
-    :func:`segtools.viz.render.pair_inputs`), scored and drawn by up to ``jobs`` workers."""
+    :func:`segtools.viz.render.pair_inputs`), scored and drawn by up to ``jobs`` workers;
+    thumbnails of the worst ``max_images`` only (``None``: all)."""
     from segtools.errors import UsageError
     from segtools.io.parallel import pmap
 
@@ -194,4 +211,9 @@ def report_page(triples, options: DrawOptions, thumb_width: int = 360, jobs: int
     rows = list(pmap(report_item, work, jobs, on_done=on_done))
     names = list(options.classes.names) if options.classes is not None and options.classes.names else None
     summary, palette = summarise(rows, names)
-    return build_html(rows, summary, palette)
+    if max_images is not None:
+        if max_images < 0:
+            raise UsageError(f"max_images={max_images}: must be 0 or more")
+        for row in worst_first(rows)[max_images:]:
+            row.thumbs = dict.fromkeys(row.thumbs, b"")  # the pictures are not shown: let them go
+    return build_html(rows, summary, palette, max_images=max_images)

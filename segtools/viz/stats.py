@@ -104,16 +104,23 @@ def count_files(paths: list[str], names: list[str], colours: ClassMeta | None = 
     return list(pmap(count_job, work, jobs, on_done=on_done))
 
 
+def statistics_meta(counted: list[tuple[str, np.ndarray, ClassMeta | None]], classes: ClassMeta | None = None,
+                    ignore_index: int | None = None, ignore_given: bool = False) -> ClassMeta:
+    """The class metadata the statistics use: ``classes``, else the first mask's own, with
+    ``ignore_index`` when ``ignore_given``."""
+    from segtools.viz.palette import resolve_meta
+
+    own = next((meta for _, _, meta in counted if meta is not None), None)
+    return resolve_meta(own, classes, ignore_index, ignore_given)
+
+
 def statistics_report(counted: list[tuple[str, np.ndarray, ClassMeta | None]], classes: ClassMeta | None = None,
                       ignore_index: int | None = None, ignore_given: bool = False,
                       per_image: bool = False) -> tuple[dict, list[dict] | None]:
     """The statistics over the masks :func:`count_files` counted, and each mask's when
     ``per_image``. Class metadata: ``classes``, else the first mask's own; ``ignore_index``
     replaces its ignore value when ``ignore_given`` (``None``: every value is a class)."""
-    from segtools.viz.palette import resolve_meta
-
-    own = next((meta for _, _, meta in counted if meta is not None), None)
-    meta = resolve_meta(own, classes, ignore_index, ignore_given)
+    meta = statistics_meta(counted, classes, ignore_index, ignore_given)
     total = ClassStatistics()
     for _, counts, _ in counted:
         total.add(counts)
@@ -138,3 +145,47 @@ def statistics_csv(summary: dict, images: list[dict] | None = None) -> str:
             writer.writerow(dict(row, image=image, share=f"{row['share']:.6g}",
                                  present=int(row["present"]), images_with=row.get("images_with", int(row["present"]))))
     return buffer.getvalue()
+
+
+CHART_BAR_PX = 360
+
+
+def share_chart(summary: dict, meta: ClassMeta | None, text_size: int = 16, bar_px: int = CHART_BAR_PX) -> np.ndarray:
+    """A bar chart of class shares (H×W×3 RGB ``uint8``, white background) for people.
+
+    One row per class of :func:`statistics_table`'s ``summary``: the class name, a bar in the
+    class colour, its share of the labelled pixels in percent (the title says so). The
+    largest share spans ``bar_px`` pixels and the others are to scale (``round(bar_px *
+    share / largest)``), so small classes stay comparable; bars under 1 px are drawn 1 px
+    wide when the class is present.
+    """
+    from PIL import Image
+
+    from segtools.viz.colourise import colour_table
+    from segtools.viz.text import draw_text, measure, title_bar
+
+    rows = summary["classes"]
+    size = max((row["index"] for row in rows), default=0) + 1
+    palette = colour_table(np.array([[size - 1]], np.int64), meta)[:, :3]
+    labels = [f"{row['index']} {row['name']}" for row in rows]
+    values = [f"{100 * row['share']:.2f}" for row in rows]
+    name_px = max([measure(text, text_size)[0] for text in labels] + [1])
+    value_px = max([measure(text, text_size)[0] for text in values + ["100.00"]])
+    row_px = int(round(text_size * 1.6))
+    pad = max(4, text_size // 2)
+    bar_left = pad + name_px + pad
+    width = bar_left + bar_px + pad + value_px + pad
+    body = np.full((max(1, len(rows)) * row_px + pad, width, 3), 255, np.uint8)
+    largest = max((row["share"] for row in rows), default=0.0)
+    for k, row in enumerate(rows):
+        top = pad + k * row_px
+        length = int(round(bar_px * row["share"] / largest)) if largest > 0 else 0
+        length = max(length, 1) if row["pixels"] else length
+        body[top + row_px // 6: top + row_px - row_px // 6, bar_left: bar_left + length] = palette[row["index"]]
+    canvas = Image.fromarray(body)
+    for k, (label, value) in enumerate(zip(labels, values)):
+        middle = pad + k * row_px + row_px // 2
+        draw_text(canvas, (bar_left - pad, middle), label, text_size, anchor="rm")
+        draw_text(canvas, (width - pad, middle), value, text_size, anchor="rm")
+    title = f"share of labelled pixels (%) · {summary['images']} mask(s)"
+    return np.concatenate([title_bar(width, title, text_size), np.asarray(canvas)], axis=0)
