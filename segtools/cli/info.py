@@ -14,7 +14,7 @@ from segtools.cli.options import PaletteOpt
 def info(
     inputs: Annotated[List[str], typer.Argument(help="Files, folders, globs or @list.txt; '-' for stdin.")] = None,
     palette: PaletteOpt = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table or json.")] = "table",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: table, json or csv (one row per input).")] = "table",
 ) -> None:
     """Say what each input is: kind (label mask, score map, image), size, dtype, label values
     with pixel counts, and the class metadata it carries.
@@ -22,13 +22,15 @@ def info(
     Example:  segtools info mask.png --format json
     """
     from segtools.errors import UsageError
-    from segtools.io.inspect import describe_report, inspect_sources
+    from segtools.io.inspect import describe_report, inspect_sources, reports_csv
 
-    if fmt not in ("table", "json"):
-        raise UsageError(f"--format must be table or json, not {fmt!r}")
+    if fmt not in ("table", "json", "csv"):
+        raise UsageError(f"--format must be table, json or csv, not {fmt!r}")
     reports = inspect_sources(inputs or ["-"], palette)
     if fmt == "json":
         typer.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+    elif fmt == "csv":
+        typer.echo(reports_csv(reports), nl=False)
     else:
         typer.echo("\n".join(describe_report(report) for report in reports))
 

@@ -73,15 +73,16 @@ def inspect_sources(specs: Sequence[str], colours=None) -> list[dict]:
 def describe_report(report: dict, max_labels: int = 40) -> str:
     """An :func:`inspect_source` report as indented lines for people.
 
-    Sizes are HEIGHTxWIDTH; label values are shown with their share of the pixels, by class
-    name when the metadata has one (``ignore`` for the ignore index), at most ``max_labels``.
+    Sizes are HEIGHTxWIDTH; label values are shown with their share of the pixels (a fraction
+    0–1, as every CLI table gives it), by class name when the metadata has one (``ignore`` for
+    the ignore index), at most ``max_labels``.
 
     >>> print(describe_report({"source": "m.png", "kind": "label mask", "format": "png", "bytes": 90,
     ...                        "height": 2, "width": 3, "dtype": "uint8", "values": {0: 3, 255: 3},
     ...                        "meta": {"names": ["road"], "ignore_index": 255, "kind": "semantic"}}))
     m.png: label mask (png, 90 bytes)
       size     2x3 (HxW), uint8
-      labels   road=50.0%, ignore=50.0%
+      labels   road=0.500, ignore=0.500 (share 0–1)
       meta     kind=semantic ignore_index=255 classes=1
     """
     lines = [f"{report['source']}: {report['kind']} ({report['format']}, {report['bytes']:,} bytes)"]
@@ -102,9 +103,45 @@ def describe_report(report: dict, max_labels: int = 40) -> str:
         for value, count in list(report["values"].items())[: max_labels + 1]:
             label = names[value] if names and value < len(names) else (
                 "ignore" if value == meta.get("ignore_index") else str(value))
-            parts.append(f"{label}={100.0 * count / total:.1f}%")
-        lines.append("  labels   " + ", ".join(parts[:max_labels]) + (" ..." if len(parts) > max_labels else ""))
+            parts.append(f"{label}={count / total:.3f}")
+        lines.append("  labels   " + ", ".join(parts[:max_labels]) + (" ..." if len(parts) > max_labels else "")
+                     + " (share 0–1)")
     if meta:
         lines.append(f"  meta     kind={meta.get('kind')} ignore_index={meta.get('ignore_index')}"
                      + (f" classes={len(names)}" if names else ""))
     return "\n".join(lines)
+
+
+CSV_FIELDS = ("source", "kind", "format", "bytes", "height", "width", "channels", "dtype", "classes",
+              "values", "min", "max", "ignore_index")
+
+
+def reports_csv(reports: Sequence[dict]) -> str:
+    """:func:`inspect_source` reports as CSV text: a header, then one row per input.
+
+    ``classes`` is the number of class names in the metadata; ``values`` the label values
+    present as ``value:pixels`` joined by spaces (label masks); ``min``/``max`` the score
+    range (score maps). Fields that do not apply are empty.
+
+    >>> print(reports_csv([{"source": "m.png", "kind": "label mask", "format": "png", "bytes": 90,
+    ...                     "height": 2, "width": 3, "dtype": "uint8", "values": {0: 3, 255: 3},
+    ...                     "meta": {"names": ["road"], "ignore_index": 255}}]), end="")
+    source,kind,format,bytes,height,width,channels,dtype,classes,values,min,max,ignore_index
+    m.png,label mask,png,90,2,3,,uint8,1,0:3 255:3,,,255
+    """
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for report in reports:
+        meta = report.get("meta") or {}
+        row = dict(report)
+        if "shape" in report:
+            row["height"], row["width"] = report["shape"][-2:]
+        row["classes"] = len(meta["names"]) if meta.get("names") else ""
+        row["values"] = " ".join(f"{v}:{n}" for v, n in report["values"].items()) if "values" in report else ""
+        row["ignore_index"] = meta.get("ignore_index", "")
+        writer.writerow({key: ("" if row.get(key) is None else row.get(key, "")) for key in CSV_FIELDS})
+    return buffer.getvalue()
