@@ -110,6 +110,11 @@ def read(detected: Detected, specs: Sequence[str], options: ConvertOptions, summ
 # ---------------------------------------------------------------- writing
 
 
+#: Targets that write polygons, where how holes were kept is worth saying.
+POLYGON_TARGETS = ("coco", "yolo-seg")
+KEYHOLES = "holes kept as keyhole bridges"
+
+
 def write(dataset: Dataset, target: str, output: Optional[str], options: ConvertOptions, summary: Summary,
           single: bool = False, tick: Optional[Tick] = None, targets: Sequence = ()) -> None:
     """Write ``dataset`` as ``target`` to ``output`` (a file, a folder, or None for stdout).
@@ -120,3 +125,5 @@ def write(dataset: Dataset, target: str, output: Optional[str], options: Convert
     if target not in WRITERS:
         raise UsageError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
     WRITERS[target](dataset, target, output, options, summary, single, tick, targets)
+    if target not in POLYGON_TARGETS:
+        summary.counts.pop(KEYHOLES, None)  # traced while reading, but no polygon was written
