@@ -184,4 +184,4 @@ PaletteOpt = Annotated[Optional[str], typer.Option(
     "--palette", help="Colour→class map for RGB colour masks: voc, cityscapes, camvid, ade20k, or a JSON file.")]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Output format: table, json or csv.")]
 IgnoreOpt = Annotated[Optional[str], typer.Option(
-    "--ignore-index", metavar="N|none", help="Void label (0..65535, or none) [default: the classes' own, else 255].")]
+    "--ignore-index", metavar="N|none", help="Void label (0..65535, or none) (default: the classes' own, else 255).")]
