@@ -32,3 +32,20 @@ def test_each_commands_first_help_paragraph_is_one_sentence():
         first = " ".join(node.help.split("\n\n")[0].split())
         assert first.endswith("."), node.name
         assert not re.search(r"[.!?] [A-Z]", first), f"{node.name}: {first}"
+
+
+def test_metrics_table_notes_are_whole_sentences_on_their_own_lines(tmp_path):
+    import cv2
+    import numpy as np
+
+    gt = np.zeros((16, 16), np.uint8)
+    gt[:, 8:] = 1
+    pred = gt.copy()
+    pred[:4] = 2
+    cv2.imwrite(str(tmp_path / "gt.png"), gt)
+    cv2.imwrite(str(tmp_path / "pred.png"), pred)
+    result = run_cli("metrics", tmp_path / "pred.png", tmp_path / "gt.png", "-n", "4")
+    assert result.code == 0, result.stderr
+    notes = [line for line in result.text.splitlines() if "left out of the means" in line or "only predicted" in line
+             or "gnore index" in line]
+    assert notes and all(line.rstrip().endswith(".") and len(line) <= 120 for line in notes), notes

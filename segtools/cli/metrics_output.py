@@ -88,8 +88,10 @@ def print_table(report: dict) -> None:
     console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120)
     console.print(table)
     console.print(summary)
-    console.print(f"ignore index {report['ignore_index']}; — = class absent from both ground truth and "
-                  "prediction, left out of the means; a class only predicted scores 0.", highlight=False)
+    for note in (f"Ignore index: {report['ignore_index']}.",
+                 "— = class absent from both ground truth and prediction, left out of the means.",
+                 "A class only predicted scores 0."):   # one line each: a note never wraps mid-sentence
+        console.print(note, highlight=False)
     for gate in report["gates"]:
         mark = "PASS" if gate["passed"] else "FAIL"
         console.print(f"gate {mark}: {gate['kind']} {gate['metric']} value {format_number(gate['value'])} "
