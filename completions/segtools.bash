@@ -2,60 +2,150 @@
 
 _segtools() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
-    local cmd="segtools" i w opts="" subs="" choices=""
+    local cmd="segtools" i w opts="" subs="" choices="" files=""
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
         case "$cmd $w" in
-            "segtools convert"|"segtools predict"|"segtools postprocess"|"segtools metrics"|"segtools train"|"segtools info"|"segtools tile"|"segtools tile split"|"segtools tile merge"|"segtools visualize"|"segtools visualize draw"|"segtools visualize instances"|"segtools visualize confusion"|"segtools visualize stats"|"segtools weights"|"segtools weights list"|"segtools weights pull"|"segtools weights import"|"segtools weights info"|"segtools weights export"|"segtools weights classes") cmd="$cmd $w" ;;
+            "segtools convert"|"segtools predict"|"segtools postprocess"|"segtools metrics"|"segtools train"|"segtools info"|"segtools tile"|"segtools tile split"|"segtools tile merge"|"segtools visualize"|"segtools visualize draw"|"segtools visualize heatmap"|"segtools visualize instances"|"segtools visualize confusion"|"segtools visualize stats"|"segtools weights"|"segtools weights list"|"segtools weights pull"|"segtools weights import"|"segtools weights info"|"segtools weights export"|"segtools weights classes") cmd="$cmd $w" ;;
         esac
     done
     case "$cmd" in
         "segtools") opts="--version --quiet -q --verbose -v --max-pixels --help -h"; subs="convert predict postprocess metrics train info tile visualize weights"
             ;;
         "segtools convert") opts="--to -t --from --output -o --images --image --image-size --classes --palette --epsilon --holes --per-class --skip --fill --strict --instance-masks --things --jobs -j --overwrite --help -h"; subs=""
+            case "$prev" in
+                --to|-t) choices="mask instances coco coco-rle panoptic yolo yolo-seg voc colour trainids labelids" ;;
+                --from) choices="auto mask instances cityscapes-instances coco yolo voc voc-seg labelme rle panoptic" ;;
+                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
+                --holes) choices="bridge fill" ;;
+            esac
             ;;
         "segtools predict") opts="--model -m --weights -w --arch --output -o --probs --device --batch -b --amp --amp-dtype --tta --tile --overlap --blend --classes --overwrite --help -h"; subs=""
+            case "$prev" in
+                --model|-m) choices="deeplabv3-resnet50-voc deeplabv3-resnet101-voc deeplabv3-mnv3-voc fcn-resnet50-voc fcn-resnet101-voc lraspp-mnv3-voc unet-carvana unet-carvana-full camvid"; files=1 ;;
+                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
+                --device) choices="auto cpu cuda mps" ;;
+                --amp-dtype) choices="fp16 bf16" ;;
+                --blend) choices="gaussian linear mean" ;;
+                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+            esac
             ;;
         "segtools postprocess") opts="--output -o --threshold -t --min-confidence --below --map --smooth --open --close --erode --dilate --kernel --min-area --fill-holes --keep-largest --connectivity --only --fill --background --ignore-index --order --instances --classes --palette --jobs -j --overwrite --help -h"; subs=""
+            case "$prev" in
+                --below) choices="ignore background" ;;
+                --kernel) choices="square ellipse cross" ;;
+                --connectivity) choices="8 4" ;;
+                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
+            esac
             ;;
         "segtools metrics") opts="--num-classes -n --classes --ignore-index --label-map --pred-label-map --palette --allow-missing --average --boundary --boundary-tolerance --boundary-dilation --distances --spacing --nsd-tolerance --task --iou-type --iou-thresholds --max-dets --area-ranges --pred-folder --gt-folder --save-state --format -f --output -o --per-image --save-confusion --fail-under --fail-over --baseline --max-drop --jobs -j --overwrite --help -h"; subs=""
+            case "$prev" in
+                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
+                --average) choices="dataset image" ;;
+                --task) choices="semantic instance panoptic" ;;
+                --format|-f) choices="table json csv markdown" ;;
+            esac
             ;;
         "segtools train") opts="--images --masks --val-images --val-masks --val-split --classes --num-classes --ignore-index --palette --crop --patch --min-foreground --background --arch --arch-option --loss --loss-weights --class-weights --class-weights-beta --focal-gamma --focal-alpha --tversky-alpha --tversky-beta --label-smoothing --aux-weight --epochs --batch --steps-per-epoch --optimizer --lr --weight-decay --momentum --schedule --warmup --lr-step --lr-gamma --scale --rotate --hflip --vflip --jitter --hue --elastic --elastic-sigma --seed --device --amp --channels-last --workers --val-every --output -o --resume --overwrite --help -h"; subs=""
+            case "$prev" in
+                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
+                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
+                --loss) choices="ce dice focal tversky" ;;
+                --class-weights) choices="inverse median effective"; files=1 ;;
+                --optimizer) choices="sgd adam adamw" ;;
+                --schedule) choices="poly cosine step constant" ;;
+                --device) choices="auto cpu cuda mps" ;;
+            esac
             ;;
         "segtools info") opts="--palette --format -f --help -h"; subs=""
+            case "$prev" in
+                --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
+                --format|-f) choices="table json csv" ;;
+            esac
             ;;
         "segtools tile") opts="--help -h"; subs="split merge"
             ;;
         "segtools tile split") opts="--output -o --size -s --overlap --stride --pad --pad-value --mask -m --min-foreground --background --skip-blank --blank-std --tile-format --name --overwrite --help -h"; subs=""
+            case "$prev" in
+                --tile-format) choices="png npy tiff npz" ;;
+            esac
             ;;
         "segtools tile merge") opts="--output -o --manifest --blend --sigma-scale --rule --fill --allow-missing --overwrite --help -h"; subs=""
+            case "$prev" in
+                --rule) choices="nearest majority" ;;
+            esac
             ;;
-        "segtools visualize") opts="--help -h"; subs="draw instances confusion stats"
+        "segtools visualize") opts="--help -h"; subs="draw heatmap instances confusion stats"
             ;;
-        "segtools visualize draw") opts="--over -i --gt --errors --panel --report --alpha --contours --thickness --legend --no-legend --class -c --instances --semantic --ids --no-ids --transparent --colormap --text-size --classes --palette --ignore-index --output -o --ext --thumb-width --allow-missing --jobs -j --overwrite --help -h"; subs=""
+        "segtools visualize draw") opts="--over -i --gt --errors --panel --report --alpha --contours --thickness --legend --no-legend --class -c --instances --semantic --ids --no-ids --transparent --colormap --text-size --classes --palette --ignore-index --output -o --ext --thumb-width --max-images --allow-missing --jobs -j --overwrite --help -h"; subs=""
+            case "$prev" in
+                --colormap) choices="viridis magma inferno plasma turbo jet hot gray" ;;
+                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
+                --ext) choices="png jpg" ;;
+            esac
+            ;;
+        "segtools visualize heatmap") opts="--class -c --over -i --alpha --colormap --legend --no-legend --text-size --output -o --ext --allow-missing --jobs -j --overwrite --help -h"; subs=""
+            case "$prev" in
+                --colormap) choices="viridis magma inferno plasma turbo jet hot gray" ;;
+                --ext) choices="png jpg" ;;
+            esac
             ;;
         "segtools visualize instances") opts="--over -i --gt --image-id --errors --min-score --iou-threshold --alpha --thickness --text-size --output -o --overwrite --help -h"; subs=""
             ;;
         "segtools visualize confusion") opts="--normalise --normalize --cell --colormap --title --output -o --overwrite --help -h"; subs=""
+            case "$prev" in
+                --normalise|--normalize) choices="row column none" ;;
+                --colormap) choices="viridis magma turbo" ;;
+            esac
             ;;
-        "segtools visualize stats") opts="--classes --palette --ignore-index --per-image --format -f --jobs -j --help -h"; subs=""
+        "segtools visualize stats") opts="--classes --palette --ignore-index --per-image --format -f --output -o --text-size --jobs -j --overwrite --help -h"; subs=""
+            case "$prev" in
+                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
+                --format|-f) choices="table json csv" ;;
+            esac
             ;;
         "segtools weights") opts="--help -h"; subs="list pull import info export classes"
             ;;
         "segtools weights list") opts="--format -f --help -h"; subs=""
+            case "$prev" in
+                --format|-f) choices="table json csv" ;;
+            esac
             ;;
         "segtools weights pull") opts="--force --offline --timeout --help -h"; subs=""
             ;;
         "segtools weights import") opts="--name --arch --classes --force --help -h"; subs=""
+            case "$prev" in
+                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
+                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+            esac
             ;;
         "segtools weights info") opts="--arch --format -f --help -h"; subs=""
+            case "$prev" in
+                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
+                --format|-f) choices="table json csv" ;;
+            esac
             ;;
         "segtools weights export") opts="--format -f --output -o --arch --size --help -h"; subs=""
+            case "$prev" in
+                --format|-f) choices="torchscript onnx" ;;
+                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
+            esac
             ;;
         "segtools weights classes") opts="--method -m --num-classes -n --classes --ignore-index --beta --jobs -j --help -h"; subs=""
+            case "$prev" in
+                --method|-m) choices="inverse median effective" ;;
+                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+            esac
             ;;
     esac
     if [[ -n "$choices" ]]; then COMPREPLY=($(compgen -W "$choices" -- "$cur"))
+        if [[ -n "$files" ]]; then COMPREPLY+=($(compgen -f -- "$cur")); fi
     elif [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts" -- "$cur"))
     elif [[ -n "$subs" ]]; then COMPREPLY=($(compgen -W "$subs" -- "$cur"))
     else COMPREPLY=($(compgen -f -- "$cur")); fi

@@ -212,8 +212,8 @@ def bash(tree: Cmd) -> str:
         if with_choices:
             lines.append('            case "$prev" in')
             for opt in with_choices:
-                files = " files=1" if opt.files_too else ""
-                lines.append(f'                {"|".join(opt.names)}) choices="{" ".join(opt.choices)}";{files} ;;')
+                files = "; files=1" if opt.files_too else ""
+                lines.append(f'                {"|".join(opt.names)}) choices="{" ".join(opt.choices)}"{files} ;;')
             lines.append("            esac")
         lines.append("            ;;")
     lines += ["    esac",
@@ -259,8 +259,8 @@ def zsh(tree: Cmd) -> str:
         if with_choices:
             lines.append('            case "$words[CURRENT-1]" in')
             for opt in with_choices:
-                files = " files=1" if opt.files_too else ""
-                lines.append(f'                ({"|".join(opt.names)}) values=({" ".join(opt.choices)});{files} ;;')
+                files = "; files=1" if opt.files_too else ""
+                lines.append(f'                ({"|".join(opt.names)}) values=({" ".join(opt.choices)}){files} ;;')
             lines.append("            esac")
         lines.append("            ;;")
     lines += ["    esac",
