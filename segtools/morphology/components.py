@@ -19,6 +19,7 @@ from segtools.errors import UsageError
 
 CONNECTIVITIES = (4, 8)
 NOT_A_HOLE = np.int64(np.iinfo(np.int64).max)
+ONE_PASS_BOXES = 4  # class boxes adding up to more images than this: label all classes at once
 
 
 def check_connectivity(connectivity: int) -> int:
@@ -122,23 +123,99 @@ def _class_components(labels: np.ndarray, classes: Iterable[int], connectivity: 
             yield (k, box) + tuple(_components(class_mask[box], connectivity))
 
 
+def same_class_components(labels: np.ndarray, connectivity: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """The connected components of every class at once: neighbours join when their labels are
+    equal. Returns an H×W int32 component image (ids ``0..n-1``) and the area of each id.
+
+    One OpenCV labelling (4-connected) of a (2H-1)×(2W-1) image holding the pixels at even
+    positions and, between them, a link where two 4-neighbours share their label; with
+    connectivity 8, components touching diagonally through a pixel pair of one label are
+    then merged as a graph (SciPy), which crossing diagonals (a checkerboard of two labels)
+    need and a planar image cannot hold.
+
+    >>> ids, areas = same_class_components(np.array([[1, 2], [2, 1]]))
+    >>> ids.tolist(), areas.tolist()
+    ([[0, 1], [1, 0]], [2, 2])
+    """
+    import cv2
+
+    height, width = labels.shape
+    links = np.zeros((2 * height - 1, 2 * width - 1), np.uint8)
+    links[::2, ::2] = 1
+    np.equal(labels[:, :-1], labels[:, 1:], out=links[::2, 1::2].view(bool))
+    np.equal(labels[:-1], labels[1:], out=links[1::2, ::2].view(bool))
+    count, components = cv2.connectedComponents(links, connectivity=4, ltype=cv2.CV_32S)
+    ids = np.ascontiguousarray(components[::2, ::2])
+    ids -= 1  # every pixel is in a component: 0 is the space between them
+    count -= 1
+    if check_connectivity(connectivity) == 8 and height > 1 and width > 1:
+        pairs = []
+        for a, b, label_a, label_b in ((ids[:-1, :-1], ids[1:, 1:], labels[:-1, :-1], labels[1:, 1:]),
+                                       (ids[:-1, 1:], ids[1:, :-1], labels[:-1, 1:], labels[1:, :-1])):
+            join = (label_a == label_b) & (a != b)
+            pairs.append((a[join], b[join]))
+        first = np.concatenate([p[0] for p in pairs])
+        if first.size:
+            from scipy import sparse
+            from scipy.sparse import csgraph
+
+            second = np.concatenate([p[1] for p in pairs])
+            graph = sparse.coo_matrix((np.ones(first.size, np.int8), (first, second)), shape=(count, count))
+            _, merged = csgraph.connected_components(graph.tocsr(), directed=False)
+            # connected_components numbers in order of first node: scan order is kept
+            ids = merged.astype(np.int32)[ids]
+    return ids, np.bincount(ids.ravel())
+
+
 def small_components(labels: np.ndarray, classes: Iterable[int], min_area: int | Mapping[int, int],
                      connectivity: int = 8) -> np.ndarray:
     """Pixels of the connected components of ``classes`` smaller than their minimum area.
 
     ``min_area`` is one number of pixels for all classes or a ``{class: pixels}`` mapping
     (a class missing from it is left alone). Returns an H×W bool mask.
+
+    Classes filling small parts of the mask are labelled each on its own bounding box
+    (cheap); when those boxes add up to more than :data:`ONE_PASS_BOXES` images (speckle
+    of many classes everywhere), every class is labelled in one pass
+    (:func:`same_class_components`). Either way one ``np.bincount`` gives every area and
+    one lookup the small pixels.
     """
+    import cv2
+
     check_connectivity(connectivity)
-    removed = np.zeros(labels.shape, bool)
     limits = {int(k): (min_area.get(int(k), 0) if isinstance(min_area, Mapping) else min_area) for k in classes}
-    for k, box, components, areas in _class_components(labels, [k for k, v in limits.items() if v > 1],
-                                                        connectivity):
-        small = areas < limits[k]
-        small[0] = False
-        if small.any():
-            removed[box] |= np.take(small, components)
-    return removed
+    limits = {k: v for k, v in sorted(limits.items()) if v > 1}
+    boxes = {}
+    for k in limits:
+        class_mask = (labels == k).view(np.uint8)
+        box = class_box(class_mask)
+        if box is not None:
+            boxes[k] = (box, class_mask)
+    if not boxes:
+        return np.zeros(labels.shape, bool)
+    box_pixels = sum((b[0].stop - b[0].start) * (b[1].stop - b[1].start) for b, _ in boxes.values())
+    if box_pixels > ONE_PASS_BOXES * labels.size:
+        components, areas = same_class_components(labels, connectivity)
+        component_class = np.empty(areas.size, np.int64)
+        component_class[components.ravel()] = labels.ravel()
+        table = np.zeros(int(component_class.max()) + 1, np.int64)
+        for k, limit in limits.items():
+            if k < table.size:
+                table[k] = limit
+        return np.take(areas < table[component_class], components)
+    components = np.zeros(labels.shape, np.int32)  # 0: a pixel of no class looked at
+    component_limits = [np.zeros(1, np.int64)]
+    count = 1
+    for k, (box, class_mask) in boxes.items():
+        found, class_components = cv2.connectedComponents(class_mask[box], connectivity=connectivity,
+                                                          ltype=cv2.CV_32S)
+        if found > 1:  # ids 1.. of this class become count..count+found-2
+            cv2.add(class_components, count - 1, dst=components[box], mask=class_mask[box])
+            component_limits.append(np.full(found - 1, limits[k], np.int64))
+            count += found - 1
+    small = np.bincount(components.ravel(), minlength=count) < np.concatenate(component_limits)
+    small[0] = False
+    return np.take(small, components)
 
 
 def all_but_largest(labels: np.ndarray, classes: Iterable[int], keep: int, connectivity: int = 8) -> np.ndarray:
