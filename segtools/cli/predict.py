@@ -25,11 +25,11 @@ def predict(
     probs: Annotated[bool, typer.Option("--probs", help="Write class probabilities (.npz score map) instead of labels.")] = False,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda[:N] or mps.")] = "auto",
     batch: Annotated[int, typer.Option("--batch", "-b", min=1, help="Images (or tiles) per forward pass.")] = 4,
-    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (fp16 on GPU, bf16 on CPU).")] = False,
+    amp: Annotated[bool, typer.Option("--amp", help="Mixed precision (fp16 on GPU, bf16 on CPU; fp32 with a warning on a CPU without native bf16, where it would run slower).")] = False,
     amp_dtype: Annotated[Optional[str], typer.Option("--amp-dtype", help="Precision for --amp: fp16 or bf16.")] = None,
     tta: Annotated[Optional[str], typer.Option("--tta", help="Test-time augmentation: flip[=h|v|hv][,scales=0.75,1,1.25].")] = None,
     tile: Annotated[Optional[str], typer.Option("--tile", help="Sliding window: tile size N or HEIGHTxWIDTH in pixels.")] = None,
-    overlap: Annotated[str, typer.Option("--overlap", help="Tile overlap in pixels (64) or a fraction (0.25).")] = "0",
+    overlap: Annotated[Optional[str], typer.Option("--overlap", help="Tile overlap in pixels (64) or a fraction of the tile (0.25) (default: 0.25, a quarter of the tile; 0 shows seams).")] = None,
     blend: Annotated[str, typer.Option("--blend", help="Tile blending: gaussian, linear or mean.")] = "gaussian",
     classes: ClassesOpt = None,
     overwrite: OverwriteOpt = False,
@@ -47,16 +47,17 @@ def predict(
     from segtools.cli.options import in_flags, output_targets, parse_overlap, parse_size
     from segtools.errors import UsageError
     from segtools.inference.files import legend, predict_files
-    from segtools.inference.predictor import Predictor, Tiling
+    from segtools.inference.predictor import DEFAULT_OVERLAP, Predictor, Tiling
     from segtools.inference.tta import parse_tta
     from segtools.io.batch import expand_inputs
     from segtools.weights.loader import load_model
 
-    if tile is None and overlap != "0":
+    if tile is None and overlap is not None:
         raise UsageError("--overlap needs --tile")
     if amp_dtype is not None and amp_dtype not in ("fp16", "bf16"):
         raise UsageError(f"--amp-dtype {amp_dtype!r}: choose fp16 or bf16")
-    tiling = Tiling(parse_size(tile, "--tile"), parse_overlap(overlap), blend) if tile else None
+    tiling = Tiling(parse_size(tile, "--tile"), DEFAULT_OVERLAP if overlap is None else parse_overlap(overlap),
+                    blend) if tile else None
     augment = parse_tta(tta)
     specs = inputs or ["-"]
     if specs == ["-"] and sys.stdin.isatty():

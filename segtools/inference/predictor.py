@@ -19,13 +19,14 @@ item is the logits — TorchScript exports included). It
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from segtools.errors import InputError, UsageError, require
-from segtools.inference.device import resolve_device
+from segtools.inference.device import cpu_amp_fallback, resolve_device
 from segtools.inference.tta import TTA, tta_probabilities
 from segtools.io.images import to_rgb8
 from segtools.models.preprocessing import IMAGENET, Preprocessing
@@ -36,13 +37,19 @@ F = torch.nn.functional
 BLENDS = ("gaussian", "linear", "mean")
 
 
+#: Tile overlap when none is given: a quarter of the tile.
+DEFAULT_OVERLAP = 0.25
+
+
 @dataclass(frozen=True)
 class Tiling:
     """Sliding-window settings: tile size (pixels, one int or (height, width)), overlap in
-    pixels (or a fraction of the tile), blend window (``gaussian``, ``linear`` or ``mean``)."""
+    pixels (or a fraction of the tile; default a quarter, as MONAI's sliding-window inference:
+    without overlap the tile borders show as seams), blend window (``gaussian``, ``linear`` or
+    ``mean``)."""
 
     size: int | tuple[int, int]
-    overlap: int | float = 0
+    overlap: int | float = DEFAULT_OVERLAP
     blend: str = "gaussian"
 
     def __post_init__(self) -> None:
@@ -220,6 +227,18 @@ def _running_argmax(scores: "torch.Tensor") -> "torch.Tensor":
 
 
 def _amp_dtype(amp: bool | str, device: "torch.device"):
+    """The autocast dtype for ``amp`` on ``device``; ``None`` (fp32) also when the device is a
+    CPU without native arithmetic in that half type (a warning says so)."""
+    dtype = _requested_amp_dtype(amp, device)
+    if dtype is not None and device.type == "cpu":
+        reason = cpu_amp_fallback("bf16" if dtype == torch.bfloat16 else "fp16")
+        if reason:
+            logging.getLogger("segtools").warning(reason)
+            return None
+    return dtype
+
+
+def _requested_amp_dtype(amp: bool | str, device: "torch.device"):
     if amp is False or amp is None or str(amp).lower() in ("", "0", "false", "no", "off", "fp32"):
         return None
     name = str(amp).lower()
