@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from segtools.errors import InputError, OutputError
+from segtools.errors import InputError, OutputError, UsageError
 from segtools.io.masks import (encode_label_mask, encode_score_map, read_label_mask, read_mask_or_scores,
                                read_score_map, write_label_mask)
 from segtools.io.meta import ClassMeta, load_classes
@@ -223,7 +223,7 @@ def test_class_metadata_sources(tmp_path):
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(InputError, match="not valid JSON"):
         load_classes(str(tmp_path / "bad.json"))
-    with pytest.raises(InputError, match="preset"):
+    with pytest.raises(UsageError, match="preset"):
         load_classes("no-such-thing")
 
 
@@ -239,5 +239,5 @@ def test_read_mask_meta_reads_the_chunk_without_decoding(tmp_path):
     assert read_mask_meta(tmp_path / "plain.png") is None
     assert read_mask_meta(tmp_path / "m.npy") is None and read_mask_meta(tmp_path / "absent.png") is None
     assert read_mask_meta("-") is None
-    with pytest.raises(InputError, match="'x': neither a preset"):
+    with pytest.raises(UsageError, match="'x': neither a preset"):  # a mistyped preset is a usage error (exit 2)
         load_classes("x")

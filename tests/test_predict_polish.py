@@ -170,3 +170,13 @@ def test_tile_overlap_defaults_to_a_quarter_of_the_tile_and_help_says_so(cli, ch
     assert_one_line_error(cli("predict", str(tmp_path / "a.png"), "--weights", str(checkpoint), "--overlap", "4"), 2)
     help_text = " ".join(cli("predict", "--help").stdout.decode().replace("│", " ").split())
     assert "default: 0.25, a quarter of the tile" in help_text
+
+
+# ------------------------------------------------------------------ exit codes
+
+
+def test_a_mistyped_classes_preset_is_a_usage_error(cli, checkpoint, tmp_path):
+    (tmp_path / "a.png").write_bytes(_png())
+    result = cli("predict", str(tmp_path / "a.png"), "--weights", str(checkpoint), "--classes", "camvd")
+    assert_one_line_error(result, 2)
+    assert "camvd" in result.stderr and "preset" in result.stderr

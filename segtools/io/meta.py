@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from segtools.errors import InputError
+from segtools.errors import InputError, UsageError
 from segtools.io.jsondata import check_int, check_type, get_field, parse_json
 from segtools.io.limits import MAX_CLASSES
 from segtools.io.streams import read_head
@@ -150,8 +150,8 @@ def load_classes(spec: str, name: str = "classes") -> ClassMeta:
         p = presets.get_preset(spec)
         return ClassMeta(tuple(p.names), tuple(p.palette), p.ignore_index, p.kind)
     path = Path(spec)
-    if not path.is_file():
-        raise InputError(
+    if not path.is_file():  # a mistyped preset or path: a usage error (exit 2), as a bad option value is
+        raise UsageError(
             f"{name} {spec!r}: neither a preset ({', '.join(presets.PRESETS)}) nor a readable file"
         )
     data = read_head(path, MAX_CLASSES_FILE_BYTES + 1)
