@@ -76,3 +76,23 @@ def test_default_model_pipe_predict_postprocess_visualize(camvid, proc, tmp_path
     labels = read_label_mask(cleaned.stdout).labels
     assert labels.shape == (360, 480) and set(np.unique(labels)) <= set(range(11))
     assert read_image(tmp_path / "o.png").shape[0] == 360
+
+
+def test_weights_list_shows_the_bundled_models_accuracy_size_and_parameters(cli):
+    """The `camvid` row carries what the shipped file says: val mIoU and pixel accuracy (percent,
+    as the other rows), its size in MB (10^6 bytes) and its parameter count."""
+    from segtools.models import parameter_count
+    from segtools.weights.checkpoint import load_checkpoint
+    from segtools.weights.loader import load_model
+
+    entry = registry.BUILTIN[registry.DEFAULT_MODEL]
+    recorded = load_checkpoint(SHIPPED)["metrics"]
+    assert entry.metrics["miou"] == round(100 * recorded["val_miou"], 1)
+    assert entry.metrics["pixel_acc"] == round(100 * recorded["val_pixel_accuracy"], 1)
+    assert entry.file_size_mb == round(SHIPPED.stat().st_size / 1e6, 3)
+    assert entry.num_params == parameter_count(load_model(model=registry.DEFAULT_MODEL).model)
+    rows = {row["name"]: row for row in json.loads(cli("weights", "list", "-f", "json").stdout)}
+    assert rows["camvid"]["miou"] == 60.3 and rows["camvid"]["size_mb"] and rows["camvid"]["params"]
+    table = cli("weights", "list").stdout.decode()
+    camvid_line = next(line for line in table.splitlines() if line.split("│")[1:2] and line.split("│")[1].strip() == "camvid")
+    assert "60.3" in camvid_line and "6.6" in camvid_line and "3.2M" in camvid_line
