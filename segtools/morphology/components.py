@@ -19,7 +19,8 @@ from segtools.errors import UsageError
 
 CONNECTIVITIES = (4, 8)
 NOT_A_HOLE = np.int64(np.iinfo(np.int64).max)
-ONE_PASS_BOXES = 4  # class boxes adding up to more images than this: label all classes at once
+ONE_PASS_BOXES = 4  # class boxes adding up to more images than this: label all classes at once,
+ONE_PASS_MAX_PIXELS = 1 << 24  # on masks up to this size (its labelling image holds 4 int32 per pixel)
 
 
 def check_connectivity(connectivity: int) -> int:
@@ -176,7 +177,8 @@ def small_components(labels: np.ndarray, classes: Iterable[int], min_area: int |
 
     Classes filling small parts of the mask are labelled each on its own bounding box
     (cheap); when those boxes add up to more than :data:`ONE_PASS_BOXES` images (speckle
-    of many classes everywhere), every class is labelled in one pass
+    of many classes everywhere) on a mask of at most :data:`ONE_PASS_MAX_PIXELS`, every
+    class is labelled in one pass
     (:func:`same_class_components`). Either way one ``np.bincount`` gives every area and
     one lookup the small pixels.
     """
@@ -194,7 +196,7 @@ def small_components(labels: np.ndarray, classes: Iterable[int], min_area: int |
     if not boxes:
         return np.zeros(labels.shape, bool)
     box_pixels = sum((b[0].stop - b[0].start) * (b[1].stop - b[1].start) for b, _ in boxes.values())
-    if box_pixels > ONE_PASS_BOXES * labels.size:
+    if box_pixels > ONE_PASS_BOXES * labels.size and labels.size <= ONE_PASS_MAX_PIXELS:
         components, areas = same_class_components(labels, connectivity)
         component_class = np.empty(areas.size, np.int64)
         component_class[components.ravel()] = labels.ravel()
