@@ -2,7 +2,9 @@
 
 Every function works class by class on the tight bounding box of that class (classes absent
 from the mask cost nothing), with OpenCV's connected-component labelling and a lookup table
-indexed by the component image: no Python loop over components or pixels.
+indexed by the component image: no Python loop over components or pixels. Small components
+of many classes spread over the whole mask (speckle) are instead labelled for every class in
+one pass (:func:`same_class_components`).
 
 Connectivity is 8 (default) or 4 for the class regions; holes (regions of *other* labels
 enclosed by a class) use the complementary connectivity, so that an 8-connected ring
