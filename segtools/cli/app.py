@@ -61,6 +61,34 @@ def _global(
 
 
 
+class _PlainTopLevel(typer.core.TyperGroup):
+    """The top-level group, whose ``--help`` is written by click's plain formatter.
+
+    Typer's rich help imports rich's markdown, syntax and traceback machinery: ~190 ms, most
+    of ``segtools --help``. The plain formatter says the same things (usage, description,
+    options, each command's whole first paragraph, not click's 45-character cut); the
+    subcommands keep their rich help.
+    """
+
+    def format_help(self, ctx, formatter) -> None:
+        super(typer.core.TyperGroup, self).format_help(ctx, formatter)  # click's own
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = [(name, command_summary(command)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def command_summary(command) -> str:
+    """A command's first help paragraph as one line (what ``segtools --help`` lists)."""
+    import inspect
+
+    text = command.short_help or inspect.cleandoc(command.help or "").partition("\f")[0]
+    return " ".join(text.split("\n\n")[0].split())
+
+
 def build_app(only: str | None = None) -> typer.Typer:
     """The ``segtools`` Typer app with every subcommand, or with just ``only``.
 
@@ -69,6 +97,7 @@ def build_app(only: str | None = None) -> typer.Typer:
     """
     application = typer.Typer(
         name="segtools",
+        cls=_PlainTopLevel,
         help=(
             "Small, sharp tools for image segmentation that read and write one pipe format.\n\n"
             "Example:  segtools metrics pred/ gt/ --classes camvid --fail-under miou=0.6"
@@ -109,6 +138,21 @@ def invoked_command(args: Sequence[str]) -> str | None:
             index += 1
             continue
         return word if word in COMMAND_MODULES else None
+    return None
+
+
+def tree_needed(args: Sequence[str]) -> str | None:
+    """What :func:`build_app` must build to run ``args``: :func:`invoked_command`, except that
+    ``--version`` among the global options (before any other word) needs no subcommand (``""``)."""
+    only = invoked_command(args)
+    if only is not None or "--version" not in args:
+        return only
+    takes_value = _global_options_with_value()
+    index = 0
+    while index < len(args) and args[index].startswith("-") and args[index] not in ("-h", "--help", "--"):
+        if args[index] == "--version":
+            return ""
+        index += 2 if args[index] in takes_value else 1
     return None
 
 
@@ -160,7 +204,7 @@ def run(argv: Optional[Sequence[str]] = None) -> int:
     keep_freed_memory()
     forget_inputs()
     args = list(argv) if argv is not None else sys.argv[1:]
-    command = typer.main.get_command(build_app(invoked_command(args)))
+    command = typer.main.get_command(build_app(tree_needed(args)))
     try:
         result = _invoke(command, args)
     except typer.Exit as exc:  # --version, --help

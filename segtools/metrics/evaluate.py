@@ -144,7 +144,7 @@ def measure_pairs(pairs: Sequence[tuple[str, str]], class_names: Sequence[str], 
     ``i`` finishes (progress); ``on_image(row)`` receives each pair's per-image row
     (:func:`~segtools.metrics.report.image_row`) in input order.
     """
-    from segtools.io.parallel import pmap
+    from segtools.io.parallel import pmap, small_batch_chunk
     from segtools.metrics.report import MetricsRun, image_row
 
     if len(class_names) != options.num_classes:
@@ -156,7 +156,8 @@ def measure_pairs(pairs: Sequence[tuple[str, str]], class_names: Sequence[str], 
         distances = {"spacing": list(options.distances[0]), "nsd_tolerance": options.distances[1]}
     run = MetricsRun(list(class_names), options.ignore_index, boundary, distances)
     work = [PairJob(pred, gt, options) for pred, gt in pairs]
-    for (pred, gt), result in zip(pairs, pmap(measure_pair, work, jobs, on_done=on_done)):
+    for (pred, gt), result in zip(pairs, pmap(measure_pair, work, jobs, on_done=on_done,
+                                                      chunk=small_batch_chunk(len(work), jobs))):
         image_scores = run.add_image(result)
         if on_image is not None:
             on_image(image_row(pred, gt, image_scores, class_names))

@@ -1,0 +1,115 @@
+"""Start-up and small batches (issue 22): what `segtools --help` and `--version` import,
+the top-level help's content, chunked pool tasks, and the progress bar's ETA."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from segtools.errors import InputError
+
+_MODULES_AFTER = ("import sys; from segtools.cli.app import COMMAND_MODULES, run; rc = run(sys.argv[1:]); "
+                  "print(sorted(m for m in sys.modules if m.startswith(('rich', 'typer.rich_utils')) or "
+                  "m.split('.')[-1] in COMMAND_MODULES and m.startswith('segtools.cli.')), file=sys.stderr)")
+
+
+def _modules_after(*args: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", _MODULES_AFTER, *args], capture_output=True, text=True)
+    return eval(out.stderr.strip().splitlines()[-1])
+
+
+def test_top_level_help_imports_no_rich():
+    """Typer's rich help pulls in rich's markdown, syntax and traceback modules (~190 ms)."""
+    assert [m for m in _modules_after("--help") if m.startswith(("rich", "typer"))] == []
+
+
+def test_version_builds_no_subcommand():
+    assert _modules_after("--version") == []
+    assert _modules_after("-q", "--version") == []
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--version"], ""), (["-q", "--max-pixels", "5", "--version"], ""), (["info", "--version"], "info"),
+    (["--help", "--version"], None), (["metrcs", "--version"], None), (["--help"], None)])
+def test_tree_needed(args, expected):
+    from segtools.cli.app import tree_needed
+
+    assert tree_needed(args) == expected
+
+
+def test_top_level_help_lists_each_command_with_its_whole_first_paragraph(cli):
+    import typer
+
+    from segtools.cli.app import COMMAND_MODULES, app, command_summary
+
+    text = " ".join(cli("--help").text.split())
+    root = typer.main.get_command(app)
+    for name in COMMAND_MODULES:
+        summary = command_summary(root.commands[name])
+        assert summary and not summary.endswith("...") and f"{name} {summary}" in text, name
+    for option in ("--version", "--quiet", "--verbose", "--max-pixels", "--help"):
+        assert option in text
+    assert "Example:" in text
+
+
+def _square(value: int) -> int:
+    if value == 13:
+        raise InputError("item 13 is unlucky")
+    return value * value
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 5, 50])
+def test_pmap_chunks_keep_order_progress_and_first_error(chunk):
+    from segtools.io.parallel import pmap
+
+    items = list(range(12))
+    done: list[int] = []
+    assert list(pmap(_square, items, 2, chunk=chunk, on_done=done.append)) == [i * i for i in items]
+    assert done == items
+    seen = []
+    with pytest.raises(InputError, match="13"):
+        for result in pmap(_square, list(range(20)), 2, chunk=chunk):
+            seen.append(result)
+    assert seen == [i * i for i in range(13)]
+
+
+def test_measure_pairs_sends_small_batches_in_chunks(monkeypatch):
+    """A batch of quick pairs goes to the workers a few pairs per task (fewer round trips)."""
+    from segtools.io import parallel
+    from segtools.metrics.evaluate import MeasureOptions, measure_pairs
+
+    seen = {}
+
+    def fake_pmap(fn, items, jobs=1, **options):
+        seen.update(options, jobs=jobs, count=len(items))
+        return iter(())
+
+    monkeypatch.setattr(parallel, "pmap", fake_pmap)
+    measure_pairs([(f"p{i}.png", f"g{i}.png") for i in range(40)], ["a", "b"], MeasureOptions(num_classes=2), 2)
+    assert seen["count"] == 40 and seen["jobs"] == 2 and seen["chunk"] == parallel.small_batch_chunk(40, 2) > 1
+
+
+def test_eta_is_labelled_and_uses_the_whole_run_average():
+    from segtools.cli.common import eta_text
+
+    assert eta_text(10.0, 4, 10) == "ETA 0:00:15"
+    assert eta_text(3600.0, 1, 3) == "ETA 2:00:00"
+    assert eta_text(0.0, 0, 10) == "ETA -:--:--"
+
+
+def test_progress_bar_shows_the_labelled_eta(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from segtools.cli import common
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(common, "stderr_is_terminal", lambda: True)
+    monkeypatch.setattr(common, "err_console", lambda: Console(file=buffer, force_terminal=True, width=100))
+    with common.progress(4, "measuring") as advance:
+        advance(0)
+        advance(1)
+    assert "ETA " in buffer.getvalue()
