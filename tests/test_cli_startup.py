@@ -113,3 +113,15 @@ def test_progress_bar_shows_the_labelled_eta(monkeypatch):
         advance(0)
         advance(1)
     assert "ETA " in buffer.getvalue()
+
+
+def test_global_options_with_value_match_the_click_tree():
+    """Read from the callback's signature (cheap), they agree with the click tree of it."""
+    import typer
+
+    from segtools.cli.app import _global_options_with_value, build_app
+
+    root = typer.main.get_command(build_app(only=""))
+    expected = frozenset(name for param in root.params if not getattr(param, "is_flag", False)
+                         for name in (*param.opts, *param.secondary_opts))
+    assert _global_options_with_value() == expected == {"--max-pixels"}

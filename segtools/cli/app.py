@@ -6,6 +6,7 @@ Exit codes: 0 ok · 1 failure or failed gate · 2 usage error · 130 interrupted
 from __future__ import annotations
 
 import errno
+import functools
 import importlib
 import os
 import sys
@@ -114,12 +115,24 @@ def build_app(only: str | None = None) -> typer.Typer:
     return application
 
 
+@functools.lru_cache(maxsize=1)
 def _global_options_with_value() -> frozenset[str]:
-    """The global options whose next word is their value, read from the click tree of the
-    global callback alone (~7 ms), so a new global option needs no edit here."""
-    root = typer.main.get_command(build_app(only=""))
-    return frozenset(name for param in root.params if not getattr(param, "is_flag", False)
-                     and not getattr(param, "count", False) for name in (*param.opts, *param.secondary_opts))
+    """The global options whose next word is their value, read from the signature of the
+    global callback (every option not a bool flag), so a new global option needs no edit
+    here. The signature costs ~0.1 ms where building the callback's click tree cost ~4."""
+    import inspect
+    import typing
+
+    names: list[str] = []
+    for parameter in inspect.signature(_global, eval_str=True).parameters.values():
+        kind, *extras = typing.get_args(parameter.annotation)
+        if kind in (bool, Optional[bool]):
+            continue
+        for extra in extras:
+            if isinstance(extra, typer.models.OptionInfo):
+                default = extra.default if isinstance(extra.default, str) and extra.default.startswith("-") else None
+                names += [name for name in (default, *(extra.param_decls or ())) if name]
+    return frozenset(names)
 
 
 def invoked_command(args: Sequence[str]) -> str | None:
