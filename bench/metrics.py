@@ -26,17 +26,19 @@ CAMVID = ROOT.parent / "shared" / "data" / "camvid" / "valannot"
 NUM_CLASSES, HEIGHT, WIDTH, IGNORE = 19, 1024, 2048, 255
 
 
-def make_pair(index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A realistic 19-class (gt, pred) pair at 1024×2048."""
+def make_pair(index: int, rng: np.random.Generator, size: tuple[int, int] = (HEIGHT, WIDTH)
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """A realistic 19-class (gt, pred) pair at ``size`` (1024×2048 unless told)."""
     import cv2
 
+    height, width = size
     files = sorted(CAMVID.glob("*.png"))
     if files:
         small = cv2.imread(str(files[index % len(files)]), cv2.IMREAD_UNCHANGED)
     else:  # no CamVid: blocky synthetic labels
         small = rng.integers(0, 11, (12, 16)).astype(np.uint8)
-    gt = cv2.resize(small, (WIDTH, HEIGHT), interpolation=cv2.INTER_NEAREST)
-    gt[:, WIDTH // 2:] = np.where(gt[:, WIDTH // 2:] < 11, gt[:, WIDTH // 2:] + 8, gt[:, WIDTH // 2:])
+    gt = cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST)
+    gt[:, width // 2:] = np.where(gt[:, width // 2:] < 11, gt[:, width // 2:] + 8, gt[:, width // 2:])
     gt[gt == 11] = IGNORE
     pred = np.roll(gt, 5 + index % 7, axis=1)
     noise = rng.random(gt.shape) < 0.05
@@ -117,7 +119,7 @@ def bench_confusion(repeat: int) -> list[tuple[str, float]]:
     return rows
 
 
-def make_dataset(folder: Path, pairs: int) -> None:
+def make_dataset(folder: Path, pairs: int, size: tuple[int, int] = (HEIGHT, WIDTH)) -> None:
     import cv2
 
     marker = folder / f".complete-{pairs}"
@@ -125,7 +127,7 @@ def make_dataset(folder: Path, pairs: int) -> None:
         return
     rng = np.random.default_rng(1)
     for index in range(pairs):
-        gt, pred = make_pair(index, rng)
+        gt, pred = make_pair(index, rng, size)
         for kind, labels in (("gt", gt), ("pred", pred)):
             (folder / kind).mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(folder / kind / f"frame_{index:04d}.png"), labels)
@@ -147,22 +149,77 @@ def run_cli(folder: Path, jobs: int, env: dict | None = None) -> float:
                                           env={**os.environ, **(env or {})}))
 
 
-def bench_cli(pairs: int, rounds: int) -> list[tuple[str, float]]:
+def children_cpu() -> float:
+    """CPU seconds of the finished child processes (and theirs): the figure a busy shared
+    machine disturbs least."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def one_pair_folder(folder: Path) -> Path:
+    """``folder/one``: the first pair alone, for the start-up share of a run."""
+    import shutil
+
+    one = folder / "one"
+    for kind in ("pred", "gt"):
+        (one / kind).mkdir(parents=True, exist_ok=True)
+        shutil.copy(sorted((folder / kind).glob("*.png"))[0], one / kind / "frame_0000.png")
+    return one
+
+
+def bench_pool(folder: Path, rounds: int) -> list[tuple[str, float]]:
+    """The per-pair work through pmap in this process: CPU seconds (this process and its
+    workers) of --jobs 1, --jobs 2 with one pair per task (before issue 22) and --jobs 2
+    with the chunks measure_pairs now sends. The pool's own cost is the CPU above --jobs 1."""
+    import resource
+
+    from segtools.io.parallel import pmap, small_batch_chunk
+    from segtools.metrics.evaluate import MeasureOptions, PairJob, measure_pair
+
+    pairs = zip(sorted((folder / "pred").glob("*.png")), sorted((folder / "gt").glob("*.png")))
+    work = [PairJob(str(pred), str(gt), MeasureOptions(num_classes=NUM_CLASSES)) for pred, gt in pairs]
+
+    def cpu() -> float:
+        return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                     resource.getrusage(resource.RUSAGE_CHILDREN)))
+    variants = {"pmap --jobs 1, CPU s": dict(jobs=1),
+                "pmap --jobs 2, one pair per task (before), CPU s": dict(jobs=2, chunk=1),
+                f"pmap --jobs 2, {small_batch_chunk(len(work), 2)} pairs per task (now), CPU s":
+                    dict(jobs=2, chunk=small_batch_chunk(len(work), 2))}
+    best = {name: float("inf") for name in variants}
+    for _ in range(rounds):
+        for name, options in variants.items():
+            start = cpu()
+            list(pmap(measure_pair, work, **options))
+            best[name] = min(best[name], cpu() - start)
+    return list(best.items())
+
+
+def bench_cli(pairs: int, rounds: int, size: tuple[int, int] = (HEIGHT, WIDTH)) -> list[tuple[str, float]]:
     """Each round runs every variant once, so a slow spell of a shared machine hits them all;
     the best round of each is kept."""
-    folder = Path(tempfile.gettempdir()) / f"segtools-bench-metrics-{pairs}"  # one set per size
-    make_dataset(folder, pairs)
+    suffix = "" if size == (HEIGHT, WIDTH) else f"-{size[0]}x{size[1]}"
+    folder = Path(tempfile.gettempdir()) / f"segtools-bench-metrics-{pairs}{suffix}"  # one set per size
+    make_dataset(folder, pairs, size)
     decode_all(folder)  # warm the page cache
+    one = one_pair_folder(folder)
     variants = {
         f"decode {2 * pairs} PNGs only (cv2, 1 process, 1 thread)": lambda: seconds(lambda: decode_all(folder)),
         f"segtools metrics, {pairs} pairs, --jobs 1": lambda: run_cli(folder, 1),
         f"segtools metrics, {pairs} pairs, --jobs 2": lambda: run_cli(folder, 2),
+        "segtools metrics, 1 pair (start-up and one pair)": lambda: run_cli(one, 1),
     }
     best = {name: float("inf") for name in variants}
+    best_cpu = {name: float("inf") for name in list(variants)[1:]}
     for _ in range(rounds):
         for name, run in variants.items():
+            start = children_cpu()
             best[name] = min(best[name], run())
-    return list(best.items())
+            if name in best_cpu:
+                best_cpu[name] = min(best_cpu[name], children_cpu() - start)
+    return list(best.items()) + [(name.replace("segtools ", "") + ", CPU s", value) for name, value in best_cpu.items()]
 
 
 def main() -> None:
@@ -171,23 +228,41 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--cli-rounds", type=int, default=5)
     parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument("--skip-confusion", action="store_true")
+    parser.add_argument("--size", default=f"{HEIGHT}x{WIDTH}", help="HEIGHTxWIDTH of the CLI pairs "
+                        "(issue 22's small batch: --pairs 40 --size 512x1024)")
     args = parser.parse_args()
+    size = tuple(int(part) for part in args.size.lower().split("x"))
     print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
-    rows = bench_confusion(args.repeat)
-    ours = rows[0][1]
-    print(f"\n## confusion accumulation, {HEIGHT}x{WIDTH} uint8, {NUM_CLASSES} classes (best of N, ms)")
-    print(f"{'implementation':66s} {'ms':>8s} {'vs segtools':>12s}")
-    for name, ms in rows:
-        print(f"{name:66s} {ms:8.2f} {ms / ours:11.1f}x")
-    print("targets: >= 4x the numpy bincount line, >= 30x torchmetrics (compare equal thread counts)")
+    if not args.skip_confusion:
+        rows = bench_confusion(args.repeat)
+        ours = rows[0][1]
+        print(f"\n## confusion accumulation, {HEIGHT}x{WIDTH} uint8, {NUM_CLASSES} classes (best of N, ms)")
+        print(f"{'implementation':66s} {'ms':>8s} {'vs segtools':>12s}")
+        for name, ms in rows:
+            print(f"{name:66s} {ms:8.2f} {ms / ours:11.1f}x")
+        print("targets: >= 4x the numpy bincount line, >= 30x torchmetrics (compare equal thread counts)")
     if not args.skip_cli:
-        rows = bench_cli(args.pairs, args.cli_rounds)
-        decode, one, two = (value for _, value in rows)
-        print(f"\n## end to end, {args.pairs} PNG pairs of {HEIGHT}x{WIDTH} (best of {args.cli_rounds} rounds, s)")
+        rows = bench_cli(args.pairs, args.cli_rounds, size)
+        decode, one, two, single = (value for _, value in rows[:4])
+        print(f"\n## end to end, {args.pairs} PNG pairs of {size[0]}x{size[1]} (best of {args.cli_rounds} rounds, s)")
         for name, value in rows:
             print(f"{name:66s} {value:8.2f}")
         print(f"{'--jobs 1 / decode-only':66s} {one / decode:8.2f}x   (target <= 1.3)")
         print(f"{'--jobs 1 / --jobs 2':66s} {one / two:8.2f}x   (target >= 1.7)")
+        # Amdahl, from CPU seconds (what other load disturbs least): the start-up (a 1-pair
+        # run, less one pair's share) runs once whatever --jobs; only the rest can be split
+        one_cpu, single_cpu = rows[4][1], rows[6][1]
+        startup = max(0.0, single_cpu - (one_cpu - single_cpu) / max(1, args.pairs - 1))
+        work = one_cpu - startup
+        print(f"{'start-up share of --jobs 1 (CPU of a 1-pair run less one pair)':66s} {startup / one_cpu:8.2f}")
+        print(f"{'ceiling of --jobs 1 / --jobs 2: start-up + work/2, no pool cost':66s} "
+              f"{one_cpu / (startup + work / 2):8.2f}x")
+        folder = Path(tempfile.gettempdir()) / f"segtools-bench-metrics-{args.pairs}" \
+            f"{'' if size == (HEIGHT, WIDTH) else f'-{size[0]}x{size[1]}'}"
+        print(f"\n## the pool's own cost, {args.pairs} pairs in this process (best of {args.cli_rounds}, CPU s)")
+        for name, value in bench_pool(folder, args.cli_rounds):
+            print(f"{name:66s} {value:8.2f}")
 
 
 if __name__ == "__main__":
