@@ -13,7 +13,8 @@ from test_metrics_instance import STATS, make_set, reference
 
 from segtools.formats import rle as rlelib
 from segtools.formats.coco import segmentation_runs
-from segtools.metrics.instance import Protocol, evaluate_instance_files
+from segtools.metrics.instance import Protocol
+from segtools.metrics.instance_io import evaluate_instance_files
 
 pytest.importorskip("pycocotools")
 

@@ -12,7 +12,8 @@ from conftest import assert_one_line_error
 from PIL import Image
 from test_metrics_instance import STATS, reference
 
-from segtools.metrics.instance import Protocol, evaluate_instance_files
+from segtools.metrics.instance import Protocol
+from segtools.metrics.instance_io import evaluate_instance_files
 from segtools.metrics.instance_layouts import find_layout, layout_categories
 
 mask_api = pytest.importorskip("pycocotools.mask")

@@ -342,5 +342,3 @@ def _unpack(text: str, shape: tuple, dtype: str = "<i8") -> np.ndarray:
     if values.size != shape[0]:
         raise ValueError("array of the wrong length")
     return values
-
-from segtools.metrics.instance_io import evaluate_instance_files  # noqa: E402  (re-export; instance_io imports this module)

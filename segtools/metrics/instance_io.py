@@ -28,15 +28,14 @@ Sources, either side:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from segtools.errors import InputError
 from segtools.metrics.instance_protocol import Protocol
 
-if TYPE_CHECKING:  # instance.py re-exports evaluate_instance_files: import it lazily here
-    from segtools.metrics.instance import InstanceEvaluation
+from segtools.metrics.instance import InstanceEvaluation
 
 CHUNK_IMAGES = 64
 
@@ -123,9 +122,8 @@ def _mask_scores(meta, ids: np.ndarray, path: str) -> np.ndarray:
     return scores[ids] if ids.size else np.zeros(0)
 
 
-def evaluate_chunk(chunk: InstanceChunk) -> "InstanceEvaluation":
+def evaluate_chunk(chunk: InstanceChunk) -> InstanceEvaluation:
     """The evaluation of one chunk's images (module level: runs in worker processes)."""
-    from segtools.metrics.instance import InstanceEvaluation
     from segtools.metrics.instance_layouts import layout_annotations
 
     evaluation = InstanceEvaluation(chunk.protocol, dict(chunk.categories))
@@ -302,7 +300,6 @@ def evaluate_instance_files(pred_spec: str, gt_spec: str, protocol: Protocol | N
     1.0
     """
     from segtools.io.parallel import pmap, resolve_jobs
-    from segtools.metrics.instance import InstanceEvaluation
     from segtools.metrics.instance_layouts import find_layout
 
     protocol = protocol or Protocol()

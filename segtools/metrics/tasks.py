@@ -200,7 +200,8 @@ def evaluate_task(task: str, pred_spec: str, gt_spec: str, *, iou_type: str = "s
     if task == "instance":
         from dataclasses import replace
 
-        from segtools.metrics.instance import Protocol, evaluate_instance_files
+        from segtools.metrics.instance import Protocol
+        from segtools.metrics.instance_io import evaluate_instance_files
 
         if pred_folder or gt_folder:
             raise UsageError("pred_folder and gt_folder are for panoptic evaluation, not instances")
