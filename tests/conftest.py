@@ -16,6 +16,13 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 CAMVID = SHARED_DATA / "camvid"
 
 
+if os.environ.get("CI"):  # CI is reproducible: hypothesis draws the same examples on every run
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+    _hypothesis_settings.load_profile("ci")
+
+
 def pytest_addoption(parser) -> None:
     parser.addoption("--fuzz-long", action="store_true", default=False,
                      help="fuzz each reader with 1,000 cases instead of 200 (tests/test_fuzz.py)")

@@ -118,3 +118,14 @@ def test_speckle_is_refilled_without_a_distance_transform(monkeypatch):
 
     monkeypatch.setattr(refill, "_nearest_by_transforms", no_transform)
     assert np.array_equal(refill.refill_nearest(labels, removed, 255), expected)
+
+
+def test_small_components_writes_into_a_strided_box():
+    """Found by hypothesis in CI: a class whose bounding box is a strided column of the mask
+    (OpenCV's add refused that destination); the ids land in place and both lone pixels go."""
+    from segtools.morphology.components import small_components
+
+    labels = np.zeros((4, 6), np.uint8)
+    labels[0, 0] = labels[3, 0] = 1
+    small = small_components(labels, [0, 1], 2, 4)
+    assert small.tolist() == (labels == 1).tolist()

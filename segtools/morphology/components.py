@@ -214,7 +214,7 @@ def small_components(labels: np.ndarray, classes: Iterable[int], min_area: int |
         found, class_components = cv2.connectedComponents(class_mask[box], connectivity=connectivity,
                                                           ltype=cv2.CV_32S)
         if found > 1:  # ids 1.. of this class become count..count+found-2
-            cv2.add(class_components, count - 1, dst=components[box], mask=class_mask[box])
+            np.add(class_components, np.int32(count - 1), out=components[box], where=class_mask[box].view(bool))
             component_limits.append(np.full(found - 1, limits[k], np.int64))
             count += found - 1
     small = np.bincount(components.ravel(), minlength=count) < np.concatenate(component_limits)
