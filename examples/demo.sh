@@ -18,7 +18,8 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 # (`bash examples/demo.sh street.jpg`), else on a CamVid frame from ../shared when present.
 PHOTO=${1:-}
 if [[ -z "$PHOTO" && -d ../shared/data/camvid/val ]]; then
-    PHOTO=$(ls ../shared/data/camvid/val/*.png | head -1)
+    frames=(../shared/data/camvid/val/*.png)  # a glob, not `ls | head`: under pipefail head's early exit killed ls (141)
+    PHOTO=${frames[0]}
 fi
 if [[ -n "$PHOTO" ]]; then
     say "predict -> postprocess -> visualize on $PHOTO with the bundled default model (offline, CPU)"
