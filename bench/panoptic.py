@@ -28,25 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "data" / "camvid"
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-THINGS = ("Car", "Pedestrian", "Bicyclist", "SignSymbol")
-
-
-def _instances(semantic: np.ndarray, names) -> np.ndarray:
-    from scipy import ndimage
-
-    instances = np.zeros(semantic.shape, np.int64)
-    top = 0
-    for name in THINGS:
-        components, count = ndimage.label(semantic == names.index(name))
-        sizes = np.bincount(components.ravel(), minlength=count + 1)
-        keep = (sizes >= 20) & (np.arange(count + 1) > 0)
-        numbers = np.where(keep, np.cumsum(keep) + top, 0)
-        instances = np.where(components > 0, numbers[components], instances)
-        top += int(keep.sum())
-    return instances
-
 
 def build(root: Path, count: int) -> tuple[Path, Path]:
+    from panoptic_reference import CAMVID_THINGS, camvid_panoptic
+
     from segtools.formats.coco_panoptic import from_masks, ids_to_rgb
     from segtools.io.images import write_image
     from segtools.io.masks import read_label_mask
@@ -58,7 +43,7 @@ def build(root: Path, count: int) -> tuple[Path, Path]:
         sys.exit(f"no CamVid annotations under {CAMVID}")
     paths = paths[:count]
     category_ids = list(range(1, len(names) + 1))
-    thing_ids = {names.index(n) + 1 for n in THINGS}
+    thing_ids = {names.index(n) + 1 for n in CAMVID_THINGS}
     categories = [{"id": c, "name": names[c - 1], "isthing": int(c in thing_ids)} for c in category_ids]
     rng = np.random.default_rng(0)
     docs = {"gt": [], "pred": []}
@@ -69,7 +54,7 @@ def build(root: Path, count: int) -> tuple[Path, Path]:
         pred = np.roll(semantic, (int(rng.integers(-4, 5)), int(rng.integers(-4, 5))), axis=(0, 1))
         pred = np.where(rng.random(semantic.shape) < 0.02, rng.integers(0, 11, semantic.shape), pred)
         for side, labels in (("gt", semantic), ("pred", pred)):
-            ids, segments = from_masks(labels, _instances(labels, names), category_ids, thing_ids, 11)
+            ids, segments = from_masks(labels, camvid_panoptic(labels)[1], category_ids, thing_ids, 11)
             # panopticapi-style ids: colours spread over 24 bits
             colour = rng.permutation(np.arange(1, 2**24, 997))[:len(segments)]
             lut = np.zeros(len(segments) + 1, np.int64)

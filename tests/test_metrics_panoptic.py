@@ -10,7 +10,7 @@ import pytest
 
 from segtools.errors import InputError
 from segtools.metrics.panoptic import PanopticEvaluation
-from panoptic_reference import reference_average, reference_counts
+from panoptic_reference import CAMVID_THINGS, camvid_panoptic, reference_average, reference_counts
 
 CATEGORIES = {1: ("road", False), 3: ("sky", False), 4: ("car", True), 7: ("person", True), 9: ("bike", True)}
 
@@ -351,27 +351,6 @@ def test_mixed_layouts_are_a_usage_error(tmp_path):
 
 
 CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
-CAMVID_THINGS = ("Car", "Pedestrian", "Bicyclist", "SignSymbol")
-
-
-def camvid_panoptic(semantic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(semantic, instance numbers) of a CamVid label mask: thing classes split into connected
-    components (4-connected), components under 20 px left without a number (crowd)."""
-    from scipy import ndimage
-
-    from segtools.io.presets import get_preset
-
-    names = get_preset("camvid").names
-    instances = np.zeros(semantic.shape, np.int64)
-    top = 0
-    for name in CAMVID_THINGS:
-        components, count = ndimage.label(semantic == names.index(name))
-        sizes = np.bincount(components.ravel(), minlength=count + 1)
-        keep = (sizes >= 20) & (np.arange(count + 1) > 0)
-        numbers = np.where(keep, np.cumsum(keep) + top, 0)
-        instances = np.where(components > 0, numbers[components], instances)
-        top += int(keep.sum())
-    return semantic, instances
 
 
 def _camvid_masks(limit=None):
