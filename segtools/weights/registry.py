@@ -17,73 +17,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from segtools.errors import InputError, OutputError
-from segtools.models.preprocessing import IMAGENET, UNIT, Preprocessing
+from segtools.models.preprocessing import IMAGENET, UNIT
 from segtools.weights.download import hash_prefix_from_name
+from segtools.weights.entry import WeightsEntry
 
-
-
-@dataclass(frozen=True)
-class WeightsEntry:
-    """A named checkpoint.
-
-    Attributes
-    ----------
-    name : registry name (``segtools predict --model NAME``).
-    arch : architecture in :data:`segtools.models.ARCHITECTURES`.
-    classes : a class preset name (``voc``, ``camvid``...) or a :meth:`ClassMeta.to_dict` dict.
-    num_classes : output channels of the model.
-    preprocessing : :class:`~segtools.models.preprocessing.Preprocessing` (``mean``/``std``/
-        ``scale`` and optionally ``resize_short`` or ``resize_factor``); a dict in JSON.
-    url : where ``weights pull`` downloads it ("" for local entries).
-    sha256 : full hex SHA-256, when published.
-    hash_prefix : the torch-hub style prefix of the SHA-256 in the file name, when present.
-    file_name : name of the file in the cache (default: the URL's last component).
-    file_size_mb : size in MB (10^6 bytes) as published.
-    num_params : number of parameters as published.
-    metrics : published accuracy, e.g. ``{"miou": 66.4, "pixel_acc": 92.4, "dataset": ...}``.
-    license : licence of the weights.
-    arch_options : keyword options for :func:`segtools.models.build_model`.
-    path : a local file (imported entries) or a file name under ``segtools/data/weights``
-        (``bundled``).
-    source : ``builtin``, ``bundled`` or ``imported``.
-    """
-
-    name: str
-    arch: str
-    classes: str | dict
-    num_classes: int
-    preprocessing: Preprocessing = IMAGENET
-    url: str = ""
-    sha256: str = ""
-    hash_prefix: str = ""
-    file_name: str = ""
-    file_size_mb: float | None = None
-    num_params: int | None = None
-    metrics: dict = field(default_factory=dict)
-    license: str = ""
-    arch_options: dict = field(default_factory=dict)
-    description: str = ""
-    path: str = ""
-    source: str = "builtin"
-
-    @property
-    def cache_name(self) -> str:
-        return self.file_name or self.url.rsplit("/", 1)[-1] or f"{self.name}.pt"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "preprocessing", Preprocessing.of(self.preprocessing))
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "preprocessing": self.preprocessing.to_dict()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "WeightsEntry":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+__all__ = ["WeightsEntry", "BUILTIN", "DEFAULT_MODEL"]
 
 
 def _torchvision(name: str, arch: str, file: str, params: int, miou: float, acc: float, size_mb: float,
@@ -135,6 +77,23 @@ BUILTIN: dict[str, WeightsEntry] = {e.name: e for e in (
                  description="segtools' own LR-ASPP MobileNetV3 trained from scratch on CamVid (11 classes), "
                              "bundled with the package (recipe: bench/RESULTS.md)"),
 )}
+
+#: Modules ``segtools.weights.<name>`` that declare more built-in entries, one per model
+#: family, each as ``ENTRIES: tuple[WeightsEntry, ...]`` (imported here, at registry load).
+FAMILY_MODULES: tuple[str, ...] = ()
+
+
+def _add_families() -> None:
+    import importlib
+
+    for module in FAMILY_MODULES:
+        for entry in importlib.import_module(f"segtools.weights.{module}").ENTRIES:
+            if entry.name in BUILTIN:
+                raise RuntimeError(f"weights entry {entry.name!r} declared twice")
+            BUILTIN[entry.name] = entry
+
+
+_add_families()
 
 DEFAULT_MODEL = "camvid"
 
