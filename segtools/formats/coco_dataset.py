@@ -35,11 +35,74 @@ def read_coco_streamed(path) -> tuple[Categories, Iterator[Record], int, dict]:
     return categories, (Record(image, anns) for image, anns in pairs), len(header["images"]), header
 
 
+STALE = "area/bbox in the file differed from the segmentation (recomputed)"
+MISSING_BOX = "annotations without bbox (taken from the segmentation)"
+
+
+def _geometry(ann: dict, height: int, width: int) -> tuple[int, list[float]] | None:
+    """(area, bbox) of an annotation's rasterised segmentation (pycocotools area/toBbox), or None."""
+    from segtools.formats import rle as rlelib
+
+    segm = ann.get("segmentation")
+    if not segm:
+        return None
+    encoded = rlelib.from_runs(*cocolib.segmentation_runs(segm, height, width, f"annotation {ann.get('id')}"),
+                               height, width)
+    return rlelib.area(encoded), rlelib.to_bbox(encoded)
+
+
+def _stale_box(box, fresh: list[float], tolerance: float = 1.0) -> bool:
+    """True when ``box`` is not a COCO box within ``tolerance`` px of ``fresh`` (a polygon's own
+    box and its rasterised box differ by less than a pixel)."""
+    if not isinstance(box, (list, tuple)) or len(box) != 4:
+        return True
+    try:
+        return any(abs(float(a) - b) > tolerance for a, b in zip(box, fresh))
+    except (TypeError, ValueError):
+        return True
+
+
+def refresh_geometry(record: Record, summary: Summary, keep_close_boxes: bool = False) -> Record:
+    """``record`` with each segmented annotation's ``area`` and ``bbox`` those of its segmentation.
+
+    A missing or stale value is counted (stale: area off by more than a pixel's worth, or a
+    box edge more than 1 px away). ``keep_close_boxes`` (box targets): a box within 1 px of
+    the segmentation's — a polygon's own extent — is kept as it is; only missing or stale
+    ones are replaced.
+    """
+    h, w = int(record.image["height"]), int(record.image["width"])
+    for ann in record.annotations:
+        fresh = _geometry(ann, h, w)
+        if fresh is None:
+            continue
+        area, bbox = fresh
+        if "bbox" not in ann:
+            summary.add(MISSING_BOX)
+        elif _stale_box(ann["bbox"], bbox) or not keep_close_boxes and not _close_area(ann.get("area"), area, bbox):
+            summary.add(STALE)
+        elif keep_close_boxes:
+            continue
+        ann["bbox"] = bbox
+        if not keep_close_boxes:
+            ann["area"] = area
+    return record
+
+
+def _close_area(value, area: int, bbox: list[float]) -> bool:
+    """True when ``value`` is a plausible area of the segmentation (within its outline's pixels)."""
+    try:
+        return abs(float(value) - area) <= max(1.0, bbox[2] + bbox[3])
+    except (TypeError, ValueError):
+        return False
+
+
 def _reencode(record: Record, mode: str, epsilon: float, summary: Summary) -> None:
-    """Polygons → RLE for ``coco-rle``; RLE → polygons for ``coco`` (counted)."""
+    """Polygons → RLE for ``coco-rle``; RLE → polygons for ``coco`` (counted); area and bbox
+    from the segmentation (:func:`refresh_geometry`)."""
     from segtools.formats import rle as rlelib
 
     h, w = int(record.image["height"]), int(record.image["width"])
+    refresh_geometry(record, summary)
     for ann in record.annotations:
         segm = ann.get("segmentation")
         if not segm:

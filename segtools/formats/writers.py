@@ -54,16 +54,20 @@ def write_yolo_target(dataset, target, output, options, summary, single, tick, t
     if dataset.document is not None and dataset.images_root is not None:  # before anything is written
         coco_dataset.check_photo_names(dataset.document, dataset.images_root, dataset.specs[0])
     records, tick = _stream(dataset, tick)
+    if dataset.format == "coco" and target == "yolo":  # boxes: a missing or stale bbox from the segmentation
+        records = (coco_dataset.refresh_geometry(r, summary, keep_close_boxes=True) for r in records)
     yolo.write_yolo(records, dataset.categories, out_dir, summary, target == "yolo-seg", options.holes,
                     options.epsilon, options.strict, dataset.images_root, tick)
 
 
 def write_voc_target(dataset, target, output, options, summary, single, tick, targets) -> None:
-    from segtools.formats import voc
+    from segtools.formats import coco_dataset, voc
 
     _needs_records(dataset, target)
     out_dir = _folder(output, "voc writes Annotations/*.xml")
     records, tick = _stream(dataset, tick)
+    if dataset.format == "coco":
+        records = (coco_dataset.refresh_geometry(r, summary, keep_close_boxes=True) for r in records)
     voc.write_voc(records, dataset.categories, out_dir, summary, tick)
 
 

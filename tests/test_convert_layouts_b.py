@@ -1,0 +1,161 @@
+"""convert on layouts other tools export (issue 19, part B): palette files other tools write,
+COCO area/bbox from the segmentation, the panoptic round trip, --fill collisions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import assert_one_line_error
+from PIL import Image
+
+from segtools.formats import rle
+from segtools.io.masks import encode_label_mask, read_label_mask
+from segtools.io.meta import load_classes
+
+
+def _rgb_png(path, rgb: np.ndarray) -> None:
+    Image.fromarray(np.asarray(rgb, np.uint8), "RGB").save(path)
+
+
+# ---------------------------------------------------------------- palette files (item 22, Mapillary, Datumaro)
+
+LABELMAP = "# label:color_rgb:parts:actions\nbackground:0,0,0::\ncar:250,50,83::\nperson : 61,245,61::\n"
+
+
+def _colour_mask(palette) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.zeros((4, 6), np.uint8)
+    labels[1:3, 1:3] = 1
+    labels[3, 4:] = 2
+    return labels, np.asarray(palette, np.uint8)[labels]
+
+
+def test_cvat_labelmap_txt_is_a_palette_for_colour_masks(cli, tmp_path):
+    (tmp_path / "labelmap.txt").write_text(LABELMAP)
+    meta = load_classes(str(tmp_path / "labelmap.txt"))
+    assert meta.names == ("background", "car", "person")
+    assert meta.palette == ((0, 0, 0), (250, 50, 83), (61, 245, 61))
+    labels, rgb = _colour_mask(meta.palette)
+    _rgb_png(tmp_path / "frame.png", rgb)
+    result = cli("convert", tmp_path / "frame.png", "--to", "mask", "--palette", tmp_path / "labelmap.txt",
+                 "-o", tmp_path / "out.png")
+    assert result.code == 0, result.stderr
+    back = read_label_mask(tmp_path / "out.png")
+    np.testing.assert_array_equal(back.labels, labels)
+    assert back.meta.names == meta.names
+
+
+def test_bad_labelmap_line_is_one_line_error(cli, tmp_path):
+    (tmp_path / "labelmap.txt").write_text("background:0,0,0::\ncar:300,0,0::\n")
+    _rgb_png(tmp_path / "frame.png", np.zeros((2, 2, 3)))
+    result = cli("convert", tmp_path / "frame.png", "--to", "mask", "--palette", tmp_path / "labelmap.txt")
+    assert_one_line_error(result)
+    assert "labelmap.txt:2" in result.stderr
+
+
+def test_mapillary_config_json_palette_and_its_void(tmp_path):
+    config = {"labels": [
+        {"color": [165, 42, 42], "instances": True, "readable": "Bird", "name": "animal--bird", "evaluate": True},
+        {"color": [128, 64, 128], "instances": False, "readable": "Road", "name": "construction--flat--road",
+         "evaluate": True},
+        {"color": [0, 0, 0], "instances": False, "readable": "Unlabeled", "name": "void--unlabeled",
+         "evaluate": False}], "version": "2.0", "mapping": "public"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    meta = load_classes(str(tmp_path / "config.json"))
+    assert meta.names == ("animal--bird", "construction--flat--road", "void--unlabeled")
+    assert meta.palette[1] == (128, 64, 128) and meta.ignore_index == 2
+    labels, rgb = _colour_mask(meta.palette)
+    read = read_label_mask(encode_rgb(rgb), meta)
+    np.testing.assert_array_equal(read.labels, labels)
+
+
+def test_datumaro_dataset_meta_json_palette(cli, tmp_path):
+    meta_doc = {"label_map": {"0": "background", "1": "cat", "2": "dog"}, "background_label": "0",
+                "segmentation_colors": [[0, 0, 0], [255, 0, 0], [0, 0, 255]]}
+    (tmp_path / "dataset_meta.json").write_text(json.dumps(meta_doc))
+    meta = load_classes(str(tmp_path / "dataset_meta.json"))
+    assert meta.names == ("background", "cat", "dog") and meta.palette[2] == (0, 0, 255)
+    labels, rgb = _colour_mask(meta.palette)
+    _rgb_png(tmp_path / "m.png", rgb)
+    result = cli("convert", tmp_path / "m.png", "--to", "mask", "--palette", tmp_path / "dataset_meta.json")
+    assert result.code == 0, result.stderr
+    np.testing.assert_array_equal(read_label_mask(result.stdout).labels, labels)
+    (tmp_path / "bad.json").write_text(json.dumps({**meta_doc, "segmentation_colors": [[0, 0, 0]]}))
+    assert_one_line_error(cli("convert", tmp_path / "m.png", "--to", "mask", "--palette", tmp_path / "bad.json"))
+
+
+def encode_rgb(rgb: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, np.uint8), "RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- COCO area and bbox (item 16)
+
+
+def _coco_with_stale_geometry() -> dict:
+    rle_box = np.zeros((10, 12), np.uint8)
+    rle_box[2:5, 3:9] = 1
+    return {
+        "images": [{"id": 1, "file_name": "a.jpg", "height": 10, "width": 12}],
+        "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "sign"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": 999.0, "bbox": [0, 0, 1, 1],
+             "segmentation": [[1, 1, 5, 1, 5, 6, 1, 6]]},
+            {"id": 2, "image_id": 1, "category_id": 2, "iscrowd": 0, "segmentation": rle.encode(rle_box)},
+        ]}
+
+
+@pytest.mark.parametrize("target", ["coco", "coco-rle"])
+def test_coco_to_coco_recomputes_stale_area_and_bbox(cli, tmp_path, target):
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(_coco_with_stale_geometry()))
+    result = cli("convert", path, "--to", target)
+    assert result.code == 0, result.stderr
+    out = json.loads(result.stdout)["annotations"]
+    assert out[0]["area"] == 20 and out[0]["bbox"] == [1.0, 1.0, 4.0, 5.0]
+    assert out[1]["area"] == 18 and out[1]["bbox"] == [3.0, 2.0, 6.0, 3.0]
+    assert "differed from the segmentation (recomputed): 1" in result.stderr
+    assert "without bbox (taken from the segmentation): 1" in result.stderr
+
+
+def test_coco_rle_without_bbox_to_yolo_boxes(cli, tmp_path):
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(_coco_with_stale_geometry()))
+    result = cli("convert", path, "--to", "yolo", "-o", tmp_path / "ds")
+    assert result.code == 0, result.stderr
+    lines = (tmp_path / "ds" / "labels" / "a.txt").read_text().split("\n")
+    car = [float(v) for v in lines[0].split()[1:]]
+    sign = [float(v) for v in lines[1].split()[1:]]
+    np.testing.assert_allclose(car, [3 / 12, 3.5 / 10, 4 / 12, 5 / 10])  # the stale box replaced
+    np.testing.assert_allclose(sign, [6 / 12, 3.5 / 10, 6 / 12, 3 / 10])
+
+
+def test_yolo_keeps_a_polygon_box_within_a_pixel(cli, tmp_path):
+    data = _coco_with_stale_geometry()
+    data["annotations"] = data["annotations"][:1]
+    data["annotations"][0]["segmentation"] = [[1.2, 1.3, 5.1, 1.3, 5.1, 6.4, 1.2, 6.4]]
+    data["annotations"][0]["bbox"] = [1.2, 1.3, 3.9, 5.1]
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(data))
+    result = cli("convert", path, "--to", "yolo", "-o", tmp_path / "ds")
+    assert result.code == 0, result.stderr
+    box = [float(v) for v in (tmp_path / "ds" / "labels" / "a.txt").read_text().split()[1:]]
+    np.testing.assert_allclose(box, [(1.2 + 3.9 / 2) / 12, (1.3 + 5.1 / 2) / 10, 3.9 / 12, 5.1 / 10])
+    assert "recomputed" not in result.stderr
+
+
+def test_recomputed_geometry_equals_pycocotools(tmp_path):
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    from segtools.formats import Summary
+    from segtools.formats.coco_dataset import refresh_geometry
+    from segtools.formats.records import Record
+
+    data = _coco_with_stale_geometry()
+    record = refresh_geometry(Record(data["images"][0], [dict(a) for a in data["annotations"]]), Summary())
+    reference = mask_utils.merge(mask_utils.frPyObjects(data["annotations"][0]["segmentation"], 10, 12))
+    assert record.annotations[0]["area"] == int(mask_utils.area(reference))
+    assert record.annotations[0]["bbox"] == mask_utils.toBbox(reference).tolist()
