@@ -107,29 +107,37 @@ def read_coco_stream(specs, payload, options: ConvertOptions, summary: Summary) 
 
 
 def read_yolo_labels(specs, payload, options: ConvertOptions, summary: Summary) -> Dataset:
-    """A YOLO dataset folder (``labels/``, ``images/``, ``data.yaml``) or label files."""
-    from segtools.formats import yolo
+    """A YOLO dataset folder (Ultralytics, Roboflow or Darknet layout) or label files."""
+    from segtools.formats import yolo, yolo_layouts
     from segtools.io.batch import expand_inputs
 
     meta = _meta(options)
     categories = _categories(meta)
     root = Path(specs[0]) if os.path.isdir(specs[0]) else None
-    label_root = root / "labels" if root is not None and (root / "labels").is_dir() else root
-    items = expand_inputs([str(label_root)] if label_root else specs, extensions=(".txt",))
-    items = [it for it in items if Path(it.path).name != "classes.txt"]
-    yaml_path = yolo.find_yaml(root) if root is not None else None
-    if yaml_path is not None and meta is None:
-        categories = Categories(names=yolo.load_data_yaml(yaml_path)["names"])
     images_root = _images_root(options)
-    if images_root is None and root is not None and (root / "images").is_dir():
-        images_root = root / "images"
+    if root is not None:
+        found = yolo_layouts.layout(root, images_root)
+        items, sizes = found.items, found.sizes
+        if images_root is None and found.kind == "ultralytics" and (root / "images").is_dir():
+            images_root = root / "images"
+        elif images_root is None and found.kind in ("roboflow", "darknet"):
+            images_root = root  # file names are relative to the dataset root
+    else:
+        found = None
+        items = [it for it in expand_inputs(specs, extensions=(".txt",))
+                 if Path(it.path).name not in yolo_layouts.NAME_FILES]
+        sizes = image_sizes(images_root)
+    yaml_path = yolo.find_yaml(root) if root is not None else None
+    if meta is None and yaml_path is not None:
+        categories = Categories(names=yolo.load_data_yaml(yaml_path)["names"])
+    elif meta is None and found is not None and found.names is not None:
+        categories = Categories(names=found.names)
+        summary.add(f"class names from {Path(found.names_from).name}")
     if options.image is not None and os.path.isfile(options.image):
         picked = Path(options.image)
         sizes = {k: v for k, v in image_sizes(picked.parent).items() if v[0] == picked.name}
         if len(items) == 1:
             sizes = {str(Path(items[0].rel).with_suffix("")): v for v in sizes.values()}
-    else:
-        sizes = image_sizes(images_root)
     data = payload if isinstance(payload, bytes) and len(items) == 1 else None
     records = lambda tick: yolo.read_yolo(items, categories, summary, sizes, options.image_size,  # noqa: E731
                                           options.strict, data)

@@ -36,7 +36,14 @@ def _has(root: Path, ext: str) -> bool:
     return next(root.rglob(f"*{ext}"), None) is not None
 
 
+def _yolo_root(root: Path) -> bool:
+    from segtools.formats import yolo_layouts
+
+    return yolo_layouts.is_darknet(root) or yolo_layouts.is_roboflow(root)
+
+
 FOLDER_LAYOUTS: list[tuple[str, Callable[[Path], bool]]] = [
+    ("yolo", _yolo_root),  # Darknet obj.data/obj.names + train.txt; Roboflow train/labels, valid/labels
     ("yolo", lambda root: (root / "labels").is_dir() or any(root.glob("*.yaml"))),
     ("voc", lambda root: _has(root, ".xml") and not _has(root, ".png")),
     ("labelme", lambda root: _has(root, ".json") and not _has(root, ".png")),

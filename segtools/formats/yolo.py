@@ -139,7 +139,7 @@ def rows_to_annotations(rows, height: int, width: int, image_id: int, first_id: 
     annotations = []
     for label, values in rows:
         if num_classes is not None and label >= num_classes:
-            raise InputError(f"{name}: class {label} is not in data.yaml's {num_classes} names")
+            raise InputError(f"{name}: class {label} is not one of the dataset's {num_classes} class names")
         values = _clip_unit(values, name, strict, summary)
         if len(values) == 4:
             box = boxlib.yolo_to_coco(values, width, height)[0]
@@ -320,7 +320,8 @@ def read_yolo(label_items, categories: Categories, summary: Summary, images: dic
         check_size(width, height, f"{item.path}: image {file_name}")
         text = (data if data is not None and len(label_items) == 1 else read_bytes(item.path)).decode("utf-8", "replace")
         rows = parse_lines(text, item.path)
-        annotations = rows_to_annotations(rows, height, width, index + 1, next_id, len(categories.ids) or None,
+        annotations = rows_to_annotations(rows, height, width, index + 1, next_id,
+                                          len(categories.ids) if categories.fixed else None,
                                                   strict, summary, item.path)
         for ann in annotations:
             categories.see(ann["category_id"], f"{item.path}: ")

@@ -1,0 +1,120 @@
+"""``convert`` on the YOLO layouts exports actually have: Roboflow, Darknet/CVAT, bare labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from conftest import assert_one_line_error
+
+from segtools.io.images import encode_image
+
+
+def _photo(path: Path, height: int, width: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".jpg":
+        from PIL import Image
+
+        Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(path, "JPEG")
+    else:
+        path.write_bytes(encode_image(np.zeros((height, width, 3), np.uint8)))
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def roboflow_export(root: Path) -> Path:
+    """A Roboflow "YOLOv8" export as it unzips: data.yaml naming ../train/images etc."""
+    _write(root / "data.yaml", "train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\n"
+           "nc: 2\nnames: ['cat', 'dog']\n\nroboflow:\n  workspace: ws\n  project: pets\n  version: 1\n"
+           "  license: CC BY 4.0\n  url: https://universe.roboflow.com/ws/pets/dataset/1\n")
+    _write(root / "README.roboflow.txt", "Exported via roboflow.com\n")
+    _photo(root / "train" / "images" / "a_jpg.rf.1f2e.jpg", 40, 80)
+    _write(root / "train" / "labels" / "a_jpg.rf.1f2e.txt", "0 0.5 0.5 0.25 0.5\n1 0.125 0.25 0.25 0.5\n")
+    _photo(root / "valid" / "images" / "b_jpg.rf.9a9a.jpg", 20, 40)
+    _write(root / "valid" / "labels" / "b_jpg.rf.9a9a.txt", "1 0.5 0.5 0.5 0.5\n")
+    _photo(root / "test" / "images" / "c_jpg.rf.7c7c.jpg", 20, 40)
+    _write(root / "test" / "labels" / "c_jpg.rf.7c7c.txt", "")
+    return root
+
+
+def test_roboflow_root_converts_with_its_splits_and_names(cli, tmp_path):
+    root = roboflow_export(tmp_path / "pets")
+    result = cli("convert", root, "--to", "coco", "-o", tmp_path / "pets.json")
+    assert result.code == 0, result.stderr
+    data = json.loads((tmp_path / "pets.json").read_text())
+    assert [c["name"] for c in data["categories"]] == ["cat", "dog"]
+    assert sorted(im["file_name"] for im in data["images"]) == [
+        "test/images/c_jpg.rf.7c7c.jpg", "train/images/a_jpg.rf.1f2e.jpg", "valid/images/b_jpg.rf.9a9a.jpg"]
+    sizes = {im["file_name"]: (im["height"], im["width"]) for im in data["images"]}
+    assert sizes["train/images/a_jpg.rf.1f2e.jpg"] == (40, 80)
+    by_image = {im["id"]: im["file_name"] for im in data["images"]}
+    boxes = sorted((by_image[a["image_id"]], a["category_id"], a["bbox"]) for a in data["annotations"])
+    assert boxes == [("train/images/a_jpg.rf.1f2e.jpg", 1, [30.0, 10.0, 20.0, 20.0]),
+                     ("train/images/a_jpg.rf.1f2e.jpg", 2, [0.0, 0.0, 20.0, 20.0]),
+                     ("valid/images/b_jpg.rf.9a9a.jpg", 2, [10.0, 5.0, 20.0, 10.0])]
+
+
+def cvat_yolo_export(root: Path, extension: str = ".png") -> Path:
+    """CVAT's "YOLO 1.1" export (Darknet layout): obj.data, obj.names, train.txt, obj_train_data/."""
+    _write(root / "obj.data", "classes = 2\ntrain = data/train.txt\nnames = data/obj.names\nbackup = backup/\n")
+    _write(root / "obj.names", "person\ncar\n")
+    _write(root / "train.txt", f"data/obj_train_data/frame_000000{extension}\ndata/obj_train_data/frame_000001{extension}\n")
+    _photo(root / "obj_train_data" / f"frame_000000{extension}", 10, 20)
+    _photo(root / "obj_train_data" / f"frame_000001{extension}", 10, 20)
+    _write(root / "obj_train_data" / "frame_000000.txt", "1 0.500000 0.500000 0.500000 0.400000\n")
+    _write(root / "obj_train_data" / "frame_000001.txt", "0 0.250000 0.250000 0.100000 0.200000\n")
+    return root
+
+
+def test_darknet_layout_reads_train_txt_as_the_photo_list(cli, tmp_path):
+    root = cvat_yolo_export(tmp_path / "cvat")
+    result = cli("convert", root, "--to", "coco", "-o", tmp_path / "out.json")
+    assert result.code == 0, result.stderr
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert [c["name"] for c in data["categories"]] == ["person", "car"]
+    assert [im["file_name"] for im in data["images"]] == ["obj_train_data/frame_000000.png",
+                                                        "obj_train_data/frame_000001.png"]
+    assert [(a["category_id"], a["bbox"]) for a in data["annotations"]] == [
+        (2, [5.0, 3.0, 10.0, 4.0]), (1, [4.0, 1.5, 2.0, 2.0])]
+
+
+def test_darknet_list_naming_a_missing_label_is_one_line(cli, tmp_path):
+    root = cvat_yolo_export(tmp_path / "cvat")
+    (root / "obj_train_data" / "frame_000001.txt").unlink()
+    result = cli("convert", root, "--to", "coco", "-o", tmp_path / "out.json")
+    assert_one_line_error(result)
+    assert "train.txt:2" in result.stderr and not (tmp_path / "out.json").exists()
+
+
+def test_obj_names_and_classes_txt_name_the_classes(cli, tmp_path):
+    for names_file in ("obj.names", "classes.txt"):
+        root = tmp_path / names_file
+        _write(root / names_file, "road\nsky\n")
+        _write(root / "x.txt", "1 0.5 0.5 0.5 0.5\n")
+        result = cli("convert", root, "--to", "coco", "--image-size", "10x10")
+        assert result.code == 0, result.stderr
+        assert [c["name"] for c in json.loads(result.stdout)["categories"]] == ["road", "sky"]
+        assert names_file in result.stderr  # where the names came from is said
+
+
+def test_without_names_the_largest_class_is_not_a_cap_in_any_order(cli, tmp_path):
+    for order in (("a", "b"), ("b", "a")):
+        root = tmp_path / "".join(order)
+        _write(root / "labels" / f"{order[0]}.txt", "0 0.5 0.5 0.2 0.2\n")
+        _write(root / "labels" / f"{order[1]}.txt", "3 0.5 0.5 0.2 0.2\n")
+        result = cli("convert", root, "--to", "coco", "--image-size", "10x10")
+        assert result.code == 0, result.stderr
+        assert [c["name"] for c in json.loads(result.stdout)["categories"]] == [f"class_{i}" for i in range(4)]
+
+
+def test_names_from_a_yaml_are_still_a_cap(cli, tmp_path):
+    root = tmp_path / "ds"
+    _write(root / "data.yaml", "names: [a, b]\n")
+    _write(root / "labels" / "x.txt", "2 0.5 0.5 0.2 0.2\n")
+    result = cli("convert", root, "--to", "coco", "--image-size", "10x10")
+    assert_one_line_error(result)
+    assert "class 2" in result.stderr
