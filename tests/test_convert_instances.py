@@ -253,7 +253,8 @@ def test_panoptic_to_masks_and_back_is_exact_per_segment(cli, tmp_path):
     assert (tmp_path / "out" / "again" / "img1.png").is_file()
     assert _segments(again) == _segments(source)
     images = json.loads(again.read_text())["images"]
-    assert [(im["file_name"], im["height"], im["width"]) for im in images] == [("img1.png", 16, 20), ("img2.png", 9, 13)]
+    # the photos' names come back (issue 19: they used to become the PNGs' names)
+    assert [(im["file_name"], im["height"], im["width"]) for im in images] == [("img1.jpg", 16, 20), ("img2.jpg", 9, 13)]
 
 
 def test_semantic_and_postprocess_instances_to_panoptic(cli, tmp_path):

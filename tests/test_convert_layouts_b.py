@@ -159,3 +159,51 @@ def test_recomputed_geometry_equals_pycocotools(tmp_path):
     reference = mask_utils.merge(mask_utils.frPyObjects(data["annotations"][0]["segmentation"], 10, 12))
     assert record.annotations[0]["area"] == int(mask_utils.area(reference))
     assert record.annotations[0]["bbox"] == mask_utils.toBbox(reference).tolist()
+
+
+# ---------------------------------------------------------------- COCO panoptic round trip (item 13)
+
+
+def _panoptic(tmp_path, png_size=(6, 8)):
+    from segtools.formats import coco_panoptic
+    from segtools.io.images import encode_image
+
+    h, w = png_size
+    ids = np.full((h, w), 5, np.uint32)  # sky, a crowd stuff segment
+    ids[3:, :] = 7  # road
+    ids[1:3, 1:4] = 300  # a person
+    (tmp_path / "pan").mkdir()
+    (tmp_path / "pan" / "b.png").write_bytes(encode_image(coco_panoptic.ids_to_rgb(ids), "png"))
+    data = {"images": [{"id": 42, "file_name": "city/b.jpg", "height": 6, "width": 8}],
+            "annotations": [{"image_id": 42, "file_name": "b.png", "segments_info": [
+                {"id": 5, "category_id": 119, "iscrowd": 1}, {"id": 7, "category_id": 149, "iscrowd": 0},
+                {"id": 300, "category_id": 1, "iscrowd": 0}]}],
+            "categories": [{"id": 1, "name": "person", "isthing": 1}, {"id": 119, "name": "sky", "isthing": 0},
+                           {"id": 149, "name": "road", "isthing": 0}]}
+    (tmp_path / "pan.json").write_text(json.dumps(data))
+    return tmp_path / "pan.json"
+
+
+def test_panoptic_round_trip_keeps_stuff_crowd_and_image_names(cli, tmp_path):
+    source = _panoptic(tmp_path)
+    result = cli("convert", source, "--to", "mask", "-o", tmp_path / "masks")
+    assert result.code == 0, result.stderr
+    assert "differs" not in result.stderr
+    again = tmp_path / "again.json"
+    result = cli("convert", tmp_path / "masks", "--to", "panoptic", "-o", again)
+    assert result.code == 0, result.stderr
+    data = json.loads(again.read_text())
+    assert data["images"][0]["file_name"] == "city/b.jpg"
+    assert data["annotations"][0]["file_name"] == "b.png"
+    crowd = {s["category_id"]: s["iscrowd"] for s in data["annotations"][0]["segments_info"]}
+    assert crowd == {119: 1, 149: 0, 1: 0}
+
+
+def test_panoptic_png_of_another_size_is_counted_or_refused(cli, tmp_path):
+    source = _panoptic(tmp_path, png_size=(7, 8))
+    result = cli("convert", source, "--to", "mask", "-o", tmp_path / "masks")
+    assert result.code == 0, result.stderr
+    assert "lossy: panoptic PNGs whose size differs from their images entry (PNG size used): 1" in result.stderr
+    strict = cli("convert", source, "--to", "mask", "--strict", "-o", tmp_path / "strict")
+    assert_one_line_error(strict)
+    assert "7x8" in strict.stderr and "6x8" in strict.stderr

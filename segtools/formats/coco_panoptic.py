@@ -87,14 +87,17 @@ def to_masks(ids: np.ndarray, segments_info: list[dict], label_of: dict[int, int
 
 
 def from_masks(semantic: np.ndarray, instances: np.ndarray, category_ids: list[int], thing_ids: set[int],
-               ignore: int | None = 255, crowd: Collection[int] = ()) -> tuple[np.ndarray, list[dict]]:
+               ignore: int | None = 255, crowd: Collection[int] = (),
+               stuff_crowd: Collection[int] = ()) -> tuple[np.ndarray, list[dict]]:
     """(id image uint32, segments_info) from semantic labels and instance numbers.
 
     Stuff classes become one segment per class; thing classes one per instance number
     (pixels of a thing class with instance 0 form one crowd segment, ``iscrowd=1``, and so
-    do the instance numbers listed in ``crowd``).
+    do the instance numbers listed in ``crowd``). ``stuff_crowd``: the labels of stuff
+    classes whose segment is ``iscrowd=1``.
     """
     crowd = {int(v) for v in crowd}
+    stuff_crowd = {int(v) for v in stuff_crowd}
     semantic = np.asarray(semantic).astype(np.int64)
     instances = np.asarray(instances).astype(np.int64)
     if semantic.shape != instances.shape:
@@ -122,8 +125,9 @@ def from_masks(semantic: np.ndarray, instances: np.ndarray, category_ids: list[i
                 raise InputError(f"label {label} has no category (only {len(category_ids)} categories)")
             cid = category_ids[label]
             bbox = rlelib.to_bbox(rlelib.encode(inverse == k))
+            is_crowd = number == 0 or number in crowd if cid in thing_ids else label in stuff_crowd
             segments.append({"id": int(seg_ids[k]), "category_id": int(cid), "area": int(counts[k]), "bbox": bbox,
-                             "iscrowd": int(cid in thing_ids and (number == 0 or number in crowd))})
+                             "iscrowd": int(is_crowd)})
     return ids, segments
 
 
@@ -131,12 +135,16 @@ def from_masks(semantic: np.ndarray, instances: np.ndarray, category_ids: list[i
 
 
 def dataset_to_masks(data: dict, png_root: Path, out_root: Path, summary, allow_overwrite: bool = False,
-                     tick=None) -> None:
+                     tick=None, strict: bool = False) -> None:
     """COCO panoptic JSON + PNG folder → ``out_root/<name>.png`` (semantic) and ``out_root/instances/<name>.png``.
 
-    The semantic mask's metadata keeps the panoptic categories (``coco_categories``) and the
-    instance mask's keeps ``instance_class`` and ``instance_crowd``, so :func:`masks_to_dataset`
-    restores every segment (category, pixels, ``iscrowd``) exactly.
+    The semantic mask's metadata keeps the panoptic categories (``coco_categories``), the
+    image's ``file_name`` (``coco_image``) and the stuff classes whose segment is a crowd
+    (``stuff_crowd``); the instance mask's keeps ``instance_class`` and ``instance_crowd``, so
+    :func:`masks_to_dataset` restores every segment (category, pixels, ``iscrowd``) and image
+    name exactly. A PNG whose size differs from its ``images`` entry is counted (an error
+    with ``strict``); the PNG's size is used. Several stuff segments of one class in one image
+    become one segment (counted).
     """
     from segtools.formats import schema
     from segtools.formats.instances import instance_meta
@@ -150,7 +158,7 @@ def dataset_to_masks(data: dict, png_root: Path, out_root: Path, summary, allow_
     label_of = {int(c["id"]): i for i, c in enumerate(categories)}
     things = {int(c["id"]) for c in categories if c.get("isthing")}
     names = tuple(str(c.get("name") or c["id"]) for c in categories)
-    meta = ClassMeta(names=names, extra={"coco_categories": categories})
+    images = {entry.get("id"): entry for entry in data.get("images") or [] if isinstance(entry, dict)}
     # every name is checked before the first mask is written: no partial output
     paths = [(inside(png_root, entry["file_name"], f"annotations[{i}]: 'file_name'"),
               output_name(out_root, entry["file_name"], ".png", f"annotations[{i}]: 'file_name'"))
@@ -160,7 +168,19 @@ def dataset_to_masks(data: dict, png_root: Path, out_root: Path, summary, allow_
         segments = entry["segments_info"]
         source, target = paths[i]
         ids = rgb_to_ids(read_image(source))
+        image = images.get(entry.get("image_id"), {})
+        _check_size(ids.shape, image, name, summary, strict)
         semantic, instances = to_masks(ids, segments, label_of, things, 255, name)
+        extra: dict = {"coco_categories": categories}
+        if isinstance(image.get("file_name"), str):
+            extra["coco_image"] = {"file_name": image["file_name"]}
+        stuff = [s for s in segments if s.get("category_id") not in things and s.get("category_id") in label_of]
+        stuff_labels = [label_of[s["category_id"]] for s in stuff]
+        summary.add("stuff segments of one class in one image merged into one",
+                    len(stuff_labels) - len(set(stuff_labels)), lossy=True)
+        if any(s.get("iscrowd") for s in stuff):
+            extra["stuff_crowd"] = sorted({label_of[s["category_id"]] for s in stuff if s.get("iscrowd")})
+        meta = ClassMeta(names=names, extra=extra)
         numbered = instances > 0
         instance_class = np.full(int(instances.max(initial=0)) + 1, -1, np.int64)
         instance_class[instances[numbered]] = semantic[numbered]
@@ -171,6 +191,19 @@ def dataset_to_masks(data: dict, png_root: Path, out_root: Path, summary, allow_
                          instance_meta(instance_class.tolist(), names, [int(v) for v in crowd]), allow_overwrite)
         summary.add("panoptic images converted")
         tick and tick(i)
+
+
+def _check_size(shape: tuple, image: dict, name: str, summary, strict: bool) -> None:
+    """Count (or, ``strict``, refuse) a panoptic PNG whose size is not its ``images`` entry's."""
+    try:
+        listed = int(image["height"]), int(image["width"])
+    except (KeyError, TypeError, ValueError):
+        return
+    if listed != tuple(shape[:2]):
+        if strict:
+            raise InputError(f"{name}: the PNG is {shape[0]}x{shape[1]} but its images entry says "
+                             f"{listed[0]}x{listed[1]} (HxW)")
+        summary.add("panoptic PNGs whose size differs from their images entry (PNG size used)", lossy=True)
 
 
 def _thing_labels(things: Collection[str], names: Sequence[str] | None) -> set[int]:
@@ -243,11 +276,14 @@ def masks_to_dataset(pairs, json_path, summary, names: tuple[str, ...] | None = 
             thing_labels = set(np.unique(mask.labels[instances > 0]).tolist())
         seen_things |= thing_labels
         thing_ids = {category_ids[k] for k in thing_labels if k < len(category_ids)}
-        ids, segments = from_masks(mask.labels, instances, category_ids, thing_ids, ignore, crowd)
+        stuff_crowd = meta.extra.get("stuff_crowd", []) if meta is not None else []
+        ids, segments = from_masks(mask.labels, instances, category_ids, thing_ids, ignore, crowd, stuff_crowd)
         png_name = str(Path(semantic_item.rel).with_suffix(".png"))
         write_bytes(png_root / png_name, encode_image(ids_to_rgb(ids), "png"), allow_overwrite)
         height, width = mask.labels.shape
-        file_name = semantic_item.rel
+        recorded = meta.extra.get("coco_image") if meta is not None else None
+        file_name = recorded["file_name"] if isinstance(recorded, dict) and isinstance(
+            recorded.get("file_name"), str) else semantic_item.rel
         if image_names is not None:
             file_name = image_names.get(pairing_key(semantic_item.rel))
             if file_name is None:

@@ -78,7 +78,8 @@ def write_mask_target(dataset, target, output, options, summary, single, tick, t
     if dataset.format == "panoptic":
         out_dir = check_output_dir(_folder(output, "masks from COCO panoptic are a folder"))
         png_root = coco_panoptic.png_folder(dataset.specs[0], dataset.images_root)
-        coco_panoptic.dataset_to_masks(dataset.document, png_root, out_dir, summary, options.overwrite, tick)
+        coco_panoptic.dataset_to_masks(dataset.document, png_root, out_dir, summary, options.overwrite, tick,
+                                       options.strict)
         return
     _needs_records(dataset, target)
     records, tick = _stream(dataset, tick)
