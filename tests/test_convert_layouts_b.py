@@ -207,3 +207,22 @@ def test_panoptic_png_of_another_size_is_counted_or_refused(cli, tmp_path):
     strict = cli("convert", source, "--to", "mask", "--strict", "-o", tmp_path / "strict")
     assert_one_line_error(strict)
     assert "7x8" in strict.stderr and "6x8" in strict.stderr
+
+
+# ---------------------------------------------------------------- --fill that is a class (item 19)
+
+
+def test_fill_that_is_a_class_keeps_the_ignore_index(cli, tmp_path):
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "height": 4, "width": 5}],
+            "categories": [{"id": 1, "name": "_background_"}, {"id": 2, "name": "cat"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "iscrowd": 0,
+                             "segmentation": [[1, 1, 3, 1, 3, 3, 1, 3]]}]}
+    (tmp_path / "a.json").write_text(json.dumps(data))
+    result = cli("convert", tmp_path / "a.json", "--to", "mask", "--fill", "0")
+    assert result.code == 0, result.stderr
+    mask = read_label_mask(result.stdout)
+    assert mask.meta.ignore_index == 255  # background is scored, not dropped
+    assert (mask.labels == 0).sum() == 16 and (mask.labels == 1).sum() == 4
+    assert "unannotated pixels are class 0 '_background_'" in result.stderr
+    other = cli("convert", tmp_path / "a.json", "--to", "mask", "--fill", "9")
+    assert read_label_mask(other.stdout).meta.ignore_index == 9 and "unannotated" not in other.stderr

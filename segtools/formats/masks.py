@@ -123,7 +123,7 @@ def write_masks(records: Iterable[Record], categories: Categories, output, summa
     for i, record in enumerate(records):
         h, w = int(record.image["height"]), int(record.image["width"])
         # categories found while reading (labelme, VOC) only ever append: earlier labels stay
-        meta = ClassMeta(names=tuple(categories.names), ignore_index=fill)
+        meta = ClassMeta(names=tuple(categories.names), ignore_index=fill_ignore(fill, categories.names, summary))
         labels = cocolib.annotations_to_labels(record.annotations, h, w, categories.label_of, fill, summary,
                                                f"{record.image.get('file_name')}: ")
         target = output if single else stem_path(root, record.image["file_name"], ".png")
@@ -131,6 +131,25 @@ def write_masks(records: Iterable[Record], categories: Categories, output, summa
         written += 1
         tick and tick(i)
     return written
+
+
+def fill_ignore(fill: int, names: Sequence[str], summary: Summary | None = None) -> int | None:
+    """The ignore index of masks whose unannotated pixels get ``fill``.
+
+    ``fill`` itself, unless it is one of the classes (``--fill 0`` for a background class):
+    then those pixels *are* that class, the ignore index stays 255 (none when 255 is a class
+    too), and the choice is said once per mask in ``summary``.
+
+    >>> fill_ignore(255, ["bg", "car"]), fill_ignore(0, ["bg", "car"]), fill_ignore(0, ["c"] * 300)
+    (255, 255, None)
+    """
+    if fill >= len(names):
+        return fill
+    ignore = 255 if len(names) <= 255 else None
+    if summary is not None:
+        summary.add(f"masks whose unannotated pixels are class {fill} {str(names[fill])[:40]!r} "
+                    f"(fill is a class: the ignore index is {ignore if ignore is not None else 'none'})")
+    return ignore
 
 
 VALUE_MAPS = ("colour", "trainids", "labelids")
