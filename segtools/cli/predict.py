@@ -9,6 +9,8 @@ from typing_extensions import Annotated
 
 from segtools.cli.common import info, progress
 from segtools.cli.options import ClassesOpt, OutputOpt, OverwriteOpt
+from segtools.cli.video_opts import (CameraOpt, CodecOpt, EndOpt, EveryOpt, FpsLimitOpt, MaxFramesOpt,
+                                    StartOpt, TemporalOpt)
 
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", "-m", help="Registry name (see `segtools weights list`) or a checkpoint/TorchScript file.")]
@@ -33,6 +35,14 @@ def predict(
     blend: Annotated[str, typer.Option("--blend", help="Tile blending: gaussian, linear or mean.")] = "gaussian",
     classes: ClassesOpt = None,
     overwrite: OverwriteOpt = False,
+    camera: CameraOpt = None,
+    every: EveryOpt = 1,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    max_frames: MaxFramesOpt = None,
+    temporal: TemporalOpt = None,
+    fps_limit: FpsLimitOpt = None,
+    codec: CodecOpt = None,
 ) -> None:
     """Segment images with a model: a label PNG per image (class names and palette inside),
     or with --probs a score map (.npz), at the image's original size.
@@ -41,6 +51,11 @@ def predict(
     several inputs) needs -o DIR and keeps the relative names. Same-size images are batched.
 
     Example: segtools predict street.jpg --model deeplabv3-mnv3-voc | segtools visualize --over street.jpg -o overlay.png
+
+    Video (a file, cam:N or --camera N, a stream URL, or a frame folder with -o out.mp4): -o out.mp4 writes the
+    labels in the palette, -o DIR one label PNG per frame (resumable); see docs/video.md.
+
+    Example: segtools predict clip.mp4 --temporal ema:0.5 -o masks.mkv
     """
     import sys
 
@@ -60,16 +75,24 @@ def predict(
                     blend) if tile else None
     augment = parse_tta(tta)
     specs = inputs or ["-"]
-    if specs == ["-"] and sys.stdin.isatty():
-        raise UsageError("no input: give image files or a folder, or pipe an image into stdin")
-    items = expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".npy"))
-    targets = output_targets(items, specs, output, ".npz" if probs else ".png", overwrite)
+    from segtools.cli.video_opts import predict_video, video_request
+
+    video = video_request(specs, output, camera=camera, every=every, start=start, end=end, max_frames=max_frames,
+                          temporal=temporal, fps_limit=fps_limit, codec=codec, overwrite=overwrite)
+    if video is None:
+        if specs == ["-"] and sys.stdin.isatty():
+            raise UsageError("no input: give image files or a folder, or pipe an image into stdin")
+        items = expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".npy"))
+        targets = output_targets(items, specs, output, ".npz" if probs else ".png", overwrite)
 
     loaded = load_model(model=model, weights=weights, arch=arch, classes=classes, device="cpu")
     if loaded.note:
         info(in_flags(loaded.note, {"model": "--model"}))
     predictor = Predictor(loaded.model, loaded.preprocessing, device=device, amp=(amp_dtype or True) if amp else False,
                           batch=batch, tiling=tiling, tta=augment)
+    if video is not None:
+        predict_video(video, predictor, legend(loaded.classes, loaded.num_classes), probs=probs)
+        return
     with progress(len(items), "predict") as advance:
         count = predict_files(predictor, [item.path for item in items], targets,
                               legend(loaded.classes, loaded.num_classes), probs=probs, overwrite=overwrite,

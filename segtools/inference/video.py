@@ -1,0 +1,159 @@
+"""Prediction over the frames of a video: one frame loop, pluggable per-frame work and outputs.
+
+:func:`run_frames` is the loop every frame-wise tool runs: frames (decoded ahead in a reader
+thread, :func:`segtools.io.video.prefetch`) go through ``process`` — any callable that maps
+an iterator of H×W×3 RGB images to an iterator of one result per image, in order (so a
+batching predictor can share forward passes between frames) — and each (frame, result) is
+handed to a *sink*, which writes it. Frames a sink already holds (a resumed frame folder) are
+skipped before any work.
+
+* :func:`semantic_process`: class probabilities by a
+  :class:`~segtools.inference.predictor.Predictor`, optionally smoothed across frames
+  (:mod:`~segtools.inference.temporal`), then labels (or the probabilities themselves).
+* An instance model plugs in the same way: a ``process`` that yields each frame's instances,
+  and a sink that gathers them into one COCO results file (``image_id`` = frame index).
+
+Sinks: :class:`LabelVideoSink` (a video of the labels in the class palette),
+:class:`FrameFolderSink` (one label PNG with class metadata, or score map, per frame, named
+by frame index; resumable). A sink has ``done`` (frame indices it already holds),
+``write(frame, result)``, ``commit()`` and ``abort()``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator, Optional, Protocol
+
+import numpy as np
+
+from segtools.io.meta import ClassMeta
+from segtools.io.video import Frame
+
+
+class Sink(Protocol):
+    done: set
+
+    def write(self, frame: Frame, result) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def run_frames(frames: Iterable[Frame], process: Callable[[Iterable[np.ndarray]], Iterator], sink: Sink, *,
+               on_frame: Optional[Callable[[Frame], None]] = None) -> int:
+    """Run ``process`` over ``frames`` and write every result to ``sink``; returns the
+    number of frames written.
+
+    The sink is committed when the frames end — also when the source is stopped (a signal
+    ends a live stream: what was written is kept, playable) — and when a frame cannot be
+    decoded (the error is raised after the frames before it are written). Any other failure
+    aborts the sink (no half output under its name).
+    """
+    from segtools.errors import InputError
+
+    pending: list[Frame] = []
+
+    def images() -> Iterator[np.ndarray]:
+        for frame in frames:
+            if frame.index in sink.done:
+                continue
+            pending.append(frame)
+            yield frame.image
+
+    written = 0
+    try:
+        for result in process(images()):
+            frame = pending.pop(0)
+            sink.write(frame, result)
+            written += 1
+            if on_frame is not None:
+                on_frame(frame)
+    except InputError:  # a frame that cannot be decoded: keep what came before it
+        if written or sink.done:
+            sink.commit()
+        else:
+            sink.abort()
+        raise
+    except BaseException:
+        sink.abort()
+        raise
+    sink.commit()
+    return written
+
+
+def semantic_process(predictor, *, temporal=None, probs: bool = False) -> Callable[[Iterable[np.ndarray]], Iterator]:
+    """``process`` for :func:`run_frames`: a semantic ``predictor``'s labels per frame (H×W),
+    or with ``probs`` its C×H×W probabilities; with ``temporal`` (a
+    :class:`~segtools.inference.temporal.Temporal`) the probabilities are smoothed across
+    frames first."""
+    from segtools.labels import argmax_scores
+
+    def process(images: Iterable[np.ndarray]) -> Iterator:
+        if temporal is None and not probs:
+            yield from predictor.predict_many(images, labels=True)
+            return
+        scores = predictor.predict_many(images)
+        if temporal is not None:
+            from segtools.inference.temporal import smooth_probabilities
+
+            scores = smooth_probabilities(scores, temporal)
+        for score in scores:
+            yield np.array(score, copy=True) if probs else labels_of(score)
+
+    def labels_of(score: np.ndarray) -> np.ndarray:
+        if score.ndim == 3 and score.shape[0] > 1 and score.transpose(1, 2, 0).flags.c_contiguous:
+            return np.argmax(score.transpose(1, 2, 0), axis=-1).astype(np.uint8 if score.shape[0] <= 256 else np.uint16)
+        if score.ndim == 3 and score.shape[0] == 1:
+            return (score[0] > 0.5).astype(np.uint8)
+        return argmax_scores(score)
+
+    return process
+
+
+class LabelVideoSink:
+    """Write each frame's labels as a video frame in the class palette (ignore in black)."""
+
+    def __init__(self, writer, classes: ClassMeta) -> None:
+        self.writer, self.classes = writer, classes
+        self.done: set = set()
+        self._table: Optional[np.ndarray] = None
+
+    def write(self, frame: Frame, labels: np.ndarray) -> None:
+        from segtools.viz.colourise import colour_table
+
+        labels = np.asarray(labels)
+        top = int(labels.max(initial=0))
+        if self._table is None or top >= len(self._table):
+            self._table = colour_table(labels, self.classes)
+        self.writer.write(self._table[labels])
+
+    def commit(self) -> None:
+        self.writer.commit()
+
+    def abort(self) -> None:
+        self.writer.abort()
+
+
+class FrameFolderSink:
+    """One output file per frame under a folder, named by frame index (``000042.png``):
+    label PNGs with the class metadata, or ``.npz`` score maps with ``probs``. Each file is
+    written atomically as its frame is done, so a stopped run resumes where it stopped
+    (frames on disk are in ``done``)."""
+
+    def __init__(self, folder, classes: ClassMeta, *, probs: bool = False, resume: bool = True) -> None:
+        from segtools.io.video_out import FrameFolder
+
+        self.frames = FrameFolder(folder, ".npz" if probs else ".png")
+        self.classes, self.probs = classes, probs
+        self.done: set = set(self.frames.done) if resume else set()
+
+    def write(self, frame: Frame, result: np.ndarray) -> None:
+        from segtools.io.masks import write_label_mask, write_score_map
+
+        (write_score_map if self.probs else write_label_mask)(result, self.frames.path(frame.index), self.classes)
+
+    def commit(self) -> None:
+        pass
+
+    def abort(self) -> None:  # frames written so far are whole files: kept for resuming
+        pass
