@@ -226,3 +226,89 @@ def test_fill_that_is_a_class_keeps_the_ignore_index(cli, tmp_path):
     assert "unannotated pixels are class 0 '_background_'" in result.stderr
     other = cli("convert", tmp_path / "a.json", "--to", "mask", "--fill", "9")
     assert read_label_mask(other.stdout).meta.ignore_index == 9 and "unannotated" not in other.stderr
+
+
+# ---------------------------------------------------------------- a real gtFine folder (item 12)
+
+
+def _gtfine(tmp_path, frames=("aachen_000000_000019", "aachen_000001_000019")):
+    """gtFine/val/aachen/ as cityscapesScripts leaves it: four PNGs and a polygons JSON per frame."""
+    from segtools.formats import cityscapes
+    from segtools.io.presets import CITYSCAPES_LABELS
+
+    colours = {lab.id: lab.color for lab in CITYSCAPES_LABELS if lab.id >= 0}
+    city = tmp_path / "gtFine" / "val" / "aachen"
+    city.mkdir(parents=True)
+    out = {}
+    for k, frame in enumerate(frames):
+        label_ids = np.full((12, 16), 23, np.uint8)  # sky
+        label_ids[6:] = 7  # road
+        label_ids[0, :] = 1  # ego vehicle
+        instance_ids = label_ids.astype(np.uint16)
+        label_ids[7:10, 2:6] = 26
+        instance_ids[7:10, 2:6] = 26000 + k
+        label_ids[7:11, 9:11] = 24
+        instance_ids[7:11, 9:11] = 24000
+        label_ids[2:4, 12:15] = 26  # a car group without instance numbers
+        instance_ids[2:4, 12:15] = 26
+        base = city / f"{frame}_gtFine"
+        Image.fromarray(label_ids, "L").save(f"{base}_labelIds.png")
+        Image.fromarray(cityscapes.label_to_train(label_ids), "L").save(f"{base}_labelTrainIds.png")
+        Image.fromarray(instance_ids).save(f"{base}_instanceIds.png")
+        rgba = np.concatenate([np.asarray([colours[v] for v in label_ids.ravel()], np.uint8).reshape(12, 16, 3),
+                               np.full((12, 16, 1), 255, np.uint8)], axis=2)
+        Image.fromarray(rgba, "RGBA").save(f"{base}_color.png")
+        (city / f"{frame}_gtFine_polygons.json").write_text(json.dumps(
+            {"imgHeight": 12, "imgWidth": 16, "objects": [
+                {"label": "sky", "polygon": [[0, 0], [16, 0], [16, 6], [0, 6]]},
+                {"label": "car", "polygon": [[2, 7], [6, 7], [6, 10], [2, 10]]}]}))
+        out[frame] = label_ids, instance_ids
+    return tmp_path / "gtFine", out
+
+
+def test_gtfine_folder_to_coco_reads_each_frame_once_from_its_label_ids(cli, tmp_path):
+    root, frames = _gtfine(tmp_path)
+    result = cli("convert", root, "--to", "coco", "-o", tmp_path / "cs.json")
+    assert result.code == 0, result.stderr
+    data = json.loads((tmp_path / "cs.json").read_text())
+    assert [im["file_name"] for im in data["images"]] == [
+        f"val/aachen/{frame}_leftImg8bit.png" for frame in frames]
+    assert data["categories"][26]["name"] == "car" and len(data["categories"]) == 34
+    assert "Cityscapes frames read from _labelIds.png (the frame's other files not read): 2" in result.stderr
+    back = tmp_path / "back"
+    result = cli("convert", tmp_path / "cs.json", "--to", "mask", "-o", back)
+    assert result.code == 0, result.stderr
+    for frame, (label_ids, _) in frames.items():
+        np.testing.assert_array_equal(read_label_mask(back / "val" / "aachen" / f"{frame}_leftImg8bit.png").labels,
+                                      label_ids)
+
+
+def test_gtfine_folder_instances_and_trainids(cli, tmp_path):
+    from segtools.formats import cityscapes
+
+    root, frames = _gtfine(tmp_path)
+    result = cli("convert", root, "--from", "cityscapes-instances", "--to", "coco", "-o", tmp_path / "inst.json")
+    assert result.code == 0, result.stderr
+    data = json.loads((tmp_path / "inst.json").read_text())
+    assert len(data["images"]) == 2
+    per_image = [sorted((a["category_id"] - 1, a["iscrowd"], a["area"]) for a in data["annotations"]
+                        if a["image_id"] == im["id"]) for im in data["images"]]
+    assert per_image == [[(24, 0, 8), (26, 0, 12), (26, 1, 6)]] * 2
+    out = tmp_path / "train"
+    result = cli("convert", root, "--to", "trainids", "-o", out)
+    assert result.code == 0, result.stderr
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert written == [f"val/aachen/{f}_gtFine_labelIds.png" for f in frames]
+    for frame, (label_ids, _) in frames.items():
+        np.testing.assert_array_equal(read_label_mask(out / "val" / "aachen" / f"{frame}_gtFine_labelIds.png").labels,
+                                      cityscapes.label_to_train(label_ids))
+
+
+def test_gtfine_frame_with_only_a_colour_png_is_one_line_error(cli, tmp_path):
+    root, frames = _gtfine(tmp_path, frames=("bonn_000000_000019",))
+    for kind in ("labelIds", "labelTrainIds", "instanceIds"):
+        (root / "val" / "aachen" / f"bonn_000000_000019_gtFine_{kind}.png").unlink()
+    result = cli("convert", root, "--to", "coco", "-o", tmp_path / "x.json")
+    assert_one_line_error(result)
+    assert "no _labelIds.png" in result.stderr and "_color.png" in result.stderr
+    assert not (tmp_path / "x.json").exists()

@@ -9,6 +9,10 @@ counted as lossy by the caller.
 
 from __future__ import annotations
 
+import re
+from pathlib import PurePosixPath
+from typing import Sequence
+
 import numpy as np
 
 from segtools.errors import InputError
@@ -55,3 +59,72 @@ def split_instance_ids(instance_ids: np.ndarray, name: str = "instanceIds") -> t
     if label_ids.max(initial=0) > 33 or label_ids.min(initial=0) < 0:
         raise InputError(f"{name}: not Cityscapes instanceIds (class part outside 0..33)")
     return label_ids.astype(np.uint8), np.where(is_instance, ids % 1000, 0)
+
+
+# ---------------------------------------------------------------- a gtFine folder: one file per frame
+
+#: The files cityscapesScripts writes for each frame, by suffix.
+FRAME_FILE = re.compile(r"^(?P<frame>.+)_(?P<set>gtFine|gtCoarse)_(?P<kind>color|labelIds|labelTrainIds|instanceIds)"
+                        r"\.png$")
+
+
+def train_names() -> tuple[str, ...]:
+    """Names of trainIds 0..18."""
+    names = {lab.train_id: lab.name for lab in CITYSCAPES_LABELS if lab.train_id not in (255, -1)}
+    return tuple(names[i] for i in range(len(names)))
+
+
+def pick_frame_files(items: Sequence, source: str = "auto", summary=None) -> tuple[list, tuple[str, ...] | None, str | None]:
+    """One file per Cityscapes frame out of a gtFine/gtCoarse folder's four PNGs.
+
+    ``source`` ``cityscapes-instances`` or ``instances`` takes ``_instanceIds.png``; anything
+    else ``_labelIds.png`` (``_labelTrainIds.png`` where a frame has no labelIds). The
+    ``_color.png`` previews are never read. Returns (the items to read, the class names of
+    the files picked — labelIds or trainIds names, None for instanceIds — and the Cityscapes
+    interpretation ``cityscapes``/``semantic``, or None when no item is a Cityscapes file).
+    Files of other names are kept as they are. Counted in ``summary``.
+    """
+    frames: dict[tuple[str, str], dict[str, object]] = {}
+    others = []
+    for item in items:
+        match = FRAME_FILE.match(PurePosixPath(str(item.rel)).name)
+        if match is None:
+            others.append(item)
+            continue
+        parent = str(PurePosixPath(str(item.rel)).parent)
+        frames.setdefault((parent, match["frame"] + "_" + match["set"]), {})[match["kind"]] = item
+    if not frames:
+        return list(items), None, None
+    wanted = "instanceIds" if source in ("cityscapes-instances", "instances") else "labelIds"
+    picked, kinds = [], set()
+    for (parent, frame), files in sorted(frames.items()):
+        kind = wanted if wanted in files else "labelTrainIds" if wanted == "labelIds" and "labelTrainIds" in files else None
+        if kind is None:
+            have = ", ".join(f"_{k}.png" for k in sorted(files))
+            raise InputError(f"{parent}/{frame}: no _{wanted}.png for this Cityscapes frame (it has {have}; "
+                             "colour previews are not read)")
+        kinds.add(kind)
+        picked.append(files[kind])
+        if summary is not None:
+            summary.add(f"Cityscapes frames read from _{kind}.png (the frame's other files not read)")
+            summary.add("Cityscapes files beside them not read", len(files) - 1)
+    if len(kinds) > 1:
+        raise InputError("some Cityscapes frames have _labelIds.png and others only _labelTrainIds.png; "
+                         "convert them separately")
+    kind = kinds.pop()
+    names = None if kind == "instanceIds" else label_names() if kind == "labelIds" else train_names()
+    return others + picked, names, ("cityscapes" if kind == "instanceIds" else "semantic")
+
+
+def photo_names(items: Sequence) -> dict[str, str]:
+    """Pairing key → the frame's photo name (``<frame>_leftImg8bit.png``, same folder), what
+    Cityscapes-to-COCO converters put in ``file_name``."""
+    from segtools.io.batch import pairing_key
+
+    out = {}
+    for item in items:
+        rel = PurePosixPath(str(item.rel))
+        match = FRAME_FILE.match(rel.name)
+        photo = rel.parent / f"{match['frame']}_leftImg8bit.png" if match is not None else rel
+        out[pairing_key(str(item.rel))] = str(photo)
+    return out

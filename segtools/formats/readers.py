@@ -55,16 +55,23 @@ def read_mask_files(specs, payload, options: ConvertOptions, summary: Summary) -
     categories = _categories(meta)
     data = payload if isinstance(payload, bytes) else None
     items = expand_inputs(specs, extensions=(".png", ".npy")) if data is None else expand_inputs(specs)
+    from segtools.formats import cityscapes  # a gtFine folder: one of each frame's four PNGs
+
+    items, city_names, city_kind = cityscapes.pick_frame_files(items, options.source, summary)
+    if city_names and meta is None:
+        categories = Categories(names=city_names)
     ignore = meta.ignore_index if meta is not None else 255
     skip = [_skip_label(meta, s) for s in options.skip] if options.skip else ([ignore] if ignore is not None else [])
     images_root = _images_root(options)
     names = image_names(images_root)
+    if city_kind is not None and names is None:
+        names = cityscapes.photo_names(items)
     colours = meta if options.palette else None
     own_void = not options.skip and meta is None  # the masks' own metadata decides what is void
     reading = masks.MaskReading(
         colours, tuple(skip), "rle" if options.rle else "polygon", options.epsilon, options.holes,
         not options.per_class, skip_own_ignore=own_void,
-        interpret=MASK_SOURCES[options.source] if options.source in MASK_SOURCES else "auto")
+        interpret=city_kind or MASK_SOURCES.get(options.source, "auto"))
     records = lambda tick: masks.read_masks(  # noqa: E731
         items, categories, summary, reading, image_names=names, jobs=options.jobs, tick=tick, data=data)
     unlabelled = skip[0] if len(skip) == 1 and not own_void else None
