@@ -130,3 +130,51 @@ def summarise(logits: np.ndarray) -> dict[str, np.ndarray]:
         "channel_mean": logits[0].mean(axis=(1, 2)).astype(np.float64),
         "channel_abs_mean": np.abs(logits[0]).mean(axis=(1, 2)).astype(np.float64),
     }
+
+
+# --- Segment Anything (tools/make_sam_golden.py, tests/test_sam_golden.py) -------------------
+SAM_GOLDEN_DIR = GOLDEN_DIR / "sam"
+SAM_IMAGE_SHAPE = (150, 200, 3)  # non-square: resized to 192x256 and padded to 256x256
+SAM_IMAGE_SEED = 20240609
+#: a small ViT (256-pixel input, 16x16 embedding grid, windows of 7 with padding, two global
+#: blocks) in front of SAM's full-size prompt encoder and mask decoder
+SAM_TINY = {"img_size": 256, "patch_size": 16, "embed_dim": 64, "depth": 4, "num_heads": 4,
+            "window_size": 7, "global_attn": (1, 3)}
+
+
+def sam_golden_image() -> np.ndarray:
+    """A fixed H×W×3 uint8 picture: a gradient, two rectangles, a disc and some noise."""
+    h, w, _ = SAM_IMAGE_SHAPE
+    rng = np.random.default_rng(SAM_IMAGE_SEED)
+    yy, xx = np.mgrid[0:h, 0:w]
+    image = np.stack([xx * 255 / w, yy * 255 / h, np.full((h, w), 90.0)], axis=-1)
+    image[20:70, 30:90] = (220, 40, 40)
+    image[90:140, 120:190] = (30, 200, 60)
+    image[(yy - 60) ** 2 + (xx - 150) ** 2 < 25 ** 2] = (40, 60, 230)
+    image += rng.normal(0, 8, image.shape)
+    return image.clip(0, 255).astype(np.uint8)
+
+
+#: prompt cases: name → points (B×N×2), labels (B×N), boxes (B×4), multimask, mask input from
+SAM_PROMPT_CASES: dict[str, dict] = {
+    "point": {"points": [[[60.0, 45.0]]], "labels": [[1]], "multimask": True},
+    "points_fg_bg": {"points": [[[155.0, 130.0], [60.0, 45.0]]], "labels": [[1, 0]], "multimask": False},
+    "box": {"boxes": [[28.0, 18.0, 92.0, 72.0]], "multimask": False},
+    "box_point": {"boxes": [[118.0, 88.0, 192.0, 142.0]], "points": [[[150.0, 110.0]]], "labels": [[1]],
+                  "multimask": False},
+    "boxes3": {"boxes": [[28.0, 18.0, 92.0, 72.0], [118.0, 88.0, 192.0, 142.0], [124.5, 34.0, 176.0, 86.25]],
+               "multimask": True},
+    "mask_refine": {"points": [[[60.0, 45.0], [80.0, 60.0]]], "labels": [[1, 1]], "multimask": False,
+                    "mask_from": "point"},
+}
+
+#: automatic mask generation cases (SamAutomaticMaskGenerator keyword arguments)
+SAM_AMG_CASES: dict[str, dict] = {
+    "amg16": {"points_per_side": 16, "points_per_batch": 64, "pred_iou_thresh": 0.0,
+              "stability_score_thresh": 0.6, "box_nms_thresh": 0.7},
+    "amg_crops": {"points_per_side": 8, "points_per_batch": 50, "pred_iou_thresh": 0.0,
+                  "stability_score_thresh": 0.6, "box_nms_thresh": 0.7, "crop_n_layers": 1,
+                  "crop_n_points_downscale_factor": 2},
+    "amg_min_region": {"points_per_side": 12, "points_per_batch": 64, "pred_iou_thresh": 0.0,
+                       "stability_score_thresh": 0.6, "box_nms_thresh": 0.7, "min_mask_region_area": 40},
+}

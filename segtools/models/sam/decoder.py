@@ -1,0 +1,224 @@
+"""SAM's prompt encoder and mask decoder (``prompt_encoder.*``, ``mask_decoder.*`` of the
+published checkpoints; MobileSAM shares them).
+
+Coordinates given to :class:`PromptEncoder` are in pixels of the padded model input
+(``input_size``×``input_size``), x before y; labels 1 foreground, 0 background, -1 padding;
+a box is its two corners.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segtools.models.sam.vit import LayerNorm2d, MLPBlock
+
+
+class RandomFourierPositions(nn.Module):
+    """Positional encoding by random spatial frequencies (``positional_encoding_gaussian_matrix``)."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.register_buffer("positional_encoding_gaussian_matrix", torch.randn(2, features))
+
+    def encode(self, unit_coords: torch.Tensor) -> torch.Tensor:
+        """Coordinates in [0, 1] (…×2, x then y) → …×2·features."""
+        angles = (2 * unit_coords - 1) @ self.positional_encoding_gaussian_matrix
+        angles = 2 * math.pi * angles
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+    def grid(self, h: int, w: int) -> torch.Tensor:
+        """Encoding of every cell centre of an h×w grid: C×h×w."""
+        device = self.positional_encoding_gaussian_matrix.device
+        ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
+        xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
+        coords = torch.stack([xs[None, :].expand(h, w), ys[:, None].expand(h, w)], dim=-1)
+        return self.encode(coords).permute(2, 0, 1)
+
+    def points(self, coords: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Pixel coordinates (B×N×2, any float dtype) in an image of ``size`` (h, w) → B×N×C."""
+        unit = torch.stack([coords[..., 0] / size[1], coords[..., 1] / size[0]], dim=-1)
+        return self.encode(unit.to(torch.float32))
+
+
+class PromptEncoder(nn.Module):
+    def __init__(self, embed_dim: int = 256, embedding_size: tuple[int, int] = (64, 64),
+                 input_size: tuple[int, int] = (1024, 1024), mask_in_chans: int = 16) -> None:
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.input_image_size = input_size
+        self.image_embedding_size = embedding_size
+        self.pe_layer = RandomFourierPositions(embed_dim // 2)
+        # 0 background point, 1 foreground point, 2 and 3 the box corners
+        self.point_embeddings = nn.ModuleList(nn.Embedding(1, embed_dim) for _ in range(4))
+        self.not_a_point_embed = nn.Embedding(1, embed_dim)
+        self.mask_downscaling = nn.Sequential(
+            nn.Conv2d(1, mask_in_chans // 4, kernel_size=2, stride=2),
+            LayerNorm2d(mask_in_chans // 4), nn.GELU(),
+            nn.Conv2d(mask_in_chans // 4, mask_in_chans, kernel_size=2, stride=2),
+            LayerNorm2d(mask_in_chans), nn.GELU(),
+            nn.Conv2d(mask_in_chans, embed_dim, kernel_size=1),
+        )
+        self.no_mask_embed = nn.Embedding(1, embed_dim)
+
+    def dense_positions(self) -> torch.Tensor:
+        """1×C×h×w encoding of the image embedding grid."""
+        return self.pe_layer.grid(*self.image_embedding_size)[None]
+
+    def _points(self, coords: torch.Tensor, labels: torch.Tensor, pad: bool) -> torch.Tensor:
+        coords = coords + 0.5  # pixel centres
+        if pad:  # without a box, one padding point ends the sequence (as the model was trained)
+            coords = torch.cat([coords, coords.new_zeros(coords.shape[0], 1, 2)], dim=1)
+            labels = torch.cat([labels, labels.new_full((labels.shape[0], 1), -1)], dim=1)
+        embedding = self.pe_layer.points(coords, self.input_image_size)
+        labels = labels[..., None]
+        embedding = torch.where(labels == -1, self.not_a_point_embed.weight, embedding)
+        embedding = embedding + torch.where(labels == 0, self.point_embeddings[0].weight, 0.0)
+        return embedding + torch.where(labels == 1, self.point_embeddings[1].weight, 0.0)
+
+    def _boxes(self, boxes: torch.Tensor) -> torch.Tensor:
+        corners = self.pe_layer.points((boxes + 0.5).reshape(-1, 2, 2), self.input_image_size)
+        corner_kind = torch.cat([self.point_embeddings[2].weight, self.point_embeddings[3].weight])
+        return corners + corner_kind
+
+    def forward(self, points: tuple[torch.Tensor, torch.Tensor] | None, boxes: torch.Tensor | None,
+                masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sparse (B×N×C) and dense (B×C×h×w) prompt embeddings."""
+        batch = next((t.shape[0] for t in (points[0] if points else None, boxes, masks) if t is not None), 1)
+        device = self.no_mask_embed.weight.device
+        sparse = [torch.empty(batch, 0, self.embed_dim, device=device)]
+        if points is not None:
+            sparse.append(self._points(points[0], points[1], pad=boxes is None))
+        if boxes is not None:
+            sparse.append(self._boxes(boxes))
+        if masks is not None:
+            dense = self.mask_downscaling(masks)
+        else:
+            dense = self.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(batch, -1, *self.image_embedding_size)
+        return torch.cat(sparse, dim=1), dense
+
+
+class TokenAttention(nn.Module):
+    """Attention with the projections narrowed by ``downsample`` (``q/k/v/out_proj``)."""
+
+    def __init__(self, dim: int, heads: int, downsample: int = 1) -> None:
+        super().__init__()
+        inner = dim // downsample
+        self.heads = heads
+        self.q_proj = nn.Linear(dim, inner)
+        self.k_proj = nn.Linear(dim, inner)
+        self.v_proj = nn.Linear(dim, inner)
+        self.out_proj = nn.Linear(inner, dim)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        return x.reshape(b, n, self.heads, c // self.heads).transpose(1, 2)
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        out = F.scaled_dot_product_attention(self._split(self.q_proj(q)), self._split(self.k_proj(k)),
+                                             self._split(self.v_proj(v)))
+        b, _, n, _ = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(b, n, -1))
+
+
+class TwoWayBlock(nn.Module):
+    """Token self-attention, token→image, MLP on tokens, image→token (with norms)."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, downsample: int, skip_first_pe: bool) -> None:
+        super().__init__()
+        self.self_attn = TokenAttention(dim, heads)
+        self.norm1 = nn.LayerNorm(dim)
+        self.cross_attn_token_to_image = TokenAttention(dim, heads, downsample)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = MLPBlock(dim, mlp_dim, nn.ReLU)
+        self.norm3 = nn.LayerNorm(dim)
+        self.norm4 = nn.LayerNorm(dim)
+        self.cross_attn_image_to_token = TokenAttention(dim, heads, downsample)
+        self.skip_first_layer_pe = skip_first_pe
+
+    def forward(self, queries, keys, query_pe, key_pe):
+        if self.skip_first_layer_pe:
+            queries = self.self_attn(queries, queries, queries)
+        else:
+            q = queries + query_pe
+            queries = queries + self.self_attn(q, q, queries)
+        queries = self.norm1(queries)
+        k = keys + key_pe
+        queries = self.norm2(queries + self.cross_attn_token_to_image(queries + query_pe, k, keys))
+        queries = self.norm3(queries + self.mlp(queries))
+        keys = self.norm4(keys + self.cross_attn_image_to_token(k, queries + query_pe, queries))
+        return queries, keys
+
+
+class TwoWayTransformer(nn.Module):
+    def __init__(self, depth: int = 2, dim: int = 256, heads: int = 8, mlp_dim: int = 2048, downsample: int = 2) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(TwoWayBlock(dim, heads, mlp_dim, downsample, i == 0) for i in range(depth))
+        self.final_attn_token_to_image = TokenAttention(dim, heads, downsample)
+        self.norm_final_attn = nn.LayerNorm(dim)
+
+    def forward(self, image: torch.Tensor, image_pe: torch.Tensor, tokens: torch.Tensor):
+        keys = image.flatten(2).permute(0, 2, 1)
+        key_pe = image_pe.flatten(2).permute(0, 2, 1)
+        queries = tokens
+        for layer in self.layers:
+            queries, keys = layer(queries, keys, tokens, key_pe)
+        out = self.final_attn_token_to_image(queries + tokens, keys + key_pe, keys)
+        return self.norm_final_attn(queries + out), keys
+
+
+class MLP(nn.Module):
+    """``layers.0…`` linear layers with ReLU between them."""
+
+    def __init__(self, dim_in: int, hidden: int, dim_out: int, depth: int) -> None:
+        super().__init__()
+        dims = [dim_in] + [hidden] * (depth - 1) + [dim_out]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = F.relu(x)
+        return x
+
+
+class MaskDecoder(nn.Module):
+    """Image embedding + prompt tokens → mask logits at 4× the embedding grid, and IoU predictions."""
+
+    def __init__(self, dim: int = 256, multimask: int = 3, depth: int = 2, heads: int = 8, mlp_dim: int = 2048,
+                 iou_depth: int = 3, iou_hidden: int = 256) -> None:
+        super().__init__()
+        self.transformer = TwoWayTransformer(depth, dim, heads, mlp_dim)
+        self.num_mask_tokens = multimask + 1
+        self.iou_token = nn.Embedding(1, dim)
+        self.mask_tokens = nn.Embedding(self.num_mask_tokens, dim)
+        self.output_upscaling = nn.Sequential(
+            nn.ConvTranspose2d(dim, dim // 4, kernel_size=2, stride=2), LayerNorm2d(dim // 4), nn.GELU(),
+            nn.ConvTranspose2d(dim // 4, dim // 8, kernel_size=2, stride=2), nn.GELU(),
+        )
+        self.output_hypernetworks_mlps = nn.ModuleList(MLP(dim, dim, dim // 8, 3) for _ in range(self.num_mask_tokens))
+        self.iou_prediction_head = MLP(dim, iou_hidden, self.num_mask_tokens, iou_depth)
+
+    def forward(self, image_embedding: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor,
+                dense: torch.Tensor, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """``image_embedding`` 1×C×h×w (shared by the B prompts); returns B×M×4h×4w logits and
+        B×M IoU predictions, M = 3 with ``multimask`` (the disambiguating masks) else 1."""
+        output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        tokens = torch.cat([output_tokens[None].expand(sparse.shape[0], -1, -1), sparse], dim=1)
+        b = tokens.shape[0]
+        src = image_embedding.expand(b, -1, -1, -1) + dense
+        pos = image_pe.expand(b, -1, -1, -1)
+        _, c, h, w = src.shape
+        hs, src = self.transformer(src, pos, tokens)
+        mask_tokens = hs[:, 1: 1 + self.num_mask_tokens]
+        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+        hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
+        _, c2, h2, w2 = upscaled.shape
+        masks = (hyper @ upscaled.reshape(b, c2, h2 * w2)).reshape(b, -1, h2, w2)
+        iou = self.iou_prediction_head(hs[:, 0])
+        chosen = slice(1, None) if multimask else slice(0, 1)
+        return masks[:, chosen], iou[:, chosen]
