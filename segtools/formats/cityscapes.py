@@ -78,7 +78,8 @@ def pick_frame_files(items: Sequence, source: str = "auto", summary=None) -> tup
     """One file per Cityscapes frame out of a gtFine/gtCoarse folder's four PNGs.
 
     ``source`` ``cityscapes-instances`` or ``instances`` takes ``_instanceIds.png``; anything
-    else ``_labelIds.png`` (``_labelTrainIds.png`` where a frame has no labelIds). The
+    else ``_labelIds.png`` (``_labelTrainIds.png`` where a frame has no labelIds; with ``auto``
+    a frame that has only ``_instanceIds.png`` is read from it). The
     ``_color.png`` previews are never read. Returns (the items to read, the class names of
     the files picked — labelIds or trainIds names, None for instanceIds — and the Cityscapes
     interpretation ``cityscapes``/``semantic``, or None when no item is a Cityscapes file).
@@ -96,12 +97,16 @@ def pick_frame_files(items: Sequence, source: str = "auto", summary=None) -> tup
     if not frames:
         return list(items), None, None
     wanted = "instanceIds" if source in ("cityscapes-instances", "instances") else "labelIds"
+    # a semantic reading falls back to trainIds; a frame given only as instanceIds is read as them
+    order = [wanted] if wanted == "instanceIds" else ["labelIds", "labelTrainIds"] + (
+        ["instanceIds"] if source == "auto" else [])
     picked, kinds = [], set()
     for (parent, frame), files in sorted(frames.items()):
-        kind = wanted if wanted in files else "labelTrainIds" if wanted == "labelIds" and "labelTrainIds" in files else None
+        kind = next((k for k in order if k in files), None)
         if kind is None:
             have = ", ".join(f"_{k}.png" for k in sorted(files))
-            raise InputError(f"{parent}/{frame}: no _{wanted}.png for this Cityscapes frame (it has {have}; "
+            where = frame if parent in ("", ".") else f"{parent}/{frame}"
+            raise InputError(f"{where}: no _{wanted}.png for this Cityscapes frame (it has {have}; "
                              "colour previews are not read)")
         kinds.add(kind)
         picked.append(files[kind])
@@ -109,8 +114,8 @@ def pick_frame_files(items: Sequence, source: str = "auto", summary=None) -> tup
             summary.add(f"Cityscapes frames read from _{kind}.png (the frame's other files not read)")
             summary.add("Cityscapes files beside them not read", len(files) - 1)
     if len(kinds) > 1:
-        raise InputError("some Cityscapes frames have _labelIds.png and others only _labelTrainIds.png; "
-                         "convert them separately")
+        raise InputError("the Cityscapes frames are not all of one kind (" + ", ".join(
+            f"_{k}.png" for k in sorted(kinds)) + "); convert them separately")
     kind = kinds.pop()
     names = None if kind == "instanceIds" else label_names() if kind == "labelIds" else train_names()
     return others + picked, names, ("cityscapes" if kind == "instanceIds" else "semantic")
