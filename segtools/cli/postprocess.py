@@ -18,6 +18,7 @@ from typing_extensions import Annotated
 
 from segtools.cli.common import progress
 from segtools.cli.options import ClassesOpt, IgnoreOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt
+from segtools.cli.video_opts import CodecOpt, EndOpt, EveryOpt, MaxFramesOpt, StartOpt
 from segtools.errors import UsageError
 
 ORDER_HELP = "map,smooth,open,close,erode,dilate,min-area,fill-holes,keep-largest"
@@ -87,6 +88,11 @@ def postprocess(
     meta: Annotated[Optional[str], typer.Option("--meta", hidden=True, help="Old name of --classes.")] = None,
     jobs: JobsOpt = 1,
     overwrite: OverwriteOpt = False,
+    every: EveryOpt = 1,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    max_frames: MaxFramesOpt = None,
+    codec: CodecOpt = None,
 ) -> None:
     """Clean up label masks: threshold or argmax score maps, then morphology, then write label masks (PNG, class metadata kept).
 
@@ -95,6 +101,8 @@ def postprocess(
     Example:  segtools predict img.png --probs | segtools postprocess -t 0.5 --open 3 --min-area 64 > m.png
 
     Example:  segtools postprocess masks/ -o clean/ --min-area 100 --fill-holes 200 --jobs 2
+
+    Video: a mask video (classes from NAME.classes.json beside it, or --classes) or, with -o out.mkv or a video option, a folder of frame masks; see docs/video.md.
     """
     from segtools.cli import postprocess_spec as spec
     from segtools.cli.options import parameters_as_flags
@@ -119,6 +127,15 @@ def postprocess(
     with parameters_as_flags(FLAGS):
         options.validate()
         specs = inputs or ["-"]
+        from segtools.cli.video_opts import video_request
+
+        video = video_request(specs, output, every=every, start=start, end=end, max_frames=max_frames, codec=codec,
+                              overwrite=overwrite)
+        if video is not None:
+            from segtools.cli.video_tools import postprocess_video
+
+            postprocess_video(video, options)
+            return
         items = expand_inputs(specs)
         targets = output_targets(items, specs, output, ".png", overwrite)
         with progress(len(items), "postprocess") as advance:

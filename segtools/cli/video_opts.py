@@ -89,9 +89,11 @@ class VideoRequest:
 def video_request(specs: Sequence[str], output: Optional[str], *, camera: Optional[int] = None, every: int = 1,
                   start: Optional[str] = None, end: Optional[str] = None, max_frames: Optional[int] = None,
                   temporal: Optional[str] = None, fps_limit: Optional[float] = None, codec: Optional[str] = None,
-                  overwrite: bool = False) -> Optional[VideoRequest]:
+                  overwrite: bool = False, over: Optional[str] = None) -> Optional[VideoRequest]:
     """A :class:`VideoRequest` when the inputs are a video, else ``None`` (the command runs
-    as over images). Options that only make sense for a video, given for images, are refused."""
+    as over images). A folder is a video's frames when the output is a video file, a video
+    option is given, or ``over`` (visualize's photos) is a video. Options that only make
+    sense for a video, given for images, are refused."""
     from segtools.io.video import is_video_file, is_video_spec
 
     specs = [s for s in specs if s != "-"] if camera is not None else list(specs)
@@ -99,15 +101,19 @@ def video_request(specs: Sequence[str], output: Optional[str], *, camera: Option
                                       ("--max-frames", max_frames), ("--temporal", temporal),
                                       ("--fps-limit", fps_limit), ("--codec", codec)) if value]
     video_out = output not in (None, "-") and is_video_file(output)
+    over_video = over is not None and is_video_spec(over)
     if camera is not None:
         if specs:
             raise UsageError(f"--camera {camera} is the input: drop {specs[0]!r} (or use cam:{camera} as the input)")
         source = f"cam:{camera}"
-    elif len(specs) == 1 and (is_video_spec(specs[0]) or os.path.isdir(specs[0]) and (video_out or asked)):
+    elif len(specs) == 1 and (is_video_spec(specs[0]) or os.path.isdir(specs[0]) and (video_out or asked or over_video)):
         source = specs[0]
     elif any(is_video_spec(s) for s in specs):
         raise UsageError("one video at a time: give one video file, camera or stream (or a frame folder)")
     else:
+        if over_video:
+            raise UsageError(f"--over {over}: a video pairs with a mask video or a folder of frame masks, "
+                             "not with mask files")
         if asked:
             raise UsageError(f"{asked[0]} applies to a video input: give a video file, cam:N, a stream URL, or a frame "
                              "folder with -o out.mp4")
@@ -117,7 +123,7 @@ def video_request(specs: Sequence[str], output: Optional[str], *, camera: Option
     from segtools.io.video import FrameRange
 
     if output in (None, "-"):
-        raise UsageError("a video's predictions need -o out.mp4 (a video) or -o DIR (one file per frame)")
+        raise UsageError("a video input needs -o out.mp4 (a video) or -o DIR (one file per frame)")
     with parameters_as_flags(FLAGS):
         selection = FrameRange(every, parse_frame_or_time(start, "--start"), parse_frame_or_time(end, "--end"),
                                max_frames)
@@ -211,34 +217,44 @@ class RateMeter:
         return self.count / elapsed
 
 
-def run_request(request: VideoRequest, process, label: str, make_sink) -> int:
-    """Open the source, run the frame loop into the sink ``make_sink(source)`` builds, and
-    report; returns the number of frames written. A signal stops it cleanly: the output is
-    kept, and the command exits 0 for a live source (which has no end), else 130 (SIGINT) or
-    143 (SIGTERM)."""
+def run_request(request: VideoRequest, process, label: str, make_sink, open_frames=None) -> int:
+    """Open the source (``open_frames()`` → ``(frames, source)``, by default the request's
+    video), run the frame loop into the sink ``make_sink(source)`` builds, and report;
+    returns the number of frames written. A signal stops it cleanly: the output is kept, and
+    the command exits 0 for a live source (which has no end), else 130 (SIGINT) or 143
+    (SIGTERM)."""
     from segtools.cli.common import info
     from segtools.cli.options import parameters_as_flags
     from segtools.inference.video import run_frames
     from segtools.io.video import open_source, prefetch
 
-    with parameters_as_flags(FLAGS), open_source(request.source) as source:
-        sink = make_sink(source)
-        if sink.done:
-            info(f"resuming: {len(sink.done)} frame(s) already in {request.output}")
-        meter = RateMeter(label, source.frame_count)
-        with stop_on_signals(source) as stop:
-            frames = throttle(source.frames(request.selection), request.fps_limit, source.live)
-            try:
-                written = run_frames(prefetch(frames, stop=source.stop, latest=source.live), process, sink, on_frame=meter)
-            finally:
-                rate = meter.close()
-        if stop.signal is not None:
-            name = "interrupt" if stop.signal == signal.SIGINT else "terminate signal"
-            info(f"stopped by {name} after {written} frame(s); {request.output} is complete up to there")
-            if not source.live:
-                raise typer.Exit(128 + stop.signal)
+    with parameters_as_flags(FLAGS):
+        if open_frames is None:
+            source = open_source(request.source)
+            frames = source.frames(request.selection)
         else:
-            info(f"{written} frame(s) to {request.output} ({rate:.1f} frames/s)")
+            frames, source = open_frames()
+        try:
+            sink = make_sink(source)
+            if sink.done:
+                info(f"resuming: {len(sink.done)} frame(s) already in {request.output}")
+            meter = RateMeter(label, source.frame_count)
+            with stop_on_signals(source) as stop:
+                frames = throttle(frames, request.fps_limit, source.live)
+                try:
+                    written = run_frames(prefetch(frames, stop=source.stop, latest=source.live), process, sink,
+                                         on_frame=meter)
+                finally:
+                    rate = meter.close()
+        finally:
+            source.close()
+    if stop.signal is not None:
+        name = "interrupt" if stop.signal == signal.SIGINT else "terminate signal"
+        info(f"stopped by {name} after {written} frame(s); {request.output} is complete up to there")
+        if not source.live:
+            raise typer.Exit(128 + stop.signal)
+    else:
+        info(f"{written} frame(s) to {request.output} ({rate:.1f} frames/s)")
     return written
 
 

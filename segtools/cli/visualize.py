@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 
 from segtools.cli.common import info, progress
 from segtools.cli.options import ClassesOpt, FormatOpt, IgnoreOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt
+from segtools.cli.video_opts import CodecOpt, EndOpt, EveryOpt, MaxFramesOpt, StartOpt
 
 DEFAULT_COMMAND = "draw"
 
@@ -110,12 +111,19 @@ def draw_command(
         "--allow-missing", help="Skip masks without a matching image or ground truth instead of failing.")] = False,
     jobs: JobsOpt = 1,
     overwrite: OverwriteOpt = False,
+    every: EveryOpt = 1,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    max_frames: MaxFramesOpt = None,
+    codec: CodecOpt = None,
 ) -> None:
     """Draw masks: colourised, over an image, as error maps, panels, heatmaps or an HTML report.
 
     PNG goes to -o FILE or stdout; JPEG when -o ends in .jpg; a batch (folder, glob, several masks) needs -o DIR and keeps relative names.
 
     Example: segtools visualize pred.png --gt gt.png --over img.png --panel -o compare.png
+
+    Video: a mask video or a folder of frame masks, over a video (--over clip.mp4, frames paired by index), to -o out.mp4 or -o DIR; see docs/video.md.
     """
     from segtools.cli.options import parameters_as_flags, parse_ignore
     from segtools.errors import UsageError
@@ -131,6 +139,19 @@ def draw_command(
     if colour_map not in COLOUR_MAPS:
         raise UsageError(f"--colormap must be one of {', '.join(COLOUR_MAPS)}, not {colour_map!r}")
     class_meta = _load_classes(classes)
+    from segtools.cli.video_opts import video_request
+
+    video = video_request(masks or ["-"], output, every=every, start=start, end=end, max_frames=max_frames,
+                          codec=codec, overwrite=overwrite, over=over)
+    if video is not None:
+        from segtools.cli.video_tools import visualize_video
+
+        if errors or panel or report or gt is not None:
+            raise UsageError("--errors, --panel, --report and --gt work on images; a video is drawn plain or --over")
+        with parameters_as_flags(FLAGS):
+            visualize_video(video, over, class_meta, _load_classes(palette) if palette else None, alpha=alpha,
+                            contours=contours, thickness=thickness, ext=ext)
+        return
     with parameters_as_flags(FLAGS):
         options = DrawOptions(
             mode="errors" if errors else "panel" if panel else "mask", classes=class_meta,

@@ -111,27 +111,63 @@ def semantic_process(predictor, *, temporal=None, probs: bool = False) -> Callab
 
 
 class LabelVideoSink:
-    """Write each frame's labels as a video frame in the class palette (ignore in black)."""
+    """Write each frame's labels as a video frame in the class palette (ignore in black),
+    and the class metadata beside the video (:func:`segtools.io.mask_video.sidecar_path`)."""
 
     def __init__(self, writer, classes: ClassMeta) -> None:
+        from segtools.io.mask_video import colour_table
+
         self.writer, self.classes = writer, classes
         self.done: set = set()
-        self._table: Optional[np.ndarray] = None
+        self._table = colour_table(classes)
 
     def write(self, frame: Frame, labels: np.ndarray) -> None:
-        from segtools.viz.colourise import colour_table
+        from segtools.io.mask_video import colour_table, labels_to_frame
 
         labels = np.asarray(labels)
-        top = int(labels.max(initial=0))
-        if self._table is None or top >= len(self._table):
-            self._table = colour_table(labels, self.classes)
-        self.writer.write(self._table[labels])
+        if int(labels.max(initial=0)) >= len(self._table):
+            self._table = colour_table(self.classes, int(labels.max()) + 1)
+        self.writer.write(labels_to_frame(labels, self._table))
 
     def commit(self) -> None:
-        self.writer.commit()
+        from segtools.io.mask_video import write_sidecar
+
+        path = self.writer.commit()
+        write_sidecar(path, self.classes, allow_overwrite=True)
 
     def abort(self) -> None:
         self.writer.abort()
+
+
+class PictureSink:
+    """Write each frame's picture (H×W×3 RGB): into a video (a
+    :class:`~segtools.io.video_out.VideoFileWriter`), or as ``000042.png`` under a folder."""
+
+    def __init__(self, writer=None, folder=None, suffix: str = ".png") -> None:
+        self.writer = writer
+        self.frames = None
+        self.done: set = set()
+        if folder is not None:
+            from segtools.io.video_out import FrameFolder
+
+            self.frames = FrameFolder(folder, suffix)
+            self.done = set(self.frames.done)
+
+    def write(self, frame: Frame, picture: np.ndarray) -> None:
+        if self.writer is not None:
+            self.writer.write(picture)
+            return
+        from segtools.io.images import write_image
+
+        write_image(picture, self.frames.path(frame.index))
+
+    def commit(self) -> None:
+        if self.writer is not None:
+            self.writer.commit()
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
 
 
 class FrameFolderSink:
@@ -150,7 +186,10 @@ class FrameFolderSink:
     def write(self, frame: Frame, result: np.ndarray) -> None:
         from segtools.io.masks import write_label_mask, write_score_map
 
-        (write_score_map if self.probs else write_label_mask)(result, self.frames.path(frame.index), self.classes)
+        classes = self.classes
+        if isinstance(result, tuple):  # (labels, their own metadata), e.g. instance ids per frame
+            result, classes = result
+        (write_score_map if self.probs else write_label_mask)(result, self.frames.path(frame.index), classes)
 
     def commit(self) -> None:
         pass
