@@ -176,7 +176,8 @@ def test_help_does_not_import_torch():
 
 
 def test_builtin_entries_describe_torchvision_checkpoints():
-    tv = [e for e in registry.BUILTIN.values() if e.url.startswith("https://download.pytorch.org/")]
+    tv = [e for e in registry.BUILTIN.values()
+          if e.url.startswith("https://download.pytorch.org/") and "miou" in e.metrics]  # semantic models
     assert {e.arch for e in tv} == {"deeplabv3-resnet50", "deeplabv3-resnet101", "deeplabv3-mnv3",
                                     "fcn-resnet50", "fcn-resnet101", "lraspp-mnv3"}
     for entry in tv:
@@ -184,6 +185,10 @@ def test_builtin_entries_describe_torchvision_checkpoints():
         assert entry.num_classes == 21 and entry.classes == "voc" and entry.license == "BSD-3-Clause"
         assert 50 < entry.metrics["miou"] < 70 and entry.preprocessing.resize_short == 520
     assert registry.BUILTIN["unet-carvana"].arch_options == {"bilinear": False}
+    backbones = [e for e in registry.BUILTIN.values() if e.kind == "backbone"]
+    assert {e.arch for e in backbones} == {"resnet50", "resnet101", "mobilenet_v3_large"} and len(backbones) == 6
+    for entry in backbones:
+        assert f"-{entry.hash_prefix}." in entry.url and entry.num_classes == 1000 and 70 < entry.metrics["top1"] < 82
 
 
 def test_missing_weights_say_how_to_get_them(home, cli, tmp_path):

@@ -14,6 +14,8 @@ from segtools.cli.options import ClassesOpt, IgnoreOpt, PaletteOpt
 
 #: options that --resume may change; every other one comes from the checkpoint
 RESUMABLE = {"resume", "epochs", "device", "workers", "output", "ctx"}
+#: library parameters named in errors, as their flags
+_FLAGS = {name: "--" + name.replace("_", "-") for name in ("init", "init_backbone", "freeze_backbone", "backbone_lr", "ema")}
 
 _DATA = "Data"
 _MODEL = "Model and loss"
@@ -45,7 +47,7 @@ def train(
     arch_option: Annotated[Optional[List[str]], _opt("--arch-option", panel=_MODEL, help="KEY=VALUE architecture option, repeatable (e.g. depth=3, base_channels=32, aux=true).")] = None,
     loss: Annotated[str, _opt("--loss", panel=_MODEL, help="ce, dice, focal, tversky, or a sum such as ce+dice.")] = "ce",
     loss_weights: Annotated[Optional[str], _opt("--loss-weights", panel=_MODEL, help="Weights of the --loss terms, e.g. 0.5,0.5.")] = None,
-    class_weights: Annotated[Optional[str], _opt("--class-weights", panel=_MODEL, help="inverse, median, effective, or a FILE of one weight per class.")] = None,
+    class_weights: Annotated[Optional[str], _opt("--class-weights", panel=_MODEL, help="inverse, sqrt (square root of inverse), median, effective, or a FILE of one weight per class.")] = None,
     class_weights_beta: Annotated[float, _opt("--class-weights-beta", panel=_MODEL, help="β of the effective-number weights.")] = 0.999,
     focal_gamma: Annotated[float, _opt("--focal-gamma", panel=_MODEL, help="Focal loss γ.")] = 2.0,
     focal_alpha: Annotated[Optional[float], _opt("--focal-alpha", panel=_MODEL, help="Focal loss α (one number).")] = None,
@@ -53,6 +55,10 @@ def train(
     tversky_beta: Annotated[float, _opt("--tversky-beta", panel=_MODEL, help="Tversky β (weight of false negatives).")] = 0.5,
     label_smoothing: Annotated[float, _opt("--label-smoothing", panel=_MODEL, help="Cross-entropy label smoothing.")] = 0.0,
     aux_weight: Annotated[float, _opt("--aux-weight", panel=_MODEL, help="Weight of the auxiliary head's loss (with --arch-option aux=true).")] = 0.4,
+    init: Annotated[Optional[str], _opt("--init", panel=_MODEL, help="Start from a whole checkpoint: registry NAME or FILE of the same --arch (a new head when the class count differs).")] = None,
+    init_backbone: Annotated[Optional[str], _opt("--init-backbone", panel=_MODEL, help="Start the backbone from pretrained weights: registry NAME (e.g. resnet50-imagenet, mnv3-large-imagenet) or FILE.")] = None,
+    freeze_backbone: Annotated[int, _opt("--freeze-backbone", panel=_MODEL, help="Keep the pretrained backbone frozen for the first N epochs.")] = 0,
+    backbone_lr: Annotated[float, _opt("--backbone-lr", panel=_MODEL, help="Learning-rate factor of the backbone (e.g. 0.1).")] = 1.0,
     epochs: Annotated[Optional[int], _opt("--epochs", panel=_OPTIM, help="Passes over the training set (default: 50; with --resume, the saved run's).")] = None,
     batch: Annotated[int, _opt("--batch", panel=_OPTIM, help="Images per optimisation step.")] = 8,
     steps_per_epoch: Annotated[Optional[int], _opt("--steps-per-epoch", panel=_OPTIM, help="Optimisation steps per epoch (default: one pass over the data).")] = None,
@@ -77,6 +83,7 @@ def train(
     amp: Annotated[bool, _opt("--amp", panel=_RUN, help="Mixed precision on CUDA (bf16 where supported, else fp16).")] = False,
     channels_last: Annotated[bool, _opt("--channels-last", panel=_RUN, help="channels_last memory format (faster convolutions on recent GPUs).")] = False,
     workers: Annotated[Optional[int], _opt("--workers", panel=_RUN, help="DataLoader worker processes (default: 0 = load in the main process).")] = None,
+    ema: Annotated[Optional[float], _opt("--ema", panel=_OPTIM, help="Keep an exponential moving average of the weights with this decay (e.g. 0.999); it is validated and saved.")] = None,
     val_every: Annotated[int, _opt("--val-every", panel=_RUN, help="Validate every N epochs (and after the last).")] = 1,
     output: Annotated[Optional[str], _opt("--output", "-o", panel=_RUN, help="Run folder for last.pt, best.pt and log.jsonl.")] = None,
     resume: Annotated[Optional[str], _opt("--resume", panel=_RUN, help="Continue the run saved in this last.pt.")] = None,
@@ -89,7 +96,7 @@ def train(
 
     Example:  segtools train --resume runs/camvid/last.pt
     """
-    from segtools.cli.options import parse_ignore, parse_range, parse_size
+    from segtools.cli.options import parameters_as_flags, parse_ignore, parse_range, parse_size
     from segtools.errors import UsageError
     from segtools.train import loop
     from segtools.train.config import FROM_CLASSES, TrainConfig, class_options
@@ -106,25 +113,27 @@ def train(
             if output is None:
                 raise UsageError("give a run folder with -o DIR (checkpoints and the log go there)")
             classes_dict, ignore = class_options(classes, FROM_CLASSES if ignore_index is None else parse_ignore(ignore_index))
-            config = TrainConfig(
-                images=list(images), masks=list(masks), output=output, classes=classes_dict, num_classes=num_classes,
-                ignore_index=ignore, palette=palette, val_images=list(val_images) if val_images else None,
-                val_masks=list(val_masks) if val_masks else None, val_split=val_split,
-                arch=arch, arch_options=_arch_options(arch_option), epochs=epochs or 50, batch=batch,
-                steps_per_epoch=steps_per_epoch, crop=parse_size(crop, "--crop") if crop else None,
-                patch=parse_size(patch, "--patch") if patch else None, min_foreground=min_foreground,
-                background=background,
-                augment={"scale": list(parse_range(scale, "--scale")), "rotate": rotate, "hflip": hflip, "vflip": vflip,
-                         "brightness": jitter, "contrast": jitter, "saturation": jitter, "hue": hue,
-                         "elastic": elastic, "elastic_sigma": elastic_sigma},
-                loss=loss, loss_weights=[w for _, w in parse_loss_spec(loss, loss_weights)] if loss_weights else None,
-                focal_gamma=focal_gamma, focal_alpha=focal_alpha, tversky_alpha=tversky_alpha,
-                tversky_beta=tversky_beta, label_smoothing=label_smoothing, aux_weight=aux_weight,
-                class_weights=class_weights, class_weights_beta=class_weights_beta, optimizer=optimizer, lr=lr,
-                weight_decay=weight_decay, momentum=momentum, schedule=schedule, warmup=warmup, lr_step=lr_step,
-                lr_gamma=lr_gamma, seed=seed, device=device or "auto", amp=amp, channels_last=channels_last,
-                workers=workers or 0, val_every=val_every)
-            result = loop.train(config, reporter, overwrite=overwrite)
+            with parameters_as_flags(_FLAGS):
+                config = TrainConfig(
+                    images=list(images), masks=list(masks), output=output, classes=classes_dict, num_classes=num_classes,
+                    ignore_index=ignore, palette=palette, val_images=list(val_images) if val_images else None,
+                    val_masks=list(val_masks) if val_masks else None, val_split=val_split,
+                    arch=arch, arch_options=_arch_options(arch_option), epochs=epochs or 50, batch=batch,
+                    steps_per_epoch=steps_per_epoch, crop=parse_size(crop, "--crop") if crop else None,
+                    patch=parse_size(patch, "--patch") if patch else None, min_foreground=min_foreground,
+                    background=background,
+                    augment={"scale": list(parse_range(scale, "--scale")), "rotate": rotate, "hflip": hflip, "vflip": vflip,
+                             "brightness": jitter, "contrast": jitter, "saturation": jitter, "hue": hue,
+                             "elastic": elastic, "elastic_sigma": elastic_sigma},
+                    loss=loss, loss_weights=[w for _, w in parse_loss_spec(loss, loss_weights)] if loss_weights else None,
+                    focal_gamma=focal_gamma, focal_alpha=focal_alpha, tversky_alpha=tversky_alpha,
+                    tversky_beta=tversky_beta, label_smoothing=label_smoothing, aux_weight=aux_weight,
+                    class_weights=class_weights, class_weights_beta=class_weights_beta, optimizer=optimizer, lr=lr,
+                    weight_decay=weight_decay, momentum=momentum, schedule=schedule, warmup=warmup, lr_step=lr_step,
+                    lr_gamma=lr_gamma, seed=seed, device=device or "auto", amp=amp, channels_last=channels_last,
+                    workers=workers or 0, val_every=val_every, init=init, init_backbone=init_backbone,
+                    freeze_backbone=freeze_backbone, backbone_lr=backbone_lr, ema=ema)
+                result = loop.train(config, reporter, overwrite=overwrite)
     finally:
         reporter.close()
     best = result.best_metric
@@ -200,6 +209,10 @@ class _Reporter:
              f"writing to {event['output']}")
         if event["epoch"]:
             info(f"resuming after epoch {event['epoch']} of {event['epochs']}")
+        init = event.get("init")
+        if init:
+            head = f"; new head: {len(init['new_head'])} tensors" if init.get("new_head") else ""
+            info(f"initialised {init['loaded']} tensors from {init['source']}{head}")
 
     def on_step(self, event: dict) -> None:
         if not stderr_is_terminal():

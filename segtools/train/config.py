@@ -87,6 +87,11 @@ class TrainConfig:
     val_every: int = 1
     deterministic: bool = True
     preprocessing: dict | None = None     # None = the architecture's default
+    init: str | None = None               # whole checkpoint to start from (registry name or file)
+    init_backbone: str | None = None      # pretrained backbone only (registry name or file)
+    freeze_backbone: int = 0              # epochs with the backbone frozen
+    backbone_lr: float = 1.0              # learning-rate factor of the backbone
+    ema: float | None = None              # decay of the weight average (None = off)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -103,6 +108,15 @@ class TrainConfig:
             raise UsageError("val_every must be at least 1")
         if self.workers < 0:
             raise UsageError("workers must be >= 0")
+        if self.init and self.init_backbone:
+            raise UsageError(f"init={self.init} and init_backbone={self.init_backbone}: give a whole checkpoint "
+                             "or a pretrained backbone, not both")
+        if self.freeze_backbone < 0:
+            raise UsageError(f"freeze_backbone={self.freeze_backbone}: a number of epochs, at least 0")
+        if not self.backbone_lr > 0:
+            raise UsageError(f"backbone_lr={self.backbone_lr}: must be a positive factor, e.g. 0.1")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise UsageError(f"ema={self.ema}: the decay must be in (0, 1), e.g. 0.999")
         if (self.val_images is None) != (self.val_masks is None):
             raise UsageError("give both validation images and validation masks, or neither")
         for name in ("crop", "patch"):

@@ -17,6 +17,7 @@ The library reports progress through ``on_event(kind, info)`` (``start``, ``step
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -91,12 +92,15 @@ def _restore_rng(state: dict | None) -> None:
 class _Run:
     """State shared by the epochs of one run (built by :func:`train` or :func:`resume`)."""
 
-    def __init__(self, config: TrainConfig, on_event: EventHandler | None) -> None:
+    def __init__(self, config: TrainConfig, on_event: EventHandler | None, fresh: bool = True) -> None:
+        from segtools.train.ema import WeightAverage
+
         self.config = config
         self.emit = on_event or (lambda kind, info: None)
         self.output = Path(config.output)
         self.device = resolve_device(config.device)
-        self.parts = setup.build_parts(config, self.device)
+        self.parts = setup.build_parts(config, self.device, fresh=fresh)
+        self.average = WeightAverage(self.parts.model, config.ema) if config.ema else None
         self.step = 0
         self.epoch = 0
         self.best_metric = -math.inf
@@ -107,7 +111,10 @@ class _Run:
         from segtools.weights.checkpoint import make_checkpoint
 
         parts, config = self.parts, self.config
-        state = {k: v.detach().to("cpu").clone() for k, v in parts.model.state_dict().items()}
+        raw = {k: v.detach().to("cpu").clone() for k, v in parts.model.state_dict().items()}
+        # with a weight average, the averaged weights are the model; the raw ones resume the run
+        state = raw if self.average is None else {k: v.detach().to("cpu").clone() for k, v in self.average.state.items()}
+        extra = {} if self.average is None else {"train_state_dict": raw}
         return make_checkpoint(
             config.arch, parts.num_classes, state, classes=parts.meta.to_dict(),
             preprocessing=parts.preprocessing.to_dict(), arch_options=config.arch_options,
@@ -115,7 +122,7 @@ class _Run:
             scheduler={**parts.schedule.to_dict(), "step": self.step},
             scaler=parts.scaler.state_dict() if parts.scaler is not None else None,
             epoch=self.epoch, step=self.step, metrics=metrics, best_metric=self.best_metric,
-            train_args=config.to_dict(), rng=_rng_state(),
+            train_args=config.to_dict(), rng=_rng_state(), **extra,
         )
 
     def save(self, metrics: dict, improved: bool) -> None:
@@ -128,7 +135,13 @@ class _Run:
 
     def load(self, checkpoint: dict) -> None:
         parts = self.parts
-        parts.model.load_state_dict(checkpoint["state_dict"], strict=True)
+        if self.average is not None and "train_state_dict" in checkpoint:
+            parts.model.load_state_dict(checkpoint["train_state_dict"], strict=True)
+            self.average.load(checkpoint["state_dict"])
+        else:
+            parts.model.load_state_dict(checkpoint["state_dict"], strict=True)
+            if self.average is not None:
+                self.average.load(checkpoint["state_dict"])
         parts.optimizer.load_state_dict(checkpoint["optimizer"])
         if parts.scaler is not None and checkpoint.get("scaler"):
             parts.scaler.load_state_dict(checkpoint["scaler"])
@@ -141,6 +154,10 @@ class _Run:
     def train_epoch(self) -> dict:
         parts, config = self.parts, self.config
         parts.model.train()
+        if config.freeze_backbone:
+            from segtools.train.init import set_backbone_frozen
+
+            set_backbone_frozen(parts.model, self.epoch < config.freeze_backbone)
         parts.sampler.set_epoch(self.epoch)
         total_steps = len(parts.train_loader)
         loss_sum, term_sums, seen = 0.0, {}, 0
@@ -161,6 +178,8 @@ class _Run:
             else:
                 loss.backward()
                 parts.optimizer.step()
+            if self.average is not None:
+                self.average.update(parts.model, self.step)
             self.step += 1
             value = float(loss.detach())
             loss_sum += value * images.shape[0]
@@ -190,7 +209,8 @@ class _Run:
         monitor = DiceMonitor(parts.num_classes, parts.meta.ignore_index, parts.meta.names)
         parts.model.eval()
         loss_sum, seen = 0.0, 0
-        with torch.inference_mode():
+        averaged = self.average.applied(parts.model) if self.average is not None else contextlib.nullcontext()
+        with averaged, torch.inference_mode():
             for images, masks in parts.val_loader:
                 images, masks_dev = setup.to_device(images, masks, self.device, self.config.channels_last)
                 with parts.autocast():
@@ -211,7 +231,8 @@ class _Run:
                             "val_images": len(parts.val_set) if parts.val_set is not None else 0,
                             "batches_per_epoch": len(parts.train_loader), "epoch": self.epoch,
                             "epochs": config.epochs, "parameters": parameter_count(parts.model),
-                            "output": str(self.output), "class_names": list(parts.meta.names or [])})
+                            "output": str(self.output), "class_names": list(parts.meta.names or []),
+                            "init": parts.init_report})
         while self.epoch < config.epochs:
             record = self.train_epoch()
             self.epoch += 1
@@ -318,7 +339,7 @@ def resume(checkpoint_path: str | os.PathLike, on_event: EventHandler | None = N
         raise UsageError(f"{checkpoint_path}: the run already finished its {checkpoint['epoch']} epoch(s); "
                          "give a larger number of epochs to train longer")
     with setup.reproducible(config.seed, config.deterministic):
-        run = _Run(config, on_event)
+        run = _Run(config, on_event, fresh=False)
         run.load(checkpoint)
         _prepare_output(Path(config.output), overwrite=False)
         return run.run()

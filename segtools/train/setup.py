@@ -116,6 +116,7 @@ class Parts:
     use_aux: bool
     aux_weight: float
     class_weights: np.ndarray | None
+    init_report: dict | None = None
 
     def autocast(self):
         if self.amp_dtype is None:
@@ -132,7 +133,9 @@ def _loader(dataset, config: TrainConfig, device: torch.device, **kwargs):
 
 
 def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    from segtools.train.init import param_groups
+
+    params = param_groups(model, config.backbone_lr)
     name = config.optimizer.lower()
     if name == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
@@ -154,8 +157,12 @@ def _amp(config: TrainConfig, device: torch.device):
     return torch.float16, torch.amp.GradScaler("cuda")
 
 
-def build_parts(config: TrainConfig, device: torch.device, on_scan: Callable | None = None) -> Parts:
-    """Build data, model, optimiser, schedule and loss for ``config`` (checks every mask)."""
+def build_parts(config: TrainConfig, device: torch.device, on_scan: Callable | None = None, *,
+                fresh: bool = True) -> Parts:
+    """Build data, model, optimiser, schedule and loss for ``config`` (checks every mask).
+
+    A ``fresh`` run starts from ``config.init`` / ``config.init_backbone`` when given (a
+    resumed one takes its weights from its checkpoint instead)."""
     from segtools.models import build_model, get_arch
 
     meta, num_classes = resolve_classes(config)
@@ -186,7 +193,9 @@ def build_parts(config: TrainConfig, device: torch.device, on_scan: Callable | N
     train_loader = _loader(train_set, config, device, batch_size=config.batch, sampler=sampler,
                            drop_last=len(sampler) >= config.batch, collate_fn=collate)
     val_loader = _loader(val_set, config, device, batch_size=1, shuffle=False) if val_set is not None else None
-    model = build_model(config.arch, num_classes, **config.arch_options).to(device)
+    model = build_model(config.arch, num_classes, **config.arch_options)
+    init_report = _initialise(model, config) if fresh else None
+    model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(config, model)
@@ -202,7 +211,21 @@ def build_parts(config: TrainConfig, device: torch.device, on_scan: Callable | N
     amp_dtype, scaler = _amp(config, device)
     use_aux = bool(config.arch_options.get("aux")) and hasattr(model, "forward_aux")
     return Parts(meta, num_classes, preprocessing, train_set, val_set, sampler, train_loader, val_loader, model,
-                 optimizer, schedule, loss, scaler, amp_dtype, device, use_aux, config.aux_weight, weights)
+                 optimizer, schedule, loss, scaler, amp_dtype, device, use_aux, config.aux_weight, weights,
+                 init_report)
+
+
+def _initialise(model: torch.nn.Module, config: TrainConfig) -> dict | None:
+    from segtools.train.init import init_backbone, init_from_checkpoint
+
+    if config.init:
+        return init_from_checkpoint(model, config.init, config.arch)
+    if config.init_backbone:
+        return init_backbone(model, config.init_backbone)
+    if config.freeze_backbone:
+        raise UsageError(f"freeze_backbone={config.freeze_backbone} needs pretrained weights to keep: "
+                         "give init=FILE|NAME or init_backbone=FILE|NAME")
+    return None
 
 
 def _pad_value(meta: ClassMeta) -> int:

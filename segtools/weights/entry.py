@@ -35,6 +35,8 @@ class WeightsEntry:
     path : a local file (imported entries) or a file name under ``segtools/data/weights``
         (``bundled``).
     source : ``builtin``, ``bundled`` or ``imported``.
+    kind : ``segmentation`` (a model ``predict`` runs) or ``backbone`` (ImageNet weights of
+        a backbone, for ``train --init-backbone``; ``arch`` then names the backbone).
     """
 
     name: str
@@ -54,6 +56,7 @@ class WeightsEntry:
     description: str = ""
     path: str = ""
     source: str = "builtin"
+    kind: str = "segmentation"
 
     @property
     def cache_name(self) -> str:

@@ -99,6 +99,10 @@ def load_model(model: str | None = None, weights: str | os.PathLike | None = Non
     elif model:
         source, note = model_source(model)
     if model and source == "registry":
+        entry = registry.get_entry(model)
+        if entry.kind == "backbone":
+            raise InputError(f"weights {model!r} are an ImageNet {entry.arch} backbone, not a segmentation model: "
+                             f"they start the backbone of a training run (`segtools train --init-backbone {model}`)")
         entry, path = registry.resolve(model)
         fallback = {"arch": entry.arch, "classes": entry.classes, "preprocessing": entry.preprocessing,
                     "arch_options": entry.arch_options, "num_classes": entry.num_classes}

@@ -80,7 +80,10 @@ BUILTIN: dict[str, WeightsEntry] = {e.name: e for e in (
 
 #: Modules ``segtools.weights.<name>`` that declare more built-in entries, one per model
 #: family, each as ``ENTRIES: tuple[WeightsEntry, ...]`` (imported here, at registry load).
-FAMILY_MODULES: tuple[str, ...] = ()
+FAMILY_MODULES: tuple[str, ...] = (
+    "entries_backbones",
+    "entries_detection",
+)
 
 
 def _add_families() -> None:
