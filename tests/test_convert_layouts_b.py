@@ -312,3 +312,43 @@ def test_gtfine_frame_with_only_a_colour_png_is_one_line_error(cli, tmp_path):
     assert_one_line_error(result)
     assert "no _labelIds.png" in result.stderr and "_color.png" in result.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+# ---------------------------------------------------------------- segtools info on annotation files (item 20)
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "formats"
+
+
+def test_info_describes_coco_labelme_voc_and_yolo(cli):
+    coco = json.loads(cli("info", FIXTURES / "coco_cvat.json", "--format", "json").stdout)
+    assert coco["kind"] == "COCO instances" and coco["images"] == 2 and coco["categories"] == ["car", "person"]
+    assert coco["annotations"] == 3 and coco["by_kind"]["polygon"] == 1 and coco["by_kind"]["crowd"] == 1
+    labelme = json.loads(cli("info", FIXTURES / "labelme_000000.json", "--format", "json").stdout)
+    assert labelme["kind"] == "labelme" and labelme["by_kind"]["rectangle"] == 1 and labelme["height"] == 8
+    voc = json.loads(cli("info", FIXTURES / "voc_000000.xml", "--format", "json").stdout)
+    assert voc["kind"] == "Pascal VOC" and voc["by_kind"] == {"box": 2, "difficult": 1}
+    yolo = cli("info", FIXTURES / "yolo")
+    assert yolo.code == 0, yolo.stderr
+    assert "YOLO dataset" in yolo.text and "annotations  3: box=1, polygon=2" in yolo.text
+    table = cli("info", FIXTURES / "coco_cvat.json", FIXTURES / "voc_000000.xml", "--format", "csv")
+    rows = table.text.splitlines()
+    assert rows[0].startswith("source,kind,format,bytes,images,categories,annotations") and len(rows) == 3
+
+
+def test_info_describes_panoptic_and_results(cli, tmp_path):
+    source = _panoptic(tmp_path)
+    report = json.loads(cli("info", source, "--format", "json").stdout)
+    assert report["kind"] == "COCO panoptic" and report["things"] == 1
+    assert report["by_kind"] == {"stuff": 2, "crowd": 1, "thing": 1}
+    results = [{"image_id": 1, "category_id": 3, "bbox": [0, 0, 2, 2], "score": 0.9},
+               {"image_id": 2, "category_id": 3, "score": 0.4, "segmentation": rle.encode(np.ones((3, 3), np.uint8))}]
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    text = cli("info", tmp_path / "res.json").text
+    assert "COCO results" in text and "box only=1, rle=1" in text and "scores       0.4..0.9" in text
+
+
+def test_info_on_a_broken_annotation_file_is_one_line(cli, tmp_path):
+    (tmp_path / "bad.json").write_text('{"images": [], "annotations": [{"id": 1}], "categories": 3}')
+    assert_one_line_error(cli("info", tmp_path / "bad.json"))
+    (tmp_path / "bad.xml").write_text("<annotation><object>")
+    assert_one_line_error(cli("info", tmp_path / "bad.xml"))
