@@ -118,3 +118,73 @@ def test_names_from_a_yaml_are_still_a_cap(cli, tmp_path):
     result = cli("convert", root, "--to", "coco", "--image-size", "10x10")
     assert_one_line_error(result)
     assert "class 2" in result.stderr
+
+
+def _coco(tmp_path: Path, segmentations, height=30, width=40) -> Path:
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "height": height, "width": width}],
+            "categories": [{"id": 1, "name": "thing"}],
+            "annotations": [{"id": i + 1, "image_id": 1, "category_id": 1, "segmentation": s, "iscrowd": 0,
+                             "area": 1.0, "bbox": [0, 0, 1, 1]} for i, s in enumerate(segmentations)]}
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _round_trip_masks(cli, tmp_path, coco_path, height=30, width=40):
+    from segtools.io.masks import read_label_mask
+
+    assert cli("convert", coco_path, "--to", "mask", "-o", tmp_path / "want").code == 0
+    result = cli("convert", coco_path, "--to", "yolo-seg", "-o", tmp_path / "ds")
+    assert result.code == 0, result.stderr
+    back = cli("convert", tmp_path / "ds", "--to", "mask", "--image-size", f"{height}x{width}", "-o", tmp_path / "got")
+    assert back.code == 0, back.stderr
+    want = read_label_mask(tmp_path / "want" / "a.png").labels
+    got = read_label_mask(tmp_path / "got" / "a.png").labels
+    return result, want, got
+
+
+def test_yolo_seg_cuts_polygons_at_the_border_keeping_every_pixel(cli, tmp_path):
+    triangle = [[-20.0, 5.0, 30.0, 2.0, 25.0, 45.0]]  # two vertices outside the 40x30 image
+    result, want, got = _round_trip_masks(cli, tmp_path, _coco(tmp_path, [triangle]))
+    # the new vertices on the border sit on the 1/5 px grid pycocotools rounds to: a pixel or two
+    # along a cut edge may flip, where clamping loses whole strips
+    assert (got != want).sum() <= 2
+    assert "polygons cut at the image border: 1" in result.stderr
+    clamped = np.clip(np.array(triangle[0]).reshape(-1, 2), 0, [40, 30])  # what clamping would have kept
+    from segtools.formats.polygons import polygons_to_mask
+
+    assert (polygons_to_mask([clamped], 30, 40) != (want == 0)).sum() > 20
+
+
+def test_yolo_seg_unites_overlapping_parts_instead_of_a_hole(cli, tmp_path):
+    parts = [[2.0, 2.0, 20.0, 2.0, 20.0, 20.0, 2.0, 20.0], [10.0, 10.0, 30.0, 10.0, 30.0, 25.0, 10.0, 25.0]]
+    result, want, got = _round_trip_masks(cli, tmp_path, _coco(tmp_path, [parts]))
+    assert (want == 0).sum() == 18 * 18 + 20 * 15 - 10 * 10
+    np.testing.assert_array_equal(got, want)
+    assert "overlapping parts of one object united" in result.stderr
+
+
+def test_yolo_text_precision_is_kept_integers_stay_integers(cli, tmp_path):
+    width, height = 640, 480
+    x0, y0, x1, y1 = 83, 41, 120, 97
+    root = tmp_path / "ds"
+    line = f"0 {(x0 + x1) / 2 / width:.6f} {(y0 + y1) / 2 / height:.6f} {(x1 - x0) / width:.6f} {(y1 - y0) / height:.6f}"
+    _write(root / "labels" / "a.txt", line + "\n")
+    _write(root / "classes.txt", "car\n")
+    result = cli("convert", root, "--to", "voc", "--image-size", f"{height}x{width}", "-o", tmp_path / "voc")
+    assert result.code == 0, result.stderr
+    xml = (tmp_path / "voc" / "Annotations" / "a.xml").read_text()
+    for tag, value in (("xmin", x0 + 1), ("ymin", y0 + 1), ("xmax", x1), ("ymax", y1)):
+        assert f"<{tag}>{value}</{tag}>" in xml, xml
+    coco = cli("convert", root, "--to", "coco", "--image-size", f"{height}x{width}")
+    assert json.loads(coco.stdout)["annotations"][0]["bbox"] == [83, 41, 37, 56]
+
+
+def test_yolo_boxes_outside_are_clipped_and_counted_or_refused(cli, tmp_path):
+    root = tmp_path / "ds"
+    _write(root / "labels" / "a.txt", "0 0.9 0.5 0.4 0.2\n")  # every field in [0, 1], the box is not
+    result = cli("convert", root, "--to", "coco", "--image-size", "10x10")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["annotations"][0]["bbox"] == [7, 4, 3, 2]
+    assert "lossy: boxes outside the image (clipped): 1" in result.stderr
+    assert_one_line_error(cli("convert", root, "--to", "coco", "--image-size", "10x10", "--strict"), 1)

@@ -14,7 +14,6 @@ rasterise, honours them).
 
 from __future__ import annotations
 
-import re
 import os
 import shutil
 from pathlib import Path, PurePosixPath
@@ -27,9 +26,9 @@ from segtools.formats import Summary
 from segtools.formats import boxes as boxlib
 from segtools.formats import polygons as polylib
 from segtools.formats.records import Categories, Record, Tick, stem_path
-from segtools.io.limits import MAX_CLASSES, check_class_count
-
-MAX_YAML_BYTES = 1 << 20  # a data.yaml is a few hundred bytes; 65,536 class names fit in 1 MiB
+from segtools.formats.yolo_yaml import (  # noqa: F401  (the data.yaml half of the format)
+    MAX_YAML_BYTES, data_yaml, find_yaml, load_data_yaml, read_data_yaml)
+from segtools.io.limits import MAX_CLASSES
 
 
 def _num(value: float) -> str:
@@ -45,22 +44,12 @@ def polygon_line(label: int, normalised: np.ndarray) -> str:
     return " ".join([str(int(label)), *(_num(v) for v in np.asarray(normalised).reshape(-1))])
 
 
-def _clip_unit(values: np.ndarray, what: str, strict: bool, summary: Summary | None) -> np.ndarray:
-    outside = (values < 0) | (values > 1)
-    if outside.any():
-        if strict:
-            raise InputError(f"{what}: coordinates outside the image (pass without --strict to clip them)")
-        if summary is not None:
-            summary.add("objects with coordinates outside the image (clipped)", lossy=True)
-        values = np.clip(values, 0.0, 1.0)
-    return values
-
-
 def annotation_lines(annotations: Sequence[dict], height: int, width: int, label_of: dict[int, int],
                      segments: bool, holes: str = "fill", epsilon: float = 0.0, strict: bool = False,
                      summary: Summary | None = None, where: str = "") -> list[str]:
     """YOLO lines for the COCO annotations of one image."""
     from segtools.formats import coco as cocolib
+    from segtools.formats import polygon_clip
 
     summary = summary if summary is not None else Summary()
     lines = []
@@ -70,13 +59,16 @@ def annotation_lines(annotations: Sequence[dict], height: int, width: int, label
             raise InputError(f"{where}annotation {ann.get('id')}: unknown category_id {cid!r}")
         label = label_of[cid]
         what = f"{where}annotation {ann.get('id')}"
+        if ann.get("iscrowd"):  # kept, as a pixel/box set; --filter crowd=0 leaves them out
+            summary.add("crowd (iscrowd) flags dropped: written as ordinary objects (YOLO has no crowd flag)",
+                        lossy=True)
         if not segments:
             if "bbox" not in ann:
                 raise InputError(f"{what}: no 'bbox'")
             box, changed = boxlib.clip_coco(ann["bbox"], width, height)
             if changed.any():
                 if strict:
-                    raise InputError(f"{what}: box outside the {width}×{height} image (pass without --strict to clip)")
+                    raise InputError(f"{what}: box reaches outside the image ({width}×{height}; pass without --strict to clip it)")
                 summary.add("boxes outside the image (clipped)", lossy=True)
             lines.append(box_line(label, boxlib.coco_to_yolo(box, width, height)[0]))
             continue
@@ -95,9 +87,19 @@ def annotation_lines(annotations: Sequence[dict], height: int, width: int, label
         else:
             raise InputError(f"{what}: no polygon or RLE segmentation (use boxes: --to yolo)")
         if len(parts) > 1:
-            summary.add("multi-part objects joined into one polygon")
+            parts, united = polygon_clip.unite_parts(parts, height, width, holes)
+            summary.add("overlapping parts of one object united (traced from its pixels)", int(united))
+            summary.add("multi-part objects joined into one polygon", int(len(parts) > 1))
+        if any(polygon_clip.outside(p, width, height) for p in parts):
+            if strict:
+                raise InputError(f"{what}: coordinates outside the image (pass without --strict to cut the polygon)")
+            parts = [c for c in (polygon_clip.clip_to_image(p, width, height) for p in parts) if len(c) >= 3]
+            summary.add("polygons cut at the image border")
+            if not parts:
+                summary.add("polygons outside the image (dropped)", lossy=True)
+                continue
         ring = polylib.join_parts(parts) if len(parts) > 1 else parts[0]
-        normalised = _clip_unit(ring / np.array([width, height], np.float64), what, strict, summary)
+        normalised = np.clip(ring / np.array([width, height], np.float64), 0.0, 1.0)
         lines.append(polygon_line(label, normalised))
     return lines
 
@@ -130,171 +132,85 @@ def parse_lines(text: str, name: str = "labels") -> list[tuple[int, np.ndarray]]
     return rows
 
 
+def input_places(values: np.ndarray) -> int | None:
+    """The fewest decimals (0..10) that write every value of a line exactly, i.e. how many the
+    text had; None for more (no rounding then)."""
+    for places in range(11):
+        if np.array_equal(np.round(values, places), values):
+            return places
+    return None
+
+
+def snap(pixels: np.ndarray, tolerance: float) -> np.ndarray:
+    """Each value rounded to the fewest decimals that stay within ``tolerance`` of it: what a
+    coordinate read with that uncertainty is (``82.99968`` ± 0.00048 → ``83``)."""
+    pixels = np.asarray(pixels, np.float64)
+    out = pixels.copy()
+    pending = np.ones(pixels.shape, bool)
+    for places in range(11):
+        candidate = np.round(pixels, places)
+        take = pending & (np.abs(candidate - pixels) <= tolerance)
+        out[take] = candidate[take]
+        pending &= ~take
+        if not pending.any():
+            break
+    return out
+
+
+def _snap_to_input(pixels: np.ndarray, values: np.ndarray, scale: float, spread: float) -> np.ndarray:
+    places = input_places(values)
+    if places is None:
+        return pixels
+    # each field is known to half a unit of its last decimal; a corner adds half a size
+    return snap(pixels, spread * scale * 10.0 ** -places * (1 + 1e-9) + 1e-12)
+
+
 def rows_to_annotations(rows, height: int, width: int, image_id: int, first_id: int,
                         num_classes: int | None = None, strict: bool = False,
                         summary: Summary | None = None, name: str = "labels") -> list[dict]:
-    """COCO annotations (category_id = class + 1) from parsed YOLO rows."""
+    """COCO annotations (category_id = class + 1) from parsed YOLO rows.
+
+    Pixel coordinates are rounded to the precision the text had (6 decimals of a 640 px
+    image are 0.0006 px: ``82.99968`` is ``83``). Boxes reaching outside the image are
+    clipped to it, polygons cut at its border (every in-image pixel kept), both counted;
+    with ``strict`` either is an error.
+    """
+    from segtools.formats import polygon_clip
     from segtools.formats import rle as rlelib
 
+    summary = summary if summary is not None else Summary()
     annotations = []
+    scale = float(max(width, height))
     for label, values in rows:
         if num_classes is not None and label >= num_classes:
             raise InputError(f"{name}: class {label} is not one of the dataset's {num_classes} class names")
-        values = _clip_unit(values, name, strict, summary)
         if len(values) == 4:
             box = boxlib.yolo_to_coco(values, width, height)[0]
-            ann = {"segmentation": [], "area": float(box[2] * box[3]), "bbox": [float(v) for v in box]}
+            corners = _snap_to_input(np.array([box[0], box[1], box[0] + box[2], box[1] + box[3]]), values, scale, 0.75)
+            clipped = np.clip(corners, 0, [width, height, width, height])
+            if not np.array_equal(clipped, corners):
+                if strict:
+                    raise InputError(f"{name}: box reaches outside the image ({width}×{height}; pass without --strict to clip it)")
+                summary.add("boxes outside the image (clipped)", lossy=True)
+            x0, y0, x1, y1 = (float(v) for v in clipped)
+            w, h = (float(v) for v in snap(np.array([x1 - x0, y1 - y0]), 1e-9))
+            ann = {"segmentation": [], "area": w * h, "bbox": [x0, y0, w, h]}
         else:
             points = values.reshape(-1, 2) * np.array([width, height], np.float64)
+            points = _snap_to_input(points, values, scale, 0.5)
+            if polygon_clip.outside(points, width, height):
+                if strict:
+                    raise InputError(f"{name}: polygon reaches outside the image ({width}×{height}; pass without --strict to cut it)")
+                points = polygon_clip.clip_to_image(points, width, height)
+                summary.add("polygons cut at the image border")
+                if len(points) < 3:
+                    summary.add("polygons outside the image (dropped)", lossy=True)
+                    continue
             encoded = polylib.polygon_to_rle(points, height, width)
             ann = {"segmentation": [polylib.flat(points, 3)], "area": rlelib.area(encoded), "bbox": rlelib.to_bbox(encoded)}
         annotations.append({"id": first_id + len(annotations), "image_id": image_id,
                             "category_id": int(label) + 1, "iscrowd": 0, **ann})
     return annotations
-
-
-# ---------------------------------------------------------------- data.yaml
-
-
-def data_yaml(names: Sequence[str], path: str | None = None, train: str = "images", val: str | None = None) -> str:
-    """A minimal Ultralytics ``data.yaml`` (written by hand: no YAML dependency)."""
-    lines = []
-    if path:
-        lines.append(f"path: {_quote(path)}")
-    lines.append(f"train: {_quote(train)}")
-    lines.append(f"val: {_quote(val or train)}")
-    lines.append(f"nc: {len(names)}")
-    lines.append("names:")
-    lines += [f"  {i}: {_quote(n)}" for i, n in enumerate(names)]
-    return "\n".join(lines) + "\n"
-
-
-def _quote(text: str) -> str:
-    import json
-
-    return text if re.fullmatch(r"[A-Za-z0-9_./ -]*[A-Za-z0-9_./-]", text or "x") and not text[:1] in "-. " else json.dumps(text)
-
-
-def read_data_yaml(text: str, name: str = "data.yaml") -> dict:
-    """Read the subset of YAML a ``data.yaml`` uses (PyYAML's safe loader when importable).
-
-    Supported: ``key: value`` scalars, ``names: [a, b]``, ``names:`` followed by ``- a``
-    items or ``0: a`` pairs, ``#`` comments, quoted strings. The file comes from a dataset,
-    so it is bounded: at most :data:`MAX_YAML_BYTES`, no anchors or aliases (the "billion
-    laughs"), no tags (no object construction: PyYAML's safe loader only ever builds plain
-    data), scalar class names, and at most :data:`~segtools.io.limits.MAX_CLASSES` classes.
-    """
-    if len(text) > MAX_YAML_BYTES:
-        raise InputError(f"{name}: {len(text):,} characters is too large for a data.yaml (at most {MAX_YAML_BYTES:,})")
-    try:
-        import yaml  # type: ignore
-    except ImportError:
-        return _names_list(_read_simple_yaml(text), name)
-    if re.search(r"(^|[\s\[{,:-])[&*!][^\s]", text, re.MULTILINE):
-        raise InputError(f"{name}: YAML anchors, aliases and tags are not allowed in a data.yaml")
-    try:
-        data = yaml.safe_load(text)
-    except RecursionError:
-        raise InputError(f"{name}: not valid YAML (nested too deeply)") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{name}: not valid YAML ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{name}: a data.yaml is a mapping of keys (names, nc, train, ...), got {type(data).__name__}")
-    return _names_list(data, name)
-
-
-def _read_simple_yaml(text: str) -> dict:
-    """The data.yaml subset without PyYAML (linear in the text)."""
-    data: dict = {}
-    current = None
-    for raw in text.splitlines():
-        line = raw.split(" #")[0].rstrip() if not raw.lstrip().startswith("#") else ""
-        if not line.strip():
-            continue
-        if line[:1] not in (" ", "\t", "-"):
-            key, _, value = line.partition(":")
-            key, value = key.strip(), value.strip()
-            current = key
-            if value.startswith("[") and value.endswith("]"):
-                data[key] = [_unquote(v) for v in _split_flow(value[1:-1])]
-            elif value:
-                data[key] = _unquote(value)
-            else:
-                data[key] = None
-        elif current is not None:
-            item = line.strip()
-            if item.startswith("- "):
-                data[current] = (data[current] if isinstance(data[current], list) else []) + [_unquote(item[2:])]
-            elif ":" in item:
-                k, _, v = item.partition(":")
-                entries = data[current] if isinstance(data[current], dict) else {}
-                entries[_unquote(k)] = _unquote(v.strip())
-                data[current] = entries
-    return data
-
-
-def _split_flow(text: str) -> list[str]:
-    return [part.strip() for part in re.findall(r'"[^"]*"|\'[^\']*\'|[^,]+', text) if part.strip()]
-
-
-def _unquote(text: str):
-    text = str(text).strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    return int(text) if re.fullmatch(r"-?\d+", text) else text
-
-
-def _class_name(value, where: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise InputError(f"{where}: a class name must be a string, got {type(value).__name__}")
-    return str(value)
-
-
-def _names_list(data: dict, name: str) -> dict:
-    names = data.get("names")
-    if isinstance(names, (dict, list)):
-        check_class_count(len(names), f"{name}: names")
-    if isinstance(names, dict):
-        if any(isinstance(k, bool) or not isinstance(k, (int, str)) for k in names):
-            raise InputError(f"{name}: 'names' keys must be class indices")
-        try:
-            keys = sorted(int(k) for k in names)
-        except ValueError:
-            raise InputError(f"{name}: 'names' keys must be class indices") from None
-        if keys != list(range(len(keys))):
-            raise InputError(f"{name}: 'names' indices must run 0..{len(keys) - 1} without gaps")
-        data["names"] = [_class_name(names.get(k, names.get(str(k))), f"{name}: names[{k}]") for k in keys]
-    elif isinstance(names, list):
-        data["names"] = [_class_name(n, f"{name}: names[{k}]") for k, n in enumerate(names)]
-    elif names is None and "nc" in data:
-        count = data["nc"]
-        if isinstance(count, bool) or not isinstance(count, int):
-            raise InputError(f"{name}: 'nc' must be an integer, got {count!r:.40}")
-        data["names"] = [f"class_{i}" for i in range(check_class_count(count, f"{name}: nc"))]
-    else:
-        raise InputError(f"{name}: no 'names' list of classes")
-    return data
-
-
-def load_data_yaml(path: str | Path) -> dict:
-    """:func:`read_data_yaml` of a file, read at most :data:`MAX_YAML_BYTES` (+1) bytes."""
-    from segtools.io.streams import read_head
-
-    raw = read_head(path, MAX_YAML_BYTES + 1)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (at byte {exc.start})") from None
-    if "\x00" in text:
-        raise InputError(f"{path}: holds NUL bytes; not a data.yaml")
-    return read_data_yaml(text, str(path))
-
-
-def find_yaml(root: Path) -> Path | None:
-    for candidate in ("data.yaml", "dataset.yaml", "data.yml"):
-        if (root / candidate).is_file():
-            return root / candidate
-    return None
 
 
 # ---------------------------------------------------------------- dataset reader and writer
