@@ -158,7 +158,8 @@ def dataset_to_masks(data: dict, png_root: Path, out_root: Path, summary, allow_
     label_of = {int(c["id"]): i for i, c in enumerate(categories)}
     things = {int(c["id"]) for c in categories if c.get("isthing")}
     names = tuple(str(c.get("name") or c["id"]) for c in categories)
-    images = {entry.get("id"): entry for entry in data.get("images") or [] if isinstance(entry, dict)}
+    listed = data.get("images") if isinstance(data.get("images"), list) else []
+    images = {entry["id"]: entry for entry in listed if isinstance(entry, dict) and _is_id(entry.get("id"))}
     # every name is checked before the first mask is written: no partial output
     paths = [(inside(png_root, entry["file_name"], f"annotations[{i}]: 'file_name'"),
               output_name(out_root, entry["file_name"], ".png", f"annotations[{i}]: 'file_name'"))
@@ -168,7 +169,7 @@ def dataset_to_masks(data: dict, png_root: Path, out_root: Path, summary, allow_
         segments = entry["segments_info"]
         source, target = paths[i]
         ids = rgb_to_ids(read_image(source))
-        image = images.get(entry.get("image_id"), {})
+        image = images.get(entry.get("image_id"), {}) if _is_id(entry.get("image_id")) else {}
         _check_size(ids.shape, image, name, summary, strict)
         semantic, instances = to_masks(ids, segments, label_of, things, 255, name)
         extra: dict = {"coco_categories": categories}
@@ -193,12 +194,16 @@ def dataset_to_masks(data: dict, png_root: Path, out_root: Path, summary, allow_
         tick and tick(i)
 
 
+def _is_id(value) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
 def _check_size(shape: tuple, image: dict, name: str, summary, strict: bool) -> None:
     """Count (or, ``strict``, refuse) a panoptic PNG whose size is not its ``images`` entry's."""
-    try:
-        listed = int(image["height"]), int(image["width"])
-    except (KeyError, TypeError, ValueError):
-        return
+    height, width = image.get("height"), image.get("width")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (height, width)):
+        return  # no usable size listed: nothing to compare
+    listed = height, width
     if listed != tuple(shape[:2]):
         if strict:
             raise InputError(f"{name}: the PNG is {shape[0]}x{shape[1]} but its images entry says "
