@@ -50,6 +50,9 @@ def convert(
         "--instance-masks", help="--to panoptic: instance masks paired with the semantic masks by name.")] = None,
     things: Annotated[Optional[str], typer.Option(
         "--things", help="--to panoptic: thing classes, comma-separated names or labels (default: from the metadata).")] = None,
+    voc_origin: Annotated[Optional[int], typer.Option(
+        "--voc-origin", min=0, max=1, help=("VOC boxes count pixels from 1 (the devkit) or 0 (Roboflow, labelme); "
+                                            "default: 0 when a box has a coordinate below 1, else 1; written as 1."))] = None,
     jobs: JobsOpt = 1,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -62,8 +65,7 @@ def convert(
     segtools convert instances/ --to coco -o ann.json · segtools convert VOC2012/ --to coco -o ann.json ·
     segtools convert masks/ --instance-masks inst/ --to panoptic -o panoptic.json
     """
-    from segtools.cli.common import progress
-    from segtools.cli.options import is_batch, output_targets, parse_size
+    from segtools.cli.options import parameters_as_flags, parse_size
     from segtools.errors import UsageError
     from segtools.formats import Summary, registry
 
@@ -84,8 +86,23 @@ def convert(
         classes=classes, palette=palette, epsilon=epsilon, holes=holes or "bridge", per_class=per_class,
         skip=tuple(skip or ()), fill=fill, strict=strict, instance_masks=instance_masks,
         things=[t for t in things.split(",") if t.strip()] if things else None, source=source,
-        rle=to == "coco-rle", jobs=jobs, overwrite=overwrite)
+        rle=to == "coco-rle", voc_origin=voc_origin, jobs=jobs, overwrite=overwrite)
     summary = Summary()
+    with parameters_as_flags(FLAGS):
+        _run(specs, source, to, output, options, summary, overwrite)
+    _report(summary)
+
+
+#: Library parameters → the flags that set them (messages are reworded by parameters_as_flags).
+FLAGS = {"images": "--images", "image_size": "--image-size", "voc_origin": "--voc-origin"}
+
+
+def _run(specs, source, to, output, options, summary, overwrite) -> None:
+    from segtools.cli.common import progress
+    from segtools.cli.options import is_batch, output_targets
+    from segtools.errors import UsageError
+    from segtools.formats import registry
+
     dataset = registry.read(registry.detect(specs, source), specs, options, summary)
     targets = output_targets(dataset.items, specs, output, ".png", overwrite) if to in VALUE_MAPS else ()
     # one image to stdout or -o FILE.png|.npy; a batch, or an -o that names a folder, gets one file per image
@@ -96,7 +113,6 @@ def convert(
                          "give -o DIR for the masks (or --image NAME to pick one)")
     with progress(dataset.total, f"convert → {to}") as advance:
         registry.write(dataset, to, output, options, summary, single=single, tick=advance, targets=targets)
-    _report(summary)
 
 
 def _report(summary) -> None:

@@ -167,16 +167,19 @@ def read_voc_objects(specs, payload, options: ConvertOptions, summary: Summary) 
 
 
 def read_voc_xml(specs, payload, options: ConvertOptions, summary: Summary) -> Dataset:
-    """Pascal VOC XML box annotations."""
+    """Pascal VOC XML box annotations (1-based devkit boxes, or 0-based: ``voc_origin``)."""
     from segtools.formats import voc
     from segtools.io.batch import expand_inputs
 
     categories = _categories(_meta(options))
     items = expand_inputs(specs, extensions=(".xml",))
     data = payload if isinstance(payload, bytes) else None
-    return Dataset("voc", len(items), categories, lambda tick: voc.read_voc(items, categories, summary, data),
-                   fill=options.fill, unlabelled=options.fill, images_root=_images_root(options), items=items,
-                   specs=specs)
+    images_root = _images_root(options)
+    sizes = image_sizes(images_root)
+    records = lambda tick: voc.read_voc(items, categories, summary, data, options.voc_origin, sizes,  # noqa: E731
+                                        options.image_size, options.strict, tuple(options.skip))
+    return Dataset("voc", len(items), categories, records, fill=options.fill, unlabelled=options.fill,
+                   images_root=images_root, items=items, specs=specs)
 
 
 def read_labelme_files(specs, payload, options: ConvertOptions, summary: Summary) -> Dataset:

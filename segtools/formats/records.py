@@ -152,7 +152,9 @@ class ConvertOptions:
     or ``fill``. ``per_class``: one annotation per class per image. ``skip``: classes (names
     or labels) not annotated. ``fill``: label of pixels no annotation covers. ``strict``:
     coordinates outside the image are errors. ``instance_masks`` / ``things``: for the
-    panoptic target. ``source``: ``--from`` (how mask values are read).
+    panoptic target. ``source``: ``--from`` (how mask values are read). ``voc_origin``: VOC
+    boxes are 1-based pixel indices (1, the devkit) or 0-based corners (0); None reads it
+    from the boxes and writes 1.
     """
 
     images: Optional[str] = None
@@ -169,6 +171,7 @@ class ConvertOptions:
     instance_masks: Optional[str] = None
     things: Optional[Sequence[str]] = None
     source: str = "auto"
+    voc_origin: Optional[int] = None  # VOC box indices from 1 (the devkit) or 0; None: guessed when read
     rle: bool = False  # trace masks to RLE (the coco-rle target) instead of polygons
     jobs: int = 1
     overwrite: bool = False
@@ -176,6 +179,8 @@ class ConvertOptions:
     def __post_init__(self) -> None:
         if self.holes not in HOLES:
             raise UsageError(f"holes must be bridge or fill, not {self.holes!r}")
+        if self.voc_origin not in (None, 0, 1):
+            raise UsageError(f"voc_origin must be 0 or 1, not {self.voc_origin!r}")
         if self.source not in SOURCES:
             raise UsageError(f"source must be one of {', '.join(SOURCES)}, not {self.source!r}")
 

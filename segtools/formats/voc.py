@@ -36,10 +36,11 @@ class VocObject:
 @dataclass
 class VocAnnotation:
     filename: str
-    width: int
-    height: int
+    width: int | None  # None: the file has no <size>
+    height: int | None
     depth: int = 3
     objects: list[VocObject] = field(default_factory=list)
+    parts: int = 0  # <part> boxes (head, hand, foot of a person): not read
 
 
 def parse(text: str | bytes, name: str = "VOC XML") -> VocAnnotation:
@@ -78,16 +79,21 @@ def parse(text: str | bytes, name: str = "VOC XML") -> VocAnnotation:
         return value
 
     size = root.find("size")
-    if size is None:
-        raise InputError(f"{name}: no <size> (width, height)")
-    width, height = check_size(number(size, "width", True), number(size, "height", True), name)
+    width = height = None
+    if size is not None and size.findtext("width") is not None and size.findtext("height") is not None:
+        width, height = number(size, "width", True), number(size, "height", True)
+    if width == 0 and height == 0:  # some exporters write 0 × 0 for "unknown"
+        width = height = None
+    if width is not None:
+        width, height = check_size(width, height, name)
     filename = root.findtext("filename", "").strip()
     if filename:
         from segtools.formats.paths import check_name
 
         check_name(filename, f"{name}: <filename>")
-    ann = VocAnnotation(filename, width, height, number(size, "depth", True, 3))
+    ann = VocAnnotation(filename, width, height, number(size, "depth", True, 3) if size is not None else 3)
     for obj in root.findall("object"):
+        ann.parts += len(obj.findall("part"))
         box = obj.find("bndbox")
         label = (obj.findtext("name") or "").strip()
         if box is None or not label:
@@ -118,15 +124,38 @@ def to_xml(ann: VocAnnotation, folder: str = "") -> str:
     return "\n".join(parts) + "\n"
 
 
-def from_coco(image: dict, annotations, names_by_id: dict[int, str]) -> VocAnnotation:
-    """VOC annotation of one COCO image's boxes."""
-    ann = VocAnnotation(str(image.get("file_name", "")), int(image["width"]), int(image["height"]))
+ORIGINS = (0, 1)
+
+
+def boxes_to_coco(boxes, origin: int = 1) -> np.ndarray:
+    """VOC boxes → COCO: ``origin`` 1 is the devkit's 1-based inclusive pixel indices; 0 is
+    corner coordinates from 0 (``xmin = x``, ``xmax = x + w``), as Roboflow and labelme write."""
+    if origin == 1:
+        return boxlib.voc_to_coco(boxes)
+    return boxlib.xyxy_to_coco(boxes)
+
+
+def boxes_from_coco(boxes, origin: int = 1) -> np.ndarray:
+    return boxlib.coco_to_voc(boxes) if origin == 1 else boxlib.coco_to_xyxy(boxes)
+
+
+def from_coco(image: dict, annotations, names_by_id: dict[int, str], origin: int = 1,
+              summary: Summary | None = None, strict: bool = False) -> VocAnnotation:
+    """VOC annotation of one COCO image's boxes (clipped to the image, counted)."""
+    width, height = int(image["width"]), int(image["height"])
+    ann = VocAnnotation(str(image.get("file_name", "")), width, height)
     missing = [a.get("id") for a in annotations if "bbox" not in a]
     if missing:
         raise InputError(f"{image.get('file_name')}: annotation {missing[0]} has no 'bbox' for the VOC box")
     if annotations:
-        voc_boxes = boxlib.coco_to_voc([a["bbox"] for a in annotations])
-        for a, box in zip(annotations, voc_boxes):
+        clipped, changed = boxlib.clip_coco([a["bbox"] for a in annotations], width, height)
+        if changed.any():
+            if strict:
+                raise InputError(f"{image.get('file_name')}: a box reaches outside the image ({width}×{height}; "
+                                 "pass without --strict to clip it)")
+            if summary is not None:
+                summary.add("boxes outside the image (clipped)", int(changed.sum()), lossy=True)
+        for a, box in zip(annotations, boxes_from_coco(clipped, origin)):
             if a["category_id"] not in names_by_id:
                 raise InputError(f"annotation {a.get('id')}: unknown category_id {a['category_id']!r}")
             ann.objects.append(VocObject(names_by_id[a["category_id"]], tuple(float(v) for v in box),
@@ -134,26 +163,75 @@ def from_coco(image: dict, annotations, names_by_id: dict[int, str]) -> VocAnnot
     return ann
 
 
-def read_voc(xml_items, categories: Categories, summary: Summary, data: bytes | None = None) -> Iterator[Record]:
-    """Records from VOC XML files; ``data``: the bytes of a single input already read (stdin)."""
-    from segtools.formats import boxes as boxlib
+def guess_origin(annotations: Iterable[VocAnnotation]) -> int:
+    """0 when a box coordinate below 1 occurs (impossible in the devkit's 1-based indices), else 1."""
+    for ann in annotations:
+        for obj in ann.objects:
+            if min(obj.box[0], obj.box[1]) < 1:
+                return 0
+    return 1
+
+
+def read_voc(xml_items, categories: Categories, summary: Summary, data: bytes | None = None,
+             origin: int | None = None, sizes: dict | None = None, image_size: tuple[int, int] | None = None,
+             strict: bool = False, skip: Sequence[str] = ()) -> Iterator[Record]:
+    """Records from VOC XML files; ``data``: the bytes of a single input already read (stdin).
+
+    ``origin``: 1 (the devkit), 0 (corner coordinates) or None: 0 when any box of the set has a
+    coordinate below 1 (the files are read twice, once to decide). A file without ``<size>``
+    takes its size from ``sizes`` (``stem → (rel, height, width)`` of the photos) or
+    ``image_size``. Boxes reaching outside the image are clipped and counted (``strict``: an
+    error). Objects whose name is in ``skip`` are left out (counted).
+    """
+    from pathlib import PurePosixPath
+
     from segtools.io.streams import read_bytes
 
+    def parsed():
+        for item in xml_items:
+            yield item, parse(data if data is not None and len(xml_items) == 1 else read_bytes(item.path), item.path)
+
+    if origin is None:
+        origin = guess_origin(ann for _, ann in parsed())
+        summary.add(f"VOC boxes read as {'0-based corner coordinates (a coordinate below 1 found)' if origin == 0 else '1-based (the devkit)'}")
     next_id = 1
-    for index, item in enumerate(xml_items):
-        ann = parse(data if data is not None and len(xml_items) == 1 else read_bytes(item.path), item.path)
+    for index, (item, ann) in enumerate(parsed()):
+        if ann.width is None:
+            stem = str(PurePosixPath(ann.filename or item.rel).with_suffix(""))
+            found = (sizes or {}).get(stem) or (sizes or {}).get(PurePosixPath(stem).name)
+            if found is not None:
+                ann.height, ann.width = found[1], found[2]
+            elif image_size is not None:
+                ann.height, ann.width = image_size
+            else:
+                raise InputError(f"{item.path}: no <size> (width, height); give images=DIR (the photos) "
+                                 "or image_size=HEIGHTxWIDTH")
+            summary.add("VOC files without <size> (size from the photo or the size given)")
+        summary.add("VOC <part> boxes left out (head, hand, foot: parts of an object)", ann.parts, lossy=True)
+        kept = [obj for obj in ann.objects if obj.name not in skip]
+        summary.add("objects of skipped classes left out", len(ann.objects) - len(kept))
         annotations = []
-        for obj in ann.objects:
-            box = boxlib.voc_to_coco(obj.box)[0]
-            annotations.append({"id": next_id, "image_id": index + 1, "category_id": categories.id_of_name(obj.name, f"{item.path}: "),
-                                "segmentation": [], "area": float(box[2] * box[3]), "bbox": [float(v) for v in box],
-                                "iscrowd": 0})
-            summary.add("VOC 'difficult' flags dropped", int(obj.difficult), lossy=True)
-            next_id += 1
-        yield Record({"id": index + 1, "file_name": ann.filename or item.rel, "height": ann.height, "width": ann.width}, annotations)
+        if kept:
+            boxes = boxes_to_coco([obj.box for obj in kept], origin)
+            clipped, changed = boxlib.clip_coco(boxes, ann.width, ann.height)
+            if changed.any():
+                if strict:
+                    raise InputError(f"{item.path}: a box reaches outside the image ({ann.width}×{ann.height}; "
+                                     "pass without --strict to clip it)")
+                summary.add("boxes outside the image (clipped)", int(changed.sum()), lossy=True)
+            for obj, box in zip(kept, clipped):
+                annotations.append({"id": next_id, "image_id": index + 1,
+                                    "category_id": categories.id_of_name(obj.name, f"{item.path}: "),
+                                    "segmentation": [], "area": float(box[2] * box[3]),
+                                    "bbox": [float(v) for v in box], "iscrowd": 0})
+                summary.add("VOC 'difficult' flags dropped", int(obj.difficult), lossy=True)
+                next_id += 1
+        yield Record({"id": index + 1, "file_name": ann.filename or item.rel, "height": ann.height,
+                      "width": ann.width}, annotations)
 
 
-def write_voc(records: Iterable[Record], categories: Categories, out_dir, summary: Summary, tick: Tick | None = None) -> None:
+def write_voc(records: Iterable[Record], categories: Categories, out_dir, summary: Summary, tick: Tick | None = None,
+              origin: int = 1, strict: bool = False) -> None:
     """``Annotations/<name>.xml`` (boxes) under ``out_dir``."""
     from segtools.io.batch import check_output_dir
     from segtools.io.streams import write_bytes
@@ -162,7 +240,7 @@ def write_voc(records: Iterable[Record], categories: Categories, out_dir, summar
     for i, record in enumerate(records):
         masks = sum(1 for a in record.annotations if a.get("segmentation"))
         summary.add("masks/polygons reduced to boxes (VOC XML)", masks, lossy=True)
-        xml = to_xml(from_coco(record.image, record.annotations, categories.by_id))
+        xml = to_xml(from_coco(record.image, record.annotations, categories.by_id, origin, summary, strict))
         write_bytes(stem_path(root / "Annotations", record.image["file_name"], ".xml"), xml.encode())
         tick and tick(i)
 

@@ -68,7 +68,8 @@ def write_voc_target(dataset, target, output, options, summary, single, tick, ta
     records, tick = _stream(dataset, tick)
     if dataset.format == "coco":
         records = (coco_dataset.refresh_geometry(r, summary, keep_close_boxes=True) for r in records)
-    voc.write_voc(records, dataset.categories, out_dir, summary, tick)
+    voc.write_voc(records, dataset.categories, out_dir, summary, tick, 1 if options.voc_origin is None else options.voc_origin,
+                  options.strict)
 
 
 def write_mask_target(dataset, target, output, options, summary, single, tick, targets) -> None:
