@@ -352,3 +352,80 @@ def test_info_on_a_broken_annotation_file_is_one_line(cli, tmp_path):
     assert_one_line_error(cli("info", tmp_path / "bad.json"))
     (tmp_path / "bad.xml").write_text("<annotation><object>")
     assert_one_line_error(cli("info", tmp_path / "bad.xml"))
+
+
+# ---------------------------------------------------------------- COCO results files in and out
+
+
+def _gt_and_results(tmp_path):
+    gt = {"images": [{"id": 7, "file_name": "x/a.jpg", "height": 10, "width": 12},
+                     {"id": 9, "file_name": "b.jpg", "height": 6, "width": 5}],
+          "categories": [{"id": 3, "name": "car"}, {"id": 5, "name": "dog"}],
+          "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "iscrowd": 0, "area": 4, "bbox": [0, 0, 2, 2],
+                           "segmentation": [[0, 0, 2, 0, 2, 2, 0, 2]]}]}
+    low = np.zeros((10, 12), np.uint8)
+    low[1:6, 1:6] = 1
+    high = np.zeros((10, 12), np.uint8)
+    high[3:8, 3:9] = 1
+    results = [{"image_id": 7, "category_id": 3, "score": 0.3, "segmentation": rle.encode(low), "bbox": [1, 1, 5, 5]},
+               {"image_id": 7, "category_id": 5, "score": 0.9, "segmentation": rle.encode(high), "bbox": [3, 3, 6, 5]},
+               {"image_id": 9, "category_id": 5, "score": 0.5, "segmentation": [[0.5, 0.5, 4.2, 0.5, 4.2, 5.1]],
+                "bbox": [0.5, 0.5, 3.7, 4.6]},
+               {"image_id": 9, "category_id": 3, "score": 0.2, "bbox": [1, 1, 2, 2]}]  # a box detection
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    return gt, results, low, high
+
+
+def test_coco_results_to_coco_rle_equal_pycocotools_loadres(cli, tmp_path):
+    coco_api = pytest.importorskip("pycocotools.coco")
+    gt, results, _, _ = _gt_and_results(tmp_path)
+    result = cli("convert", tmp_path / "res.json", "--gt", tmp_path / "gt.json", "--to", "coco-rle")
+    assert result.code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert [im["file_name"] for im in out["images"]] == ["x/a.jpg", "b.jpg"]
+    assert "detections without a segmentation (boxes): 1" in result.stderr
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        reference = coco_api.COCO(str(tmp_path / "gt.json")).loadRes(str(tmp_path / "res.json"))
+    for ann in out["annotations"]:
+        if not ann["segmentation"]:
+            assert ann["bbox"] == [1.0, 1.0, 2.0, 2.0]
+            continue
+        match = [r for r in reference.dataset["annotations"] if r["score"] == ann["score"]][0]
+        np.testing.assert_array_equal(rle.decode(ann["segmentation"]), reference.annToMask(match))
+
+
+def test_coco_results_paint_lowest_score_first(cli, tmp_path):
+    _, results, low, high = _gt_and_results(tmp_path)
+    (tmp_path / "res7.json").write_text(json.dumps(results[:2]))
+    result = cli("convert", tmp_path / "res7.json", "--to", "mask")  # no ground truth: sizes from the RLEs
+    assert result.code == 0, result.stderr
+    mask = read_label_mask(result.stdout)
+    assert mask.labels[4, 4] == 4  # category 5 (label 4), the more confident, owns the overlap
+    assert mask.labels[2, 2] == 2 and mask.labels[0, 0] == 255
+    bad = cli("convert", tmp_path / "res.json", "--to", "mask", "-o", tmp_path / "m")
+    assert_one_line_error(bad)
+    assert "--gt" in bad.stderr and "--image-size" in bad.stderr
+
+
+def test_masks_to_coco_results_and_back(cli, tmp_path):
+    from segtools.formats.coco_results import check_results
+
+    labels = np.full((8, 9), 0, np.uint8)
+    labels[1:4, 1:4] = 1
+    labels[5:7, 2:8] = 2
+    labels[0, 8] = 255
+    (tmp_path / "m.png").write_bytes(encode_label_mask(labels))
+    result = cli("convert", tmp_path / "m.png", "--to", "coco-results", "--skip", "0", "--skip", "255")
+    assert result.code == 0, result.stderr
+    detections = json.loads(result.stdout)
+    assert {d["category_id"] for d in detections} == {2, 3} and all(d["score"] == 1.0 for d in detections)
+    grouped = check_results(detections, "out", {1: (8, 9)}, {1, 2, 3})
+    assert sum(rle.area(d["segmentation"]) for d in grouped[1]) == 9 + 12
+    (tmp_path / "r.json").write_text(result.text)
+    again = cli("convert", tmp_path / "r.json", "--to", "coco-results")
+    assert again.code == 0, again.stderr
+    assert json.loads(again.stdout) == detections

@@ -15,10 +15,10 @@ from typing_extensions import Annotated
 from segtools.cli.common import info
 from segtools.cli.options import ClassesOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt
 
-TARGETS = ("mask", "instances", "coco", "coco-rle", "panoptic", "yolo", "yolo-seg", "voc", "colour", "trainids",
-           "labelids")
-SOURCES = ("auto", "mask", "instances", "cityscapes-instances", "coco", "yolo", "voc", "voc-seg", "labelme", "rle",
-           "panoptic")
+TARGETS = ("mask", "instances", "coco", "coco-rle", "coco-results", "panoptic", "yolo", "yolo-seg", "voc", "colour",
+           "trainids", "labelids")
+SOURCES = ("auto", "mask", "instances", "cityscapes-instances", "coco", "coco-results", "yolo", "voc", "voc-seg",
+           "labelme", "rle", "panoptic")
 VALUE_MAPS = ("colour", "trainids", "labelids")
 MASK_EXTENSIONS = (".png", ".npy")
 
@@ -53,6 +53,9 @@ def convert(
     voc_origin: Annotated[Optional[int], typer.Option(
         "--voc-origin", min=0, max=1, help=("VOC boxes count pixels from 1 (the devkit) or 0 (Roboflow, labelme); "
                                             "default: 0 when a box has a coordinate below 1, else 1; written as 1."))] = None,
+    gt: Annotated[Optional[str], typer.Option(
+        "--gt", metavar="COCO.json", help=("COCO results input: the ground-truth file they refer to "
+                                           "(image names and sizes, categories)."))] = None,
     jobs: JobsOpt = 1,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -86,7 +89,7 @@ def convert(
         classes=classes, palette=palette, epsilon=epsilon, holes=holes or "bridge", per_class=per_class,
         skip=tuple(skip or ()), fill=fill, strict=strict, instance_masks=instance_masks,
         things=[t for t in things.split(",") if t.strip()] if things else None, source=source,
-        rle=to == "coco-rle", voc_origin=voc_origin, jobs=jobs, overwrite=overwrite)
+        rle=to in ("coco-rle", "coco-results"), voc_origin=voc_origin, reference=gt, jobs=jobs, overwrite=overwrite)
     summary = Summary()
     with parameters_as_flags(FLAGS):
         _run(specs, source, to, output, options, summary, overwrite)
@@ -94,7 +97,7 @@ def convert(
 
 
 #: Library parameters → the flags that set them (messages are reworded by parameters_as_flags).
-FLAGS = {"images": "--images", "image_size": "--image-size", "voc_origin": "--voc-origin"}
+FLAGS = {"images": "--images", "image_size": "--image-size", "voc_origin": "--voc-origin", "reference": "--gt"}
 
 
 def _run(specs, source, to, output, options, summary, overwrite) -> None:

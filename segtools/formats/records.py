@@ -133,11 +133,11 @@ def image_names(images_root: Path | None) -> dict[str, str] | None:
 
 # ---------------------------------------------------------------- what a conversion carries
 
-TARGETS = ("mask", "instances", "coco", "coco-rle", "panoptic", "yolo", "yolo-seg", "voc", "colour", "trainids",
-           "labelids")
+TARGETS = ("mask", "instances", "coco", "coco-rle", "coco-results", "panoptic", "yolo", "yolo-seg", "voc", "colour",
+           "trainids", "labelids")
 MASK_SOURCES = {"auto": "auto", "mask": "semantic", "instances": "instance", "cityscapes-instances": "cityscapes"}
-SOURCES = ("auto", "mask", "instances", "cityscapes-instances", "coco", "yolo", "voc", "voc-seg", "labelme", "rle",
-           "panoptic")
+SOURCES = ("auto", "mask", "instances", "cityscapes-instances", "coco", "coco-results", "yolo", "voc", "voc-seg",
+           "labelme", "rle", "panoptic")
 HOLES = ("bridge", "fill")
 
 
@@ -172,6 +172,7 @@ class ConvertOptions:
     things: Optional[Sequence[str]] = None
     source: str = "auto"
     voc_origin: Optional[int] = None  # VOC box indices from 1 (the devkit) or 0; None: guessed when read
+    reference: Optional[str] = None  # COCO results input: the ground-truth COCO file they refer to
     rle: bool = False  # trace masks to RLE (the coco-rle target) instead of polygons
     jobs: int = 1
     overwrite: bool = False

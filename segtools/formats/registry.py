@@ -55,6 +55,8 @@ DOCUMENTS: list[tuple[str, Callable[[object], bool]]] = [
     ("panoptic", lambda doc: isinstance(doc, dict) and isinstance(doc.get("annotations"), list)
      and any(isinstance(a, dict) and "segments_info" in a for a in doc["annotations"][:5])),
     ("coco", lambda doc: isinstance(doc, dict) and isinstance(doc.get("annotations"), list)),
+    ("coco-results", lambda doc: isinstance(doc, list) and bool(doc) and all(
+        isinstance(d, dict) and "image_id" in d and "category_id" in d for d in doc[:5])),
     ("rle", lambda doc: isinstance(doc, list) or isinstance(doc, dict) and {"size", "counts"} <= set(doc)),
 ]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable, Optional, Sequence
 
 from segtools.errors import UsageError
-from segtools.formats import Summary
+from segtools.formats import Summary, results_dataset
 from segtools.formats.records import ConvertOptions, Dataset, Tick
 
 Writer = Callable[[Dataset, str, Optional[str], ConvertOptions, Summary, bool, Optional[Tick], Sequence], None]
@@ -129,5 +129,5 @@ WRITERS: dict[str, Writer] = {
     "coco": write_coco_target, "coco-rle": write_coco_target, "yolo": write_yolo_target,
     "yolo-seg": write_yolo_target, "voc": write_voc_target, "mask": write_mask_target,
     "instances": write_instances_target, "panoptic": write_panoptic_target, "colour": write_value_map,
-    "trainids": write_value_map, "labelids": write_value_map,
+    "trainids": write_value_map, "labelids": write_value_map, "coco-results": results_dataset.write_results_target,
 }
