@@ -429,3 +429,94 @@ def test_masks_to_coco_results_and_back(cli, tmp_path):
     again = cli("convert", tmp_path / "r.json", "--to", "coco-results")
     assert again.code == 0, again.stderr
     assert json.loads(again.stdout) == detections
+
+
+# ---------------------------------------------------------------- CVAT for images 1.1 XML
+
+
+def _cvat_runs(crop: np.ndarray) -> str:
+    """Run lengths over the crop row by row, starting with 0s, as CVAT writes <mask rle=…>."""
+    runs, value, count = [], 0, 0
+    for pixel in crop.ravel().tolist():
+        if pixel != value:
+            runs.append(count)
+            value, count = pixel, 0
+        count += 1
+    runs.append(count)
+    return ", ".join(map(str, runs))
+
+
+def _cvat_xml(tmp_path) -> tuple:
+    crop = np.zeros((3, 4), np.uint8)
+    crop[0, 1:3] = 1
+    crop[1:, :] = 1
+    crop[2, 3] = 0
+    xml = f"""<?xml version="1.0" encoding="utf-8"?>
+<annotations>
+  <version>1.1</version>
+  <meta>
+    <task><id>3</id><name>streets</name><size>2</size><mode>annotation</mode>
+      <labels>
+        <label><name>car</name><color>#fa3253</color><type>any</type><attributes></attributes></label>
+        <label><name>person</name><color>#3d3df5</color><type>any</type><attributes></attributes></label>
+        <label><name>road</name><color>#33ddff</color><type>any</type><attributes></attributes></label>
+      </labels>
+    </task>
+    <dumped>2024-03-01 10:00:00.000000+00:00</dumped>
+  </meta>
+  <image id="0" name="frame_000000.jpg" width="12" height="10">
+    <polygon label="road" source="manual" occluded="0" points="0.00,6.00;12.00,6.00;12.00,10.00;0.00,10.00" z_order="0">
+    </polygon>
+    <mask label="car" source="manual" occluded="0" rle="{_cvat_runs(crop)}" left="2" top="5" width="4" height="3" z_order="1">
+    </mask>
+    <box label="person" source="manual" occluded="0" xtl="8.00" ytl="1.00" xbr="10.50" ybr="4.00" z_order="0">
+    </box>
+    <polyline label="road" source="manual" occluded="0" points="1.00,1.00;5.00,1.00" z_order="0">
+    </polyline>
+  </image>
+  <image id="1" name="sub/frame_000001.jpg" width="8" height="6">
+    <box label="car" source="manual" occluded="0" xtl="1.00" ytl="1.00" xbr="5.00" ybr="3.00" rotation="90.0" z_order="0">
+    </box>
+    <ellipse label="person" source="manual" occluded="0" cx="5.00" cy="3.00" rx="2.00" ry="1.50" z_order="0">
+    </ellipse>
+  </image>
+</annotations>
+"""
+    (tmp_path / "annotations.xml").write_text(xml)
+    return tmp_path / "annotations.xml", crop
+
+
+def test_cvat_xml_to_coco_and_masks(cli, tmp_path):
+    path, crop = _cvat_xml(tmp_path)
+    result = cli("convert", path, "--to", "coco-rle")
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [c["name"] for c in data["categories"]] == ["car", "person", "road"]
+    assert [im["file_name"] for im in data["images"]] == ["frame_000000.jpg", "sub/frame_000001.jpg"]
+    first = [a for a in data["annotations"] if a["image_id"] == 0]
+    car = [a for a in first if a["category_id"] == 1][0]
+    expected = np.zeros((10, 12), np.uint8)
+    expected[5:8, 2:6] = crop
+    np.testing.assert_array_equal(rle.decode(car["segmentation"]), expected)
+    assert car["area"] == int(crop.sum()) and car["bbox"] == [2.0, 5.0, 4.0, 3.0]
+    person = [a for a in first if a["category_id"] == 2][0]
+    assert person["bbox"] == [8.0, 1.0, 2.5, 3.0] and person["segmentation"] == []
+    assert "lossy: CVAT polyline shapes left out (no area): 1" in result.stderr
+    assert "rotated CVAT boxes written as polygons: 1" in result.stderr
+    second = [a for a in data["annotations"] if a["image_id"] == 1]
+    rotated = rle.decode([a for a in second if a["category_id"] == 1][0]["segmentation"])
+    assert rotated[0:4, 2:4].all() and rotated.sum() == 8  # 4x2 turned upright about (3, 2): columns 2-3, rows 0-3
+    # z_order: the car mask (1) is painted over the road polygon (0)
+    masks = tmp_path / "masks"
+    result = cli("convert", tmp_path, "--to", "mask", "-o", masks)  # the folder holding annotations.xml
+    assert result.code == 0, result.stderr
+    labels = read_label_mask(masks / "frame_000000.png").labels
+    assert labels[6, 3] == 0 and labels[9, 0] == 2 and labels[7, 5] == 2 and labels[2, 9] == 255
+
+
+def test_cvat_mask_whose_runs_do_not_cover_its_box_is_one_line(cli, tmp_path):
+    path, _ = _cvat_xml(tmp_path)
+    path.write_text(path.read_text().replace('width="4" height="3"', 'width="4" height="2"'))
+    result = cli("convert", path, "--to", "coco")
+    assert_one_line_error(result)
+    assert "rle runs cover 12 pixels" in result.stderr

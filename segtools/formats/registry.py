@@ -45,6 +45,7 @@ def _yolo_root(root: Path) -> bool:
 FOLDER_LAYOUTS: list[tuple[str, Callable[[Path], bool]]] = [
     ("yolo", _yolo_root),  # Darknet obj.data/obj.names + train.txt; Roboflow train/labels, valid/labels
     ("yolo", lambda root: (root / "labels").is_dir() or any(root.glob("*.yaml"))),
+    ("cvat", lambda root: (root / "annotations.xml").is_file()),
     ("voc", lambda root: _has(root, ".xml") and not _has(root, ".png")),
     ("labelme", lambda root: _has(root, ".json") and not _has(root, ".png")),
     ("yolo", lambda root: _has(root, ".txt") and not _has(root, ".png")),
@@ -99,7 +100,7 @@ def detect(specs: Sequence[str], source: str = "auto") -> Detected:
             raise InputError(f"{specs[0]}: JSON that is neither COCO, COCO panoptic, labelme nor an RLE")
         return Detected(kind, parsed)
     if data.lstrip()[:1] == b"<":
-        return Detected("voc", data)
+        return Detected("cvat" if b"<annotations" in data[:4096] else "voc", data)
     if head.format in ("text", "empty"):
         return Detected("yolo", data)
     raise InputError(f"{specs[0]}: not a mask or an annotation file (recognised: {head.format})")
