@@ -392,7 +392,7 @@ def test_encode_regions_equals_one_encode_per_region():
 
 def _reference_object(shapes, height, width) -> np.ndarray:
     """The old way: every shape rasterised on the full image, OR-ed."""
-    import cv2
+    from PIL import Image, ImageDraw
 
     mask = np.zeros((height, width), np.uint8)
     for shape in shapes:
@@ -400,13 +400,14 @@ def _reference_object(shapes, height, width) -> np.ndarray:
         if polygon is not None:
             mask |= polygons.polygons_to_mask([polygon], height, width)
             continue
-        drawn = np.zeros((height, width), np.uint8)
-        pts = np.round((np.asarray(shape["points"], np.float64) - 0.5) * 16).astype(np.int32)
+        drawn = Image.new("L", (width, height), 0)  # on the whole image, as labelme's shape_to_mask
+        xy = [tuple(p) for p in shape["points"]]
         if shape["shape_type"] == "point":
-            cv2.circle(drawn, tuple(int(v) for v in pts[0]), labelme.POINT_SIZE * 16, 1, -1, cv2.LINE_8, 4)
+            (cx, cy), r = xy[0], labelme.POINT_SIZE
+            ImageDraw.Draw(drawn).ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
         else:
-            cv2.polylines(drawn, [pts.reshape(-1, 1, 2)], False, 1, labelme.LINE_WIDTH, cv2.LINE_8, 4)
-        mask |= drawn
+            ImageDraw.Draw(drawn).line(xy=xy, fill=1, width=labelme.LINE_WIDTH)
+        mask |= np.asarray(drawn, np.uint8)
     return mask
 
 

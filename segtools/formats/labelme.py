@@ -31,7 +31,7 @@ from segtools.io.jsondata import check_type, get_field, get_int
 
 LINE_WIDTH = 10
 POINT_SIZE = 5
-SHAPES = ("polygon", "rectangle", "circle", "line", "linestrip", "point")
+SHAPES = ("polygon", "rectangle", "circle", "line", "linestrip", "point", "mask")
 
 
 @dataclass
@@ -133,23 +133,69 @@ def shape_polygon(shape: dict, name: str, height: int, width: int) -> np.ndarray
     return None
 
 
-def _draw(shape: dict, points: np.ndarray, height: int, width: int) -> tuple[np.ndarray, int, int]:
-    """(drawn crop, top, left): a line or point shape drawn inside its own bounding box."""
-    import cv2
-
-    reach = max(LINE_WIDTH, 2 * POINT_SIZE) + 2
+def _crop_box(points: np.ndarray, height: int, width: int, reach: int) -> tuple[int, int, int, int]:
+    """``(top, left, bottom, right)`` of the points' box grown by ``reach`` px, inside the image."""
     x0, y0 = (max(0, int(np.floor(v)) - reach) for v in points.min(0))
-    x1, y1 = min(width, int(np.ceil(points[:, 0].max())) + reach), min(height, int(np.ceil(points[:, 1].max())) + reach)
-    crop = np.zeros((max(0, y1 - y0), max(0, x1 - x0)), np.uint8)
-    if crop.size == 0:
-        return crop, y0, x0
-    # cv2 draws at pixel centres: shift COCO corner coordinates by -0.5, fixed-point 1/16 px
-    pts = (np.round((points - 0.5) * 16) - 16 * np.array([x0, y0])).astype(np.int32)
+    x1 = min(width, max(0, int(np.ceil(points[:, 0].max())) + reach))
+    y1 = min(height, max(0, int(np.ceil(points[:, 1].max())) + reach))
+    return y0, x0, max(y0, y1), max(x0, x1)
+
+
+def _draw(shape: dict, points: np.ndarray, height: int, width: int) -> tuple[np.ndarray, int, int]:
+    """(drawn crop, top, left): a line or point shape drawn inside its own bounding box.
+
+    Drawn as labelme's ``shape_to_mask`` draws it — Pillow's ``ImageDraw.line`` of width
+    :data:`LINE_WIDTH` through the points, or ``ImageDraw.ellipse`` of radius
+    :data:`POINT_SIZE` around the point — on a crop shifted by whole pixels, so the pixels
+    are labelme's own.
+    """
+    from PIL import Image, ImageDraw
+
+    top, left, bottom, right = _crop_box(points, height, width, max(LINE_WIDTH, 2 * POINT_SIZE) + 2)
+    if bottom <= top or right <= left:
+        return np.zeros((0, 0), np.uint8), top, left
+    canvas = Image.new("L", (right - left, bottom - top), 0)
+    draw = ImageDraw.Draw(canvas)
+    shifted = [(float(x) - left, float(y) - top) for x, y in points]
     if shape.get("shape_type") == "point":
-        cv2.circle(crop, tuple(int(v) for v in pts[0]), POINT_SIZE * 16, 1, -1, cv2.LINE_8, 4)
+        (cx, cy), r = shifted[0], POINT_SIZE
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
     else:
-        cv2.polylines(crop, [pts.reshape(-1, 1, 2)], False, 1, LINE_WIDTH, cv2.LINE_8, 4)
-    return crop, y0, x0
+        draw.line(xy=shifted, fill=1, width=LINE_WIDTH)
+    return np.asarray(canvas, np.uint8), top, left
+
+
+#: Largest base64 text of one ``mask`` shape read (a 16k × 16k bitmap compresses far below it).
+MAX_MASK_CHARS = 256 << 20
+
+
+def _bitmap(shape: dict, points: np.ndarray, where: str, height: int, width: int) -> tuple[np.ndarray, int, int]:
+    """(crop, top, left) of a labelme ≥ 5.3 ``mask`` shape: a PNG (base64) of the box between
+    its two points, both ends included, as labelme pastes it (``mask[y1:y2+1, x1:x2+1]``)."""
+    import base64
+    import binascii
+
+    from segtools.io.masks import read_label_mask
+
+    encoded = shape.get("mask")
+    if not isinstance(encoded, str) or not encoded:
+        raise InputError(f"{where}: a mask shape needs its 'mask' (a base64 PNG)")
+    if len(encoded) > MAX_MASK_CHARS:
+        raise InputError(f"{where}: 'mask' is {len(encoded):,} characters (at most {MAX_MASK_CHARS:,})")
+    if len(points) != 2:
+        raise InputError(f"{where}: a mask shape has 2 points (its box corners), this one {len(points)}")
+    try:
+        png = base64.b64decode(encoded, validate=False)
+    except (binascii.Error, ValueError):
+        raise InputError(f"{where}: 'mask' is not base64") from None
+    bits = read_label_mask(png, name=f"{where}: mask").labels != 0
+    (x1, y1), (x2, y2) = np.asarray(points).astype(int)  # as labelme truncates them
+    if bits.shape != (y2 - y1 + 1, x2 - x1 + 1):
+        raise InputError(f"{where}: the mask is {bits.shape[1]}×{bits.shape[0]} but its box "
+                         f"{x1},{y1}..{x2},{y2} is {x2 - x1 + 1}×{y2 - y1 + 1}")
+    top, left = max(0, y1), max(0, x1)
+    crop = bits[top - y1: max(top, min(height, y2 + 1)) - y1, left - x1: max(left, min(width, x2 + 1)) - x1]
+    return crop.astype(np.uint8), top, left
 
 
 def objects(data: dict, name: str = "labelme", summary: Summary | None = None,
@@ -187,10 +233,17 @@ def objects(data: dict, name: str = "labelme", summary: Summary | None = None,
                 area_owner.append(number)
                 continue
             kind = shape.get("shape_type")
-            if summary is not None:
-                summary.add(f"{kind} shapes drawn {LINE_WIDTH if kind != 'point' else 2 * POINT_SIZE} px wide")
-            points = _points(shape, f"{name}: shape {shape['label']!r} ({kind})", height, width)
-            crop, top, left = _draw(shape, points, height, width)
+            where = f"{name}: shape {shape['label']!r} ({kind})"
+            points = _points(shape, where, height, width)
+            if kind == "mask":
+                crop, top, left = _bitmap(shape, points, where, height, width)
+                if summary is not None:
+                    summary.add("mask shapes (bitmaps) read")
+            else:
+                crop, top, left = _draw(shape, points, height, width)
+                if summary is not None:
+                    summary.add(f"{kind} shapes drawn as labelme draws them "
+                                f"({LINE_WIDTH if kind != 'point' else 2 * POINT_SIZE} px wide)")
             run_starts, run_ends = rlelib.crop_runs(crop, top, left, height)
             drawn.append((np.full(run_starts.size, number), run_starts, run_ends))
             offset = np.array([left, top], np.float64)
@@ -226,16 +279,33 @@ def _check_inside(polygon: np.ndarray, height: int, width: int, name: str, summa
         summary.add("shapes reaching outside the image (clipped when rasterised)", lossy=True)
 
 
+IGNORED_LABELS = ("_background_", "__ignore__")
+
+
+def scan_labels(json_items, data: dict | None = None, skip: tuple[str, ...] = ()) -> list[str]:
+    """Every label of a batch of labelme files, sorted (as labelme's ``labelme_json_to_dataset``
+    numbers them), without ``_background_``/``__ignore__`` and ``skip``: one class list for the
+    whole batch, fixed before any mask is written."""
+    labels: set[str] = set()
+    for item in json_items:
+        document = check(data, item.path) if data is not None and len(json_items) == 1 else load(item.path)
+        labels.update(shape["label"].strip() for shape in document["shapes"])
+    return sorted(label for label in labels if label and label not in IGNORED_LABELS + tuple(skip))
+
+
 def read_labelme(json_items, categories: Categories, summary: Summary, strict: bool = False,
-                 data: dict | None = None) -> Iterator[Record]:
+                 data: dict | None = None, skip: tuple[str, ...] = ()) -> Iterator[Record]:
     """Records from labelme files; ``data``: the parsed document of a single input already
-    read (stdin can be read only once)."""
+    read (stdin can be read only once). Shapes labelled in ``skip`` are left out (counted)."""
     from segtools.formats import polygons as polylib
 
     next_id = 1
     for index, item in enumerate(json_items):
         document = data if data is not None and len(json_items) == 1 else load(item.path)
-        (height, width), shapes = objects(document, item.path, summary, strict=strict)
+        if skip:
+            skipped = sum(1 for shape in document["shapes"] if shape["label"].strip() in skip)
+            summary.add("objects of skipped classes left out", skipped)
+        (height, width), shapes = objects(document, item.path, summary, IGNORED_LABELS + tuple(skip), strict)
         annotations = []
         for obj in shapes:
             annotations.append({"id": next_id, "image_id": index + 1, "category_id": categories.id_of_name(obj.label, f"{item.path}: "),

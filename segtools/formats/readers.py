@@ -187,11 +187,20 @@ def read_labelme_files(specs, payload, options: ConvertOptions, summary: Summary
     from segtools.formats import labelme
     from segtools.io.batch import expand_inputs
 
-    categories = _categories(_meta(options))
+    meta = _meta(options)
     items = expand_inputs(specs, extensions=(".json",))
     data = payload if isinstance(payload, dict) else None
-    records = lambda tick: labelme.read_labelme(items, categories, summary, options.strict, data)  # noqa: E731
-    return Dataset("labelme", len(items), categories, records, fill=options.fill, unlabelled=options.fill,
+    skip = tuple(options.skip)
+    fill = options.fill
+    if meta is not None and meta.names:  # labelme's own labels.txt starts with __ignore__, _background_
+        names = [n for n in meta.names if n != "__ignore__"]
+        categories = Categories(names=names)
+        if fill is None and "_background_" in names:  # as labelme2voc: uncovered pixels are background
+            fill = names.index("_background_")
+    else:  # one class list for the batch, fixed before any mask is written
+        categories = Categories(names=labelme.scan_labels(items, data, skip))
+    records = lambda tick: labelme.read_labelme(items, categories, summary, options.strict, data, skip)  # noqa: E731
+    return Dataset("labelme", len(items), categories, records, fill=fill, unlabelled=fill,
                    images_root=_images_root(options), items=items, specs=specs)
 
 
