@@ -520,3 +520,35 @@ def test_cvat_mask_whose_runs_do_not_cover_its_box_is_one_line(cli, tmp_path):
     result = cli("convert", path, "--to", "coco")
     assert_one_line_error(result)
     assert "rle runs cover 12 pixels" in result.stderr
+
+
+# ---------------------------------------------------------------- Cityscapes gtFine_polygons.json
+
+
+def test_cityscapes_polygons_json_to_coco_and_masks(cli, tmp_path):
+    root, frames = _gtfine(tmp_path)
+    frame = next(iter(frames))
+    path = root / "val" / "aachen" / f"{frame}_gtFine_polygons.json"
+    doc = json.loads(path.read_text())
+    doc["objects"] += [{"label": "cargroup", "polygon": [[12, 2], [14, 2], [14, 3], [12, 3]]},
+                       {"label": "person", "polygon": [[1, 1], [3, 1], [3, 3]], "deleted": 1},
+                       {"label": "license plate", "polygon": [[3, 8], [4, 8], [4, 9]]}]
+    path.write_text(json.dumps(doc))
+    result = cli("convert", path, "--to", "coco-rle")  # one file, recognised by its content
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["images"][0]["file_name"] == f"{frame}_leftImg8bit.png"
+    found = [(a["category_id"] - 1, a["iscrowd"]) for a in data["annotations"]]
+    assert found == [(23, 0), (26, 0), (26, 1)]  # sky, car, the car group as a crowd
+    assert "Cityscapes objects marked deleted (left out): 1" in result.stderr
+    assert "lossy: Cityscapes objects without a labelId left out (license plate): 1" in result.stderr
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    shifted = [float(v) + 0.5 for xy in doc["objects"][1]["polygon"] for v in xy]
+    reference = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects([shifted], 12, 16)))
+    np.testing.assert_array_equal(rle.decode(data["annotations"][1]["segmentation"]), reference)
+    out = tmp_path / "masks"
+    result = cli("convert", root, "--from", "cityscapes-polygons", "--to", "mask", "-o", out)
+    assert result.code == 0, result.stderr
+    labels = read_label_mask(out / "val" / "aachen" / f"{frame}_leftImg8bit.png").labels
+    assert read_label_mask(out / "val" / "aachen" / f"{frame}_leftImg8bit.png").meta.names[26] == "car"
+    assert labels[8, 4] == 26 and labels[3, 3] == 23 and labels[11, 0] == 255

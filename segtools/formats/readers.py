@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from segtools.errors import InputError, UsageError
-from segtools.formats import Summary, cvat, results_dataset
+from segtools.formats import Summary, cityscapes_polygons, cvat, results_dataset
 from segtools.formats.records import MASK_SOURCES, Categories, ConvertOptions, Dataset, image_names, image_sizes
 
 Reader = Callable[[Sequence[str], object, ConvertOptions, Summary], Dataset]
@@ -214,5 +214,5 @@ READERS: dict[str, Reader] = {
     "mask": read_mask_files, "coco": read_coco_document, "rle": read_rle_document, "coco-stream": read_coco_stream,
     "yolo": read_yolo_labels, "voc-seg": read_voc_objects, "voc": read_voc_xml, "labelme": read_labelme_files,
     "panoptic": read_panoptic, "coco-results": results_dataset.read_results_source,
-    "cvat": cvat.read_cvat_source,
+    "cvat": cvat.read_cvat_source, "cityscapes-polygons": cityscapes_polygons.read_polygons_source,
 }

@@ -46,12 +46,15 @@ FOLDER_LAYOUTS: list[tuple[str, Callable[[Path], bool]]] = [
     ("yolo", _yolo_root),  # Darknet obj.data/obj.names + train.txt; Roboflow train/labels, valid/labels
     ("yolo", lambda root: (root / "labels").is_dir() or any(root.glob("*.yaml"))),
     ("cvat", lambda root: (root / "annotations.xml").is_file()),
+    ("cityscapes-polygons", lambda root: next(root.rglob("*_polygons.json"), None) is not None
+     and not _has(root, ".png")),
     ("voc", lambda root: _has(root, ".xml") and not _has(root, ".png")),
     ("labelme", lambda root: _has(root, ".json") and not _has(root, ".png")),
     ("yolo", lambda root: _has(root, ".txt") and not _has(root, ".png")),
     ("voc-seg", lambda root: (root / "SegmentationObject").is_dir() or root.name == "SegmentationObject"),
 ]
 DOCUMENTS: list[tuple[str, Callable[[object], bool]]] = [
+    ("cityscapes-polygons", lambda doc: isinstance(doc, dict) and "objects" in doc and "imgHeight" in doc),
     ("labelme", lambda doc: isinstance(doc, dict) and "shapes" in doc),
     ("panoptic", lambda doc: isinstance(doc, dict) and isinstance(doc.get("annotations"), list)
      and any(isinstance(a, dict) and "segments_info" in a for a in doc["annotations"][:5])),
