@@ -168,13 +168,28 @@ SAM_PROMPT_CASES: dict[str, dict] = {
                     "mask_from": "point"},
 }
 
-#: automatic mask generation cases (SamAutomaticMaskGenerator keyword arguments)
+#: automatic mask generation cases (SamAutomaticMaskGenerator keyword arguments); random weights give
+#: small logits, so the stability offset is narrowed from 1.0 to keep a few dozen masks
 SAM_AMG_CASES: dict[str, dict] = {
-    "amg16": {"points_per_side": 16, "points_per_batch": 64, "pred_iou_thresh": 0.0,
-              "stability_score_thresh": 0.6, "box_nms_thresh": 0.7},
-    "amg_crops": {"points_per_side": 8, "points_per_batch": 50, "pred_iou_thresh": 0.0,
-                  "stability_score_thresh": 0.6, "box_nms_thresh": 0.7, "crop_n_layers": 1,
-                  "crop_n_points_downscale_factor": 2},
-    "amg_min_region": {"points_per_side": 12, "points_per_batch": 64, "pred_iou_thresh": 0.0,
-                       "stability_score_thresh": 0.6, "box_nms_thresh": 0.7, "min_mask_region_area": 40},
+    "amg": {"points_per_side": 8, "points_per_batch": 24, "pred_iou_thresh": 0.5,
+            "stability_score_thresh": 0.65, "stability_score_offset": 0.05, "box_nms_thresh": 1.0},
+    "amg_nms": {"points_per_side": 8, "points_per_batch": 64, "pred_iou_thresh": 0.0,
+                "stability_score_thresh": 0.6, "stability_score_offset": 0.05, "box_nms_thresh": 0.7},
+    "amg_crops": {"points_per_side": 8, "points_per_batch": 64, "pred_iou_thresh": 0.5,
+                  "stability_score_thresh": 0.65, "stability_score_offset": 0.05, "box_nms_thresh": 1.0,
+                  "crop_n_layers": 1, "crop_nms_thresh": 1.0, "crop_n_points_downscale_factor": 2},
+    "amg_min_region": {"points_per_side": 8, "points_per_batch": 64, "pred_iou_thresh": 0.5,
+                       "stability_score_thresh": 0.65, "stability_score_offset": 0.05, "box_nms_thresh": 1.0,
+                       "min_mask_region_area": 40},
 }
+#: box NMS cases for torchvision.ops.nms: seed, number of boxes, IoU threshold
+SAM_NMS_CASES = ((1, 300, 0.7), (2, 300, 0.5), (3, 50, 0.0))
+
+
+def sam_nms_boxes(seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Random xyxy boxes (float32, in a 200-pixel square, many overlapping) and scores."""
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 150, (count, 2))
+    wh = rng.uniform(5, 60, (count, 2))
+    boxes = np.concatenate([xy, xy + wh], axis=1).round().astype(np.float32)
+    return boxes, rng.random(count).astype(np.float32)

@@ -17,7 +17,7 @@ It writes
   ``SamPredictor`` on ``golden_util.sam_golden_image()`` for each ``SAM_PROMPT_CASES`` entry:
   masks (bit-packed), IoU predictions, low-res logits, strided full-size logits, and the
   image embedding;
-* ``amg.npz``: ``SamAutomaticMaskGenerator`` on the same model and image for each
+* ``amg.npz``: torchvision's box NMS on ``SAM_NMS_CASES``, and ``SamAutomaticMaskGenerator`` on the same model and image for each
   ``SAM_AMG_CASES`` entry: masks (bit-packed), boxes, predicted IoUs, stability scores,
   points, crop boxes, in the generator's order.
 
@@ -124,6 +124,11 @@ def record_amg(model: Sam, image: np.ndarray, out: Path) -> None:
         arrays[f"{name}_points"] = np.array([r["point_coords"][0] for r in records], dtype=np.float64).reshape(-1, 2)
         arrays[f"{name}_crop_box"] = np.array([r["crop_box"] for r in records], dtype=np.float64).reshape(-1, 4)
         print(f"{name}: {len(records)} masks, areas {sorted(arrays[f'{name}_area'].tolist())[:8]}…")
+    from torchvision.ops import nms
+
+    for seed, count, threshold in golden_util.SAM_NMS_CASES:
+        boxes, scores = golden_util.sam_nms_boxes(seed, count)
+        arrays[f"nms_{seed}_keep"] = nms(torch.from_numpy(boxes), torch.from_numpy(scores), threshold).numpy()
     np.savez_compressed(out / "amg.npz", **arrays)
 
 

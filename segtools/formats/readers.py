@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from segtools.errors import InputError, UsageError
-from segtools.formats import Summary, cityscapes_polygons, cvat, results_dataset
+from segtools.formats import Summary, cityscapes_polygons, cvat, results_dataset, sa1b
 from segtools.formats.records import MASK_SOURCES, Categories, ConvertOptions, Dataset, image_names, image_sizes
 
 Reader = Callable[[Sequence[str], object, ConvertOptions, Summary], Dataset]
@@ -215,4 +215,5 @@ READERS: dict[str, Reader] = {
     "yolo": read_yolo_labels, "voc-seg": read_voc_objects, "voc": read_voc_xml, "labelme": read_labelme_files,
     "panoptic": read_panoptic, "coco-results": results_dataset.read_results_source,
     "cvat": cvat.read_cvat_source, "cityscapes-polygons": cityscapes_polygons.read_polygons_source,
+    "sa1b": sa1b.read_sa1b_source,
 }

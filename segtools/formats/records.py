@@ -137,7 +137,7 @@ TARGETS = ("mask", "instances", "coco", "coco-rle", "coco-results", "panoptic", 
            "trainids", "labelids")
 MASK_SOURCES = {"auto": "auto", "mask": "semantic", "instances": "instance", "cityscapes-instances": "cityscapes"}
 SOURCES = ("auto", "mask", "instances", "cityscapes-instances", "coco", "coco-results", "yolo", "voc", "voc-seg",
-           "labelme", "rle", "panoptic", "cvat", "cityscapes-polygons")
+           "labelme", "rle", "panoptic", "cvat", "cityscapes-polygons", "sa1b")
 HOLES = ("bridge", "fill")
 
 

@@ -46,6 +46,7 @@ FOLDER_LAYOUTS: list[tuple[str, Callable[[Path], bool]]] = [
     ("yolo", _yolo_root),  # Darknet obj.data/obj.names + train.txt; Roboflow train/labels, valid/labels
     ("yolo", lambda root: (root / "labels").is_dir() or any(root.glob("*.yaml"))),
     ("cvat", lambda root: (root / "annotations.xml").is_file()),
+    ("sa1b", lambda root: next(root.glob("sa_*.json"), None) is not None),
     ("cityscapes-polygons", lambda root: next(root.rglob("*_polygons.json"), None) is not None
      and not _has(root, ".png")),
     ("voc", lambda root: _has(root, ".xml") and not _has(root, ".png")),
@@ -55,6 +56,8 @@ FOLDER_LAYOUTS: list[tuple[str, Callable[[Path], bool]]] = [
 ]
 DOCUMENTS: list[tuple[str, Callable[[object], bool]]] = [
     ("cityscapes-polygons", lambda doc: isinstance(doc, dict) and "objects" in doc and "imgHeight" in doc),
+    ("sa1b", lambda doc: isinstance(doc, dict) and isinstance(doc.get("image"), dict)
+     and isinstance(doc.get("annotations"), list)),
     ("labelme", lambda doc: isinstance(doc, dict) and "shapes" in doc),
     ("panoptic", lambda doc: isinstance(doc, dict) and isinstance(doc.get("annotations"), list)
      and any(isinstance(a, dict) and "segments_info" in a for a in doc["annotations"][:5])),
