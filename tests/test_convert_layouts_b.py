@@ -552,3 +552,49 @@ def test_cityscapes_polygons_json_to_coco_and_masks(cli, tmp_path):
     labels = read_label_mask(out / "val" / "aachen" / f"{frame}_leftImg8bit.png").labels
     assert read_label_mask(out / "val" / "aachen" / f"{frame}_leftImg8bit.png").meta.names[26] == "car"
     assert labels[8, 4] == 26 and labels[3, 3] == 23 and labels[11, 0] == 255
+
+
+# ---------------------------------------------------------------- SA-1B (Segment Anything) JSON
+
+
+def _sa1b(tmp_path) -> tuple:
+    whole = np.zeros((9, 10), np.uint8)
+    whole[1:8, 1:9] = 1
+    part = np.zeros_like(whole)
+    part[2:5, 2:5] = 1
+    other = np.zeros_like(whole)
+    other[6:8, 6:9] = 1
+    annotations = [{"id": 100 + k, "segmentation": rle.encode(m), "bbox": [0, 0, 1, 1], "area": 1,
+                    "predicted_iou": 0.9 - k / 10, "stability_score": 0.95, "point_coords": [[3.0, 3.0]],
+                    "crop_box": [0, 0, 10, 9]} for k, m in enumerate([part, whole, other])]
+    doc = {"image": {"image_id": 11, "width": 10, "height": 9, "file_name": "sa_11.jpg"}, "annotations": annotations}
+    folder = tmp_path / "sa1b"
+    folder.mkdir()
+    (folder / "sa_11.json").write_text(json.dumps(doc))
+    Image.fromarray(np.zeros((9, 10, 3), np.uint8)).save(folder / "sa_11.jpg")
+    return folder, (part, whole, other)
+
+
+def test_sa1b_folder_to_instances_and_coco(cli, tmp_path):
+    folder, (part, whole, other) = _sa1b(tmp_path)
+    result = cli("convert", folder, "--to", "instances", "-o", tmp_path / "inst")
+    assert result.code == 0, result.stderr
+    inst = read_label_mask(tmp_path / "inst" / "sa_11.png")
+    ids = inst.labels
+    # largest first: the whole object is 1, its part (painted after it) stays visible
+    assert ids[3, 3] != ids[1, 1] and ids[1, 1] > 0 and ids[7, 7] > 0 and len(np.unique(ids)) == 4
+    assert inst.meta.extra["class_names"] == ["object"]
+    result = cli("convert", folder / "sa_11.json", "--to", "coco-rle")
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["images"][0]["id"] == 11 and data["categories"] == [{"id": 1, "name": "object", "supercategory": ""}]
+    by_id = {a["id"]: a for a in data["annotations"]}
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    for k, m in enumerate((part, whole, other)):
+        ann = [a for a in data["annotations"] if abs(a["score"] - (0.9 - k / 10)) < 1e-9][0]
+        reference = mask_utils.encode(np.asfortranarray(m))
+        assert ann["segmentation"]["counts"] == reference["counts"].decode()
+        assert ann["area"] == int(mask_utils.area(reference)) and ann["bbox"] == mask_utils.toBbox(reference).tolist()
+    assert len(by_id) == 3
+    info = json.loads(cli("info", folder / "sa_11.json", "--format", "json").stdout)
+    assert info["kind"] == "SA-1B" and info["annotations"] == 3

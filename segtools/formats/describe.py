@@ -196,6 +196,19 @@ def describe_annotations(data: bytes, name: str) -> dict:
             _results(parsed, report)
         elif isinstance(parsed, dict) and "shapes" in parsed:
             _labelme(parsed, report)
+        elif isinstance(parsed, dict) and isinstance(parsed.get("image"), dict) and isinstance(
+                parsed.get("annotations"), list):
+            report.update(kind="SA-1B", images=1, categories=["object"], annotations=len(parsed["annotations"]),
+                          by_kind=_nonzero(Counter(_segmentation_kind(a.get("segmentation"))
+                                                   for a in parsed["annotations"] if isinstance(a, dict))))
+        elif isinstance(parsed, dict) and "objects" in parsed and "imgHeight" in parsed:
+            objects = [o for o in parsed["objects"] if isinstance(o, dict)] if isinstance(
+                parsed["objects"], list) else []
+            labels = Counter(str(o.get("label")) for o in objects)
+            report.update(kind="Cityscapes polygons", images=1, categories=list(labels), annotations=len(objects),
+                          by_kind=_nonzero(Counter({"polygon": len(objects),
+                                                    "deleted": sum(bool(o.get("deleted")) for o in objects)})),
+                          by_category=dict(labels.most_common()))
         elif isinstance(parsed, dict) and isinstance(parsed.get("annotations"), list) and any(
                 isinstance(a, dict) and "segments_info" in a for a in parsed["annotations"][:5]):
             _panoptic(parsed, report)
