@@ -18,7 +18,7 @@ from segtools.cli.options import ClassesOpt, JobsOpt, OutputOpt, OverwriteOpt, P
 TARGETS = ("mask", "instances", "coco", "coco-rle", "coco-results", "panoptic", "yolo", "yolo-seg", "voc", "colour",
            "trainids", "labelids")
 SOURCES = ("auto", "mask", "instances", "cityscapes-instances", "coco", "coco-results", "yolo", "voc", "voc-seg",
-           "labelme", "rle", "panoptic", "cvat", "cityscapes-polygons", "sa1b")
+           "labelme", "rle", "panoptic", "cvat", "cityscapes-polygons", "sa1b", "mots", "kitti", "ade20k")
 VALUE_MAPS = ("colour", "trainids", "labelids")
 MASK_EXTENSIONS = (".png", ".npy")
 

@@ -47,6 +47,10 @@ def _mask_worker(path: str, reading: MaskReading, name: str = ""
     from segtools.formats import instances as instlib
     from segtools.io.masks import read_label_mask
 
+    if interpret in ("mots", "kitti", "ade20k"):  # class and instance packed in one value
+        from segtools.formats import instance_codes
+
+        return instance_codes.annotate(path, reading, name)
     mask = read_label_mask(path, colours)
     summary = Summary()
     kind = instlib.mask_kind(mask, name if isinstance(path, bytes) else path, instlib.is_png(path), interpret)

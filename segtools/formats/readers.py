@@ -58,6 +58,9 @@ def read_mask_files(specs, payload, options: ConvertOptions, summary: Summary) -
     from segtools.formats import cityscapes  # a gtFine folder: one of each frame's four PNGs
 
     items, city_names, city_kind = cityscapes.pick_frame_files(items, options.source, summary)
+    from segtools.formats import instance_codes  # MOTS, KITTI, ADE20K _seg.png
+
+    items, code_kind = instance_codes.pick_files(items, options.source, summary)
     if city_names and meta is None:
         categories = Categories(names=city_names)
     ignore = meta.ignore_index if meta is not None else 255
@@ -71,7 +74,7 @@ def read_mask_files(specs, payload, options: ConvertOptions, summary: Summary) -
     reading = masks.MaskReading(
         colours, tuple(skip), "rle" if options.rle else "polygon", options.epsilon, options.holes,
         not options.per_class, skip_own_ignore=own_void,
-        interpret=city_kind or MASK_SOURCES.get(options.source, "auto"))
+        interpret=city_kind or code_kind or MASK_SOURCES.get(options.source, "auto"))
     records = lambda tick: masks.read_masks(  # noqa: E731
         items, categories, summary, reading, image_names=names, jobs=options.jobs, tick=tick, data=data)
     unlabelled = skip[0] if len(skip) == 1 and not own_void else None

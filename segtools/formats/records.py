@@ -135,9 +135,10 @@ def image_names(images_root: Path | None) -> dict[str, str] | None:
 
 TARGETS = ("mask", "instances", "coco", "coco-rle", "coco-results", "panoptic", "yolo", "yolo-seg", "voc", "colour",
            "trainids", "labelids")
-MASK_SOURCES = {"auto": "auto", "mask": "semantic", "instances": "instance", "cityscapes-instances": "cityscapes"}
+MASK_SOURCES = {"auto": "auto", "mask": "semantic", "instances": "instance", "cityscapes-instances": "cityscapes",
+                "mots": "mots", "kitti": "kitti", "ade20k": "ade20k"}
 SOURCES = ("auto", "mask", "instances", "cityscapes-instances", "coco", "coco-results", "yolo", "voc", "voc-seg",
-           "labelme", "rle", "panoptic", "cvat", "cityscapes-polygons", "sa1b")
+           "labelme", "rle", "panoptic", "cvat", "cityscapes-polygons", "sa1b", "mots", "kitti", "ade20k")
 HOLES = ("bridge", "fill")
 
 
