@@ -22,7 +22,7 @@ from segtools.io.presets import (
     voc_colormap,
 )
 
-EXPECTED_LENGTHS = {"voc": 21, "cityscapes": 19, "camvid": 11, "ade20k": 150, "coco": 80}
+EXPECTED_LENGTHS = {"voc": 21, "cityscapes": 19, "camvid": 11, "camvid32": 32, "ade20k": 150, "coco": 80}
 
 
 def test_preset_keys_and_lengths():
@@ -62,10 +62,11 @@ def test_no_duplicate_colours(key):
 
 def test_ignore_indices():
     assert {k: p.ignore_index for k, p in PRESETS.items()} == {
-        "voc": 255, "cityscapes": 255, "camvid": 11, "ade20k": 255, "coco": 255,
+        "voc": 255, "cityscapes": 255, "camvid": 11, "camvid32": 30, "ade20k": 255, "coco": 255,
     }  # fmt: skip
     for p in PRESETS.values():
-        assert p.ignore_index >= len(p.names)  # never collides with a real class
+        # never collides with a real class (camvid32 keeps label_colors.txt's numbering: Void is 30)
+        assert p.ignore_index >= len(p.names) or p.names[p.ignore_index] == "Void"
 
 
 def test_preset_is_frozen_dataclass():

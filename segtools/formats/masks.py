@@ -51,7 +51,7 @@ def _mask_worker(path: str, reading: MaskReading, name: str = ""
         from segtools.formats import instance_codes
 
         return instance_codes.annotate(path, reading, name)
-    mask = read_label_mask(path, colours)
+    mask = read_label_mask(path, colours, name=name or None)  # stdin bytes are named by their input
     summary = Summary()
     kind = instlib.mask_kind(mask, name if isinstance(path, bytes) else path, instlib.is_png(path), interpret)
     if kind != "semantic":  # instance ids: one annotation per id, classes from the metadata
@@ -179,7 +179,7 @@ def map_values(items, targets: Sequence, to: str, summary: Summary, colours=None
     if to not in VALUE_MAPS:
         raise ValueError(f"to must be one of {', '.join(VALUE_MAPS)}, not {to!r}")
     for i, (item, target) in enumerate(zip(items, targets)):
-        mask = read_label_mask(data if data is not None and len(items) == 1 else item.path, colours)
+        mask = read_label_mask(data if data is not None and len(items) == 1 else item.path, colours, name=item.path)
         if to == "trainids":
             write_label_mask(cityscapes.label_to_train(mask.labels), target, load_classes("cityscapes"), allow_overwrite)
         elif to == "labelids":
@@ -191,5 +191,27 @@ def map_values(items, targets: Sequence, to: str, summary: Summary, colours=None
             meta = palette if palette is not None else mask.meta
             if meta is None or meta.palette is None:
                 raise InputError(f"{item.path}: the mask carries no palette; give classes or a palette")
-            write_image(labels_to_colours(mask.labels, meta.palette).astype(np.uint8), target, allow_overwrite)
+            write_image(labels_to_colours(mask.labels, meta.palette, void_of=meta).astype(np.uint8), target,
+                        allow_overwrite)
+        tick and tick(i)
+
+
+def colour_masks_to_labels(items, output, single: bool, colours, summary: Summary, names=None,
+                           allow_overwrite: bool = False, data: bytes | None = None, tick: Tick | None = None) -> None:
+    """RGB colour masks → label masks through ``colours`` (a ``ClassMeta`` with a palette),
+    keeping the palette and the ignore index in the metadata so the way back (``colour``)
+    needs nothing more; ``names``: class names to write instead of the palette's."""
+    from segtools.io.batch import check_output_dir
+    from segtools.io.masks import read_label_mask, write_label_mask
+
+    root = None if single else check_output_dir(output) if output not in (None, "-") else None
+    if not single and root is None:
+        raise OutputError("several masks: give an output folder")
+    meta = colours.with_(names=tuple(names)) if names else colours
+    for i, item in enumerate(items):
+        mask = read_label_mask(data if data is not None and len(items) == 1 else item.path, colours, name=item.path)
+        own = mask.meta if mask.meta is not None and mask.meta is not colours else meta
+        summary.add("colour masks read through the palette", int(mask.meta is colours))
+        target = output if single else stem_path(root, item.rel, ".png")
+        write_label_mask(mask.labels, None if target == "-" else target, own, allow_overwrite)
         tick and tick(i)

@@ -158,13 +158,15 @@ def read_yolo_labels(specs, payload, options: ConvertOptions, summary: Summary) 
 def read_voc_objects(specs, payload, options: ConvertOptions, summary: Summary) -> Dataset:
     """Pascal VOC ``SegmentationObject`` + ``SegmentationClass`` pairs."""
     from segtools.formats import voc
+    from segtools.io.meta import load_classes
 
     meta = _meta(options)
     pairs = voc.segmentation_pairs(specs)
     categories = _categories(meta) if meta is not None else Categories(names=voc.class_names())
     names = image_names(_images_root(options))
     records = lambda tick: voc.read_segmentation(  # noqa: E731
-        pairs, categories, summary, "rle" if options.rle else "polygon", options.epsilon, options.holes, names, tick)
+        pairs, categories, summary, "rle" if options.rle else "polygon", options.epsilon, options.holes, names, tick,
+        load_classes(options.palette, "--palette") if options.palette else None)
     return Dataset("voc-seg", len(pairs), categories, records, ticks_itself=True, fill=options.fill, traced=True,
                    images_root=_images_root(options), specs=specs)
 

@@ -293,16 +293,30 @@ def segmentation_pairs(specs: Sequence[str]) -> list:
                       names=("SegmentationObject mask", "SegmentationClass mask")).pairs
 
 
+def object_colours():
+    """The colour map of RGB ``SegmentationObject`` PNGs: object ``i`` in VOC colour ``i``, the
+    255 border in (224, 224, 192) — the devkit's 256-entry map, whatever the class palette."""
+    from segtools.io.meta import ClassMeta
+    from segtools.io.presets import voc_colormap
+
+    return ClassMeta(palette=tuple(voc_colormap(256)), ignore_index=255)
+
+
 def read_segmentation(pairs, categories: Categories, summary: Summary, mode: str = "polygon", epsilon: float = 0.0,
-                          holes: str = "bridge", image_names: dict[str, str] | None = None, tick: Tick | None = None) -> Iterator[Record]:
-    """Records from ``(SegmentationObject item, SegmentationClass item)`` pairs."""
+                      holes: str = "bridge", image_names: dict[str, str] | None = None, tick: Tick | None = None,
+                      colours=None) -> Iterator[Record]:
+    """Records from ``(SegmentationObject item, SegmentationClass item)`` pairs.
+
+    ``colours``: the class palette (``ClassMeta``) for RGB ``SegmentationClass`` PNGs; with
+    it, RGB ``SegmentationObject`` PNGs are read through :func:`object_colours`.
+    """
     from segtools.io.batch import pairing_key
     from segtools.io.masks import read_label_mask
 
     next_id = 1
     for index, (object_item, class_item) in enumerate(pairs):
-        objects = read_label_mask(object_item.path).labels
-        classes = read_label_mask(class_item.path).labels
+        objects = read_label_mask(object_item.path, object_colours() if colours is not None else None).labels
+        classes = read_label_mask(class_item.path, colours).labels
         annotations = segmentation_annotations(classes, objects, mode, epsilon, summary, holes)
         for ann in annotations:
             categories.see(ann["category_id"], f"{class_item.path}: ")

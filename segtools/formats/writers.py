@@ -82,6 +82,13 @@ def write_mask_target(dataset, target, output, options, summary, single, tick, t
         coco_panoptic.dataset_to_masks(dataset.document, png_root, out_dir, summary, options.overwrite, tick,
                                        options.strict)
         return
+    if dataset.format == "mask" and options.palette and dataset.items:  # colour masks: a value map, no tracing
+        from segtools.io.meta import load_classes
+
+        names = load_classes(options.classes).names if options.classes else None
+        masks.colour_masks_to_labels(dataset.items, output, single, load_classes(options.palette, "--palette"), summary,
+                                     names, options.overwrite, dataset.payload, tick)
+        return
     _needs_records(dataset, target)
     records, tick = _stream(dataset, tick)
     fill = 255 if dataset.fill is None else dataset.fill

@@ -13,7 +13,11 @@ Sources (the data is re-typed here in our own layout):
   (:func:`voc_colormap`); VOC draws the ignore value 255 as (224, 224, 192).
 * Cityscapes: ``cityscapesScripts/helpers/labels.py`` (labelIds 0..33 and
   license plate); the preset uses the 19 trainId classes.
-* CamVid: the 11-class SegNet split, with 11 = Unlabelled as ignore index.
+* CamVid: the 11-class SegNet split, with 11 = Unlabelled as ignore index (drawn black);
+  ``camvid32``: the full 32-entry ``label_colors.txt`` in file order, Void (30) ignored.
+* Void colours (:attr:`Preset.void_colours`): what each dataset draws unlabelled pixels
+  with — VOC (224, 224, 192), CamVid black, Cityscapes every colour of a labelId without
+  a trainId (black, ground (81, 0, 81), parking, …) — read as the ignore index.
 * ADE20K: the 150 SceneParsing classes in the order and with the palette of the
   CSAIL scene-parsing repo / mmsegmentation's ``ADE20KDataset``. Labels are
   assumed to be "reduce-zero-label" encoded: 0 ("other") becomes 255 and class
@@ -59,6 +63,8 @@ class Preset:
     palette: tuple[Color, ...]
     ignore_index: int
     kind: str = "semantic"
+    #: colours the dataset draws its void/unlabelled pixels with (read as ``ignore_index``)
+    void_colours: tuple[Color, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.palette):
@@ -195,6 +201,22 @@ _CAMVID: tuple[tuple[str, Color], ...] = (
 )
 CAMVID_UNLABELLED_COLOR: Color = (0, 0, 0)
 
+# CamVid's full colour table (``label_colors.txt`` of the original release), in file order:
+# label value = line number, so Void is 30 (the ignore index) and Wall 31.
+_CAMVID32: tuple[tuple[str, Color], ...] = (
+    ("Animal", (64, 128, 64)), ("Archway", (192, 0, 128)), ("Bicyclist", (0, 128, 192)),
+    ("Bridge", (0, 128, 64)), ("Building", (128, 0, 0)), ("Car", (64, 0, 128)),
+    ("CartLuggagePram", (64, 0, 192)), ("Child", (192, 128, 64)), ("Column_Pole", (192, 192, 128)),
+    ("Fence", (64, 64, 128)), ("LaneMkgsDriv", (128, 0, 192)), ("LaneMkgsNonDriv", (192, 0, 64)),
+    ("Misc_Text", (128, 128, 64)), ("MotorcycleScooter", (192, 0, 192)), ("OtherMoving", (128, 64, 64)),
+    ("ParkingBlock", (64, 192, 128)), ("Pedestrian", (64, 64, 0)), ("Road", (128, 64, 128)),
+    ("RoadShoulder", (128, 128, 192)), ("Sidewalk", (0, 0, 192)), ("SignSymbol", (192, 128, 128)),
+    ("Sky", (128, 128, 128)), ("SUVPickupTruck", (64, 128, 192)), ("TrafficCone", (0, 0, 64)),
+    ("TrafficLight", (0, 64, 64)), ("Train", (192, 64, 128)), ("Tree", (128, 128, 0)),
+    ("Truck_Bus", (192, 128, 192)), ("Tunnel", (64, 0, 64)), ("VegetationMisc", (192, 192, 0)),
+    ("Void", (0, 0, 0)), ("Wall", (64, 192, 0)),
+)
+
 # ----------------------------------------------------------------------- ADE20K
 
 # The 150 SceneParsing classes (after reduce-zero-label), the number is the index
@@ -279,21 +301,48 @@ COCO_CATEGORY_IDS: tuple[int, ...] = (
 
 # ---------------------------------------------------------------------- presets
 
+def _cityscapes_void_colours() -> tuple[Color, ...]:
+    """Colours of the labelIds without a trainId that no train class shares (what a real
+    ``_color.png`` holds besides the 19 classes: unlabeled black, ground, parking, …)."""
+    train = {lab.color for lab in _cityscapes_train_labels()}
+    out: list[Color] = []
+    for lab in CITYSCAPES_LABELS:
+        if lab.train_id == 255 and lab.color not in train and lab.color not in out:
+            out.append(lab.color)
+    return tuple(out)
+
+
 PRESETS: dict[str, Preset] = {
-    "voc": Preset("voc", VOC_CLASSES, tuple(_VOC_CMAP[: len(VOC_CLASSES)]), 255),
+    "voc": Preset("voc", VOC_CLASSES, tuple(_VOC_CMAP[: len(VOC_CLASSES)]), 255,
+                  void_colours=(VOC_IGNORE_COLOR,)),
     "cityscapes": Preset(
         "cityscapes",
         tuple(lab.name for lab in _cityscapes_train_labels()),
         tuple(lab.color for lab in _cityscapes_train_labels()),
         255,
+        void_colours=_cityscapes_void_colours(),
     ),
     "camvid": Preset(
-        "camvid", tuple(n for n, _ in _CAMVID), tuple(c for _, c in _CAMVID), len(_CAMVID)
+        "camvid", tuple(n for n, _ in _CAMVID), tuple(c for _, c in _CAMVID), len(_CAMVID),
+        void_colours=(CAMVID_UNLABELLED_COLOR,),
+    ),
+    "camvid32": Preset(
+        "camvid32", tuple(n for n, _ in _CAMVID32), tuple(c for _, c in _CAMVID32),
+        [n for n, _ in _CAMVID32].index("Void"),
     ),
     "ade20k": Preset("ade20k", ADE20K_CLASSES, tuple(c for _, c in _ADE20K), 255),
     # kind stays "semantic": label value i means class COCO_CLASSES[i] (not an instance id).
     "coco": Preset("coco", COCO_CLASSES, tuple(_VOC_CMAP[1 : len(COCO_CLASSES) + 1]), 255),
 }
+
+
+def void_colours_of(palette) -> tuple[Color, ...]:
+    """The void colours of the preset whose palette is ``palette`` (none for other palettes)."""
+    key = tuple(tuple(int(v) for v in c) for c in palette)
+    for preset in PRESETS.values():
+        if preset.void_colours and preset.palette == key:
+            return preset.void_colours
+    return ()
 
 
 def get_preset(name: str) -> Preset:
