@@ -598,3 +598,58 @@ def test_sa1b_folder_to_instances_and_coco(cli, tmp_path):
     assert len(by_id) == 3
     info = json.loads(cli("info", folder / "sa_11.json", "--format", "json").stdout)
     assert info["kind"] == "SA-1B" and info["annotations"] == 3
+
+
+# ---------------------------------------------------------------- MOTS, KITTI, ADE20K packed masks
+
+
+def test_kitti_mots_instance_pngs_to_coco(cli, tmp_path):
+    folder = tmp_path / "instances" / "0002"
+    folder.mkdir(parents=True)
+    ids = np.zeros((8, 10), np.uint16)
+    ids[1:4, 1:4], ids[1:4, 6:9], ids[5:8, 2:5], ids[6:, 8:] = 1001, 1002, 2005, 10000
+    Image.fromarray(ids).save(folder / "000000.png")
+    result = cli("convert", tmp_path / "instances", "--from", "mots", "--to", "coco", "-o", tmp_path / "mots.json")
+    assert result.code == 0, result.stderr
+    data = json.loads((tmp_path / "mots.json").read_text())
+    assert [c["name"] for c in data["categories"]] == ["car", "pedestrian"]
+    assert sorted((a["category_id"], a["area"]) for a in data["annotations"]) == [(1, 9), (1, 9), (2, 9)]
+    assert data["images"][0]["file_name"] == "0002/000000.png"
+    assert "MOTS ignore regions (10000) left out: 1" in result.stderr
+    ids[0, 0] = 3001
+    Image.fromarray(ids).save(folder / "000000.png")
+    bad = cli("convert", folder / "000000.png", "--from", "mots", "--to", "coco")
+    assert_one_line_error(bad)
+    assert "value 3001" in bad.stderr
+
+
+def test_kitti_instance_pngs_read_like_cityscapes(cli, tmp_path):
+    (tmp_path / "instance").mkdir()
+    ids = np.full((6, 9), 7 * 256, np.uint16)  # road (stuff)
+    ids[1:3, 1:4], ids[3:5, 5:8] = 26 * 256 + 1, 26 * 256 + 2  # two cars
+    ids[0, 6:9] = 24 * 256  # people without instance numbers: one crowd
+    Image.fromarray(ids).save(tmp_path / "instance" / "000000_10.png")
+    result = cli("convert", tmp_path / "instance", "--from", "kitti", "--to", "coco-rle")
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["categories"][26]["name"] == "car"
+    assert sorted((a["category_id"] - 1, a["iscrowd"], a["area"]) for a in data["annotations"]) == [
+        (24, 1, 3), (26, 0, 6), (26, 0, 6)]
+
+
+def test_ade20k_seg_png_class_from_red_green_instance_from_blue(cli, tmp_path):
+    folder = tmp_path / "ade"
+    folder.mkdir()
+    rgb = np.zeros((6, 8, 3), np.uint8)
+    rgb[:3] = (0, 12, 1)  # class 12, instance 1
+    rgb[3:, :4] = (70, 39, 2)  # class 7·256 + 39 = 1831, instance 2
+    rgb[3:, 4:] = (70, 39, 3)  # the same class, another instance
+    rgb[5, 7] = (0, 0, 0)  # unlabelled
+    _rgb_png(folder / "ADE_train_00000001_seg.png", rgb)
+    _rgb_png(folder / "ADE_train_00000001_parts_1.png", np.zeros((6, 8, 3)))
+    result = cli("convert", folder, "--to", "coco-rle", "-o", tmp_path / "ade.json")
+    assert result.code == 0, result.stderr
+    data = json.loads((tmp_path / "ade.json").read_text())
+    assert len(data["images"]) == 1 and len(data["categories"]) == 1831
+    assert sorted((a["category_id"], a["area"]) for a in data["annotations"]) == [(12, 24), (1831, 11), (1831, 12)]
+    assert "ADE20K part masks (_parts_N.png) not read: 1" in result.stderr
