@@ -18,6 +18,7 @@ from typing_extensions import Annotated
 
 from segtools.cli.common import progress
 from segtools.cli.options import ClassesOpt, IgnoreOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt
+from segtools.cli.postprocess_instances import MinInstanceAreaOpt, MinScoreOpt, NmsOpt, ResolveOverlapsOpt
 from segtools.cli.video_opts import CodecOpt, EndOpt, EveryOpt, MaxFramesOpt, StartOpt
 from segtools.errors import UsageError
 
@@ -93,6 +94,10 @@ def postprocess(
     end: EndOpt = None,
     max_frames: MaxFramesOpt = None,
     codec: CodecOpt = None,
+    min_score: MinScoreOpt = None,
+    min_instance_area: MinInstanceAreaOpt = None,
+    nms: NmsOpt = None,
+    resolve_overlaps: ResolveOverlapsOpt = False,
 ) -> None:
     """Clean up label masks: threshold or argmax score maps, then morphology, then write label masks (PNG, class metadata kept).
 
@@ -110,6 +115,12 @@ def postprocess(
     from segtools.io.batch import expand_inputs
     from segtools.morphology.postprocess import PostprocessOptions, postprocess_files
 
+    from segtools.cli import postprocess_instances as instance_cli
+
+    if instance_cli.requested(min_score, min_instance_area, nms, resolve_overlaps):
+        return instance_cli.postprocess_instances(inputs, output, min_score=min_score,
+                                                  min_instance_area=min_instance_area, nms=nms,
+                                                  resolve_overlaps=resolve_overlaps, overwrite=overwrite)
     if meta is not None:
         raise UsageError(f"--meta is now --classes (class names/palette, as in every command): use --classes {meta}")
     default_threshold, thresholds = spec.class_values(threshold, "--threshold", float) if threshold else (None, {})
