@@ -56,6 +56,16 @@ def convert(
     gt: Annotated[Optional[str], typer.Option(
         "--gt", metavar="COCO.json", help=("COCO results input: the ground-truth file they refer to "
                                            "(image names and sizes, categories)."))] = None,
+    split: Annotated[Optional[str], typer.Option(
+        "--split", metavar="train=F,val=F[,test=F]", help=(
+            "Split the images (seeded, stratified by class presence, stable when files are added) into the "
+            "target's split layout: YOLO images/<split>, COCO NAME_<split>.json, VOC ImageSets/Main/<split>.txt."))] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of --split.")] = 0,
+    filters: Annotated[Optional[List[str]], typer.Option("--filter", help=(
+        "Keep annotations: class=NAME[,NAME], area>=PX, area<=PX, crowd=0|1; images=annotated drops images "
+        "left empty. Repeatable; what is left out is counted."))] = None,
+    merge: Annotated[bool, typer.Option("--merge", help=(
+        "Read each input as its own dataset and merge them: categories by name, ids renumbered."))] = False,
     jobs: JobsOpt = 1,
     overwrite: OverwriteOpt = False,
 ) -> None:
@@ -89,24 +99,38 @@ def convert(
         classes=classes, palette=palette, epsilon=epsilon, holes=holes or "bridge", per_class=per_class,
         skip=tuple(skip or ()), fill=fill, strict=strict, instance_masks=instance_masks,
         things=[t for t in things.split(",") if t.strip()] if things else None, source=source,
-        rle=to in ("coco-rle", "coco-results"), voc_origin=voc_origin, reference=gt, jobs=jobs, overwrite=overwrite)
+        rle=to in ("coco-rle", "coco-results"), voc_origin=voc_origin, reference=gt, jobs=jobs, overwrite=overwrite,
+        filters=tuple(filters or ()), seed=seed)
     summary = Summary()
     with parameters_as_flags(FLAGS):
-        _run(specs, source, to, output, options, summary, overwrite)
+        if split is not None:
+            from segtools.formats.splits import parse_split
+
+            options.split = parse_split(split)
+        _run(specs, source, to, output, options, summary, overwrite, merge)
     _report(summary)
 
 
 #: Library parameters → the flags that set them (messages are reworded by parameters_as_flags).
-FLAGS = {"images": "--images", "image_size": "--image-size", "voc_origin": "--voc-origin", "reference": "--gt"}
+FLAGS = {"images": "--images", "image_size": "--image-size", "voc_origin": "--voc-origin", "reference": "--gt",
+         "split": "--split", "filter": "--filter", "skip": "--skip", "merge": "--merge"}
 
 
-def _run(specs, source, to, output, options, summary, overwrite) -> None:
+def _run(specs, source, to, output, options, summary, overwrite, merge: bool = False) -> None:
     from segtools.cli.common import progress
     from segtools.cli.options import is_batch, output_targets
     from segtools.errors import UsageError
     from segtools.formats import registry
 
-    dataset = registry.read(registry.detect(specs, source), specs, options, summary)
+    if merge:
+        from segtools.formats.splits import merge as merge_datasets
+
+        if to in VALUE_MAPS or to == "panoptic":
+            raise UsageError(f"--merge writes annotations; --to {to} maps masks one by one")
+        parts = [registry.read(registry.detect([spec], source), [spec], options, summary) for spec in specs]
+        dataset = merge_datasets(parts, summary, specs)
+    else:
+        dataset = registry.read(registry.detect(specs, source), specs, options, summary)
     targets = output_targets(dataset.items, specs, output, ".png", overwrite) if to in VALUE_MAPS else ()
     # one image to stdout or -o FILE.png|.npy; a batch, or an -o that names a folder, gets one file per image
     names_folder = bool(output) and output != "-" and (os.path.isdir(output) or not output.lower().endswith(MASK_EXTENSIONS))

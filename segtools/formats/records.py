@@ -173,6 +173,10 @@ class ConvertOptions:
     things: Optional[Sequence[str]] = None
     source: str = "auto"
     voc_origin: Optional[int] = None  # VOC box indices from 1 (the devkit) or 0; None: guessed when read
+    split: Optional[dict] = None  # {"train": 0.8, "val": 0.2}: write each split in the target's layout
+    seed: int = 0  # of the split
+    filters: Sequence[str] = ()  # --filter specs (formats.splits.parse_filters)
+    split_name: Optional[str] = None  # set while one split is written
     reference: Optional[str] = None  # COCO results input: the ground-truth COCO file they refer to
     rle: bool = False  # trace masks to RLE (the coco-rle target) instead of polygons
     jobs: int = 1

@@ -117,10 +117,13 @@ def detect(specs: Sequence[str], source: str = "auto") -> Detected:
 
 def read(detected: Detected, specs: Sequence[str], options: ConvertOptions, summary: Summary) -> Dataset:
     """The dataset of the inputs (records are read lazily, when a writer asks)."""
+    from segtools.formats import splits
+
     reader = READERS.get(detected.format)
     if reader is None:
         raise UsageError(f"cannot convert {detected.format} files")
-    return reader(specs, detected.payload, options, summary)
+    return splits.prepare(reader(specs, detected.payload, options, summary), options.skip,
+                          splits.parse_filters(options.filters), summary)
 
 
 # ---------------------------------------------------------------- writing
@@ -140,6 +143,18 @@ def write(dataset: Dataset, target: str, output: Optional[str], options: Convert
     """
     if target not in WRITERS:
         raise UsageError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
-    WRITERS[target](dataset, target, output, options, summary, single, tick, targets)
+    from segtools.formats import splits
+
+    dataset = splits.counting_dropped(dataset, target, summary)
+    if options.split:  # each split in the target's own layout
+        from dataclasses import replace
+
+        def write_one(records, name, where):
+            part = replace(dataset, records=lambda _tick: iter(records), ticks_itself=False, total=len(records))
+            WRITERS[target](part, target, where, replace(options, split_name=name), summary, False, None, ())
+
+        splits.write_split(dataset, target, output, options.split, options.seed, write_one, summary)
+    else:
+        WRITERS[target](dataset, target, output, options, summary, single, tick, targets)
     if target not in POLYGON_TARGETS:
         summary.counts.pop(KEYHOLES, None)  # traced while reading, but no polygon was written

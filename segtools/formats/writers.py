@@ -57,7 +57,8 @@ def write_yolo_target(dataset, target, output, options, summary, single, tick, t
     if dataset.format == "coco" and target == "yolo":  # boxes: a missing or stale bbox from the segmentation
         records = (coco_dataset.refresh_geometry(r, summary, keep_close_boxes=True) for r in records)
     yolo.write_yolo(records, dataset.categories, out_dir, summary, target == "yolo-seg", options.holes,
-                    options.epsilon, options.strict, dataset.images_root, tick)
+                    options.epsilon, options.strict, dataset.images_root, tick, options.split_name,
+                    tuple(options.split or ()))
 
 
 def write_voc_target(dataset, target, output, options, summary, single, tick, targets) -> None:

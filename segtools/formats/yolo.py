@@ -247,12 +247,13 @@ def read_yolo(label_items, categories: Categories, summary: Summary, images: dic
 
 def write_yolo(records: Iterable[Record], categories: Categories, out_dir, summary: Summary, segments: bool,
                holes: str = "fill", epsilon: float = 0.0, strict: bool = False, images_root: Path | None = None,
-               tick: Tick | None = None) -> None:
-    """``images/``, ``labels/`` and ``data.yaml`` under ``out_dir``."""
+               tick: Tick | None = None, split: str | None = None, splits: Sequence[str] = ()) -> None:
+    """``images/``, ``labels/`` and ``data.yaml`` under ``out_dir``; with ``split``, this
+    split's ``images/<split>/`` and ``labels/<split>/``, and a ``data.yaml`` naming ``splits``."""
     from segtools.io.batch import check_output_dir
     from segtools.io.streams import write_bytes
 
-    root = check_output_dir(out_dir)
+    root = base = check_output_dir(out_dir)
     for i, record in enumerate(records):
         image = record.image
         h, w = int(image["height"]), int(image["width"])
@@ -264,9 +265,10 @@ def write_yolo(records: Iterable[Record], categories: Categories, out_dir, summa
             from segtools.formats.paths import source_in
 
             source = source_in(images_root, image["file_name"], f"image {image.get('id')}: 'file_name'")
-        write_bytes(stem_path(root / "labels", image["file_name"], ".txt"), ("\n".join(lines) + "\n" if lines else "").encode())
+        labels_dir, images_dir = (root / "labels" / split, root / "images" / split) if split else (root / "labels", root / "images")
+        write_bytes(stem_path(labels_dir, image["file_name"], ".txt"), ("\n".join(lines) + "\n" if lines else "").encode())
         if source is not None and source.is_file():
-            target = stem_path(root / "images", image["file_name"], source.suffix)
+            target = stem_path(images_dir, image["file_name"], source.suffix)
             target.parent.mkdir(parents=True, exist_ok=True)
             if not target.exists():
                 try:
@@ -277,4 +279,10 @@ def write_yolo(records: Iterable[Record], categories: Categories, out_dir, summa
             summary.add("images not found in the images folder (labels written without them)", lossy=True)
         tick and tick(i)
     names = categories.names
-    write_bytes(root / "data.yaml", data_yaml(names, path=str(root.resolve())).encode())
+    if split:
+        folders = {name: f"images/{name}" for name in splits}
+        text = data_yaml(names, str(base.resolve()), folders.get("train", "images/train"), folders.get("val"),
+                         folders.get("test"))
+    else:
+        text = data_yaml(names, path=str(root.resolve()))
+    write_bytes(base / "data.yaml", text.encode())

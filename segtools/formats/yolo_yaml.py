@@ -14,13 +14,22 @@ MAX_YAML_BYTES = 1 << 20  # a data.yaml is a few hundred bytes; 65,536 class nam
 
 
 
-def data_yaml(names: Sequence[str], path: str | None = None, train: str = "images", val: str | None = None) -> str:
-    """A minimal Ultralytics ``data.yaml`` (written by hand: no YAML dependency)."""
+def data_yaml(names: Sequence[str], path: str | None = None, train: str = "images", val: str | None = None,
+              test: str | None = None) -> str:
+    """A minimal Ultralytics ``data.yaml`` (written by hand: no YAML dependency).
+
+    Without a ``val`` folder (no split was asked for) ``val`` names the training images,
+    which Ultralytics needs, and a comment says so.
+    """
     lines = []
     if path:
         lines.append(f"path: {_quote(path)}")
     lines.append(f"train: {_quote(train)}")
+    if val is None:
+        lines.append("# no validation split: val is the training images (convert --split train=0.8,val=0.2 makes one)")
     lines.append(f"val: {_quote(val or train)}")
+    if test:
+        lines.append(f"test: {_quote(test)}")
     lines.append(f"nc: {len(names)}")
     lines.append("names:")
     lines += [f"  {i}: {_quote(n)}" for i, n in enumerate(names)]
