@@ -115,20 +115,22 @@ def mask_rle(shape: ET.Element, height: int, width: int, where: str, summary: Su
 
     left, top = _integer(shape, "left", where), _integer(shape, "top", where)
     box_w, box_h = _integer(shape, "width", where, 1), _integer(shape, "height", where, 1)
+    if left >= width or top >= height or box_w > width - left or box_h > height - top:
+        if summary is not None:
+            summary.add("CVAT masks reaching outside the image (clipped)", lossy=True)
+    from segtools.io.limits import check_size
+
+    check_size(box_w, box_h, f"{where}: mask box")
     try:
         counts = np.array([int(v) for v in (shape.get("rle") or "").split(",") if v.strip()], np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InputError(f"{where}: 'rle' must be comma-separated run lengths") from None
-    if counts.size == 0 or (counts < 0).any() or int(counts.sum()) != box_w * box_h:
+    if counts.size == 0 or (counts < 0).any() or (counts > box_w * box_h).any() or int(counts.sum()) != box_w * box_h:
         raise InputError(f"{where}: the rle runs cover {int(counts.sum()) if counts.size else 0} pixels, "
                          f"its box {box_w}x{box_h} has {box_w * box_h}")
     values = (np.arange(counts.size) % 2).astype(np.uint8)
     crop = np.repeat(values, counts).reshape(box_h, box_w)
     bottom, right = min(height, top + box_h), min(width, left + box_w)
-    if bottom < top + box_h or right < left + box_w:
-        if crop[max(0, bottom - top):, :].any() or crop[:, max(0, right - left):].any():
-            if summary is not None:
-                summary.add("CVAT masks reaching outside the image (clipped)", lossy=True)
     full = np.zeros((height, width), np.uint8)
     if bottom > top and right > left:
         full[top:bottom, left:right] = crop[: bottom - top, : right - left]
