@@ -9,6 +9,7 @@ from typing_extensions import Annotated
 
 from segtools.cli.common import info, progress
 from segtools.cli.options import ClassesOpt, OutputOpt, OverwriteOpt
+from segtools.cli.predict_backends import BackendOpt, MeanOpt, ResizeOpt, ScaleOpt, StdOpt, TaskOpt, ThreadsOpt
 from segtools.cli.video_opts import (CameraOpt, CodecOpt, EndOpt, EveryOpt, FpsLimitOpt, MaxFramesOpt,
                                     StartOpt, TemporalOpt)
 
@@ -43,6 +44,13 @@ def predict(
     temporal: TemporalOpt = None,
     fps_limit: FpsLimitOpt = None,
     codec: CodecOpt = None,
+    backend: BackendOpt = None,
+    threads: ThreadsOpt = None,
+    resize: ResizeOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    scale: ScaleOpt = None,
+    task: TaskOpt = None,
 ) -> None:
     """Segment images with a model: a label PNG per image (class names and palette inside),
     or with --probs a score map (.npz), at the image's original size.
@@ -57,6 +65,10 @@ def predict(
 
     Example: segtools predict clip.mp4 --temporal ema:0.5 -o masks.mkv
     """
+    from segtools.cli import predict_backends
+
+    if predict_backends.wants_backend(**locals()):  # ONNX Runtime, transformers: no torch
+        return predict_backends.predict_with_backend(**locals())
     import sys
 
     from segtools.cli.options import in_flags, output_targets, parse_overlap, parse_size

@@ -14,9 +14,6 @@ from typing import Callable
 
 from segtools.errors import UsageError, require
 
-torch = require("torch", "models")
-F = torch.nn.functional
-
 
 @dataclass(frozen=True)
 class TTA:
@@ -76,8 +73,9 @@ def _flip(x: "torch.Tensor", flip: str) -> "torch.Tensor":
 def tta_probabilities(logits_fn: Callable[["torch.Tensor"], "torch.Tensor"], images: "torch.Tensor",
                       tta: TTA, activate: Callable[["torch.Tensor"], "torch.Tensor"]) -> "torch.Tensor":
     """Mean of ``activate(logits)`` over the TTA variants, at the input size (N×C×H×W float32)."""
+    F = require("torch", "models").nn.functional  # imported here: parse_tta and TTA need no torch
     height, width = images.shape[-2:]
-    total: torch.Tensor | None = None
+    total = None
     for scale in tta.scales:
         if scale == 1.0:
             scaled = images
