@@ -194,6 +194,8 @@ def read_cvat(root: ET.Element, categories: Categories, summary: Summary, name: 
             label = (shape.get("label") or "").strip()
             if not label:
                 raise InputError(f"{at}: no 'label'")
+            summary.add("CVAT shape attributes not kept (COCO has no place for them)", len(shape.findall("attribute")),
+                        lossy=True)
             fields = shape_annotation(shape, height, width, at, summary)
             if "bbox" not in fields:
                 fields["area"], fields["bbox"] = _geometry(fields, height, width)

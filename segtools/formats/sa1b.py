@@ -26,7 +26,7 @@ def is_document(data) -> bool:
     return isinstance(data, dict) and isinstance(data.get("image"), dict) and isinstance(data.get("annotations"), list)
 
 
-def frame_record(data, name: str, index: int, first_id: int) -> Record:
+def frame_record(data, name: str, index: int, first_id: int, summary: Summary) -> Record:
     """The record of one parsed SA-1B file (``index``: its position, used where it has no id)."""
     from segtools.formats import rle as rlelib
     from segtools.formats import schema
@@ -51,6 +51,8 @@ def frame_record(data, name: str, index: int, first_id: int) -> Record:
             if isinstance(ann.get(source), (int, float)) and not isinstance(ann.get(source), bool):
                 entry[target] = float(ann[source])
         annotations.append(entry)
+    summary.add("SA-1B point_coords/crop_box not kept (the prompts SAM drew each mask from)",
+                sum(1 for a in data["annotations"] if isinstance(a, dict) and ("point_coords" in a or "crop_box" in a)))
     annotations.sort(key=lambda a: -a["area"])  # largest first: parts stay visible over their object
     return Record({"id": image_id, "file_name": file_name, "height": height, "width": width}, annotations)
 
@@ -60,7 +62,7 @@ def read_sa1b(items, summary: Summary, data=None) -> Iterator[Record]:
 
     next_id = 1
     for index, item in enumerate(items):
-        record = frame_record(data if data is not None else load_json(item.path), item.path, index, next_id)
+        record = frame_record(data if data is not None else load_json(item.path), item.path, index, next_id, summary)
         next_id += len(record.annotations)
         summary.add("SA-1B masks read (one category, largest painted first)", len(record.annotations))
         yield record
