@@ -188,3 +188,17 @@ def test_yolo_boxes_outside_are_clipped_and_counted_or_refused(cli, tmp_path):
     assert json.loads(result.stdout)["annotations"][0]["bbox"] == [7, 4, 3, 2]
     assert "lossy: boxes outside the image (clipped): 1" in result.stderr
     assert_one_line_error(cli("convert", root, "--to", "coco", "--image-size", "10x10", "--strict"), 1)
+
+
+def test_darknet_lists_cannot_lead_out_of_the_dataset(cli, tmp_path):
+    secret = tmp_path / "secret"
+    _write(secret / "x.txt", "0 0.5 0.5 0.1 0.1\n")
+    root = cvat_yolo_export(tmp_path / "cvat")
+    (root / "train.txt").write_text("../secret/x.jpg\n")
+    result = cli("convert", root, "--to", "coco", "-o", tmp_path / "out.json")
+    assert_one_line_error(result, 1)
+    assert "train.txt:1" in result.stderr and not (tmp_path / "out.json").exists()
+    (root / "obj.data").write_text("classes = 2\ntrain = data/train.txt\nnames = ../secret/x.txt\n")
+    result = cli("convert", root, "--to", "coco", "-o", tmp_path / "out.json")
+    assert_one_line_error(result, 1)
+    assert "names" in result.stderr

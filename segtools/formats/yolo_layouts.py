@@ -202,7 +202,10 @@ def _darknet(root: Path) -> YoloLayout:
         raise InputError(f"{root}: a Darknet dataset needs train.txt (or obj.data naming the lists)")
     items, photos, splits, seen = [], [], {}, set()
     for split, list_path in lists.items():
-        text = read_head(list_path, MAX_LIST_BYTES + 1).decode("utf-8", "replace")
+        raw = read_head(list_path, MAX_LIST_BYTES + 1)
+        if len(raw) > MAX_LIST_BYTES:
+            raise InputError(f"{list_path}: more than {MAX_LIST_BYTES >> 20} MiB; is it a list of photos?")
+        text = raw.decode("utf-8", "replace")
         for number, line in enumerate(text.splitlines(), 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
