@@ -9,6 +9,9 @@ from typing_extensions import Annotated
 
 from segtools.cli.common import info, progress
 from segtools.cli.options import ClassesOpt, OutputOpt, OverwriteOpt
+from segtools.cli.predict_sam import (BoxNmsOpt, BoxOpt, ClipOpt, CropLayersOpt, EmbeddingsOpt, EverythingOpt,
+                                   MinRegionOpt, MultimaskOpt, PointOpt, PointsPerBatchOpt, PointsPerSideOpt,
+                                   PredIouOpt, PromptsOpt, StabilityOpt)
 from segtools.cli.predict_backends import BackendOpt, MeanOpt, ResizeOpt, ScaleOpt, StdOpt, TaskOpt, ThreadsOpt
 from segtools.cli.video_opts import (CameraOpt, CodecOpt, EndOpt, EveryOpt, FpsLimitOpt, MaxFramesOpt,
                                     StartOpt, TemporalOpt)
@@ -51,6 +54,20 @@ def predict(
     std: StdOpt = None,
     scale: ScaleOpt = None,
     task: TaskOpt = None,
+    point: PointOpt = None,
+    box: BoxOpt = None,
+    prompts: PromptsOpt = None,
+    multimask: MultimaskOpt = None,
+    everything: EverythingOpt = False,
+    points_per_side: PointsPerSideOpt = None,
+    points_per_batch: PointsPerBatchOpt = None,
+    pred_iou_thresh: PredIouOpt = None,
+    stability_thresh: StabilityOpt = None,
+    box_nms: BoxNmsOpt = None,
+    crop_layers: CropLayersOpt = None,
+    min_region: MinRegionOpt = None,
+    embeddings: EmbeddingsOpt = None,
+    clip: ClipOpt = False,
 ) -> None:
     """Segment images with a model: a label PNG per image (class names and palette inside),
     or with --probs a score map (.npz), at the image's original size.
@@ -79,6 +96,10 @@ def predict(
     from segtools.io.batch import expand_inputs
     from segtools.weights.loader import load_model
 
+    from segtools.cli import predict_sam
+
+    if predict_sam.wants_sam(locals()):  # Segment Anything: prompts or --everything
+        return predict_sam.predict_sam(locals())
     if tile is None and overlap is not None:
         raise UsageError("--overlap needs --tile")
     if amp_dtype is not None and amp_dtype not in ("fp16", "bf16"):

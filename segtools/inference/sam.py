@@ -78,7 +78,7 @@ def check_prompts(points, labels, boxes, size: tuple[int, int], clip: bool = Fal
         outside = (points[..., 0] < 0) | (points[..., 0] > w) | (points[..., 1] < 0) | (points[..., 1] > h)
         if outside.any() and not clip:
             x, y = points[outside][0]
-            raise InputError(f"point={x:g},{y:g}: outside the {w}x{h} image (give clip=True to clip it)")
+            raise InputError(f"point={x:g},{y:g}: outside the {w}x{h} image (clip: move it to the image edge)")
         points = np.stack([points[..., 0].clip(0, w), points[..., 1].clip(0, h)], axis=-1)
     if boxes is not None:
         boxes = np.array(boxes, dtype=np.float64, ndmin=2)
@@ -91,7 +91,7 @@ def check_prompts(points, labels, boxes, size: tuple[int, int], clip: bool = Fal
         if outside.any() and not clip:
             box = boxes[outside][0]
             raise InputError(f"box={','.join(f'{v:g}' for v in box)}: outside the {w}x{h} image "
-                             "(give clip=True to clip it)")
+                             "(clip: move it to the image edge)")
         boxes = np.stack([boxes[:, 0].clip(0, w), boxes[:, 1].clip(0, h), boxes[:, 2].clip(0, w),
                           boxes[:, 3].clip(0, h)], axis=1)
         if ((boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])).any():

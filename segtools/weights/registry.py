@@ -83,6 +83,7 @@ BUILTIN: dict[str, WeightsEntry] = {e.name: e for e in (
 FAMILY_MODULES: tuple[str, ...] = (
     "entries_backbones",
     "entries_detection",
+    "entries_sam",
 )
 
 

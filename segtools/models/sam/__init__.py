@@ -8,6 +8,6 @@ model (``Sam``, ``build_sam``, ``load_sam``, ``sam_config``) and
 from __future__ import annotations
 
 #: registry architecture names of the SAM family (``WeightsEntry.arch``)
-SAM_ARCHS = ("sam-vit-b", "sam-vit-l", "sam-vit-h", "mobile-sam")
+SAM_ARCHS = ("sam-vit-b", "sam-vit-l", "sam-vit-h", "mobile-sam", "sam-vit")  # sam-vit: other ViT sizes
 
 __all__ = ["SAM_ARCHS"]

@@ -1,0 +1,271 @@
+"""SAM around files: loading a checkpoint, the embedding cache, instance masks and COCO
+results from prompt masks, and adding masks to every box of a detection dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from segtools.errors import InputError, UsageError
+from segtools.models.sam import SAM_ARCHS
+
+
+def is_sam_model(model: str | None, weights: str | None, arch: str | None) -> bool:
+    """Whether ``predict``'s model options name a SAM model (a SAM ``arch``, a registry entry
+    of one, or a file whose name says sam); reads no file."""
+    if arch:
+        return arch in SAM_ARCHS
+    if model and not weights:
+        from segtools.weights import registry
+        from segtools.weights.loader import model_source
+
+        if model_source(model)[0] == "registry":
+            entry = registry.all_entries().get(model)
+            return entry is not None and entry.arch in SAM_ARCHS
+    name = os.path.basename(str(weights or model or "")).lower()
+    return name.startswith(("sam_vit", "mobile_sam", "sam-vit", "mobile-sam"))
+
+
+def load_sam_model(model: str | None = None, weights: str | None = None, arch: str | None = None):
+    """The SAM of a registry name or a checkpoint file (loaded as data, ``weights_only``).
+
+    ``arch`` (a :data:`SAM_ARCHS` name), or the registry entry's, is the variant expected: a
+    checkpoint of another one is refused, naming what it is.
+    """
+    from segtools.models.sam.model import load_sam
+    from segtools.weights import registry
+    from segtools.weights.checkpoint import read_weights_file
+    from segtools.weights.loader import model_source
+    from segtools.weights.state_dict import unwrap_state_dict
+
+    if model and weights:
+        raise UsageError("give a model (a registry name or file) or weights (a checkpoint file), not both")
+    if not model and not weights:
+        raise UsageError("give a SAM model: model=sam-vit-b (see `segtools weights list`) or a checkpoint file")
+    if arch is not None and arch not in SAM_ARCHS:
+        raise UsageError(f"arch={arch}: not a SAM architecture (choose from {', '.join(SAM_ARCHS)})")
+    expect = arch
+    if model and model_source(model)[0] == "registry":
+        entry, path = registry.resolve(model)
+        expect = expect or entry.arch
+        source = f"weights {entry.name!r}"
+    else:
+        path = Path(weights or model)
+        if not path.is_file():
+            raise InputError(f"{path}: no such checkpoint file")
+        source = str(path)
+    state = unwrap_state_dict(read_weights_file(path), source)
+    return load_sam(state, expect=expect, source=source)
+
+
+def model_key(model) -> str:
+    """A short content fingerprint of a SAM model (its sizes and a sample of its weights)."""
+    digest = hashlib.sha256(repr(model.config).encode())
+    for name, tensor in list(model.state_dict().items())[:: max(1, len(model.state_dict()) // 16)]:
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().float().flatten()[:4096].numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def image_key(image: np.ndarray) -> str:
+    """SHA-256 of the decoded pixels and their shape (the same picture in PNG or JPEG-free
+    re-encodings has the same key)."""
+    digest = hashlib.sha256(str(image.shape).encode())
+    digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class EmbeddingCache:
+    """Encoder outputs on disk, ``DIR/<model key>/<image sha256>.npz`` (float16).
+
+    A hit costs a file read instead of the encoder; writes are atomic, so a killed run
+    leaves no half file.
+    """
+
+    root: Path
+    model: str
+
+    def path(self, key: str) -> Path:
+        return self.root / self.model / f"{key}.npz"
+
+    def get(self, image: np.ndarray):
+        import torch
+
+        from segtools.inference.sam import ImageEmbedding
+
+        path = self.path(image_key(image))
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return ImageEmbedding(torch.from_numpy(data["features"].astype(np.float32)),
+                                      tuple(int(v) for v in data["original_size"]),
+                                      tuple(int(v) for v in data["input_size"]))
+        except (OSError, KeyError, ValueError):
+            return None  # unreadable entry: encode again and replace it
+
+    def put(self, image: np.ndarray, embedding) -> None:
+        from segtools.io.streams import write_bytes
+
+        buffer = io.BytesIO()
+        np.savez(buffer, features=embedding.features.detach().cpu().numpy().astype(np.float16),
+                 original_size=np.array(embedding.original_size), input_size=np.array(embedding.input_size))
+        path = self.path(image_key(image))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(path, buffer.getvalue(), allow_overwrite=True)
+
+
+def encode_cached(runner, image: np.ndarray, cache: EmbeddingCache | None):
+    """``runner.encode(image)``, through ``cache`` when there is one."""
+    if cache is not None:
+        hit = cache.get(image)
+        if hit is not None:
+            return hit
+    embedding = runner.encode(image)
+    if cache is not None:
+        cache.put(image, embedding)
+    return embedding
+
+
+def paint_instances(masks: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """H×W uint16 ids (1-based, id k = ``masks[k-1]``) with masks painted in ``order``, later
+    ones on top; one pass: the last mask of ``order`` covering a pixel owns it."""
+    count, height, width = masks.shape
+    if count > 65535:
+        raise InputError(f"{count} masks do not fit a 16-bit id mask (at most 65535)")
+    ids = np.zeros((height, width), np.uint16)
+    if count:
+        stack = masks[order[::-1]]  # topmost first
+        covered = stack.any(axis=0)
+        top = np.argmax(stack, axis=0)
+        ids[covered] = (order[::-1][top[covered]] + 1).astype(np.uint16)
+    return ids
+
+
+def instance_png(masks: np.ndarray, scores: np.ndarray, classes: Sequence[int], class_names: Sequence[str],
+                 order: np.ndarray) -> bytes:
+    """A 16-bit instance-id PNG with ``instance_class`` and ``instance_score`` (index 0 is the
+    background: class -1, score 0)."""
+    from segtools.formats.instances import encode_instance_png, instance_meta
+
+    meta = instance_meta([-1, *(int(c) for c in classes)], list(class_names))
+    meta.extra["instance_score"] = [0.0, *(round(float(s), 6) for s in scores)]
+    return encode_instance_png(paint_instances(masks, order), meta)
+
+
+def coco_entries(masks: np.ndarray, scores: np.ndarray, category_ids: Sequence[int], image_id) -> list[dict]:
+    """COCO results entries (compressed RLE, ``bbox`` [x, y, w, h] of the mask, ``score``)."""
+    from segtools.formats import rle as rlelib
+
+    out = []
+    for mask, score, category in zip(masks, scores, category_ids):
+        encoded = rlelib.encode(mask)
+        out.append({"image_id": image_id, "category_id": int(category), "segmentation": encoded,
+                    "bbox": [round(float(v), 2) for v in rlelib.to_bbox(encoded)], "score": round(float(score), 6),
+                    "area": int(mask.sum())})
+    return out
+
+
+@dataclass
+class LabelledDataset:
+    """A COCO dataset document with masks added, and the images that were not found."""
+
+    document: dict
+    missing: list[str]
+    done: int
+    skipped: int
+
+
+def box_dataset(prompts: str, images: str | None) -> tuple[dict, str]:
+    """Any box annotation ``convert`` reads (COCO, VOC XML, YOLO…) as a COCO document; a COCO
+    file is kept as it is (every field), others are converted. Returns (document, format)."""
+    from segtools.formats import Summary, registry
+    from segtools.formats.records import ConvertOptions
+
+    detected = registry.detect([prompts])
+    if detected.format == "coco" and isinstance(detected.payload, dict):
+        return detected.payload, "coco"
+    if detected.format not in ("voc", "yolo", "cvat", "coco-stream", "labelme"):
+        raise InputError(f"{prompts}: {detected.format} holds no boxes to prompt with "
+                         "(give COCO, VOC XML or YOLO box annotations, or a points/boxes JSON)")
+    dataset = registry.read(detected, [prompts], ConvertOptions(images=images), Summary())
+    records = list(dataset.records(None))
+    annotations, next_id = [], 1
+    for record in records:
+        for ann in record.annotations:
+            annotations.append({**ann, "id": ann.get("id", next_id), "image_id": record.image["id"]})
+            next_id = max(next_id, int(annotations[-1]["id"])) + 1
+    return {"images": [r.image for r in records], "annotations": annotations,
+            "categories": dataset.categories.to_coco()}, detected.format
+
+
+def label_dataset(document: dict, find_image: Callable[[str], str | None], predict_boxes,
+                  previous: dict | None = None, on_done: Callable[[int], None] | None = None,
+                  checkpoint: Callable[[dict], None] | None = None) -> LabelledDataset:
+    """Add ``segmentation`` (compressed RLE), mask ``area`` and ``predicted_iou`` to every box
+    annotation of ``document``, one image at a time.
+
+    ``find_image(file_name)`` gives the photo's path or None (listed in ``missing``);
+    ``predict_boxes(image, boxes_xyxy)`` gives (masks K×H×W, iou K); ``previous``: an output of
+    an earlier run whose images with every box done are kept as they are (resume);
+    ``checkpoint(document)`` is called now and then with the document so far.
+    """
+    import time
+
+    from segtools.formats import rle as rlelib
+    from segtools.io.images import read_image, to_rgb8
+
+    by_image: dict = {}
+    for ann in document.get("annotations", []):
+        by_image.setdefault(ann.get("image_id"), []).append(ann)
+    done_before = {}
+    if previous:
+        old: dict = {}
+        for ann in previous.get("annotations", []):
+            old.setdefault(ann.get("image_id"), []).append(ann)
+        done_before = {k: v for k, v in old.items()
+                       if v and all("segmentation" in a and a["segmentation"] for a in v)
+                       and len(v) == len(by_image.get(k, []))}
+    out_annotations: list = []
+    missing: list[str] = []
+    done = skipped = 0
+    last = time.monotonic()
+    images = document.get("images", [])
+    for index, image in enumerate(images):
+        anns = by_image.get(image.get("id"), [])
+        if image.get("id") in done_before:
+            out_annotations.extend(done_before[image["id"]])
+            skipped += 1
+        elif anns:
+            path = find_image(str(image.get("file_name", "")))
+            if path is None:
+                missing.append(str(image.get("file_name", image.get("id"))))
+                out_annotations.extend(anns)
+            else:
+                pixels = to_rgb8(read_image(path))
+                boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                                  for a in anns], np.float64)
+                masks, iou = predict_boxes(pixels, boxes)
+                for ann, mask, score in zip(anns, masks, iou):
+                    out_annotations.append({**ann, "segmentation": rlelib.encode(mask), "area": int(mask.sum()),
+                                            "predicted_iou": round(float(score), 6)})
+                done += 1
+        if on_done:
+            on_done(index)
+        if checkpoint and time.monotonic() - last > 10:
+            checkpoint(_with(document, out_annotations, images[index + 1:], by_image))
+            last = time.monotonic()
+    return LabelledDataset(_with(document, out_annotations, [], by_image), missing, done, skipped)
+
+
+def _with(document: dict, annotations: list, pending_images: list, by_image: dict) -> dict:
+    rest = [a for image in pending_images for a in by_image.get(image.get("id"), [])]
+    return {**document, "annotations": annotations + rest}
