@@ -225,3 +225,60 @@ def test_a_mask_of_another_size_than_its_image_is_one_line(cli, tmp_path):
     result = cli("metrics", str(tmp_path / "pred"), gt, "--task", "instance", "--format", "json")
     assert_one_line_error(result)
     assert name in result.stderr and "5×7" in result.stderr, result.stderr
+
+
+def test_prediction_masks_map_classes_to_categories_by_name(cli, tmp_path):
+    """Masks whose class_names are in another order than the ground truth's categories are
+    scored by name, with the numbers of the JSON results; an unknown name is refused."""
+    from segtools.formats.instances import instance_meta
+    from segtools.io.masks import read_label_mask, write_label_mask
+
+    gt_data, results = _disjoint_set(4)
+    _write_masks(tmp_path, gt_data, results)
+    dt, gt = _write(tmp_path, gt_data, results)
+    expected = reference(gt_data, results, "segm").stats
+    names = [c["name"] for c in gt_data["categories"]]
+    reordered = list(reversed(names)) + ["unrelated"]
+    named = tmp_path / "named"
+    named.mkdir()
+    for path in sorted((tmp_path / "pred").iterdir()):
+        mask = read_label_mask(path)
+        classes = [-1 if c < 0 else len(names) - 1 - c for c in mask.meta.extra["instance_class"]]
+        meta = instance_meta(classes, reordered)
+        meta.extra["instance_score"] = mask.meta.extra["instance_score"]
+        write_label_mask(mask.labels, named / path.name, meta)
+    by_name = evaluate_instance_files(str(named), gt).summary()
+    np.testing.assert_allclose([by_name[k] for k in STATS], expected, rtol=0, atol=1e-9)
+    first = next(p for p in sorted(named.iterdir()) if len(read_label_mask(p).meta.extra["instance_class"]) > 1)
+    mask = read_label_mask(first)
+    classes = list(mask.meta.extra["instance_class"])
+    classes[1] = len(names)  # the "unrelated" class
+    meta = instance_meta(classes, reordered)
+    meta.extra["instance_score"] = mask.meta.extra["instance_score"]
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(named, bad)
+    (bad / first.name).unlink()
+    write_label_mask(mask.labels, bad / first.name, meta)
+    refused = cli("metrics", str(bad), gt, "--task", "instance")
+    assert_one_line_error(refused)
+    assert "class 'unrelated' is not a category of the ground truth" in refused.stderr
+
+
+def test_a_missing_prediction_mask_is_refused_or_counted_as_no_detections(cli, tmp_path):
+    gt_data, results = _disjoint_set(4)
+    _write_masks(tmp_path, gt_data, results)
+    _, gt = _write(tmp_path, gt_data, results)
+    first = gt_data["images"][0]
+    (tmp_path / "pred" / first["file_name"]).unlink()
+    refused = cli("metrics", str(tmp_path / "pred"), gt, "--task", "instance")
+    assert_one_line_error(refused)
+    assert first["file_name"] in refused.stderr and "--allow-missing" in refused.stderr
+    counted = cli("metrics", str(tmp_path / "pred"), gt, "--task", "instance", "--allow-missing", "--format", "json")
+    assert counted.code == 0, counted.stderr
+    assert "1 ground-truth image(s) without a prediction mask" in counted.stderr
+    kept = [d for d in results if d["image_id"] != first["id"]]
+    expected = reference(gt_data, kept, "segm").stats
+    report = json.loads(counted.stdout)
+    np.testing.assert_allclose([report[k] for k in STATS], expected, rtol=0, atol=1e-9)

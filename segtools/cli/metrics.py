@@ -59,7 +59,7 @@ def metrics(
         "--label-map", help="Remap ground-truth values first: 'cityscapes' (labelIds→trainIds), '7:0,8:1', or a JSON/text file.")] = None,
     pred_label_map: Annotated[Optional[str], typer.Option("--pred-label-map", help="Remap prediction values first (same forms).")] = None,
     palette: PaletteOpt = None,
-    allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Skip predictions without ground truth and the reverse (warns).")] = False,
+    allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Skip predictions without ground truth and the reverse (warns); instances: a ground-truth image without a prediction mask counts as no detections.")] = False,
     average: Annotated[str, typer.Option("--average", help="dataset (one confusion over all pixels) or image (also the mean of per-image scores).")] = "dataset",
     boundary: Annotated[bool, typer.Option("--boundary", help="Also boundary F1 and Boundary IoU, per class and mean.")] = False,
     boundary_tolerance: Annotated[float, typer.Option("--boundary-tolerance", min=0, help="Boundary F1 match distance in pixels.")] = 2.0,
@@ -136,7 +136,7 @@ def metrics(
 
         chosen = detect_task(inputs[0], inputs[1]) if task == "auto" else task
         if chosen != "semantic":
-            report = _measure_task(chosen, inputs, semantic_options, instance_options, jobs)
+            report = _measure_task(chosen, inputs, semantic_options, instance_options, jobs, allow_missing)
     if report is not None:
         _finish_task(report, gates, baseline_report, max_drop, fmt, outputs["output"], save_state, overwrite)
         return
@@ -185,7 +185,8 @@ def _fail_on_gates(report: dict) -> None:
                                   + "; ".join(gatelib.describe_failure(g) for g in failed), {"max_drop": "--max-drop"}))
 
 
-def _measure_task(task: str, inputs: List[str], semantic_options: dict, instance_options: dict, jobs: int) -> dict:
+def _measure_task(task: str, inputs: List[str], semantic_options: dict, instance_options: dict, jobs: int,
+                  allow_missing: bool = False) -> dict:
     from segtools.errors import UsageError
     from segtools.metrics.tasks import evaluate_task, task_report
 
@@ -194,15 +195,23 @@ def _measure_task(task: str, inputs: List[str], semantic_options: dict, instance
         raise UsageError(f"{', '.join(given)}: only for semantic masks, not with --task {task}")
     flags = {"iou_type": "--iou-type", "iou_thresholds": "--iou-thresholds", "max_dets": "--max-dets",
              "area_ranges": "--area-ranges", "pred_folder": "--pred-folder", "gt_folder": "--gt-folder",
-             "jobs": "--jobs"}
+             "jobs": "--jobs", "allow_missing": "--allow-missing"}
     from segtools.cli.options import parameters_as_flags
 
+    missing: list = []
     with parameters_as_flags(flags):
         evaluation, extra = evaluate_task(
             task, inputs[0], inputs[1], iou_type=instance_options["--iou-type"] or "segm",
             iou_thresholds=instance_options["--iou-thresholds"], max_dets=instance_options["--max-dets"],
             area_ranges=instance_options["--area-ranges"], pred_folder=instance_options["--pred-folder"],
-            gt_folder=instance_options["--gt-folder"], jobs=jobs)
+            gt_folder=instance_options["--gt-folder"], jobs=jobs,
+            on_missing=missing.append if allow_missing else None)
+    if missing:
+        import logging
+
+        logging.getLogger("segtools").warning(
+            "%d ground-truth image(s) without a prediction mask, counted as no detections (first: %s)",
+            len(missing), missing[0])
     return task_report(task, evaluation, extra)
 
 

@@ -62,6 +62,7 @@ class InstanceChunk:
     categories: tuple[tuple[int, str], ...]
     mask_categories: tuple[int, ...] | None  # mask class label k → category id (None: k + 1)
     images: tuple[ImageJob, ...]
+    category_names: tuple[tuple[str, int], ...] = ()  # the ground truth's (name, id), to map by name
 
 
 def _gt_rle(ann: dict, size: tuple[int, int] | None, where: str) -> dict:
@@ -74,7 +75,27 @@ def _gt_rle(ann: dict, size: tuple[int, int] | None, where: str) -> dict:
     return ann
 
 
-def _mask_annotations(path: str, size: tuple[int, int] | None, mask_categories, ground_truth: bool) -> tuple[list, tuple]:
+def _by_name(names, labels_of: np.ndarray, category_names, path: str) -> np.ndarray | None:
+    """Category ids of mask class labels through the mask's ``class_names`` matched to the
+    ground truth's category names; ``None`` when none of the names is a category name (then
+    the labels map by position)."""
+    lookup = dict(category_names)
+    if not names or not lookup or not any(name in lookup for name in names):
+        return None
+    used = np.unique(labels_of)
+    if used.size and int(used.max()) >= len(names):
+        raise InputError(f"{path}: class label {int(used.max())} has no name in class_names ({len(names)} names)")
+    found = [names[k] in lookup for k in used.tolist()]
+    if not all(found):
+        missing = [names[k] for k, ok in zip(used.tolist(), found) if not ok]
+        raise InputError(f"{path}: class {missing[0]!r} is not a category of the ground truth "
+                         f"(categories: {', '.join(list(lookup)[:8])}{', ...' if len(lookup) > 8 else ''})")
+    ids = np.asarray([lookup.get(name, -1) for name in names], np.int64)
+    return ids[labels_of]
+
+
+def _mask_annotations(path: str, size: tuple[int, int] | None, mask_categories, ground_truth: bool,
+                      category_names=()) -> tuple[list, tuple]:
     """COCO-style dicts of every instance of an instance-id mask, and the mask's size."""
     from segtools.formats.instances import stored_classes
     from segtools.formats.rle_regions import encode_regions
@@ -84,7 +105,7 @@ def _mask_annotations(path: str, size: tuple[int, int] | None, mask_categories, 
     labels = np.asarray(mask.labels)
     if size is not None and tuple(labels.shape) != tuple(size):
         raise InputError(f"{path}: mask is {labels.shape[0]}×{labels.shape[1]} but its image is {size[0]}×{size[1]}")
-    classes, _, crowd = stored_classes(mask.meta, path)
+    classes, names, crowd = stored_classes(mask.meta, path)
     if classes is None:
         raise InputError(f"{path}: no instance_class in the mask's metadata (the class of each instance id)")
     ids, rles, areas, boxes = encode_regions(labels.astype(np.int64))
@@ -93,7 +114,10 @@ def _mask_annotations(path: str, size: tuple[int, int] | None, mask_categories, 
         bad = int(ids[(ids >= classes.size) | (classes[np.minimum(ids, classes.size - 1)] < 0)][0])
         raise InputError(f"{path}: instance id {bad} has no class in the metadata's instance_class")
     labels_of = classes[ids]
-    if mask_categories is not None:
+    named = _by_name(names, labels_of, category_names, path) if mask_categories is not None else None
+    if named is not None:
+        category = named
+    elif mask_categories is not None:
         if labels_of.size and int(labels_of.max()) >= len(mask_categories):
             raise InputError(f"{path}: class label {int(labels_of.max())} has no category "
                              f"({len(mask_categories)} categories in the ground truth)")
@@ -132,11 +156,11 @@ def evaluate_chunk(chunk: InstanceChunk) -> InstanceEvaluation:
         if job.gt_layout is not None:
             gt, size = layout_annotations(job.gt_layout[0], job.gt_layout[1:], evaluation.categories)
         elif job.gt_mask is not None:
-            gt, size = _mask_annotations(job.gt_mask, size, chunk.mask_categories, True)
+            gt, size = _mask_annotations(job.gt_mask, size, chunk.mask_categories, True, chunk.category_names)
         else:
             gt = [_gt_rle(a, size, f"{job.where}: ground truth {k}") for k, a in enumerate(job.gt)]
         if job.dt_mask is not None:
-            dt, _ = _mask_annotations(job.dt_mask, size, chunk.mask_categories, False)
+            dt, _ = _mask_annotations(job.dt_mask, size, chunk.mask_categories, False, chunk.category_names)
         else:
             dt = list(job.dt)
         evaluation.add_image(gt, dt, image_id=job.image_id, where=job.where)
@@ -179,7 +203,8 @@ def _coco_ground_truth(gt_spec: str) -> tuple[dict, dict, dict, list]:
     return categories, sizes, by_image, images
 
 
-def _jobs_against_coco(pred_spec: str, gt_spec: str, protocol: Protocol) -> tuple[dict, tuple | None, list]:
+def _jobs_against_coco(pred_spec: str, gt_spec: str, protocol: Protocol,
+                       on_missing: Callable[[str], None] | None = None) -> tuple[dict, tuple | None, list]:
     from segtools.formats.coco_results import read_results
     from segtools.io.batch import pairing_key
 
@@ -195,8 +220,13 @@ def _jobs_against_coco(pred_spec: str, gt_spec: str, protocol: Protocol) -> tupl
     for image in images:
         stem = pairing_key(image["file_name"]).rsplit("/", 1)[-1]
         if stem not in masks:
-            raise InputError(f"{pred_spec}: no prediction mask for image {image['file_name']!r} "
-                             f"(image_id {image['id']!r} in {gt_spec})")
+            if on_missing is None:
+                raise InputError(f"{pred_spec}: no prediction mask for image {image['file_name']!r} "
+                                 f"(image_id {image['id']!r} in {gt_spec}; with allow_missing: counted as no detections)")
+            on_missing(str(image["file_name"]))
+            work.append(ImageJob(image["id"], f"{gt_spec}: image {image['file_name']!r}", sizes[image["id"]],
+                                 tuple(gt_by_image.get(image["id"], ()))))
+            continue
         used.add(stem)
         work.append(ImageJob(image["id"], masks[stem], sizes[image["id"]],
                              tuple(gt_by_image.get(image["id"], ())), dt_mask=masks[stem]))
@@ -219,7 +249,8 @@ def _stem_masks(pred_spec: str) -> dict[str, str]:
     return masks
 
 
-def _jobs_against_layout(pred_spec: str, gt_spec: str, layout: str, protocol: Protocol) -> tuple[dict, None, list]:
+def _jobs_against_layout(pred_spec: str, gt_spec: str, layout: str, protocol: Protocol,
+                         on_missing: Callable[[str], None] | None = None) -> tuple[dict, None, list]:
     """Jobs of a Cityscapes or VOC ground-truth folder (:mod:`segtools.metrics.instance_layouts`)."""
     from segtools.formats.coco_results import read_results
     from segtools.metrics.instance_layouts import layout_categories, layout_images
@@ -233,7 +264,12 @@ def _jobs_against_layout(pred_spec: str, gt_spec: str, layout: str, protocol: Pr
     masks, work = _stem_masks(pred_spec), []
     for i, stem, size, files in images:
         if stem not in masks:
-            raise InputError(f"{pred_spec}: no prediction mask for {files[0]} (named {stem!r})")
+            if on_missing is None:
+                raise InputError(f"{pred_spec}: no prediction mask for {files[0]} (named {stem!r}); "
+                                 "(with allow_missing: counted as no detections)")
+            on_missing(str(files[0]))
+            work.append(ImageJob(i, str(files[0]), size, gt_layout=(layout, *files)))
+            continue
         path = masks.pop(stem)
         work.append(ImageJob(i, path, size, dt_mask=path, gt_layout=(layout, *files)))
     if masks:
@@ -264,7 +300,8 @@ def _jobs_masks(pred_spec: str, gt_spec: str) -> tuple[dict, tuple | None, list]
 
 
 def evaluate_instance_files(pred_spec: str, gt_spec: str, protocol: Protocol | None = None, jobs: int = 1, *,
-                            on_done: Callable[[int], None] | None = None) -> "InstanceEvaluation":
+                            on_done: Callable[[int], None] | None = None,
+                            on_missing: Callable[[str], None] | None = None) -> "InstanceEvaluation":
     """COCO AP/AR records of a prediction against a ground truth, read from files.
 
     Parameters
@@ -276,6 +313,9 @@ def evaluate_instance_files(pred_spec: str, gt_spec: str, protocol: Protocol | N
     protocol : IoU type, thresholds, max detections, area ranges (default COCO's).
     jobs : worker processes (0 = all CPUs); the numbers do not depend on it.
     on_done : called with each chunk's index as it finishes (progress).
+    on_missing : when given, a ground-truth image without a prediction mask counts as an
+        image without detections (COCO's rule for results files) and is reported to it by
+        name; when ``None`` it is an error.
 
     Raises
     ------
@@ -305,9 +345,9 @@ def evaluate_instance_files(pred_spec: str, gt_spec: str, protocol: Protocol | N
     protocol = protocol or Protocol()
     layout = None if _is_json(gt_spec) else find_layout(gt_spec)
     if _is_json(gt_spec):
-        categories, mask_categories, work = _jobs_against_coco(pred_spec, gt_spec, protocol)
+        categories, mask_categories, work = _jobs_against_coco(pred_spec, gt_spec, protocol, on_missing)
     elif layout is not None:
-        categories, mask_categories, work = _jobs_against_layout(pred_spec, gt_spec, layout, protocol)
+        categories, mask_categories, work = _jobs_against_layout(pred_spec, gt_spec, layout, protocol, on_missing)
     elif _is_json(pred_spec):
         raise InputError(f"{pred_spec}: a COCO results JSON needs a COCO instances JSON, a Cityscapes "
                          f"gtFine folder or a VOC folder as ground truth (image ids and categories); {gt_spec} is none")
@@ -315,7 +355,8 @@ def evaluate_instance_files(pred_spec: str, gt_spec: str, protocol: Protocol | N
         categories, mask_categories, work = _jobs_masks(pred_spec, gt_spec)
     workers = resolve_jobs(jobs)
     size = max(1, min(CHUNK_IMAGES, -(-len(work) // max(1, 2 * workers)) if workers > 1 else CHUNK_IMAGES))
-    chunks = [InstanceChunk(protocol, tuple(categories.items()), mask_categories, tuple(work[i:i + size]))
+    names = tuple((name, cid) for cid, name in categories.items())
+    chunks = [InstanceChunk(protocol, tuple(categories.items()), mask_categories, tuple(work[i:i + size]), names)
               for i in range(0, len(work), size)]
     evaluation = InstanceEvaluation(protocol, categories)
     for part in pmap(evaluate_chunk, chunks, jobs, on_done=on_done):

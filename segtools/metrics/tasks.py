@@ -14,7 +14,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from segtools.errors import InputError, UsageError
 
@@ -190,12 +190,15 @@ def _jsonable(value):
 
 def evaluate_task(task: str, pred_spec: str, gt_spec: str, *, iou_type: str = "segm", iou_thresholds: str | None = None,
                   max_dets: str | None = None, area_ranges: str | None = None, pred_folder: str | None = None,
-                  gt_folder: str | None = None, jobs: int = 1) -> tuple[object, dict]:
+                  gt_folder: str | None = None, jobs: int = 1,
+                  on_missing: Callable[[str], None] | None = None) -> tuple[object, dict]:
     """(evaluation, report extras) of an instance or panoptic task over the files.
 
     ``iou_type``, ``iou_thresholds``, ``max_dets`` and ``area_ranges`` (option strings,
     :meth:`segtools.metrics.instance.Protocol.parse`) are for instances; ``pred_folder`` and
-    ``gt_folder`` (the PNG folders of COCO panoptic JSON) for panoptic.
+    ``gt_folder`` (the PNG folders of COCO panoptic JSON) for panoptic. ``on_missing``: count
+    a ground-truth image without a prediction mask as one without detections, and name it to
+    this callback (instances; else it is an error).
     """
     if task == "instance":
         from dataclasses import replace
@@ -208,13 +211,15 @@ def evaluate_task(task: str, pred_spec: str, gt_spec: str, *, iou_type: str = "s
         if iou_type not in ("segm", "bbox"):
             raise UsageError(f"iou_type={iou_type!r}: choose segm or bbox")
         protocol = replace(Protocol.parse(iou_thresholds, max_dets, area_ranges), iou_type=iou_type)
-        evaluation = evaluate_instance_files(pred_spec, gt_spec, protocol, jobs=jobs)
+        evaluation = evaluate_instance_files(pred_spec, gt_spec, protocol, jobs=jobs, on_missing=on_missing)
         return evaluation, {"iou_type": iou_type}
     if task == "panoptic":
         from segtools.metrics.panoptic_io import evaluate_panoptic_files
 
         given = [name for name, value in (("iou_thresholds", iou_thresholds), ("max_dets", max_dets),
                                           ("area_ranges", area_ranges)) if value is not None]
+        if on_missing is not None:
+            raise UsageError("allow_missing: panoptic evaluation needs a prediction for every ground-truth image")
         if given or iou_type != "segm":
             raise UsageError(f"{given[0] if given else 'iou_type'}=…: an instance option; panoptic quality "
                              "matches at IoU > 0.5 by definition")
