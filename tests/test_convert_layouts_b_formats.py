@@ -314,3 +314,17 @@ def test_ade20k_seg_png_class_from_red_green_instance_from_blue(cli, tmp_path):
     assert len(data["images"]) == 1 and len(data["categories"]) == 1831
     assert sorted((a["category_id"], a["area"]) for a in data["annotations"]) == [(12, 24), (1831, 11), (1831, 12)]
     assert "ADE20K part masks (_parts_N.png) not read: 1" in result.stderr
+
+
+def test_kitti_semantic_label_ids_with_cityscapes_names(cli, tmp_path):
+    (tmp_path / "semantic").mkdir()
+    label_ids = np.full((5, 6), 7, np.uint8)
+    label_ids[1:3, 1:3] = 26
+    Image.fromarray(label_ids, "L").save(tmp_path / "semantic" / "000000_10.png")
+    result = cli("convert", tmp_path / "semantic", "--from", "kitti", "--to", "coco-rle", "-o", tmp_path / "k.json")
+    assert result.code == 0, result.stderr
+    data = json.loads((tmp_path / "k.json").read_text())
+    assert data["categories"][7]["name"] == "road"
+    assert sorted((a["category_id"] - 1, a["area"]) for a in data["annotations"]) == [(7, 26), (26, 4)]
+    back = cli("convert", tmp_path / "k.json", "--to", "mask")
+    np.testing.assert_array_equal(read_label_mask(back.stdout).labels, label_ids)

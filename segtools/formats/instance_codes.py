@@ -6,7 +6,8 @@
 * **KITTI semantic-instance** ``instance/*.png`` (16-bit): ``labelId·256 + id`` with
   Cityscapes labelIds; read as Cityscapes instanceIds are (stuff left out, a thing class
   without instance numbers one ``iscrowd`` object, ``category_id = labelId + 1``). KITTI's
-  ``semantic/*.png`` are plain labelIds masks (``--classes cityscapes``).
+  ``semantic/*.png`` (8-bit) are plain labelIds: one annotation per connected part of each
+  labelId, with the 34 Cityscapes names.
 * **ADE20K** ``*_seg.png`` (RGB): class ``R/10·256 + G`` (ADE20K's object index, 0 = none),
   instance from ``B``: every distinct (class, B) region with a class is one object,
   ``category_id`` = the class (names from ``--classes``, else ``class_<k>``). The
@@ -82,7 +83,15 @@ def annotate(path, reading, name: str = ""):
 
         array = read_label_mask(path, name=name or None).labels
     decode = {"mots": mots_annotations, "kitti": kitti_annotations, "ade20k": ade20k_annotations}[reading.interpret]
-    annotations = decode(array, reading, summary, where)  # every decoded object (the codes name no void label)
+    if reading.interpret == "kitti" and array.dtype == np.uint8:  # semantic/*.png: plain labelIds
+        from segtools.formats.coco import labels_to_annotations
+
+        if int(array.max(initial=0)) > 33:
+            raise InputError(f"{where}: not KITTI labelIds (values 0..33), found {int(array.max())}")
+        annotations = labels_to_annotations(array, 0, 0, (), reading.mode, reading.epsilon, reading.per_component,
+                                            summary, reading.holes)
+    else:
+        annotations = decode(array, reading, summary, where)  # every decoded object (the codes name no void label)
     names = MOTS_CLASSES if reading.interpret == "mots" else None
     if reading.interpret == "kitti":
         from segtools.formats.cityscapes import label_names
