@@ -9,10 +9,11 @@ from typing_extensions import Annotated
 
 from segtools.cli.common import info, progress
 from segtools.cli.options import ClassesOpt, OutputOpt, OverwriteOpt
+from segtools.cli.predict_backends import BackendOpt, MeanOpt, ResizeOpt, ScaleOpt, StdOpt, TaskOpt, ThreadsOpt
+from segtools.cli.predict_instances import InstanceFormatOpt, MaskThresholdOpt, MaxDetsOpt, MinScoreOpt
 from segtools.cli.predict_sam import (BoxNmsOpt, BoxOpt, ClipOpt, CropLayersOpt, EmbeddingsOpt, EverythingOpt,
                                    MinRegionOpt, MultimaskOpt, PointOpt, PointsPerBatchOpt, PointsPerSideOpt,
                                    PredIouOpt, PromptsOpt, StabilityOpt)
-from segtools.cli.predict_backends import BackendOpt, MeanOpt, ResizeOpt, ScaleOpt, StdOpt, TaskOpt, ThreadsOpt
 from segtools.cli.video_opts import (CameraOpt, CodecOpt, EndOpt, EveryOpt, FpsLimitOpt, MaxFramesOpt,
                                     StartOpt, TemporalOpt)
 
@@ -47,6 +48,10 @@ def predict(
     temporal: TemporalOpt = None,
     fps_limit: FpsLimitOpt = None,
     codec: CodecOpt = None,
+    fmt: InstanceFormatOpt = None,
+    min_score: MinScoreOpt = None,
+    max_dets: MaxDetsOpt = None,
+    mask_threshold: MaskThresholdOpt = None,
     backend: BackendOpt = None,
     threads: ThreadsOpt = None,
     resize: ResizeOpt = None,
@@ -100,6 +105,16 @@ def predict(
 
     if predict_sam.wants_sam(locals()):  # Segment Anything: prompts or --everything
         return predict_sam.predict_sam(locals())
+    from segtools.cli import predict_instances as instance_cli
+
+    if instance_cli.wants_instances(model, weights, arch):
+        return instance_cli.predict_instances(
+            inputs or [], model=model, weights=weights, arch=arch, output=output, fmt=fmt, min_score=min_score,
+            max_dets=max_dets, mask_threshold=mask_threshold, device=device, batch=batch, amp=amp,
+            amp_dtype=amp_dtype, overwrite=overwrite,
+            refused={"--probs": probs, "--tta": tta, "--tile": tile, "--classes": classes, "--camera": camera,
+                     "--temporal": temporal})
+    instance_cli.refuse_instance_options(fmt, min_score, max_dets, mask_threshold)
     if tile is None and overlap is not None:
         raise UsageError("--overlap needs --tile")
     if amp_dtype is not None and amp_dtype not in ("fp16", "bf16"):
