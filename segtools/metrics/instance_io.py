@@ -209,8 +209,16 @@ def _jobs_against_coco(pred_spec: str, gt_spec: str, protocol: Protocol,
     from segtools.io.batch import pairing_key
 
     categories, sizes, gt_by_image, images = _coco_ground_truth(gt_spec)
-    if _is_json(pred_spec):
-        detections = read_results(pred_spec, sizes, categories, protocol.iou_type)
+    if pred_spec == "-" or _is_json(pred_spec):
+        if pred_spec == "-":  # `predict --format coco | metrics --task instance - gt.json`
+            from segtools.formats.coco_results import check_results
+            from segtools.io.jsondata import parse_json
+            from segtools.io.streams import read_bytes
+
+            detections = check_results(parse_json(read_bytes("-"), "<stdin>"), "<stdin>", sizes, categories,
+                                       protocol.iou_type)
+        else:
+            detections = read_results(pred_spec, sizes, categories, protocol.iou_type)
         return categories, None, [
             ImageJob(image["id"], f"{pred_spec}: image_id {image['id']!r}", sizes[image["id"]],
                      tuple(gt_by_image.get(image["id"], ())), tuple(detections.get(image["id"], ())))
