@@ -242,8 +242,8 @@ class _Reporter:
         report = event.get("report")
         if report is not None:
             self.validated = True
-            line += (f"; val loss {report['val_loss']:.4f}, mIoU {_pct(report['miou'])}, "
-                     f"mean Dice {_pct(report['mean_dice'])}" + (" (best)" if event.get("best") else ""))
+            line += (f"; val loss {report['val_loss']:.4f}, mIoU {_frac(report['miou'])}, "
+                     f"mean Dice {_frac(report['mean_dice'])}" + (" (best)" if event.get("best") else ""))
         info(line)
         if report is not None:
             self._table(report, event["epoch"])
@@ -251,14 +251,14 @@ class _Reporter:
     def _table(self, report: dict, epoch: int) -> None:
         from rich.table import Table
 
-        table = Table(title=f"validation, epoch {epoch}", title_justify="left")
+        table = Table(title=f"validation, epoch {epoch} (scores 0–1)", title_justify="left")
         table.add_column("class")
         table.add_column("Dice", justify="right")
         table.add_column("IoU", justify="right")
         table.add_column("GT pixels", justify="right")
         for row in report["per_class"]:
-            table.add_row(row["name"], _pct(row["dice"]), _pct(row["iou"]), f"{row['gt_pixels']:,}")
-        table.add_row("mean", _pct(report["mean_dice"]), _pct(report["miou"]), "", style="bold")
+            table.add_row(row["name"], _frac(row["dice"]), _frac(row["iou"]), f"{row['gt_pixels']:,}")
+        table.add_row("mean", _frac(report["mean_dice"]), _frac(report["miou"]), "", style="bold")
         err_console().print(table)
 
     def on_end(self, event: dict) -> None:
@@ -266,8 +266,9 @@ class _Reporter:
         info(f"done: {event['epochs']} epochs, {event['steps']} steps; checkpoints in {event['output']}")
 
 
-def _pct(value) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
+def _frac(value) -> str:
+    """A score as the CLI writes scores everywhere: a fraction in [0, 1], three decimals."""
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
 def register(app: typer.Typer) -> None:

@@ -42,9 +42,13 @@ def list_weights(fmt: FormatOpt = "table") -> None:
     elif fmt == "csv":
         import csv
 
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
+        from segtools.weights.registry import PUBLISHED
+
+        flat = [{**{k: v for k, v in r.items() if k != "published"},
+                 **{key: r["published"].get(key) for key, _ in PUBLISHED}} for r in rows]
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(flat[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(flat)
     else:
         _print_table(rows)
 
@@ -53,13 +57,17 @@ def _print_table(rows: list) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="segtools weights", title_justify="left")
-    for column in ("name", "arch", "classes", "mIoU", "pixel acc", "dice", "MB", "params", "license", "local"):
-        table.add_column(column, justify="right" if column in ("mIoU", "pixel acc", "dice", "MB", "params") else "left")
+    from segtools.weights.registry import PUBLISHED
+
+    short = dict(PUBLISHED)
+    table = Table(title="segtools weights (published accuracy as fractions, 0–1)", title_justify="left")
+    for column in ("name", "task", "arch", "classes", "published", "MB", "params", "license", "local"):
+        table.add_column(column, justify="right" if column in ("MB", "params") else "left")
     fmt = lambda v, spec: "" if v is None else format(v, spec)  # noqa: E731
     for r in rows:
-        table.add_row(r["name"], r["arch"], f"{r['classes']} ({r['num_classes']})", fmt(r["miou"], ".1f"),
-                      fmt(r["pixel_acc"], ".1f"), fmt(r["dice"], ".4f"), fmt(r["size_mb"], ".1f"),
+        figures = " · ".join(f"{short[k]} {v:.3f}" for k, v in r["published"].items())
+        table.add_row(r["name"], r["task"], r["arch"], f"{r['classes']} ({r['num_classes']})", figures,
+                      fmt(r["size_mb"], ".1f"),
                       fmt(r["params"] and r["params"] / 1e6, ".1f") + ("M" if r["params"] else ""),
                       r["license"], "yes" if r["local"] else "no")
     console = Console(file=sys.stdout)

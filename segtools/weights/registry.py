@@ -203,15 +203,45 @@ def resolve(name: str) -> tuple[WeightsEntry, Path]:
                      f"as weights, with arch {entry.arch}")
 
 
+#: published figures ``weights list`` shows, in its order, with their short names
+PUBLISHED = (("miou", "mIoU"), ("pixel_acc", "acc"), ("dice", "dice"), ("box_map", "box AP"),
+             ("mask_map", "mask AP"), ("top1", "top-1"))
+
+
+def published(entry: WeightsEntry) -> dict[str, float]:
+    """The entry's published figures as fractions in [0, 1] (registries store them as their
+    authors publish them, often in percent: a value above 1 is a percentage)."""
+    out = {}
+    for key, _ in PUBLISHED:
+        value = entry.metrics.get(key)
+        if isinstance(value, (int, float)):
+            out[key] = round(value / 100.0, 6) if value > 1.0 else float(value)
+    return out
+
+
+def task_of(entry: WeightsEntry) -> str:
+    """What the entry's model does: semantic, instance, detection, promptable or backbone."""
+    if entry.kind != "segmentation":
+        return entry.kind
+    if entry.arch.startswith("maskrcnn"):
+        return "instance"
+    if entry.arch.startswith("fasterrcnn"):
+        return "detection"
+    if "sam" in entry.arch:
+        return "promptable"
+    return "semantic"
+
+
 def summary(entry: WeightsEntry) -> dict:
-    """One row of ``segtools weights list``: name, architecture, classes, published accuracy,
-    size, parameters, licence, and whether (and where) the file is local."""
-    metrics = entry.metrics
+    """One row of ``segtools weights list``: name, task, architecture, classes, published
+    accuracy (fractions in [0, 1]), size, parameters, licence, and whether (and where) the
+    file is local."""
+    figures = published(entry)
     return {
-        "name": entry.name, "arch": entry.arch,
+        "name": entry.name, "task": task_of(entry), "arch": entry.arch,
         "classes": entry.classes if isinstance(entry.classes, str) else "custom",
-        "num_classes": entry.num_classes, "miou": metrics.get("miou"), "pixel_acc": metrics.get("pixel_acc"),
-        "dice": metrics.get("dice"), "size_mb": entry.file_size_mb, "params": entry.num_params,
+        "num_classes": entry.num_classes, "miou": figures.get("miou"), "pixel_acc": figures.get("pixel_acc"),
+        "dice": figures.get("dice"), "published": figures, "size_mb": entry.file_size_mb, "params": entry.num_params,
         "license": entry.license, "source": entry.source,
         "local": is_available(entry), "path": str(local_path(entry)), "url": entry.url,
     }
