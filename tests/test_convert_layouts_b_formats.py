@@ -328,3 +328,16 @@ def test_kitti_semantic_label_ids_with_cityscapes_names(cli, tmp_path):
     assert sorted((a["category_id"] - 1, a["area"]) for a in data["annotations"]) == [(7, 26), (26, 4)]
     back = cli("convert", tmp_path / "k.json", "--to", "mask")
     np.testing.assert_array_equal(read_label_mask(back.stdout).labels, label_ids)
+
+
+def test_ground_truth_as_results_scores_perfectly_in_metrics(cli, tmp_path):
+    gt, _, _, _ = _gt_and_results(tmp_path)
+    gt["annotations"].append({"id": 2, "image_id": 9, "category_id": 5, "iscrowd": 0, "area": 6, "bbox": [1, 1, 3, 2],
+                              "segmentation": [[1, 1, 4, 1, 4, 3, 1, 3]]})
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    result = cli("convert", tmp_path / "gt.json", "--to", "coco-results", "-o", tmp_path / "dt.json")
+    assert result.code == 0, result.stderr
+    assert "annotations without a score written with score 1.0: 2" in result.stderr
+    report = cli("metrics", "--task", "instance", tmp_path / "dt.json", tmp_path / "gt.json", "--format", "json")
+    assert report.code == 0, report.stderr
+    assert json.loads(report.stdout)["ap"] == pytest.approx(1.0)
