@@ -135,6 +135,10 @@ def video_request(specs: Sequence[str], output: Optional[str], *, camera: Option
             codec_for(output, codec)
         elif codec:
             raise UsageError("--codec applies to a video output (-o out.mp4), not to a frame folder")
+        elif os.path.splitext(output)[1].lower() in (".png", ".jpg", ".jpeg", ".npz", ".npy", ".tif", ".tiff",
+                                                     ".bmp", ".webp") and not os.path.isdir(output):
+            raise UsageError(f"-o {output}: a video's frames go to a folder (-o DIR, one file per frame) or a video "
+                             "file (.mp4, .mkv, .avi, .mov, .webm)")
     return request
 
 

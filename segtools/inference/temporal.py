@@ -60,7 +60,9 @@ class EMASmoother:
 
     def __call__(self, probs: np.ndarray) -> np.ndarray:
         probs = np.asarray(probs, dtype=np.float32)
-        if self.state is None or self.state.shape != probs.shape:
+        if self.alpha == 1.0:  # no memory: the frame as it is (s + (p − s) need not round to p)
+            self.state = probs
+        elif self.state is None or self.state.shape != probs.shape:
             self.state = np.array(probs, dtype=np.float32, copy=True)
         else:
             # s = s + a·(p − s): one temporary, the state updated in place

@@ -52,13 +52,17 @@ def run_frames(frames: Iterable[Frame], process: Callable[[Iterable[np.ndarray]]
     from segtools.errors import InputError
 
     pending: list[Frame] = []
+    failure: list[InputError] = []
 
     def images() -> Iterator[np.ndarray]:
-        for frame in frames:
-            if frame.index in sink.done:
-                continue
-            pending.append(frame)
-            yield frame.image
+        try:
+            for frame in frames:
+                if frame.index in sink.done:
+                    continue
+                pending.append(frame)
+                yield frame.image
+        except InputError as exc:  # a frame that cannot be decoded: end here, so the frames before it
+            failure.append(exc)    # still in a batch are processed and written, then raise it
 
     written = 0
     try:
@@ -68,16 +72,15 @@ def run_frames(frames: Iterable[Frame], process: Callable[[Iterable[np.ndarray]]
             written += 1
             if on_frame is not None:
                 on_frame(frame)
-    except InputError:  # a frame that cannot be decoded: keep what came before it
-        if written or sink.done:
-            sink.commit()
-        else:
-            sink.abort()
-        raise
     except BaseException:
         sink.abort()
         raise
-    sink.commit()
+    if failure and not written and not sink.done:
+        sink.abort()
+    else:
+        sink.commit()
+    if failure:
+        raise failure[0]
     return written
 
 
