@@ -189,7 +189,12 @@ class OnnxRunner:
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """N×3×h×w float32 → N×C×h×w float32 (labels graphs: one-hot scores)."""
-        out = self.session.run([self.output_name], {self.input_name: batch.astype(self.input_dtype, copy=False)})[0]
+        try:
+            out = self.session.run([self.output_name], {self.input_name: batch.astype(self.input_dtype, copy=False)})[0]
+        except Exception as exc:  # onnxruntime's errors: a shape the graph cannot take, an operator failing
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputError(f"{self.where}: onnxruntime failed on a {'×'.join(map(str, batch.shape))} batch: "
+                             f"{first[:200]}") from None
         if not self.labels_out:
             return out
         labels = np.asarray(out).astype(np.int64, copy=False)

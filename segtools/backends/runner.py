@@ -93,9 +93,10 @@ class RunnerPredictor:
             if size != tuple(runner.input_size):
                 raise UsageError(f"tile={size[0]}x{size[1]}: the model takes {runner.input_size[0]}x"
                                  f"{runner.input_size[1]} inputs only; tile at that size (or resize)")
-        elif runner.input_size is not None and self.resize is not None and tuple(self.resize) != tuple(runner.input_size):
-            raise UsageError(f"resize={self.resize[0]}x{self.resize[1]}: the model takes {runner.input_size[0]}x"
-                             f"{runner.input_size[1]} inputs only")
+        elif runner.input_size is not None and (self.resize is None or tuple(self.resize) != tuple(runner.input_size)):
+            size = "none" if self.resize is None else f"{self.resize[0]}x{self.resize[1]}"
+            raise UsageError(f"resize={size}: the model takes {runner.input_size[0]}x{runner.input_size[1]} inputs "
+                             "only; resize to that (the default) or tile at that size")
         prep = runner.preprocessing
         self._scale = (np.float32(prep.scale) / np.asarray(prep.std, np.float32)).reshape(1, 3, 1, 1)
         self._shift = (np.asarray(prep.mean, np.float32) / np.asarray(prep.std, np.float32)).reshape(1, 3, 1, 1)
