@@ -13,7 +13,7 @@ import typer
 from typing_extensions import Annotated
 
 from segtools.cli.common import info
-from segtools.cli.options import ClassesOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt
+from segtools.cli.options import ClassesOpt, DaskOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt
 
 TARGETS = ("mask", "instances", "coco", "coco-rle", "coco-results", "panoptic", "yolo", "yolo-seg", "voc", "colour",
            "trainids", "labelids")
@@ -68,6 +68,7 @@ def convert(
         "Read each input as its own dataset and merge them: categories by name, ids renumbered."))] = False,
     jobs: JobsOpt = 1,
     overwrite: OverwriteOpt = False,
+    dask: DaskOpt = None,
 ) -> None:
     """Convert label masks and annotations between formats, exactly where the target allows.
 
@@ -107,7 +108,10 @@ def convert(
             from segtools.formats.splits import parse_split
 
             options.split = parse_split(split)
-        _run(specs, source, to, output, options, summary, overwrite, merge)
+        from segtools.io.cluster import use_dask
+
+        with use_dask(dask):
+            _run(specs, source, to, output, options, summary, overwrite, merge)
     _report(summary)
 
 

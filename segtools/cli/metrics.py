@@ -18,7 +18,7 @@ from typing_extensions import Annotated
 
 from segtools.cli.common import progress
 from segtools.cli import metrics_output as report_out
-from segtools.cli.options import ClassesOpt, JobsOpt, OverwriteOpt, PaletteOpt, parse_ignore
+from segtools.cli.options import ClassesOpt, DaskOpt, JobsOpt, OverwriteOpt, PaletteOpt, ShardOpt, parse_ignore
 
 FORMATS = ("table", "json", "csv", "markdown")
 # not the shared OutputOpt/FormatOpt: a report is one file, never a batch folder, and has four formats
@@ -90,6 +90,8 @@ def metrics(
     max_drop: Annotated[float, typer.Option("--max-drop", min=0, help="With --baseline: the most a gated metric may get worse.")] = 0.0,
     jobs: JobsOpt = 0,
     overwrite: OverwriteOpt = False,
+    dask: DaskOpt = None,
+    shard: ShardOpt = None,
 ) -> None:
     """Exact, dataset-level segmentation metrics from one int64 confusion matrix, with quality gates.
 
@@ -128,6 +130,10 @@ def metrics(
                         "--distances": distances}
     if task not in ("auto", "semantic", "instance", "panoptic"):
         raise UsageError(f"--task must be auto, semantic, instance or panoptic, not {task!r}")
+    from segtools.cli.options import parse_shard
+    from segtools.io.cluster import use_dask
+
+    shard_of = parse_shard(shard)
     report = None
     if inputs and inputs[0] == "merge":
         report = _merge_tasks(inputs[1:], semantic_options)
@@ -136,7 +142,10 @@ def metrics(
 
         chosen = detect_task(inputs[0], inputs[1]) if task == "auto" else task
         if chosen != "semantic":
-            report = _measure_task(chosen, inputs, semantic_options, instance_options, jobs, allow_missing)
+            if shard_of is not None:
+                raise UsageError(f"--shard: for semantic masks only so far, not --task {chosen}")
+            with use_dask(dask):
+                report = _measure_task(chosen, inputs, semantic_options, instance_options, jobs, allow_missing)
     if report is not None:
         _finish_task(report, gates, baseline_report, max_drop, fmt, outputs["output"], save_state, overwrite)
         return
@@ -159,7 +168,8 @@ def metrics(
         request = _Measuring(num_classes, classes, ignore_index, label_map, pred_label_map, palette, allow_missing,
                              average, boundary, boundary_tolerance, boundary_dilation, distances, spacing,
                              nsd_tolerance)
-        report = _measure(inputs[0], inputs[1], request, outputs, jobs, overwrite)
+        with use_dask(dask):
+            report = _measure(inputs[0], inputs[1], request, outputs, jobs, overwrite, shard_of)
     report["gates"] = gatelib.evaluate_gates(report, gates)
     if baseline_report is not None:
         report["gates"] += gatelib.evaluate_baseline(report, baseline_report, max_drop, gates)
@@ -363,7 +373,8 @@ def _parse_spacing(text: str) -> tuple[float, float]:
     return values[0], values[1]
 
 
-def _measure(pred_spec: str, gt_spec: str, request: _Measuring, outputs: dict, jobs: int, overwrite: bool) -> dict:
+def _measure(pred_spec: str, gt_spec: str, request: _Measuring, outputs: dict, jobs: int, overwrite: bool,
+             shard: Optional[tuple[int, int]] = None) -> dict:
     import logging
 
     from segtools.io.batch import expand_inputs, pair_items
@@ -389,7 +400,9 @@ def _measure(pred_spec: str, gt_spec: str, request: _Measuring, outputs: dict, j
         pred_label_map=load_label_map(request.pred_label_map, "--pred-label-map") if request.pred_label_map else None,
         boundary=(request.boundary_tolerance, request.boundary_dilation) if request.boundary else None,
         distances=(spacing, request.nsd_tolerance) if request.distances else None)
-    pairs = [(pred.path, gt.path) for pred, gt in pairing.pairs]
+    from segtools.cli.options import shard_items
+
+    pairs = [(pred.path, gt.path) for pred, gt in shard_items(pairing.pairs, shard, key=lambda pair: pair[0].rel)]
     with ImageRows(outputs["per_image"], overwrite) as rows, progress(len(pairs), "metrics") as advance:
         run = measure_pairs(pairs, names, options, jobs, on_done=advance, on_image=rows.write)
     return run.report(request.average)

@@ -172,9 +172,51 @@ def parameters_as_flags(flags: Mapping[str, str]) -> Iterator[None]:
         raise reworded from None
 
 
+def parse_shard(text: Optional[str], option: str = "--shard") -> Optional[tuple[int, int]]:
+    """``"2/8"`` → ``(2, 8)``: shard I of N, I counting from 0 (as Kubernetes' job index and
+    ``--array=0-7`` in Slurm do); ``None`` → ``None`` (all items).
+
+    >>> parse_shard("0/4"), parse_shard(None)
+    ((0, 4), None)
+    """
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not match or int(match.group(2)) < 1:
+        raise UsageError(f"{option} {text!r}: give I/N, shard I (0..N-1) of N, e.g. 0/4")
+    index, count = int(match.group(1)), int(match.group(2))
+    if index >= count:
+        raise UsageError(f"{option} {text}: I counts from 0, so it is 0..{count - 1} for {count} shards")
+    return index, count
+
+
+def shard_items(items: Sequence, shard: Optional[tuple[int, int]], key=lambda item: item.rel) -> list:
+    """The items of ``shard`` (I, N): after sorting by ``key`` (an item's relative name),
+    item k belongs to shard k mod N. The split depends only on the items given, so N
+    commands given the same inputs and I = 0..N-1 cover every item exactly once.
+
+    >>> shard_items(["c", "a", "d", "b"], (1, 2), key=str)
+    ['b', 'd']
+    """
+    if shard is None:
+        return list(items)
+    index, count = shard
+    chosen = sorted(items, key=key)[index::count]
+    if not chosen:
+        raise UsageError(f"--shard {index}/{count}: no items for this shard ({len(items)} item(s) in all)")
+    return chosen
+
+
 # ---- option definitions shared by several commands (Annotated aliases keep signatures short)
 
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=0, help="Parallel workers for batches (0 = all CPUs).")]
+DaskOpt = Annotated[Optional[str], typer.Option(
+    "--dask", metavar="ADDRESS|local:N",
+    help="Run the batch on a Dask cluster: its scheduler's address, or local:N worker processes "
+         "(default: $DASK_SCHEDULER_ADDRESS, else this machine). Needs segtools[dask].")]
+ShardOpt = Annotated[Optional[str], typer.Option(
+    "--shard", metavar="I/N",
+    help="Only shard I (0..N-1) of N: item k of the sorted inputs when k mod N = I (array jobs).")]
 OutputOpt = Annotated[Optional[str], typer.Option(
     "--output", "-o", help="Output file, or folder for a batch (a folder, pattern, @list or several inputs); stdout when omitted.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Allow an output to replace an input file.")]

@@ -17,9 +17,9 @@ import typer
 from typing_extensions import Annotated
 
 from segtools.cli.common import progress
-from segtools.cli.options import ClassesOpt, IgnoreOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt
+from segtools.cli.options import ClassesOpt, DaskOpt, IgnoreOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt, ShardOpt
 from segtools.cli.postprocess_instances import MinInstanceAreaOpt, MinScoreOpt, NmsOpt, ResolveOverlapsOpt
-from segtools.cli.video_opts import CodecOpt, EndOpt, EveryOpt, MaxFramesOpt, StartOpt
+from segtools.cli.video_opts import CodecOpt, EndOpt, EveryOpt, FpsLimitOpt, MaxFramesOpt, StartOpt
 from segtools.errors import UsageError
 
 ORDER_HELP = "map,smooth,open,close,erode,dilate,min-area,fill-holes,keep-largest"
@@ -93,11 +93,14 @@ def postprocess(
     start: StartOpt = None,
     end: EndOpt = None,
     max_frames: MaxFramesOpt = None,
+    fps_limit: FpsLimitOpt = None,
     codec: CodecOpt = None,
     min_score: MinScoreOpt = None,
     min_instance_area: MinInstanceAreaOpt = None,
     nms: NmsOpt = None,
     resolve_overlaps: ResolveOverlapsOpt = False,
+    dask: DaskOpt = None,
+    shard: ShardOpt = None,
 ) -> None:
     """Clean up label masks: threshold or argmax score maps, then morphology, then write label masks (PNG, class metadata kept).
 
@@ -140,16 +143,19 @@ def postprocess(
         specs = inputs or ["-"]
         from segtools.cli.video_opts import video_request
 
-        video = video_request(specs, output, every=every, start=start, end=end, max_frames=max_frames, codec=codec,
+        video = video_request(specs, output, every=every, start=start, end=end, max_frames=max_frames, fps_limit=fps_limit, codec=codec,
                               overwrite=overwrite)
         if video is not None:
             from segtools.cli.video_tools import postprocess_video
 
             postprocess_video(video, options)
             return
-        items = expand_inputs(specs)
+        from segtools.cli.options import parse_shard, shard_items
+        from segtools.io.cluster import use_dask
+
+        items = shard_items(expand_inputs(specs), parse_shard(shard))
         targets = output_targets(items, specs, output, ".png", overwrite)
-        with progress(len(items), "postprocess") as advance:
+        with use_dask(dask), progress(len(items), "postprocess") as advance:
             postprocess_files([item.path for item in items], targets, options, jobs, overwrite, on_done=advance)
 
 

@@ -19,8 +19,9 @@ import typer
 from typer.core import TyperGroup
 
 from segtools.cli.common import info, progress
-from segtools.cli.options import ClassesOpt, FormatOpt, IgnoreOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt
-from segtools.cli.video_opts import CodecOpt, EndOpt, EveryOpt, MaxFramesOpt, StartOpt
+from segtools.cli.options import (ClassesOpt, DaskOpt, FormatOpt, IgnoreOpt, JobsOpt, OutputOpt, OverwriteOpt,
+                                  PaletteOpt, ShardOpt)
+from segtools.cli.video_opts import CodecOpt, EndOpt, EveryOpt, FpsLimitOpt, MaxFramesOpt, StartOpt
 
 DEFAULT_COMMAND = "draw"
 
@@ -115,7 +116,10 @@ def draw_command(
     start: StartOpt = None,
     end: EndOpt = None,
     max_frames: MaxFramesOpt = None,
+    fps_limit: FpsLimitOpt = None,
     codec: CodecOpt = None,
+    dask: DaskOpt = None,
+    shard: ShardOpt = None,
 ) -> None:
     """Draw masks: colourised, over an image, as error maps, panels, heatmaps or an HTML report.
 
@@ -142,7 +146,7 @@ def draw_command(
     from segtools.cli.video_opts import video_request
 
     video = video_request(masks or ["-"], output, every=every, start=start, end=end, max_frames=max_frames,
-                          codec=codec, overwrite=overwrite, over=over)
+                          fps_limit=fps_limit, codec=codec, overwrite=overwrite, over=over)
     if video is not None:
         from segtools.cli.video_tools import visualize_video
 
@@ -160,24 +164,31 @@ def draw_command(
             ignore_given=ignore_index is not None, alpha=alpha, contours=contours, thickness=thickness,
             legend=legend, class_name=class_name, instances=instances, ids=ids, transparent=transparent,
             colour_map=colour_map, text_size=text_size)
+        from segtools.cli.options import parse_shard
+        from segtools.io.cluster import use_dask
+
+        shard_of = parse_shard(shard)
         if report:
-            triples = _pair(masks, over, gt, allow_missing)
-            _write_report(triples, options, output, thumb_width, max_images, jobs, overwrite)
+            triples = _pair(masks, over, gt, allow_missing, shard_of)
+            with use_dask(dask):
+                _write_report(triples, options, output, thumb_width, max_images, jobs, overwrite)
             return
-    _draw(masks, over, gt, allow_missing, options, output, ext, jobs, overwrite)
+    with use_dask(dask):
+        _draw(masks, over, gt, allow_missing, options, output, ext, jobs, overwrite, shard_of)
 
 
-def _pair(masks, over, gt, allow_missing):
+def _pair(masks, over, gt, allow_missing, shard=None):
+    from segtools.cli.options import shard_items
     from segtools.io.batch import expand_inputs
     from segtools.viz.render import pair_inputs
 
     triples, skipped = pair_inputs(expand_inputs(masks or ["-"]), over, gt, allow_missing)
     if skipped:
         info(f"skipping {skipped} mask(s) without a partner")
-    return triples
+    return shard_items(triples, shard, key=lambda triple: triple[0].rel)
 
 
-def _draw(masks, over, gt, allow_missing, options, output, ext, jobs, overwrite) -> None:
+def _draw(masks, over, gt, allow_missing, options, output, ext, jobs, overwrite, shard=None) -> None:
     """Draw every mask (or score map) with ``options``: one picture per item."""
     from segtools.cli.options import is_batch, output_targets, parameters_as_flags
     from segtools.errors import UsageError
@@ -187,7 +198,7 @@ def _draw(masks, over, gt, allow_missing, options, output, ext, jobs, overwrite)
         raise UsageError(f"--ext must be png or jpg, not {ext!r}")
     specs = masks or ["-"]
     with parameters_as_flags(FLAGS):
-        triples = _pair(masks, over, gt, allow_missing)
+        triples = _pair(masks, over, gt, allow_missing, shard)
         suffix = ".jpg" if ext.lower().lstrip(".") in ("jpg", "jpeg") else ".png"
         targets = output_targets([item for item, _, _ in triples], specs, output, suffix, overwrite)
         with progress(len(triples), "drawing") as advance:

@@ -1,5 +1,6 @@
-"""Parallelism, in one place: the order-preserving map over batch items (``--jobs N``) and
-the one thread policy of segtools' threaded kernels (:func:`kernel_threads`)."""
+"""Parallelism, in one place: the order-preserving map over batch items (``--jobs N``, or a
+Dask cluster with ``--dask``: :mod:`segtools.io.cluster`) and the one thread policy of
+segtools' threaded kernels (:func:`kernel_threads`)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,18 @@ def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: 
     and its pickling cost a noticeable share, and fewer, larger tasks cut it. ``on_done``
     is then called for each item of a task as it returns, still in input order; at most
     ``2*jobs`` tasks are in flight.
+
+    Inside :func:`segtools.io.cluster.use_dask` (``--dask``), items of a process map go to
+    the Dask cluster's workers instead, with the same contract (``jobs`` is then the
+    cluster's business); thread maps (``processes=False``) stay in this process.
     """
+    if processes:
+        from segtools.io import cluster
+
+        client = cluster.active_client()
+        if client is not None:
+            yield from cluster.cluster_map(client, fn, items, on_done, chunk)
+            return
     jobs = resolve_jobs(jobs)
     if jobs == 1 or len(items) <= 1:
         for i, item in enumerate(items):
