@@ -59,19 +59,29 @@ def ship_checkpoint(checkpoint: str, miou: float, output: Path) -> Path:
 
 def ship_onnx(checkpoint: Path, output: Path, budget_mib: float) -> tuple[str, int]:
     """Export ``checkpoint`` to ``output`` with the first weight storage that keeps both files
-    within ``budget_mib``; returns (storage, int8 threshold)."""
-    from segtools.weights.export import export_model
+    within ``budget_mib``; returns (storage, int8 threshold). The graph is exported once (float32)
+    and its weights stored by ``segtools.weights.export.compact_weights`` for each candidate."""
+    import tempfile
+
+    import onnx
+
+    from segtools.io.streams import write_bytes
+    from segtools.weights.export import compact_weights, export_model
     from segtools.weights.loader import load_model
 
     loaded = load_model(weights=str(checkpoint))
     room = budget_mib * 2**20 - checkpoint.stat().st_size
-    for storage, threshold in CANDIDATES:
-        export_model(loaded, output, "onnx", (360, 480), weights=storage, int8_min=threshold or 1024)
-        size = output.stat().st_size
-        if size <= room:
-            print(f"wrote {output} ({size / 2**20:.2f} MiB, weights {storage}"
-                  f"{f' from {threshold} values' if storage == 'int8' else ''})", file=sys.stderr)
-            return storage, threshold
+    with tempfile.TemporaryDirectory() as folder:
+        full = export_model(loaded, Path(folder) / "full.onnx", "onnx", (360, 480))
+        for storage, threshold in CANDIDATES:
+            graph = onnx.load(str(full))
+            compact_weights(graph, storage, threshold or 1024)
+            data = graph.SerializeToString()
+            if len(data) <= room:
+                write_bytes(output, data, allow_overwrite=True)
+                print(f"wrote {output} ({len(data) / 2**20:.2f} MiB, weights {storage}"
+                      f"{f' from {threshold} values' if storage == 'int8' else ''})", file=sys.stderr)
+                return storage, threshold
     raise SystemExit(f"no weight storage fits {output} into {room / 2**20:.2f} MiB")
 
 
