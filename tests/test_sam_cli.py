@@ -199,3 +199,33 @@ def test_checkpoint_of_another_variant_is_named(cli, sam_files, tmp_path):
                  "--point", "1,1", "-o", str(tmp_path / "v.png"))
     assert_one_line_error(result, 1)
     assert "is a sam-vit checkpoint, not sam-vit-h" in result.stderr
+
+
+def test_voc_boxes_and_a_prompts_json(cli, sam_files, tmp_path):
+    root, runner, image = sam_files
+    xml = ("<annotation><filename>1.png</filename><size><width>200</width><height>150</height><depth>3</depth></size>"
+           "<object><name>car</name><bndbox><xmin>29</xmin><ymin>19</ymin><xmax>92</xmax><ymax>72</ymax></bndbox>"
+           "</object></annotation>")
+    (tmp_path / "1.xml").write_text(xml)
+    out = tmp_path / "voc.json"
+    result = cli("predict", str(root / "images"), "--weights", str(root / "tiny_sam.pth"),
+                 "--prompts", str(tmp_path / "1.xml"), "--format", "coco", "-o", str(out))
+    assert result.code == 0, result.stderr
+    doc = json.loads(out.read_text())
+    assert [c["name"] for c in doc["categories"]] == ["car"]
+    (ann,) = doc["annotations"]
+    assert ann["segmentation"]["size"] == [150, 200] and ann["area"] > 0
+    prompts = tmp_path / "clicks.json"
+    prompts.write_text(json.dumps({"points": [[60, 45, 1]], "boxes": [[28, 18, 92, 72]]}))
+    result = cli("predict", str(root / "photo.png"), "--weights", str(root / "tiny_sam.pth"),
+                 "--prompts", str(prompts), "--format", "coco", "-o", str(tmp_path / "c.json"))
+    assert result.code == 0, result.stderr
+    (entry,) = json.loads((tmp_path / "c.json").read_text())
+    pred = runner.predict(runner.encode(image), [[[60, 45]]], [[1]], [[28, 18, 92, 72]], multimask=False)
+    assert entry["score"] == pytest.approx(float(pred.iou[0, 0]), abs=1e-5)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"points": [[1, 2, 5]]}))
+    result = cli("predict", str(root / "photo.png"), "--weights", str(root / "tiny_sam.pth"),
+                 "--prompts", str(bad), "-o", str(tmp_path / "b.png"))
+    assert_one_line_error(result, 1)
+    assert not (tmp_path / "b.png").exists()
