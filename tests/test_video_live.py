@@ -94,3 +94,49 @@ def test_fps_limit_paces_the_frames_and_frames_per_second_show_at_a_terminal(mas
     monkeypatch.setattr(common, "stderr_is_terminal", lambda: False)
     quiet = cli("visualize", mask_folder, "-o", tmp_path / "again.mp4", "--max-frames", "2")
     assert "\r" not in quiet.stderr
+
+
+@pytest.fixture
+def mjpeg_stream():
+    """A local HTTP MJPEG stream (multipart JPEG frames, 20 per second, no end): a live source."""
+    import http.server
+    import threading
+
+    class Stream(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            try:
+                for i in range(100_000):
+                    data = cv2.imencode(".jpg", np.full((48, 64, 3), (i * 10) % 256, np.uint8))[1].tobytes()
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data)
+                                     + data + b"\r\n")
+                    time.sleep(0.05)
+            except OSError:  # the reader went away
+                pass
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stream)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/live.mjpg"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_live_stream_runs_until_a_signal_then_exits_0_with_a_playable_video(mjpeg_stream, tmp_path):
+    with open_source(mjpeg_stream) as source:
+        assert source.live and source.kind == "stream" and source.frame_count is None
+    proc = start(["visualize", mjpeg_stream, "--classes", "camvid", "-o", "out.mp4"], tmp_path)
+    wait_for_part(tmp_path, proc)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert "stopped by interrupt" in err.decode()
+    with open_source(str(tmp_path / "out.mp4")) as source:
+        assert len(list(source.frames())) >= 1
