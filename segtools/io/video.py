@@ -26,6 +26,7 @@ import os
 import queue
 import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
@@ -50,13 +51,35 @@ def quiet_opencv() -> None:
     """Keep OpenCV's and FFmpeg's own log lines (codec tag fallbacks, decoder warnings) off
     stderr: segtools says what went wrong itself, in one line."""
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
     import cv2
 
     try:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     except AttributeError:  # an OpenCV build without the logging module
         pass
+
+
+@contextmanager
+def silent_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for a moment: OpenCV's FFmpeg wrapper prints some
+    notes (codec tag fallbacks) straight to it, past any log level."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def public_url(url: str) -> str:

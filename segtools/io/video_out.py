@@ -60,13 +60,13 @@ def codec_for(path: str | os.PathLike, codec: Optional[str] = None) -> str:
 @lru_cache(maxsize=1)
 def writable_codecs() -> tuple[tuple[str, str], ...]:
     """(FourCC, extension) pairs this OpenCV build can write, probed by writing two frames."""
-    from segtools.io.video import quiet_opencv
+    from segtools.io.video import quiet_opencv, silent_stderr
 
     quiet_opencv()
     import cv2
 
     found = []
-    with tempfile.TemporaryDirectory(prefix="segtools-codecs-") as folder:
+    with tempfile.TemporaryDirectory(prefix="segtools-codecs-") as folder, silent_stderr():
         for fourcc, suffix in CANDIDATE_CODECS:
             path = os.path.join(folder, f"probe_{fourcc.strip()}{suffix}")
             writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), 10.0, (32, 32))
@@ -113,7 +113,7 @@ class VideoFileWriter:
         self._size: Optional[tuple[int, int]] = None
 
     def _open(self, height: int, width: int) -> None:
-        from segtools.io.video import quiet_opencv
+        from segtools.io.video import quiet_opencv, silent_stderr
 
         quiet_opencv()
         import cv2
@@ -126,7 +126,8 @@ class VideoFileWriter:
             os.close(fd)
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
-        self._writer = cv2.VideoWriter(self._tmp, cv2.VideoWriter_fourcc(*self.codec), self.fps, (width, height))
+        with silent_stderr():
+            self._writer = cv2.VideoWriter(self._tmp, cv2.VideoWriter_fourcc(*self.codec), self.fps, (width, height))
         if not self._writer.isOpened():
             self.abort()
             raise OutputError(f"{self.path}: cannot write codec {self.codec.strip()!r} into "
