@@ -111,6 +111,6 @@ def test_shipping_script_picks_the_weight_storage_that_fits_the_budget(tmp_path)
     state = {k: v.half() if v.is_floating_point() else v for k, v in build_model("lraspp-mnv3", 3).state_dict().items()}
     checkpoint = save_checkpoint(tmp_path / "small.pt", make_checkpoint("lraspp-mnv3", 3, state, classes=None))
     pt_mib = checkpoint.stat().st_size / 2**20
-    assert ship.ship_onnx(checkpoint, tmp_path / "a.onnx", pt_mib * 2.1)[0] == "float16"
-    storage, threshold = ship.ship_onnx(checkpoint, tmp_path / "b.onnx", pt_mib * 1.7)
+    assert ship.ship_onnx(checkpoint, tmp_path / "a.onnx", pt_mib * 2.1, (64, 64))[0] == "float16"
+    storage, threshold = ship.ship_onnx(checkpoint, tmp_path / "b.onnx", pt_mib * 1.7, (64, 64))
     assert storage == "int8" and (tmp_path / "b.onnx").stat().st_size <= 0.7 * pt_mib * 2**20

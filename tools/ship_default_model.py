@@ -57,7 +57,7 @@ def ship_checkpoint(checkpoint: str, miou: float, output: Path) -> Path:
     return out
 
 
-def ship_onnx(checkpoint: Path, output: Path, budget_mib: float) -> tuple[str, int]:
+def ship_onnx(checkpoint: Path, output: Path, budget_mib: float, example_size=(360, 480)) -> tuple[str, int]:
     """Export ``checkpoint`` to ``output`` with the first weight storage that keeps both files
     within ``budget_mib``; returns (storage, int8 threshold). The graph is exported once (float32)
     and its weights stored by ``segtools.weights.export.compact_weights`` for each candidate."""
@@ -72,7 +72,7 @@ def ship_onnx(checkpoint: Path, output: Path, budget_mib: float) -> tuple[str, i
     loaded = load_model(weights=str(checkpoint))
     room = budget_mib * 2**20 - checkpoint.stat().st_size
     with tempfile.TemporaryDirectory() as folder:
-        full = export_model(loaded, Path(folder) / "full.onnx", "onnx", (360, 480))
+        full = export_model(loaded, Path(folder) / "full.onnx", "onnx", example_size)
         for storage, threshold in CANDIDATES:
             graph = onnx.load(str(full))
             compact_weights(graph, storage, threshold or 1024)

@@ -209,6 +209,14 @@ def _open(model: Optional[str], backend: str, device: str, threads, classes, pre
     from segtools.backends.onnx import open_onnx
 
     if model is None or model == _default_name():
+        if model is not None:  # a registry name that is also a file or folder here: say which was taken
+            from segtools.cli.common import info
+            from segtools.cli.options import in_flags
+            from segtools.weights.loader import model_source
+
+            note = model_source(model)[1]
+            if note:
+                info(in_flags(note, {"model": "--model"}))
         path = default_onnx(model)
         if path is None:
             raise UsageError("the bundled default model has no ONNX file here (or onnxruntime is missing: "
