@@ -202,3 +202,22 @@ def test_darknet_lists_cannot_lead_out_of_the_dataset(cli, tmp_path):
     result = cli("convert", root, "--to", "coco", "-o", tmp_path / "out.json")
     assert_one_line_error(result, 1)
     assert "names" in result.stderr
+
+
+def test_united_parts_rasterise_to_the_union_pixel_for_pixel():
+    from segtools.formats import polygon_clip
+    from segtools.formats import polygons as polylib
+
+    rng = np.random.default_rng(5)
+    united_count = 0
+    for _ in range(150):
+        height, width = (int(v) for v in rng.integers(20, 80, 2))
+        parts = [rng.uniform([-10, -10], [width + 10, height + 10], (int(rng.integers(3, 8)), 2)).round(int(rng.integers(0, 3)))
+                 for _ in range(int(rng.integers(2, 4)))]
+        united, did = polygon_clip.unite_parts(parts, height, width)
+        want = polylib.polygons_to_mask(parts, height, width)
+        if did:
+            united_count += 1
+            got = polylib.polygons_to_mask(united, height, width) if united else np.zeros_like(want)
+            np.testing.assert_array_equal(got, want)
+    assert united_count > 100

@@ -53,6 +53,7 @@ def annotation_lines(annotations: Sequence[dict], height: int, width: int, label
 
     summary = summary if summary is not None else Summary()
     lines = []
+    objects = []  # (label, what, parts) of the polygon objects, checked for overlaps together below
     for ann in annotations:
         cid = ann.get("category_id")
         if cid not in label_of:
@@ -86,8 +87,11 @@ def annotation_lines(annotations: Sequence[dict], height: int, width: int, label
                 continue
         else:
             raise InputError(f"{what}: no polygon or RLE segmentation (use boxes: --to yolo)")
+        objects.append((label, what, parts))
+    overlaps = polygon_clip.overlapping([parts for _, _, parts in objects], height, width)
+    for (label, what, parts), overlap in zip(objects, overlaps):
         if len(parts) > 1:
-            parts, united = polygon_clip.unite_parts(parts, height, width, holes)
+            parts, united = polygon_clip.unite_parts(parts, height, width, holes, bool(overlap))
             summary.add("overlapping parts of one object united (traced from its pixels)", int(united))
             summary.add("multi-part objects joined into one polygon", int(len(parts) > 1))
         if any(polygon_clip.outside(p, width, height) for p in parts):
