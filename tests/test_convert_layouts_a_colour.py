@@ -96,3 +96,17 @@ def test_rgb_voc_segmentation_object_pngs_read_through_the_palette(cli, tmp_path
     got, want = json.loads(result.stdout), json.loads(plain.stdout)
     assert [(a["category_id"], a["segmentation"]) for a in got["annotations"]] == \
         [(a["category_id"], a["segmentation"]) for a in want["annotations"]]
+
+
+def test_camvid_masks_round_trip_through_colour(cli, camvid, tmp_path):
+    """Real CamVid label masks (11 = Unlabelled) → colour → labels: identical, void included."""
+    for path in sorted((camvid / "valannot").glob("*.png"))[:2]:
+        original = read_label_mask(path).labels
+        assert (original == 11).any()
+        coloured = tmp_path / f"{path.stem}_colour.png"
+        assert cli("convert", path, "--to", "colour", "--classes", "camvid", "-o", coloured).code == 0
+        result = cli("convert", coloured, "--palette", "camvid", "--to", "mask", "-o", tmp_path / f"{path.stem}.png")
+        assert result.code == 0, result.stderr
+        back = read_label_mask(tmp_path / f"{path.stem}.png")
+        np.testing.assert_array_equal(back.labels, original)
+        assert back.meta.ignore_index == 11 and back.meta.names == PRESETS["camvid"].names
