@@ -150,9 +150,11 @@ def compact_weights(model, storage: str = "float16", int8_min: int = MIN_COMPACT
     """Store the float32 initialisers of the ONNX ``model`` (an ``onnx.ModelProto``, changed
     in place) with at least :data:`MIN_COMPACT` values as ``float16`` (a ``Cast`` to float32
     in front of their users) or ``int8`` (symmetric, one scale per output channel, a
-    ``DequantizeLinear`` in front): 1/2 or 1/4 of the bytes. onnxruntime folds these nodes
-    into float32 constants when the session starts, so the graph runs in float32 as before,
-    with weights rounded to the stored precision. With ``int8``, initialisers of fewer than
+    ``DequantizeLinear`` in front): 1/2 or 1/4 of the bytes. The graph still computes in
+    float32, with weights rounded to the stored precision: onnxruntime folds the casts into
+    float32 constants when the session starts; it keeps the ``DequantizeLinear`` nodes (it
+    never folds them), which turn the int8 weights back on each run (a few million values:
+    milliseconds). With ``int8``, initialisers of fewer than
     ``int8_min`` values are stored as float16 (the large 1×1 convolutions hold most of a
     MobileNet's bytes and lose least to int8)."""
     import numpy as np
