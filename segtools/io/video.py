@@ -1,12 +1,9 @@
 """Video in: files, cameras, streams and frame folders as one sequence of RGB frames.
 
-A *video source* is named by one string:
-
-* a video file (``clip.mp4``, ``.avi``, ``.mkv``, ``.mov``, … — whatever OpenCV's bundled
-  FFmpeg reads), recognised by its extension;
-* a camera, ``cam:0`` (the CLI's ``--camera 0``);
-* a stream URL, ``rtsp://``, ``rtsps://``, ``rtmp://``, ``http(s)://``, ``udp://``, ``tcp://``;
-* a folder of frames (images, read in sorted file-name order).
+A *video source* is named by one string: a video file (``clip.mp4``, ``.avi``, ``.mkv``, …,
+whatever OpenCV's bundled FFmpeg reads, recognised by its extension), a camera (``cam:0``,
+the CLI's ``--camera 0``), a stream URL (``rtsp://``, ``http(s)://``, …), or a folder of
+frames (images, in natural file-name order).
 
 :func:`open_source` opens one (every failure an :class:`~segtools.errors.InputError` that
 names it — a URL without its user name and password), :meth:`VideoSource.frames` yields
@@ -243,8 +240,7 @@ class VideoSource:
             return
         self._check_ended(index, end)
 
-    def _check_ended(self, index: int, end: Optional[int]) -> None:
-        """Decoding stopped at frame ``index``: an error unless the source really ended."""
+    def _check_ended(self, index: int, end: Optional[int]) -> None:  # decoding stopped at frame index
         if self.kind == "file":
             expected = self.frame_count if end is None else min(end, self.frame_count or end)
             if self.frame_count is not None and index < expected - 1:
@@ -339,11 +335,11 @@ def _natural_key(name: str) -> list:
 
 
 def _bgr_to_rgb(bgr: np.ndarray, name: str) -> np.ndarray:
-    if bgr.ndim == 2:
-        return np.repeat(bgr[..., None], 3, axis=2)
-    if bgr.dtype != np.uint8:
-        raise InputError(f"{name}: {bgr.dtype} pixels; segtools reads 8-bit video")
-    return np.ascontiguousarray(bgr[..., 2::-1])
+    if bgr.dtype != np.uint8 or bgr.ndim != 3 or bgr.shape[2] != 3:
+        raise InputError(f"{name}: {bgr.dtype} pixels of shape {bgr.shape}; segtools reads 8-bit colour video")
+    import cv2
+
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 # ---- decoding ahead of the consumer
