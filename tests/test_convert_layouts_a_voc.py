@@ -77,7 +77,7 @@ def test_no_size_takes_it_from_the_photos_or_image_size(cli, tmp_path):
     xml.write_text(_xml([("dog", (1, 1, 5, 5))], size=None))
     result = cli("convert", xml, "--to", "coco")
     assert_one_line_error(result, 1)
-    assert "--images" in result.stderr and "--image-size" in result.stderr
+    assert "photos' folder (images)" in result.stderr and "--image-size HEIGHTxWIDTH" in result.stderr
     data, _ = _coco(cli, xml, "--image-size", "20x30")
     assert (data["images"][0]["height"], data["images"][0]["width"]) == (20, 30)
     photos = tmp_path / "photos"

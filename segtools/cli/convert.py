@@ -116,7 +116,8 @@ def convert(
 
 
 #: Library parameters → the flags that set them (messages are reworded by parameters_as_flags).
-FLAGS = {"images": "--images", "image_size": "--image-size", "voc_origin": "--voc-origin", "reference": "--gt",
+#: Not "images": prose such as "several images: give …" would be reworded too.
+FLAGS = {"image_size": "--image-size", "voc_origin": "--voc-origin", "reference": "--gt",
          "split": "--split", "filter": "--filter", "skip": "--skip", "merge": "--merge"}
 
 

@@ -204,7 +204,7 @@ def read_voc(xml_items, categories: Categories, summary: Summary, data: bytes | 
             elif image_size is not None:
                 ann.height, ann.width = image_size
             else:
-                raise InputError(f"{item.path}: no <size> (width, height); give images=DIR (the photos) "
+                raise InputError(f"{item.path}: no <size> (width, height); give the photos' folder (images) "
                                  "or image_size=HEIGHTxWIDTH")
             summary.add("VOC files without <size> (size from the photo or the size given)")
         summary.add("VOC <part> boxes left out (head, hand, foot: parts of an object)", ann.parts, lossy=True)
