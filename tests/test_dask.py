@@ -1,0 +1,202 @@
+"""``--dask``: batches on a real LocalCluster of 2 worker processes on 127.0.0.1.
+
+Same bytes as a local run, bad items named, an unreachable scheduler refused before anything
+is written, a worker killed with SIGKILL mid-batch survived. One cluster for the module.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error
+
+distributed = pytest.importorskip("distributed", reason="the dask extra (dask[distributed]) is not installed")
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    import logging
+
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                       dashboard_address=None, silence_logs=logging.ERROR)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def _write_png(path: Path, labels: np.ndarray) -> None:
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), labels)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    import cv2
+
+    from conftest import CAMVID
+
+    if not (CAMVID / "valannot").is_dir():
+        pytest.skip("../shared/data/camvid is not present beside the project")
+    camvid = CAMVID
+    root = tmp_path_factory.mktemp("dask")
+    rng = np.random.default_rng(7)
+    for number, file in enumerate(sorted((camvid / "valannot").glob("*.png"))[:6]):
+        gt = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)[:120, :160]
+        pred = np.roll(gt, 1 + number, axis=0).copy()
+        flip = rng.random(gt.shape) < 0.04
+        pred[flip] = rng.integers(0, 11, int(flip.sum()))
+        _write_png(root / "gt" / f"s{number % 3}" / file.name, gt)
+        _write_png(root / "pred" / f"s{number % 3}" / file.name, pred)
+    return root
+
+
+def _files(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_metrics_on_the_cluster_is_byte_identical_to_a_local_run(cli, dataset, scheduler):
+    args = ("metrics", dataset / "pred", dataset / "gt", "--classes", "camvid", "-f", "json", "--boundary")
+    local = cli(*args, "--jobs", "1")
+    remote = cli(*args, "--dask", scheduler.scheduler_address)
+    assert local.code == 0 and remote.code == 0, remote.stderr
+    assert remote.stdout == local.stdout
+
+
+def test_scheduler_address_from_the_environment(cli, dataset, scheduler, monkeypatch, tmp_path):
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", scheduler.scheduler_address)
+    rows = tmp_path / "rows.csv"
+    result = cli("metrics", dataset / "pred", dataset / "gt", "--classes", "camvid", "--per-image", rows)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
+    local_rows = tmp_path / "local.csv"
+    local = cli("metrics", dataset / "pred", dataset / "gt", "--classes", "camvid", "--per-image", local_rows)
+    assert result.code == 0 and local.code == 0, result.stderr
+    assert rows.read_bytes() == local_rows.read_bytes() and result.stdout == local.stdout
+
+
+def test_postprocess_and_visualize_on_the_cluster_write_the_local_bytes(cli, dataset, scheduler, tmp_path):
+    for command, extra in (("postprocess", ("--smooth", "3", "--min-area", "50")), ("visualize", ("--classes", "camvid"))):
+        local = cli(command, dataset / "pred", "-o", tmp_path / f"{command}-local", *extra)
+        remote = cli(command, dataset / "pred", "-o", tmp_path / f"{command}-dask", *extra,
+                     "--dask", scheduler.scheduler_address)
+        assert local.code == 0 and remote.code == 0, remote.stderr
+        assert _files(tmp_path / f"{command}-dask") == _files(tmp_path / f"{command}-local")
+        assert len(_files(tmp_path / f"{command}-local")) == 6
+
+
+def _instance_masks(labels_folder: Path, out: Path, scores: bool) -> None:
+    """Instance-id masks (class list, and scores for detections) from label masks: the
+    connected regions of a few CamVid classes."""
+    from scipy import ndimage
+
+    from segtools.formats.instances import instance_meta
+    from segtools.io.masks import read_label_mask, write_label_mask
+
+    names = ["Pole", "SignSymbol", "Car", "Pedestrian"]
+    for file in sorted(labels_folder.rglob("*.png")):
+        labels = read_label_mask(str(file)).labels
+        ids, classes, score = np.zeros(labels.shape, np.uint16), [-1], [0.0]
+        for index, label in enumerate((2, 6, 8, 9)):
+            regions, count = ndimage.label(labels == label)
+            for region in range(1, count + 1):
+                ids[regions == region] = len(classes)
+                classes.append(index)
+                score.append(round(0.2 + 0.7 * ((region * 37 + index) % 11) / 11, 3))
+        meta = instance_meta(classes, names)
+        if scores:
+            meta.extra["instance_score"] = score
+        target = out / file.relative_to(labels_folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_label_mask(ids, str(target), meta)
+
+
+def test_instance_metrics_on_the_cluster_are_byte_identical(cli, dataset, scheduler, tmp_path):
+    _instance_masks(dataset / "pred", tmp_path / "pred", scores=True)
+    _instance_masks(dataset / "gt", tmp_path / "gt", scores=False)
+    args = ("metrics", tmp_path / "pred", tmp_path / "gt", "--task", "instance", "-f", "json")
+    local = cli(*args, "--jobs", "1")
+    remote = cli(*args, "--dask", scheduler.scheduler_address)
+    assert local.code == 0, local.stderr
+    assert remote.code == 0, remote.stderr
+    assert remote.stdout == local.stdout
+
+
+def test_a_bad_item_is_named_and_the_others_finish(cli, dataset, scheduler, tmp_path):
+    source = tmp_path / "in"
+    for file in sorted(dataset.joinpath("gt").rglob("*.png")):
+        (source / file.name).parent.mkdir(parents=True, exist_ok=True)
+        (source / file.name).write_bytes(file.read_bytes())
+    bad = sorted(source.glob("*.png"))[1]
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    result = cli("postprocess", source, "-o", tmp_path / "out", "--smooth", "3", "--dask", scheduler.scheduler_address)
+    assert_one_line_error(result, 1)
+    assert bad.name in result.stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == sorted(p.name for p in source.glob("*.png") if p != bad)
+
+
+def test_an_unreachable_scheduler_is_one_line_naming_it_and_nothing_is_written(cli, dataset, tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    from segtools.io import cluster
+
+    old, cluster.CONNECT_TIMEOUT = cluster.CONNECT_TIMEOUT, 2
+    try:
+        result = cli("postprocess", dataset / "gt", "-o", tmp_path / "out", "--smooth", "3",
+                     "--dask", f"tcp://alice:s3cret@127.0.0.1:{port}")
+    finally:
+        cluster.CONNECT_TIMEOUT = old
+    assert_one_line_error(result, 1)
+    assert f"127.0.0.1:{port}" in result.stderr and "s3cret" not in result.stderr and "alice" not in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_local_n_starts_and_stops_its_own_cluster(cli, dataset):  # local:1, the cheapest to start
+    args = ("metrics", dataset / "pred", dataset / "gt", "--classes", "camvid", "-f", "json")
+    local = cli(*args, "--jobs", "1")
+    remote = cli(*args, "--dask", "local:1")
+    assert remote.code == 0, remote.stderr
+    assert remote.stdout == local.stdout
+    from segtools.io.cluster import active_client
+
+    assert active_client() is None
+
+
+def test_a_worker_killed_mid_batch_has_its_items_rerun_elsewhere(dataset, scheduler, tmp_path):
+    from segtools.io.batch import expand_inputs
+    from segtools.io.cluster import use_dask
+    from segtools.morphology.postprocess import PostprocessOptions, postprocess_files
+
+    items = expand_inputs([str(dataset / "gt")])
+    sources = [item.path for item in items] * 5  # 30 items, written under distinct names
+    options = PostprocessOptions(smooth=9, min_area=40)
+    local_targets = [str(tmp_path / "local" / f"{i:02d}.png") for i in range(len(sources))]
+    (tmp_path / "local").mkdir()
+    postprocess_files(sources, local_targets, options, 1)
+    targets = [str(tmp_path / "dask" / f"{i:02d}.png") for i in range(len(sources))]
+    (tmp_path / "dask").mkdir()
+    with use_dask(scheduler.scheduler_address) as client:
+        pids = list(client.run(os.getpid).values())
+        done = []
+        killed = threading.Event()
+
+        def tick(index: int) -> None:
+            done.append(index)
+            if len(done) == 6 and not killed.is_set():
+                os.kill(pids[0], signal.SIGKILL)
+                killed.set()
+
+        written = postprocess_files(sources, targets, options, 1, on_done=tick)
+    assert killed.is_set() and written == len(sources) and done == list(range(len(sources)))
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local")
