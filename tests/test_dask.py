@@ -200,3 +200,37 @@ def test_a_worker_killed_mid_batch_has_its_items_rerun_elsewhere(dataset, schedu
         written = postprocess_files(sources, targets, options, 1, on_done=tick)
     assert killed.is_set() and written == len(sources) and done == list(range(len(sources)))
     assert _files(tmp_path / "dask") == _files(tmp_path / "local")
+
+
+def _cached_models() -> int:
+    from segtools.io import cluster
+
+    return sum(1 for key in cluster._cache if key[0] == "predict")
+
+
+def test_predict_loads_the_model_once_per_worker_and_writes_the_local_bytes(cli, dataset, scheduler, tmp_path):
+    torch = pytest.importorskip("torch", reason="predict needs the models extra (torch)")
+    import cv2
+
+    from segtools.models import build_model
+    from segtools.weights.checkpoint import make_checkpoint, save_checkpoint
+
+    from conftest import CAMVID
+
+    torch.manual_seed(0)
+    model = build_model("unet", 11, depth=2, base_channels=4)
+    checkpoint = save_checkpoint(tmp_path / "tiny.pt", make_checkpoint(
+        "unet", 11, model.state_dict(), classes={"names": [f"class{i}" for i in range(11)], "ignore_index": 11},
+        arch_options={"depth": 2, "base_channels": 4}))
+    for file in sorted((CAMVID / "val").glob("*.png"))[:8]:
+        image = cv2.imread(str(file))
+        assert cv2.imwrite(str(tmp_path / "images" / file.name) if (tmp_path / "images").mkdir(exist_ok=True) is None
+                           else "", image[:96, :128])
+    local = cli("predict", tmp_path / "images", "--weights", checkpoint, "-o", tmp_path / "local")
+    remote = cli("predict", tmp_path / "images", "--weights", checkpoint, "-o", tmp_path / "dask",
+                 "--dask", scheduler.scheduler_address)
+    assert local.code == 0 and remote.code == 0, remote.stderr
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local") and len(_files(tmp_path / "local")) == 8
+    with distributed.Client(scheduler.scheduler_address, set_as_default=False) as client:
+        loads = client.run(_cached_models)
+    assert sum(loads.values()) >= 1 and all(count <= 1 for count in loads.values()), loads

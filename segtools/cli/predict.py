@@ -8,7 +8,7 @@ import typer
 from typing_extensions import Annotated
 
 from segtools.cli.common import info, progress
-from segtools.cli.options import ClassesOpt, OutputOpt, OverwriteOpt
+from segtools.cli.options import ClassesOpt, DaskOpt, OutputOpt, OverwriteOpt, ShardOpt
 from segtools.cli.predict_backends import BackendOpt, MeanOpt, ResizeOpt, ScaleOpt, StdOpt, TaskOpt, ThreadsOpt
 from segtools.cli.predict_instances import InstanceFormatOpt, MaskThresholdOpt, MaxDetsOpt, MinScoreOpt
 from segtools.cli.predict_sam import (BoxNmsOpt, BoxOpt, ClipOpt, CropLayersOpt, EmbeddingsOpt, EverythingOpt,
@@ -73,6 +73,8 @@ def predict(
     min_region: MinRegionOpt = None,
     embeddings: EmbeddingsOpt = None,
     clip: ClipOpt = False,
+    dask: DaskOpt = None,
+    shard: ShardOpt = None,
 ) -> None:
     """Segment images with a model: a label PNG per image (class names and palette inside),
     or with --probs a score map (.npz), at the image's original size.
@@ -130,9 +132,18 @@ def predict(
     if video is None:
         if specs == ["-"] and sys.stdin.isatty():
             raise UsageError("no input: give image files or a folder, or pipe an image into stdin")
-        items = expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".npy"))
-        targets = output_targets(items, specs, output, ".npz" if probs else ".png", overwrite)
+        from segtools.cli.options import parse_shard, shard_items
 
+        items = shard_items(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp",
+                                                             ".npy")), parse_shard(shard))
+        targets = output_targets(items, specs, output, ".npz" if probs else ".png", overwrite)
+    from segtools.cli import predict_cluster
+
+    if predict_cluster.wanted(dask):  # each worker loads the model once and writes its items
+        return predict_cluster.predict_on_cluster(
+            dask, items if video is None else [], targets if video is None else [], video, model=model,
+            weights=weights, arch=arch, classes=classes, device=device, amp=(amp_dtype or True) if amp else False,
+            batch=batch, tiling=tiling, tta=augment, probs=probs, overwrite=overwrite)
     loaded = load_model(model=model, weights=weights, arch=arch, classes=classes, device="cpu")
     if loaded.note:
         info(in_flags(loaded.note, {"model": "--model"}))
