@@ -232,6 +232,10 @@ def open_hf(spec: str, *, device: str = "auto", classes: ClassMeta | None = None
             preprocessing: Mapping[str, Any] | None = None):
     """The runner for the Hugging Face model ``spec`` (a folder or ``ORG/NAME``)."""
     transformers = require_transformers()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # stderr carries segtools' own notes only: no load bars or advice
+    hf_logging.disable_progress_bar()
     where = f"hf:{spec}"
     folder = resolve(spec)
     config = read_config(folder, where)
