@@ -118,9 +118,12 @@ class TokenAttention(nn.Module):
         return x.reshape(b, n, self.heads, c // self.heads).transpose(1, 2)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        out = F.scaled_dot_product_attention(self._split(self.q_proj(q)), self._split(self.k_proj(k)),
-                                             self._split(self.v_proj(v)))
-        b, _, n, _ = out.shape
+        # a batch-1 input shared by every prompt is projected once, then broadcast
+        b = max(q.shape[0], k.shape[0], v.shape[0])
+        q, k, v = (self._split(proj(t)).expand(b, -1, -1, -1)
+                   for proj, t in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v)))
+        out = F.scaled_dot_product_attention(q, k, v)
+        _, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, -1))
 
 
@@ -210,12 +213,14 @@ class MaskDecoder(nn.Module):
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat([output_tokens[None].expand(sparse.shape[0], -1, -1), sparse], dim=1)
         b = tokens.shape[0]
-        src = image_embedding.expand(b, -1, -1, -1) + dense
-        pos = image_pe.expand(b, -1, -1, -1)
+        if dense.shape[0] == 1 or dense.stride(0) == 0:  # no mask prompt: the image side is the same for all
+            src = image_embedding + dense[:1]
+        else:
+            src = image_embedding.expand(b, -1, -1, -1) + dense
         _, c, h, w = src.shape
-        hs, src = self.transformer(src, pos, tokens)
+        hs, src = self.transformer(src, image_pe, tokens)  # keys broadcast until the first image update
         mask_tokens = hs[:, 1: 1 + self.num_mask_tokens]
-        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(-1, c, h, w).expand(b, -1, -1, -1))
         hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
         _, c2, h2, w2 = upscaled.shape
         masks = (hyper @ upscaled.reshape(b, c2, h2 * w2)).reshape(b, -1, h2, w2)
