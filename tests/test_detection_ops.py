@@ -202,3 +202,20 @@ def test_decode_boxes_clips_the_log_scale() -> None:
     reference = torch.tensor([[0.0, 0.0, 10.0, 20.0]])
     out = boxlib.decode_boxes(torch.tensor([[0.0, 0.0, 100.0, 0.0]]), reference, (1.0, 1.0, 1.0, 1.0))
     assert torch.allclose(out[0, 0, 2] - out[0, 0, 0], torch.tensor(10.0 * 1000 / 16))
+
+
+def test_a_detector_runs_under_bfloat16_autocast() -> None:
+    """--amp: half-precision features, but anchors, proposals and boxes stay float32. Only
+    where the CPU has native bf16 (emulated, one small forward takes minutes)."""
+    from segtools.inference.device import cpu_runs_natively
+    from segtools.models.detection import build_detector
+
+    if not cpu_runs_natively("bf16"):
+        pytest.skip("this CPU has no native bf16")
+
+    torch.manual_seed(0)
+    model = build_detector("maskrcnn-resnet50-fpn", 5, min_size=64, max_size=96, box_score_thresh=0.0).eval()
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model([torch.rand(3, 40, 60)])[0]
+    assert out["boxes"].dtype == torch.float32 and out["boxes"].shape[0] == out["masks"].shape[0] > 0
+    assert float(out["boxes"][:, 2].max()) <= 60 and float(out["boxes"][:, 3].max()) <= 40

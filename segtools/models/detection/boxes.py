@@ -43,7 +43,8 @@ def decode_boxes(deltas: torch.Tensor, reference: torch.Tensor, weights: tuple[f
     -------
     K×C×4 boxes.
     """
-    reference = reference.to(deltas.dtype)
+    dtype = torch.promote_types(deltas.dtype, torch.float32)  # half-precision deltas (autocast) decode in fp32
+    deltas, reference = deltas.to(dtype), reference.to(dtype)
     widths = reference[:, 2] - reference[:, 0]
     heights = reference[:, 3] - reference[:, 1]
     ctr_x = reference[:, 0] + 0.5 * widths

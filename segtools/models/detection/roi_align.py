@@ -47,7 +47,7 @@ def roi_align(features: torch.Tensor, boxes: list[torch.Tensor], output_size: in
     out = []
     for image, image_boxes in enumerate(boxes):
         for start in range(0, image_boxes.shape[0], _ROIS_PER_CALL):
-            chunk = image_boxes[start:start + _ROIS_PER_CALL].to(features.dtype)
+            chunk = image_boxes[start:start + _ROIS_PER_CALL].to(torch.promote_types(features.dtype, torch.float32))
             xs, x_ok = _sample_coordinates(chunk[:, 0], chunk[:, 2], scale, output_size, sampling_ratio, width, aligned)
             ys, y_ok = _sample_coordinates(chunk[:, 1], chunk[:, 3], scale, output_size, sampling_ratio, height, aligned)
             count = chunk.shape[0]
@@ -55,8 +55,9 @@ def roi_align(features: torch.Tensor, boxes: list[torch.Tensor], output_size: in
             gx = (2 * xs + 1) / width - 1
             gy = (2 * ys + 1) / height - 1
             points = torch.stack((gx[:, None, :].expand(count, grid, grid), gy[:, :, None].expand(count, grid, grid)), dim=-1)
-            sampled = F.grid_sample(features[image:image + 1], points.reshape(1, count * grid, grid, 2),
-                                    mode="bilinear", padding_mode="border", align_corners=False)
+            points = points.reshape(1, count * grid, grid, 2).to(features.dtype)
+            sampled = F.grid_sample(features[image:image + 1], points, mode="bilinear", padding_mode="border",
+                                    align_corners=False)
             sampled = sampled.view(channels, count, grid, grid).transpose(0, 1)
             valid = (y_ok[:, :, None] & x_ok[:, None, :]).to(sampled.dtype)
             out.append(F.avg_pool2d(sampled * valid[:, None], sampling_ratio))

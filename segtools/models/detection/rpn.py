@@ -42,7 +42,8 @@ class RegionProposalNetwork(nn.Module):
         maps = list(features.values())
         logits, deltas = self.head(maps)
         sizes = [tuple(m.shape[-2:]) for m in maps]
-        anchors = self.anchor_generator(tuple(batch.shape[-2:]), sizes, maps[0].dtype, maps[0].device)
+        dtype = torch.promote_types(maps[0].dtype, torch.float32)  # pixel coordinates never in half precision
+        anchors = self.anchor_generator(tuple(batch.shape[-2:]), sizes, dtype, maps[0].device)
         per_level = [int(h * w * (logit.shape[1])) for (h, w), logit in zip(sizes, logits)]
         objectness = _flatten(logits, 1).squeeze(-1)
         deltas_flat = _flatten(deltas, 4)
