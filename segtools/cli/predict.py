@@ -89,9 +89,10 @@ def predict(
 
     Example: segtools predict clip.mp4 --temporal ema:0.5 -o masks.mkv
     """
-    from segtools.cli import predict_backends
+    from segtools.cli import predict_backends, predict_cluster
 
     if predict_backends.wants_backend(**locals()):  # ONNX Runtime, transformers: no torch
+        predict_cluster.refuse(dask, "ONNX Runtime and transformers models (give --backend torch)")
         return predict_backends.predict_with_backend(**locals())
     import sys
 
@@ -106,10 +107,12 @@ def predict(
     from segtools.cli import predict_sam
 
     if predict_sam.wants_sam(locals()):  # Segment Anything: prompts or --everything
+        predict_cluster.refuse(dask, "Segment Anything")
         return predict_sam.predict_sam(locals())
     from segtools.cli import predict_instances as instance_cli
 
     if instance_cli.wants_instances(model, weights, arch):
+        predict_cluster.refuse(dask, "instance models")
         return instance_cli.predict_instances(
             inputs or [], model=model, weights=weights, arch=arch, output=output, fmt=fmt, min_score=min_score,
             max_dets=max_dets, mask_threshold=mask_threshold, device=device, batch=batch, amp=amp,
@@ -137,8 +140,6 @@ def predict(
         items = shard_items(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp",
                                                              ".npy")), parse_shard(shard))
         targets = output_targets(items, specs, output, ".npz" if probs else ".png", overwrite)
-    from segtools.cli import predict_cluster
-
     if predict_cluster.wanted(dask):  # each worker loads the model once and writes its items
         return predict_cluster.predict_on_cluster(
             dask, items if video is None else [], targets if video is None else [], video, model=model,

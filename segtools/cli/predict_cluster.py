@@ -15,6 +15,12 @@ def wanted(dask: Optional[str]) -> bool:
     return resolve_address(dask) is not None
 
 
+def refuse(dask: Optional[str], what: str) -> None:
+    """Refuse ``--dask`` for the models that do not run on a cluster yet."""
+    if dask is not None:
+        raise UsageError(f"--dask: semantic torch models only so far, not {what}")
+
+
 def predict_on_cluster(dask: Optional[str], items: Sequence, targets: Sequence[Optional[str]], video: Any,
                        **model: Any) -> None:
     """Predict ``items`` into ``targets`` on the cluster; ``model``: the fields of

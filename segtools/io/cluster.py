@@ -169,9 +169,11 @@ def cluster_map(client: Any, fn: Callable, items: Sequence, on_done: Optional[Ca
     from segtools.io.parallel import small_batch_chunk
 
     threads = _threads(client)
-    chunk = max(1, int(chunk), small_batch_chunk(len(items), threads))
+    # a task's round trip through the scheduler costs milliseconds: many quick items travel
+    # together (up to 64), still about 4 tasks per worker thread so the load evens out
+    chunk = max(1, int(chunk), small_batch_chunk(len(items), threads, most=64))
     starts = range(0, len(items), chunk)
-    window = max(4, 4 * threads)
+    window = max(8, 8 * threads)
     marks = client.scatter(_marks(), broadcast=True)  # once, not with every task
     pending: deque = deque()
     first_error: Optional[BaseException] = None
