@@ -409,4 +409,6 @@ def _measure(pred_spec: str, gt_spec: str, request: _Measuring, outputs: dict, j
 
 
 def register(app: typer.Typer) -> None:
-    app.command("metrics")(metrics)
+    from segtools.io.remote import with_storage
+
+    app.command("metrics")(with_storage(metrics))  # s3://, gs://, memory://… inputs and output

@@ -176,4 +176,6 @@ def _class_names(spec: Optional[str]):
 
 
 def register(app: typer.Typer) -> None:
-    app.command("postprocess")(postprocess)
+    from segtools.io.remote import with_storage
+
+    app.command("postprocess")(with_storage(postprocess))  # s3://, gs://, memory://… inputs and output
