@@ -162,4 +162,6 @@ def predict(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("predict")(predict)
+    from segtools.io.remote import with_storage
+
+    app.command("predict")(with_storage(predict))  # s3://, gs://, memory://… inputs and output
