@@ -121,7 +121,7 @@ def speed(args, loaded) -> None:
           f"{torch.get_num_threads()}, best of {args.repeat} interleaved rounds")
     print(f"{'run':<52} {'frames/s':>9} {'vs bare forward':>16}")
     for name, value in best.items():
-        print(f"{name:<52} {value:9.1f} {value / reference:15.2f}×")
+        print(f"{name:<52} {value:9.2f} {value / reference:15.2f}×")
 
 
 def flicker_study(args, loaded) -> None:
