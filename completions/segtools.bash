@@ -12,50 +12,52 @@ _segtools() {
     case "$cmd" in
         "segtools") opts="--version --quiet -q --verbose -v --max-pixels --help -h"; subs="convert predict postprocess metrics train info tile visualize weights"
             ;;
-        "segtools convert") opts="--to -t --from --output -o --images --image --image-size --classes --palette --epsilon --holes --per-class --skip --fill --strict --instance-masks --things --jobs -j --overwrite --help -h"; subs=""
+        "segtools convert") opts="--to -t --from --output -o --images --image --image-size --classes --palette --epsilon --holes --per-class --skip --fill --strict --instance-masks --things --voc-origin --gt --split --seed --filter --merge --jobs -j --overwrite --dask --help -h"; subs=""
             case "$prev" in
-                --to|-t) choices="mask instances coco coco-rle panoptic yolo yolo-seg voc colour trainids labelids" ;;
-                --from) choices="auto mask instances cityscapes-instances coco yolo voc voc-seg labelme rle panoptic" ;;
-                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --to|-t) choices="mask instances coco coco-rle coco-results panoptic yolo yolo-seg voc colour trainids labelids" ;;
+                --from) choices="auto mask instances cityscapes-instances coco coco-results yolo voc voc-seg labelme rle panoptic cvat cityscapes-polygons sa1b mots kitti ade20k" ;;
+                --classes) choices="voc cityscapes camvid camvid32 ade20k coco"; files=1 ;;
                 --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
                 --holes) choices="bridge fill" ;;
             esac
             ;;
-        "segtools predict") opts="--model -m --weights -w --arch --output -o --probs --device --batch -b --amp --amp-dtype --tta --tile --overlap --blend --classes --overwrite --help -h"; subs=""
+        "segtools predict") opts="--model -m --weights -w --arch --output -o --probs --device --batch -b --amp --amp-dtype --tta --tile --overlap --blend --classes --overwrite --camera --every --start --end --max-frames --temporal --fps-limit --codec --format --min-score --max-dets --mask-threshold --backend --threads --resize --mean --std --scale --task --point --box --prompts --multimask --no-multimask --everything --points-per-side --points-per-batch --pred-iou-thresh --stability-thresh --box-nms --crop-layers --min-region --embeddings --clip --dask --shard --help -h"; subs=""
             case "$prev" in
-                --model|-m) choices="deeplabv3-resnet50-voc deeplabv3-resnet101-voc deeplabv3-mnv3-voc fcn-resnet50-voc fcn-resnet101-voc lraspp-mnv3-voc unet-carvana unet-carvana-full camvid"; files=1 ;;
+                --model|-m) choices="deeplabv3-resnet50-voc deeplabv3-resnet101-voc deeplabv3-mnv3-voc fcn-resnet50-voc fcn-resnet101-voc lraspp-mnv3-voc unet-carvana unet-carvana-full camvid resnet50-imagenet resnet50-imagenet-v2 resnet101-imagenet resnet101-imagenet-v2 mnv3-large-imagenet mnv3-large-imagenet-v2 maskrcnn-resnet50-fpn-coco maskrcnn-resnet50-fpn-v2-coco fasterrcnn-resnet50-fpn-coco fasterrcnn-resnet50-fpn-v2-coco sam-vit-b sam-vit-l sam-vit-h mobile-sam"; files=1 ;;
                 --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
                 --device) choices="auto cpu cuda mps" ;;
                 --amp-dtype) choices="fp16 bf16" ;;
                 --blend) choices="gaussian linear mean" ;;
-                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --classes) choices="voc cityscapes camvid camvid32 ade20k coco"; files=1 ;;
+                --format) choices="mask coco" ;;
+                --backend) choices="auto torch onnx hf" ;;
             esac
             ;;
-        "segtools postprocess") opts="--output -o --threshold -t --min-confidence --below --map --smooth --open --close --erode --dilate --kernel --min-area --fill-holes --keep-largest --connectivity --only --fill --background --ignore-index --order --instances --classes --palette --jobs -j --overwrite --help -h"; subs=""
+        "segtools postprocess") opts="--output -o --threshold -t --min-confidence --below --map --smooth --open --close --erode --dilate --kernel --min-area --fill-holes --keep-largest --connectivity --only --fill --background --ignore-index --order --instances --classes --palette --jobs -j --overwrite --every --start --end --max-frames --fps-limit --codec --min-score --min-instance-area --nms --resolve-overlaps --dask --shard --help -h"; subs=""
             case "$prev" in
                 --below) choices="ignore background" ;;
                 --kernel) choices="square ellipse cross" ;;
                 --connectivity) choices="8 4" ;;
-                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --classes) choices="voc cityscapes camvid camvid32 ade20k coco"; files=1 ;;
                 --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
             esac
             ;;
-        "segtools metrics") opts="--num-classes -n --classes --ignore-index --label-map --pred-label-map --palette --allow-missing --average --boundary --boundary-tolerance --boundary-dilation --distances --spacing --nsd-tolerance --task --iou-type --iou-thresholds --max-dets --area-ranges --pred-folder --gt-folder --save-state --format -f --output -o --per-image --save-confusion --fail-under --fail-over --baseline --max-drop --jobs -j --overwrite --help -h"; subs=""
+        "segtools metrics") opts="--num-classes -n --classes --ignore-index --label-map --pred-label-map --palette --allow-missing --average --boundary --boundary-tolerance --boundary-dilation --distances --spacing --nsd-tolerance --task --iou-type --iou-thresholds --max-dets --area-ranges --pred-folder --gt-folder --save-state --format -f --output -o --per-image --save-confusion --fail-under --fail-over --baseline --max-drop --jobs -j --overwrite --dask --shard --help -h"; subs=""
             case "$prev" in
-                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --classes) choices="voc cityscapes camvid camvid32 ade20k coco"; files=1 ;;
                 --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
                 --average) choices="dataset image" ;;
                 --task) choices="semantic instance panoptic" ;;
                 --format|-f) choices="table json csv markdown" ;;
             esac
             ;;
-        "segtools train") opts="--images --masks --val-images --val-masks --val-split --classes --num-classes --ignore-index --palette --crop --patch --min-foreground --background --arch --arch-option --loss --loss-weights --class-weights --class-weights-beta --focal-gamma --focal-alpha --tversky-alpha --tversky-beta --label-smoothing --aux-weight --epochs --batch --steps-per-epoch --optimizer --lr --weight-decay --momentum --schedule --warmup --lr-step --lr-gamma --scale --rotate --hflip --vflip --jitter --hue --elastic --elastic-sigma --seed --device --amp --channels-last --workers --val-every --output -o --resume --overwrite --help -h"; subs=""
+        "segtools train") opts="--images --masks --val-images --val-masks --val-split --classes --num-classes --ignore-index --palette --crop --patch --min-foreground --background --arch --arch-option --loss --loss-weights --class-weights --class-weights-beta --focal-gamma --focal-alpha --tversky-alpha --tversky-beta --label-smoothing --aux-weight --init --init-backbone --freeze-backbone --backbone-lr --epochs --batch --steps-per-epoch --optimizer --lr --weight-decay --momentum --schedule --warmup --lr-step --lr-gamma --scale --rotate --hflip --vflip --jitter --hue --elastic --elastic-sigma --seed --device --amp --channels-last --workers --ema --val-every --output -o --resume --overwrite --help -h"; subs=""
             case "$prev" in
-                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --classes) choices="voc cityscapes camvid camvid32 ade20k coco"; files=1 ;;
                 --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
                 --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
                 --loss) choices="ce dice focal tversky" ;;
-                --class-weights) choices="inverse median effective"; files=1 ;;
+                --class-weights) choices="inverse sqrt median effective"; files=1 ;;
                 --optimizer) choices="sgd adam adamw" ;;
                 --schedule) choices="poly cosine step constant" ;;
                 --device) choices="auto cpu cuda mps" ;;
@@ -81,10 +83,10 @@ _segtools() {
             ;;
         "segtools visualize") opts="--help -h"; subs="draw heatmap instances confusion stats"
             ;;
-        "segtools visualize draw") opts="--over -i --gt --errors --panel --report --alpha --contours --thickness --legend --no-legend --class -c --instances --semantic --ids --no-ids --transparent --colormap --text-size --classes --palette --ignore-index --output -o --ext --thumb-width --max-images --allow-missing --jobs -j --overwrite --help -h"; subs=""
+        "segtools visualize draw") opts="--over -i --gt --errors --panel --report --alpha --contours --thickness --legend --no-legend --class -c --instances --semantic --ids --no-ids --transparent --colormap --text-size --classes --palette --ignore-index --output -o --ext --thumb-width --max-images --allow-missing --jobs -j --overwrite --every --start --end --max-frames --fps-limit --codec --dask --shard --help -h"; subs=""
             case "$prev" in
                 --colormap) choices="viridis magma inferno plasma turbo jet hot gray" ;;
-                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --classes) choices="voc cityscapes camvid camvid32 ade20k coco"; files=1 ;;
                 --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
                 --ext) choices="png jpg" ;;
             esac
@@ -105,7 +107,7 @@ _segtools() {
             ;;
         "segtools visualize stats") opts="--classes --palette --ignore-index --per-image --format -f --output -o --text-size --jobs -j --overwrite --help -h"; subs=""
             case "$prev" in
-                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --classes) choices="voc cityscapes camvid camvid32 ade20k coco"; files=1 ;;
                 --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
                 --format|-f) choices="table json csv" ;;
             esac
@@ -122,7 +124,7 @@ _segtools() {
         "segtools weights import") opts="--name --arch --classes --force --help -h"; subs=""
             case "$prev" in
                 --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
-                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --classes) choices="voc cityscapes camvid camvid32 ade20k coco"; files=1 ;;
             esac
             ;;
         "segtools weights info") opts="--arch --format -f --help -h"; subs=""
@@ -140,7 +142,7 @@ _segtools() {
         "segtools weights classes") opts="--method -m --num-classes -n --classes --ignore-index --beta --jobs -j --help -h"; subs=""
             case "$prev" in
                 --method|-m) choices="inverse median effective" ;;
-                --classes) choices="voc cityscapes camvid ade20k coco"; files=1 ;;
+                --classes) choices="voc cityscapes camvid camvid32 ade20k coco"; files=1 ;;
             esac
             ;;
     esac

@@ -35,7 +35,11 @@ CANDIDATES = (("float16", 0), ("int8", 200_000), ("int8", 150_000), ("int8", 100
               ("int8", 40_000), ("int8", 1024))
 
 
-def ship_checkpoint(checkpoint: str, miou: float, output: Path) -> Path:
+DATASET = "CamVid (SegNet split): train 367 frames, selected on val 101 frames"
+
+
+def ship_checkpoint(checkpoint: str, miou: float, output: Path, dataset: str = DATASET,
+                    pixel_accuracy: float | None = None) -> Path:
     import torch
 
     from segtools.weights.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
@@ -49,8 +53,9 @@ def ship_checkpoint(checkpoint: str, miou: float, output: Path) -> Path:
     payload = make_checkpoint(
         source["arch"], source["num_classes"], state, classes=source.get("classes"),
         preprocessing=source.get("preprocessing"), arch_options=source.get("arch_options"),
-        epoch=source.get("epoch"), metrics={"val_miou": miou, **(source.get("metrics") or {})},
-        train_args=recipe, dataset="CamVid (SegNet split): train 367 frames, selected on val 101 frames",
+        epoch=source.get("epoch"), metrics={**(source.get("metrics") or {}), "val_miou": miou,
+                 **({"val_pixel_accuracy": pixel_accuracy} if pixel_accuracy is not None else {})},
+        train_args=recipe, dataset=dataset,
         torch_version=str(torch.__version__))
     out = save_checkpoint(output, payload)
     print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MiB)", file=sys.stderr)
@@ -110,6 +115,8 @@ def main() -> int:
     parser.add_argument("checkpoint", nargs="?", help="best.pt of a `segtools train` run")
     parser.add_argument("--miou", type=float, help="val mIoU measured by `segtools metrics` on the full val split")
     parser.add_argument("-o", "--output", default=str(TARGET))
+    parser.add_argument("--pixel-accuracy", type=float, help="val pixel accuracy measured with --miou (stored)")
+    parser.add_argument("--dataset", default=DATASET, help="what the model was trained and selected on (stored)")
     parser.add_argument("--onnx-only", action="store_true", help="only write the ONNX twin of the shipped checkpoint")
     parser.add_argument("--budget-mib", type=float, default=10.0, help="both shipped files together, MiB")
     parser.add_argument("--camvid", default=str(CAMVID), help="CamVid root (val/) for the agreement check")
@@ -120,7 +127,7 @@ def main() -> int:
     if not args.onnx_only:
         if not args.checkpoint or args.miou is None:
             parser.error("give the checkpoint and --miou (or --onnx-only)")
-        ship_checkpoint(args.checkpoint, args.miou, output)
+        ship_checkpoint(args.checkpoint, args.miou, output, args.dataset, args.pixel_accuracy)
     onnx_file = output.with_suffix(".onnx")
     ship_onnx(output, onnx_file, args.budget_mib)
     frames = sorted((Path(args.camvid) / "val").glob("*.png"))
