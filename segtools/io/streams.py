@@ -176,6 +176,9 @@ class AtomicFile:
         except OSError as exc:
             raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
         self.handle = os.fdopen(fd, mode, encoding=encoding, newline=newline)
+        from segtools.io.tempfiles import hold
+
+        hold(self.handle)  # a live writer's temp file is never swept as stale
 
     def commit(self) -> Path:
         """Close the temp file and move it onto the target."""
@@ -187,6 +190,9 @@ class AtomicFile:
             self.abort()
             raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
         self._tmp = None
+        from segtools.io.tempfiles import sweep_stale_parts
+
+        sweep_stale_parts(self.path)  # temp files of this target left by killed writers (unheld)
         return self.path
 
     def abort(self) -> None:
