@@ -153,7 +153,7 @@ def weights_info(
 
     Example: segtools weights info deeplabv3-mnv3-voc --format json
     """
-    from segtools.weights.loader import describe
+    from segtools.weights.describe import describe
 
     _check_format(fmt, ("table", "json"))
     report = describe(target, arch)
@@ -163,6 +163,8 @@ def weights_info(
     for key, value in report.items():
         if value not in (None, {}, ""):
             shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            if key == "local":
+                shown = "yes" if value else f"no (get it with `segtools weights pull {target}`)"
             typer.echo(f"{key:>13}: {shown}")
 
 

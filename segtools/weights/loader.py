@@ -213,35 +213,6 @@ def _from_torchscript(path: Path, classes: Any, device: str) -> LoadedModel:
                        str(path), {}, path)
 
 
-def describe(target: str, arch: str | None = None) -> dict:
-    """What ``segtools weights info`` reports about a registry name or a checkpoint file:
-    architecture and options, parameter count, classes, the input-size rule, preprocessing,
-    the file's SHA-256 and size, and for registry entries their licence, URL and published
-    metrics. The model is loaded (and so checked) to count its parameters."""
-    from segtools.models import parameter_count
-    from segtools.weights import registry
-    from segtools.weights.checkpoint import sha256_file
-
-    entry = None
-    if model_source(target)[0] == "registry" and target in registry.all_entries():
-        entry = registry.get_entry(target)
-    loaded = load_model(model=target, arch=arch)
-    path = loaded.path
-    prep = loaded.preprocessing
-    size_rule = (f"any; shorter side resized to {prep.resize_short} px" if prep.resize_short
-                 else f"any; scaled ×{prep.resize_factor}" if prep.resize_factor else "any (native size)")
-    return {
-        "name": entry.name if entry else None, "file": str(path), "sha256": sha256_file(path) if path else None,
-        "file_bytes": path.stat().st_size if path else None, "arch": loaded.arch or "torchscript",
-        "arch_options": loaded.arch_options, "num_classes": loaded.num_classes,
-        "parameters": parameter_count(loaded.model),
-        "class_names": list(loaded.classes.names) if loaded.classes is not None and loaded.classes.names else None,
-        "input_size": size_rule, "preprocessing": prep.to_dict(),
-        "license": entry.license if entry else None, "url": entry.url if entry else None,
-        "metrics": entry.metrics if entry else None,
-    }
-
-
 def import_checkpoint(file: str, name: str, *, arch: str | None = None, classes=None,
                       force: bool = False) -> "WeightsEntry":
     """Register a local checkpoint as ``name``: load it into its architecture (which checks it
