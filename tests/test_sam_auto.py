@@ -1,6 +1,7 @@
 """segtools' segment-everything equals segment-anything's SamAutomaticMaskGenerator
 (fixtures by tools/make_sam_golden.py): the same masks (IoU ≥ 0.999 each), predicted IoUs,
-stability scores, points and boxes, in the same order; box NMS equal to torchvision's."""
+stability scores, points and boxes, in the same order; the box NMS it uses (the detection
+models' kernel) equal to torchvision's on SAM-like boxes."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ torch = pytest.importorskip("torch")
 import golden_util  # noqa: E402
 from segtools.errors import UsageError  # noqa: E402
 from segtools.inference.sam import SamRunner  # noqa: E402
-from segtools.inference.sam_auto import (EverythingOptions, box_nms, crop_boxes, generate_masks,  # noqa: E402
-                                         mask_boxes, point_grid)
+from segtools.inference.sam_auto import EverythingOptions, crop_boxes, generate_masks, mask_boxes, point_grid  # noqa: E402
+from segtools.models.detection.boxes import nms  # noqa: E402
 from segtools.models.sam.model import SamConfig, build_sam  # noqa: E402
 
 OPTION_NAMES = {"points_per_side": "points_per_side", "points_per_batch": "points_per_batch",
@@ -68,8 +69,10 @@ def test_everything_equals_the_automatic_mask_generator(runner, golden, case):
 
 @pytest.mark.parametrize("seed,count,threshold", golden_util.SAM_NMS_CASES)
 def test_box_nms_equals_torchvision(golden, seed, count, threshold):
+    # segment-everything de-duplicates with the detection models' NMS kernel
     boxes, scores = golden_util.sam_nms_boxes(seed, count)
-    assert box_nms(boxes, scores, threshold).tolist() == golden[f"nms_{seed}_keep"].tolist()
+    assert nms(torch.from_numpy(boxes).float(), torch.from_numpy(scores).float(), threshold).tolist() == \
+        golden[f"nms_{seed}_keep"].tolist()
 
 
 def test_mask_boxes_and_grids():

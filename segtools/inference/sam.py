@@ -139,12 +139,8 @@ class SamRunner:
         coords[..., 1] *= nh / oh
         return coords
 
-    @torch.inference_mode()
-    def decode(self, embedding: ImageEmbedding, points=None, labels=None, boxes=None, mask_input=None,
-               multimask: bool = True, coords_dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-        """Low-res logits (B×M×256×256) and IoU predictions (B×M) for prompts already checked
-        and in original-image pixels. ``coords_dtype`` float64 keeps the scaled coordinates in
-        double precision until they are normalised (as the automatic generator does)."""
+    def _prompt_embeddings(self, embedding: ImageEmbedding, points, labels, boxes, mask_input,
+                           coords_dtype) -> tuple[torch.Tensor, torch.Tensor]:
         model = self.model
         point_pair = None
         if points is not None:
@@ -158,9 +154,35 @@ class SamRunner:
         if mask_input is not None:
             mask_t = torch.as_tensor(np.asarray(mask_input), dtype=torch.float32, device=self.device)
             mask_t = mask_t.reshape(-1, 1, *mask_t.shape[-2:])
-        sparse, dense = model.prompt_encoder(point_pair, box_t, mask_t)
+        return model.prompt_encoder(point_pair, box_t, mask_t)
+
+    @torch.inference_mode()
+    def decode(self, embedding: ImageEmbedding, points=None, labels=None, boxes=None, mask_input=None,
+               multimask: bool = True, coords_dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low-res logits (B×M×256×256) and IoU predictions (B×M) for prompts already checked
+        and in original-image pixels. ``coords_dtype`` float64 keeps the scaled coordinates in
+        double precision until they are normalised (as the automatic generator does)."""
+        model = self.model
+        sparse, dense = self._prompt_embeddings(embedding, points, labels, boxes, mask_input, coords_dtype)
         features = embedding.features.to(self.device, torch.float32)
         return model.mask_decoder(features, model.prompt_encoder.dense_positions(), sparse, dense, multimask)
+
+    @torch.inference_mode()
+    def decode_above(self, embedding: ImageEmbedding, points, labels, iou_above: float, multimask: bool = True,
+                     coords_dtype=torch.float64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`decode` for the prompts that can pass an IoU filter: the IoU predictions of
+        all B prompts (B×M), the indices R of the prompts with a candidate above ``iou_above``,
+        and their low-res logits (R×M×256×256). The IoU comes from the transformer's output
+        tokens alone, so the mask upscaling network runs only on those R prompts."""
+        model = self.model
+        decoder = model.mask_decoder
+        sparse, dense = self._prompt_embeddings(embedding, points, labels, None, None, coords_dtype)
+        features = embedding.features.to(self.device, torch.float32)
+        hs, keys = decoder.run_transformer(features, model.prompt_encoder.dense_positions(), sparse, dense)
+        iou = decoder.predict_iou(hs, multimask)
+        rows = torch.nonzero((iou > iou_above).any(dim=1)).flatten()
+        low_res = decoder.predict_masks(hs[rows], keys[rows], tuple(features.shape[-2:]), multimask)
+        return iou, rows, low_res
 
     def upscale(self, low_res: torch.Tensor, embedding: ImageEmbedding) -> torch.Tensor:
         """Low-res logits → logits at the original image size (padding removed)."""

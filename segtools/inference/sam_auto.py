@@ -9,7 +9,7 @@ until the end (no run-length encoding and decoding per batch).
 Order of the steps (each as in the reference): per crop, per batch of points: decode three
 candidates per point, keep predicted IoU > ``pred_iou_thresh``, upscale, keep stability ≥
 ``stability_thresh``, threshold, drop masks touching a crop edge that is not an image edge;
-per crop, box NMS by predicted IoU; across crops, box NMS favouring smaller crops; then,
+per crop, box NMS by predicted IoU (the detection models' NMS kernel); across crops, box NMS favouring smaller crops; then,
 with ``min_region``, small holes and islands removed and NMS again (unchanged masks first).
 """
 
@@ -24,6 +24,7 @@ import torch
 
 from segtools.errors import UsageError
 from segtools.inference.sam import SamRunner
+from segtools.models.detection.boxes import nms
 
 
 @dataclass(frozen=True)
@@ -95,31 +96,12 @@ def crop_boxes(height: int, width: int, layers: int, overlap_ratio: float) -> tu
     return boxes, layer_of
 
 
-def box_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, highest score first (torchvision's
-    rule: a box is dropped when its IoU with a kept, higher-scoring box exceeds ``threshold``).
-
-    ``boxes`` N×4 xyxy; the pairwise IoUs are computed at once (float32), the greedy pass
-    walks rows of that matrix.
-    """
-    if len(boxes) == 0:
-        return np.zeros(0, np.int64)
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    b = np.asarray(boxes, np.float32)[order]
-    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = np.maximum(b[:, None, :2], b[None, :, :2])
-    rb = np.minimum(b[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    iou = inter / (area[:, None] + area[None, :] - inter)
-    suppressed = np.zeros(len(b), bool)
-    keep = []
-    for i in range(len(b)):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        suppressed[i + 1:] |= iou[i, i + 1:] > threshold
-    return order[np.array(keep, np.int64)]
+def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Indices kept by greedy box NMS, highest score first, on numpy boxes/scores: the
+    detection models' kernel (torchvision's rule) run on float32 tensors."""
+    kept = nms(torch.as_tensor(np.asarray(boxes), dtype=torch.float32),
+               torch.as_tensor(np.asarray(scores), dtype=torch.float32), threshold)
+    return kept.numpy()
 
 
 def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
@@ -164,17 +146,21 @@ def _process_crop(runner: SamRunner, image: np.ndarray, crop: list[int], grid: n
     kept: dict[str, list] = {"masks": [], "boxes": [], "iou": [], "stability": [], "points": []}
     for start in range(0, len(points), options.points_per_batch):
         batch = points[start:start + options.points_per_batch]
-        low_res, iou = runner.decode(embedding, batch[:, None, :], np.ones((len(batch), 1)),
-                                     multimask=True, coords_dtype=torch.float64)
-        low_res, iou = low_res.flatten(0, 1), iou.flatten(0, 1)
-        batch_points = torch.as_tensor(np.repeat(batch, low_res.shape[0] // len(batch), axis=0))
-        index = torch.arange(len(iou), device=iou.device)
-        if options.pred_iou_thresh > 0:
-            index = index[iou > options.pred_iou_thresh]
+        # the upscaling network runs only for points with a candidate above the IoU filter
+        iou, rows, low_res = runner.decode_above(embedding, batch[:, None, :], np.ones((len(batch), 1)),
+                                                 options.pred_iou_thresh if options.pred_iou_thresh > 0 else -math.inf)
+        per_point = iou.shape[1]
+        iou = iou.flatten(0, 1)
+        batch_points = torch.as_tensor(np.repeat(batch, per_point, axis=0))
+        # candidate k of prompt rows[r] is row r·M + k of low_res; its index in the batch is rows[r]·M + k
+        candidates = (rows[:, None] * per_point + torch.arange(per_point, device=rows.device)).flatten()
+        passing = iou[candidates] > options.pred_iou_thresh if options.pred_iou_thresh > 0 else \
+            torch.ones(len(candidates), dtype=torch.bool, device=iou.device)
+        index = candidates[passing]
         if len(index) == 0:
             continue
         with torch.inference_mode():
-            logits = runner.upscale(low_res[index][:, None], embedding)[:, 0]
+            logits = runner.upscale(low_res.flatten(0, 1)[passing][:, None], embedding)[:, 0]
             stability = stability_scores(logits, options.stability_offset, runner.model.mask_threshold)
             if options.stability_thresh > 0:
                 good = stability >= options.stability_thresh
@@ -193,7 +179,7 @@ def _process_crop(runner: SamRunner, image: np.ndarray, crop: list[int], grid: n
     if not kept["iou"]:
         return {}
     data = {key: np.concatenate(value) for key, value in kept.items()}
-    keep = box_nms(data["boxes"], data["iou"], options.box_nms)
+    keep = _nms(data["boxes"], data["iou"], options.box_nms)
     data = {key: value[keep] for key, value in data.items()}
     data["boxes"] = data["boxes"] + np.array([x0, y0, x0, y0])
     data["points"] = data["points"] + np.array([x0, y0])
@@ -253,7 +239,7 @@ def generate_masks(runner: SamRunner, image: np.ndarray, options: EverythingOpti
                   else np.concatenate([p[key] for p in parts])) for key in parts[0]}
     if len(boxes) > 1:
         crop = data["crop_boxes"].astype(np.float32)
-        keep = box_nms(data["boxes"], 1 / ((crop[:, 2] - crop[:, 0]) * (crop[:, 3] - crop[:, 1])), options.crop_nms)
+        keep = _nms(data["boxes"], 1 / ((crop[:, 2] - crop[:, 0]) * (crop[:, 3] - crop[:, 1])), options.crop_nms)
         data = {k: ([v[i] for i in keep] if isinstance(v, list) else v[keep]) for k, v in data.items()}
     masks = _unpack(data, height, width)
     result = MaskSet(masks, data["boxes"], data["iou"], data["stability"], data["points"], data["crop_boxes"])
@@ -267,7 +253,7 @@ def _postprocess_small_regions(found: MaskSet, min_area: int, threshold: float) 
     masks = np.stack([mask for mask, _ in cleaned])
     unchanged = np.array([0.0 if changed else 1.0 for _, changed in cleaned], np.float32)
     boxes = mask_boxes(torch.from_numpy(masks)).numpy()
-    keep = box_nms(boxes, unchanged, threshold)
+    keep = _nms(boxes, unchanged, threshold)
     changed = unchanged[keep] == 0
     new_boxes = found.boxes[keep].copy()
     new_boxes[changed] = boxes[keep][changed]

@@ -206,10 +206,9 @@ class MaskDecoder(nn.Module):
         self.output_hypernetworks_mlps = nn.ModuleList(MLP(dim, dim, dim // 8, 3) for _ in range(self.num_mask_tokens))
         self.iou_prediction_head = MLP(dim, iou_hidden, self.num_mask_tokens, iou_depth)
 
-    def forward(self, image_embedding: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor,
-                dense: torch.Tensor, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """``image_embedding`` 1×C×h×w (shared by the B prompts); returns B×M×4h×4w logits and
-        B×M IoU predictions, M = 3 with ``multimask`` (the disambiguating masks) else 1."""
+    def run_transformer(self, image_embedding: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor,
+                        dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two-way transformer: output tokens B×T×C and image tokens B×hw×C (row-major)."""
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat([output_tokens[None].expand(sparse.shape[0], -1, -1), sparse], dim=1)
         b = tokens.shape[0]
@@ -217,13 +216,46 @@ class MaskDecoder(nn.Module):
             src = image_embedding + dense[:1]
         else:
             src = image_embedding.expand(b, -1, -1, -1) + dense
-        _, c, h, w = src.shape
-        hs, src = self.transformer(src, image_pe, tokens)  # keys broadcast until the first image update
-        mask_tokens = hs[:, 1: 1 + self.num_mask_tokens]
-        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(-1, c, h, w).expand(b, -1, -1, -1))
-        hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
-        _, c2, h2, w2 = upscaled.shape
-        masks = (hyper @ upscaled.reshape(b, c2, h2 * w2)).reshape(b, -1, h2, w2)
-        iou = self.iou_prediction_head(hs[:, 0])
-        chosen = slice(1, None) if multimask else slice(0, 1)
-        return masks[:, chosen], iou[:, chosen]
+        return self.transformer(src, image_pe, tokens)  # keys broadcast until the first image update
+
+    def predict_iou(self, hs: torch.Tensor, multimask: bool) -> torch.Tensor:
+        """B×M predicted IoUs from the transformer's output tokens."""
+        return self.iou_prediction_head(hs[:, 0])[:, self._chosen(multimask)]
+
+    def _chosen(self, multimask: bool) -> slice:
+        return slice(1, None) if multimask else slice(0, 1)
+
+    def predict_masks(self, hs: torch.Tensor, keys: torch.Tensor, grid: tuple[int, int], multimask: bool) -> torch.Tensor:
+        """B×M×4h×4w mask logits from the output tokens and the image tokens (h×w ``grid``).
+
+        The two 2×2/stride-2 transposed convolutions are per-pixel linear maps, so they run as
+        matrix products on the image tokens as they come out of the transformer (no NCHW copy),
+        with the channel LayerNorm as ``F.layer_norm`` on the last axis; the hypernetwork's
+        product then gives every mask pixel, and one permutation puts them in image order.
+        """
+        chosen = self._chosen(multimask)
+        mask_tokens = hs[:, 1: 1 + self.num_mask_tokens][:, chosen]
+        mlps = self.output_hypernetworks_mlps[chosen]
+        hyper = torch.stack([mlp(mask_tokens[:, i]) for i, mlp in enumerate(mlps)], dim=1)  # B×M×C2
+        up1, norm, _, up2, _ = self.output_upscaling
+        b, n, c = keys.shape
+        c1, c2 = up1.out_channels, up2.out_channels
+        # weight[c, o, i, j] → columns (i, j, o)
+        w1 = up1.weight.permute(0, 2, 3, 1).reshape(c, 4 * c1)
+        x = torch.addmm(up1.bias.repeat(4), keys.reshape(b * n, c), w1).reshape(b * n * 4, c1)
+        x = F.gelu(F.layer_norm(x, (c1,), norm.weight, norm.bias, norm.eps))
+        w2 = up2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
+        x = F.gelu(torch.addmm(up2.bias.repeat(4), x, w2)).reshape(b, n * 16, c2)
+        masks = x @ hyper.transpose(1, 2)  # B×(h·w·16)×M, pixels ordered (y, x, i, j, k, l)
+        h, w = grid
+        m = masks.shape[-1]
+        masks = masks.reshape(b, h, w, 2, 2, 2, 2, m).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        return masks.reshape(b, m, 4 * h, 4 * w)
+
+    def forward(self, image_embedding: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor,
+                dense: torch.Tensor, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """``image_embedding`` 1×C×h×w (shared by the B prompts); returns B×M×4h×4w logits and
+        B×M IoU predictions, M = 3 with ``multimask`` (the disambiguating masks) else 1."""
+        hs, keys = self.run_transformer(image_embedding, image_pe, sparse, dense)
+        grid = tuple(image_embedding.shape[-2:])
+        return self.predict_masks(hs, keys, grid, multimask), self.predict_iou(hs, multimask)
