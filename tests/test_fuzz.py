@@ -186,7 +186,69 @@ def checkpoint_case(data, escape):
     return ["weights", "info", "w.pt"], {"w.pt": raw}, b""
 
 
+CVAT_XML = """<?xml version="1.0" encoding="utf-8"?>
+<annotations>
+  <version>1.1</version>
+  <meta><task><labels><label><name>car</name></label><label><name>road</name></label></labels></task></meta>
+  <image id="0" name="frame_000000.jpg" width="12" height="10">
+    <polygon label="road" occluded="0" points="0.00,6.00;11.00,6.00;11.00,9.00;0.00,9.00" z_order="0"></polygon>
+    <mask label="car" occluded="0" rle="3, 2, 4, 3" left="2" top="2" width="4" height="3" z_order="1"></mask>
+    <box label="car" occluded="0" xtl="7.00" ytl="1.00" xbr="10.50" ybr="4.00" rotation="30.0" z_order="0"></box>
+    <ellipse label="road" occluded="0" cx="5.00" cy="7.00" rx="2.00" ry="1.50" z_order="0"></ellipse>
+  </image>
+</annotations>
+"""
+
+
+def cvat_case(data, escape):
+    text = data.draw(mutated_text(CVAT_XML, escape))
+    target = data.draw(st.sampled_from(["coco-rle", "mask"]))
+    return ["convert", "annotations.xml", "--to", target, "-o", "out/x"], {"annotations.xml": text}, b""
+
+
+def cityscapes_polygons_case(data, escape):
+    doc = {"imgHeight": 10, "imgWidth": 12, "objects": [
+        {"label": "road", "polygon": [[0, 6], [11, 6], [11, 9], [0, 9]]},
+        {"label": "car", "polygon": [[2, 2], [6, 2], [6, 5], [2, 5]]},
+        {"label": "cargroup", "polygon": [[8, 1], [10, 1], [10, 3]]}]}
+    text = data.draw(mutated_json(doc, escape))
+    target = data.draw(st.sampled_from(["coco-rle", "mask"]))
+    name = "val/aachen/aachen_000000_000019_gtFine_polygons.json"
+    return ["convert", name, "--to", target, "-o", "out/x"], {name: text}, b""
+
+
+def _sa1b_doc() -> dict:
+    from segtools.formats import rle
+
+    masks = [np.zeros((9, 10), np.uint8) for _ in range(2)]
+    masks[0][1:8, 1:9] = 1
+    masks[1][2:5, 2:5] = 1
+    return {"image": {"image_id": 11, "width": 10, "height": 9, "file_name": "sa_11.jpg"},
+            "annotations": [{"id": 100 + k, "segmentation": rle.encode(m), "bbox": [1, 1, 8, 7], "area": int(m.sum()),
+                             "predicted_iou": 0.9, "stability_score": 0.95, "point_coords": [[3.0, 3.0]],
+                             "crop_box": [0, 0, 10, 9]} for k, m in enumerate(masks)]}
+
+
+def sa1b_case(data, escape):
+    text = data.draw(mutated_json(SEEDS["sa1b"], escape))
+    target = data.draw(st.sampled_from(["coco-rle", "instances"]))
+    return ["convert", "sa_11.json", "--to", target, "-o", "out/x"], {"sa_11.json": text}, b""
+
+
+def coco_results_case(data, escape):
+    """Detections against a COCO ground truth (``metrics --task instance``): the results reader."""
+    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+                "segmentation": a["segmentation"], "score": 0.9 - 0.1 * k}
+               for k, a in enumerate(SEEDS["coco"]["annotations"][:6])]
+    text = data.draw(mutated_json(results, escape))
+    iou_type = data.draw(st.sampled_from(["segm", "bbox"]))
+    return (["metrics", "--task", "instance", "--iou-type", iou_type, "res.json", "gt.json", "-f", "json"],
+            {"res.json": text, "gt.json": json.dumps(SEEDS["coco"]).encode()}, b"")
+
+
 READERS = {
+    "cvat-xml": cvat_case, "cityscapes-polygons": cityscapes_polygons_case, "sa1b": sa1b_case,
+    "coco-results": coco_results_case,
     "png-mask": png_mask_case, "npy": npy_case, "npz": npz_case, "image": image_case,
     "coco": coco_case, "coco-panoptic": panoptic_case, "labelme": labelme_case, "voc-xml": voc_case,
     "yolo": yolo_case, "tile-manifest": manifest_case, "class-metadata": classes_case,
@@ -219,6 +281,7 @@ def _seeds() -> dict:
         "yolo": {str(p.relative_to(FIXTURES / "yolo")): p.read_bytes()
                  for p in (FIXTURES / "yolo").rglob("*") if p.is_file()},
         "manifest": _manifest(FIXTURES),
+        "sa1b": _sa1b_doc(),
     })
     return SEEDS
 

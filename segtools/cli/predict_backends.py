@@ -56,14 +56,19 @@ def wants_backend(**options: Any) -> bool:
     model, backend = options.get("model"), (options.get("backend") or "auto").lower()
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    from segtools.cli.predict_hf import hf_entry
+
     if backend == "torch":
+        if hf_entry(model) is not None:
+            raise UsageError(f"--backend torch: {model} is a Hugging Face checkpoint; it runs in transformers "
+                             "(leave out --backend)")
         for name in ("threads", "resize", "mean", "std", "scale", "task"):
             if options.get(name) is not None:
                 raise UsageError(f"--{name} is for ONNX and Hugging Face models, not --backend torch")
         return False
     if backend in ("onnx", "hf"):
         return True
-    if model and (model.startswith("hf:") or model.lower().endswith(".onnx")):
+    if model and (model.startswith("hf:") or model.lower().endswith(".onnx")) or hf_entry(model) is not None:
         return True
     if options.get("weights") or options.get("arch") or options.get("amp") or options.get("camera") is not None:
         return False
@@ -184,9 +189,10 @@ def predict_with_backend(**options: Any) -> None:
         kind = getattr(runner, "kind", "semantic")
         if kind == "instances":
             return _predict_instances(runner, specs, options)
-        if kind == "panoptic":
-            raise UsageError("--task panoptic: predict writes semantic labels or instances; panoptic segments come "
-                             "from the library (segtools.backends.hf.HFUniversalRunner.panoptic)")
+        if kind == "panoptic":  # COCO panoptic: a JSON and its PNG folder
+            from segtools.cli.predict_hf import predict_panoptic
+
+            return predict_panoptic(runner, specs, options)
         if get("fmt") is not None or get("min_score") is not None or get("max_dets") is not None:
             raise UsageError("--format, --min-score and --max-dets are for instance models; this model is semantic")
         items = expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".npy"))
@@ -197,11 +203,16 @@ def predict_with_backend(**options: Any) -> None:
 def _open(model: Optional[str], backend: str, device: str, threads, classes, preprocessing: dict, task: str):
     from segtools.errors import UsageError
 
-    if backend == "hf" or model and model.startswith("hf:"):
+    from segtools.cli.predict_hf import hf_entry, open_entry
+
+    entry = hf_entry(model)
+    if backend == "hf" or model and model.startswith("hf:") or entry is not None:
         if threads:
             raise UsageError("--threads is for ONNX models (torch takes OMP_NUM_THREADS)")
         if not model:
             raise UsageError("--backend hf needs --model hf:PATH or hf:ORG/NAME")
+        if entry is not None:  # a registered checkpoint, pulled by `segtools weights pull`
+            return open_entry(entry, device=device, classes=classes, task=task, preprocessing=preprocessing)
         from segtools.backends.hf import open_hf
 
         return open_hf(model[3:] if model.startswith("hf:") else model, device=device, classes=classes,
