@@ -29,6 +29,8 @@ over no class is reported as 0.0 with ``n`` = 0 (panopticapi divides by zero the
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from segtools.errors import InputError
@@ -63,13 +65,16 @@ def _segment_table(segments, cat_ids: np.ndarray, what: str) -> tuple[np.ndarray
     return ids_sorted, index[order], crowd[order].astype(bool), areas[order], ids.tolist()
 
 
-def _pair_table(gt_ids: np.ndarray, g_ids: np.ndarray, pred_ids: np.ndarray, p_ids: np.ndarray) -> np.ndarray:
+def _pair_table(gt_ids: np.ndarray, g_ids: np.ndarray, pred_ids: np.ndarray, p_ids: np.ndarray,
+                what: tuple[str, str] = ("ground truth", "prediction")) -> np.ndarray:
     """Pixel counts of every (ground-truth index, predicted index) pair, indices as in :func:`_dense_index`.
 
     Counted over runs, not pixels: segment images are long runs of one id, so the pixels
     where either image's id changes (in raster order) split them into a few thousand runs,
     and only each run's first pixel is looked up and counted, weighted by its length. The
     table is the same as a per-pixel count (the weights are whole numbers far below 2⁵³).
+    Every id of an image is the id of some run's first pixel, so the range of the ids is
+    checked on those (``what`` names the two sides in the message).
     """
     g, p = gt_ids.ravel(), pred_ids.ravel()
     ng, npred = g_ids.size + 2, p_ids.size + 2
@@ -81,27 +86,58 @@ def _pair_table(gt_ids: np.ndarray, g_ids: np.ndarray, pred_ids: np.ndarray, p_i
     change[1:] |= p[1:] != p[:-1]
     starts = np.flatnonzero(change)
     lengths = np.diff(starts, append=g.size)
-    key = _dense_index(g[starts], g_ids) * npred + _dense_index(p[starts], p_ids)
+    key = _dense_index(_check_range(g[starts], what[0]), g_ids)
+    key *= npred
+    key += _dense_index(_check_range(p[starts], what[1]), p_ids)
     table = np.bincount(key, weights=lengths, minlength=ng * npred)
     return table.astype(np.int64).reshape(ng, npred)
 
 
+def _check_range(values: np.ndarray, what: str) -> np.ndarray:
+    if values.dtype.kind == "i" and int(values.min()) < 0:
+        raise InputError(f"{what}: negative segment id {int(values.min())}")
+    if int(values.max()) > MAX_SEGMENT_ID:
+        raise InputError(f"{what}: segment id {int(values.max())} is above {MAX_SEGMENT_ID}")
+    return values
+
+
+_tables = threading.local()
+
+
+def _lookup_table() -> np.ndarray:
+    """This thread's id → dense index table over every 24-bit id, 0 except id 0 (VOID → 1).
+
+    Allocated zeroed once (the pages an image's few ids touch are the only ones the system
+    ever maps); :func:`_dense_index` writes an image's ids, reads, and clears them again.
+    """
+    table = getattr(_tables, "table", None)
+    if table is None:
+        table = _tables.table = np.zeros(MAX_SEGMENT_ID + 1, np.uint16)
+        table[0] = 1
+    return table
+
+
 def _dense_index(values: np.ndarray, segment_ids: np.ndarray) -> np.ndarray:
-    """Per value: 0 for an id not among ``segment_ids`` (sorted, ≥ 1), 1 for VOID (id 0), 2 + k for ``segment_ids[k]``."""
-    known = np.concatenate([[0], segment_ids])
-    index = np.searchsorted(known, values)
-    found = known[np.minimum(index, known.size - 1)] == values
-    return np.where(found, index + 1, 0)
+    """Per value (0..``MAX_SEGMENT_ID``): 0 for an id not among ``segment_ids`` (sorted, ≥ 1),
+    1 for VOID (id 0), 2 + k for ``segment_ids[k]``."""
+    if segment_ids.size + 2 > np.iinfo(np.uint16).max:
+        known = np.concatenate([[0], segment_ids])
+        index = np.searchsorted(known, values)
+        found = known[np.minimum(index, known.size - 1)] == values
+        return np.where(found, index + 1, 0)
+    table = _lookup_table()
+    table[segment_ids] = np.arange(2, segment_ids.size + 2, dtype=np.uint16)
+    try:
+        return table[values].astype(np.int64)
+    finally:
+        table[segment_ids] = 0
 
 
 def _check_ids(ids, what: str) -> np.ndarray:
+    """``ids`` as an H×W integer array (their range is checked by :func:`_pair_table`)."""
     ids = np.asarray(ids)
     if ids.ndim != 2 or ids.dtype.kind not in "ui":
         raise InputError(f"{what}: segment ids must be an H×W integer array, got {ids.dtype} {ids.shape}")
-    if ids.dtype.kind == "i" and ids.size and int(ids.min()) < 0:
-        raise InputError(f"{what}: negative segment id {int(ids.min())}")
-    if ids.size and int(ids.max()) > MAX_SEGMENT_ID:
-        raise InputError(f"{what}: segment id {int(ids.max())} is above {MAX_SEGMENT_ID}")
     return ids
 
 
@@ -121,7 +157,7 @@ def image_counts(gt_ids, gt_segments, pred_ids, pred_segments, cat_ids: np.ndarr
         raise InputError(f"{name}: prediction size {pred_ids.shape} differs from the ground truth's {gt_ids.shape}")
     g_ids, g_cat, g_crowd, g_area_json, g_listed = _segment_table(gt_segments, cat_ids, f"{name}: ground truth")
     p_ids, p_cat, _, _, _ = _segment_table(pred_segments, cat_ids, f"{name}: prediction")
-    table = _pair_table(gt_ids, g_ids, pred_ids, p_ids)
+    table = _pair_table(gt_ids, g_ids, pred_ids, p_ids, (f"{name}: ground truth", f"{name}: prediction"))
     for side, counts, ids in (("ground truth", table.sum(1), gt_ids), ("prediction", table.sum(0), pred_ids)):
         if counts[0]:
             listed = g_ids if side == "ground truth" else p_ids
