@@ -1,4 +1,4 @@
-"""Start-up and small batches (issue 22): what `segtools --help` and `--version` import,
+"""Start-up and small batches (issue 22): what `segtools --help`, `--version` and `info mask.png` import,
 the top-level help's content, chunked pool tasks, and the progress bar's ETA."""
 
 from __future__ import annotations
@@ -28,6 +28,45 @@ def test_top_level_help_imports_no_rich():
 def test_version_builds_no_subcommand():
     assert _modules_after("--version") == []
     assert _modules_after("-q", "--version") == []
+
+
+_IMPORTED_AFTER = ("import sys; from segtools.cli.app import run; rc = run(sys.argv[1:]); "
+                   "print(rc, sorted(sys.modules), file=sys.stderr)")
+
+#: What ``info mask.png`` has no use for: annotation readers, .npy parsing, JSON (a mask
+#: without metadata), the atomic writer's tempfile, rich, and the heavy optional libraries.
+_NOT_FOR_INFO_ON_A_MASK = ("segtools.formats", "segtools.io.npy", "segtools.io.images", "segtools.metrics",
+                           "json", "tempfile", "rich", "torch", "scipy", "PIL", "onnxruntime")
+
+
+def test_info_on_a_mask_imports_only_what_reading_a_mask_needs(tmp_path):
+    import cv2
+    import numpy as np
+
+    path = tmp_path / "m.png"
+    cv2.imwrite(str(path), (np.arange(64 * 64).reshape(64, 64) % 5).astype(np.uint8))
+    out = subprocess.run([sys.executable, "-c", _IMPORTED_AFTER, "info", str(path)], capture_output=True, text=True)
+    rc, modules = out.stderr.strip().splitlines()[-1].split(" ", 1)
+    modules = eval(modules)
+    assert rc == "0" and "0=0.200, 1=0.200" in out.stdout
+    assert "segtools.io.masks" in modules  # the check sees the run's modules
+    assert [m for m in modules if m.split(".")[0] in _NOT_FOR_INFO_ON_A_MASK
+            or m.startswith(_NOT_FOR_INFO_ON_A_MASK)] == []
+
+
+def test_info_still_reads_arrays_and_annotation_files_lazily(tmp_path, cli):
+    """The mask fast path leaves .npy and annotation files to their own readers."""
+    import json
+
+    import numpy as np
+
+    np.save(tmp_path / "m.npy", np.array([[0, 1], [1, 2]], np.uint8))
+    report = json.loads(cli("info", tmp_path / "m.npy", "--format", "json").stdout)
+    assert report["kind"] == "label mask" and report["values"] == {"0": 1, "1": 2, "2": 1}
+    (tmp_path / "a.json").write_text(json.dumps({"images": [{"id": 1, "width": 4, "height": 4, "file_name": "x.png"}],
+                                                 "annotations": [], "categories": [{"id": 1, "name": "car"}]}))
+    report = json.loads(cli("info", tmp_path / "a.json", "--format", "json").stdout)
+    assert report["kind"] == "COCO instances" and report["categories"] == ["car"]
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -255,7 +255,12 @@ def open_hf(spec: str, *, device: str = "auto", classes: ClassMeta | None = None
             model = transformers.AutoModelForUniversalSegmentation.from_pretrained(folder, local_files_only=True)
         else:
             model = transformers.AutoModelForSemanticSegmentation.from_pretrained(folder, local_files_only=True)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except Exception as exc:  # a damaged weights file: safetensors' and pickle's own errors too
+        import pickle
+
+        if not isinstance(exc, (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError)) \
+                and type(exc).__module__.split(".")[0] != "safetensors":
+            raise
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{where}: transformers cannot load {architecture}: {first[:200]}") from None
     model = model.eval().to(torch_device)

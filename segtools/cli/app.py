@@ -1,9 +1,11 @@
 """The ``segtools`` command: global options, subcommand registration, errors → exit codes.
 
 Exit codes: 0 ok · 1 failure or failed gate · 2 usage error · 130 interrupted.
-"""
 
-from __future__ import annotations
+Annotations here are objects, not strings (no ``from __future__ import annotations``):
+typer reads the global options' signature on every run, and string annotations would be
+evaluated again each time it does.
+"""
 
 import errno
 import functools

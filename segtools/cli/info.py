@@ -1,8 +1,10 @@
-"""``segtools info``: what a mask, score map or image holds (file(1) for segmentation data)."""
+"""``segtools info``: what a mask, score map or image holds (file(1) for segmentation data).
 
-from __future__ import annotations
+Start-up matters here (one file per call, in shell loops): annotations are real objects,
+not strings, so typer reads them without evaluating each one again; the annotation
+readers are imported only for a file that is not a mask, image or array.
+"""
 
-import json
 from typing import List
 
 import typer
@@ -24,19 +26,20 @@ def info(
     Example:  segtools info mask.png --format json · segtools info instances_val2017.json
     """
     from segtools.errors import UsageError
-    from segtools.formats import describe as annotations
-    from segtools.io.inspect import describe_report, inspect_source, reports_csv
+    from segtools.io.inspect import describe_report, reports_csv
 
     if fmt not in ("table", "json", "csv"):
         raise UsageError(f"--format must be table, json or csv, not {fmt!r}")
-    reports = [_report(spec, palette, inspect_source, annotations) for spec in _sources(inputs or ["-"])]
+    reports = [_report(spec, palette) for spec in _sources(inputs or ["-"])]
     is_annotation = [isinstance(r, dict) and r.get("format") in ANNOTATION_FORMATS for r in reports]
     if fmt == "json":
+        import json
+
         typer.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
     elif fmt == "csv":
-        typer.echo(annotations.annotations_csv(reports) if all(is_annotation) else reports_csv(reports), nl=False)
+        typer.echo(_annotations().annotations_csv(reports) if all(is_annotation) else reports_csv(reports), nl=False)
     else:
-        typer.echo("\n".join(annotations.annotation_text(r) if a else describe_report(r)
+        typer.echo("\n".join(_annotations().annotation_text(r) if a else describe_report(r)
                               for r, a in zip(reports, is_annotation)))
 
 
@@ -60,14 +63,26 @@ def _sources(specs: List[str]) -> list:
     return out
 
 
-def _report(source, palette, inspect_source, annotations) -> dict:
+def _annotations():
+    from segtools.formats import describe
+
+    return describe
+
+
+def _report(source, palette) -> dict:
     from pathlib import Path
 
+    from segtools.io.inspect import inspect_source
+    from segtools.io.sniff import sniff
     from segtools.io.streams import describe, read_bytes, read_head
 
     if isinstance(source, Path):
-        return annotations.describe_yolo_folder(source)
+        return _annotations().describe_yolo_folder(source)
     data = read_bytes(source) if source == "-" else read_head(Path(source), 4096)
+    head = sniff(data[:512])
+    if head.is_image_file or head.format in ("npy", "npz"):  # a mask, image or array: no annotation reader
+        return inspect_source(data if source == "-" else source, palette)
+    annotations = _annotations()
     empty_labels = not data.strip() and source != "-" and str(source).lower().endswith(".txt")
     if not (annotations.is_annotation_source(data) or empty_labels):
         return inspect_source(data if source == "-" else source, palette)

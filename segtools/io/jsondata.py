@@ -10,7 +10,6 @@ list of names.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -44,6 +43,8 @@ def parse_json(data: bytes | str, name: str) -> Any:
             data = bytes(data).decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InputError(f"{name}: not valid JSON (not UTF-8 text at byte {exc.start})") from None
+    import json  # here: reading a mask without metadata needs no JSON
+
     try:
         return json.loads(data, parse_float=_finite_float, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from segtools.errors import InputError, OutputError
-from segtools.io import npy, png
+from segtools.io import png  # npy: imported where an array is read (a PNG run never needs it)
 from segtools.io.limits import check_class_count, check_pixels
 from segtools.io.meta import PNG_KEY, ClassMeta, default_palette
 from segtools.io.sniff import PNG_GREY, PNG_GREY_ALPHA, PNG_PALETTE, Sniffed, sniff
@@ -69,6 +69,8 @@ def read_label_mask(source: Source, colours: ClassMeta | str | None = None, *, n
     if kind.format == "png":
         return _read_png_mask(data, kind, name, colours)
     if kind.format == "npy":
+        from segtools.io import npy
+
         array = npy.read_npy(data, name, "labels")
         return LabelMask(_check_label_array(array, name), None, name)
     if kind.format == "npz":
@@ -84,6 +86,8 @@ def read_score_map(source: Source, *, name: str | None = None) -> ScoreMap:
     if kind.format == "npz":
         return _load_npz_scores(data, name)
     if kind.format == "npy":
+        from segtools.io import npy
+
         array = npy.read_npy(data, name, "scores")
         return ScoreMap(_check_score_array(array, name), None, name)
     raise InputError(f"{name}: {_not_a('score map', kind)}")
@@ -145,6 +149,8 @@ def _load_npz_scores(data: bytes, name: str) -> ScoreMap:
     """``scores`` (and ``meta``) of a segtools ``.npz``, each entry's header checked before
     it is inflated (see :func:`npy.read_npz_member`)."""
     import zipfile
+
+    from segtools.io import npy
 
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))

@@ -6,7 +6,6 @@ score map ``.npz`` it is the ``meta`` entry (a JSON string). Both use :meth:`Cla
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -79,6 +78,8 @@ class ClassMeta:
         return out
 
     def to_json(self) -> str:
+        import json
+
         return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod

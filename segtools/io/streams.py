@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -166,6 +165,8 @@ class AtomicFile:
                  encoding: str | None = None, newline: str | None = None) -> None:
         self.path = check_output_path(path, allow_overwrite)
         parent = self.path.parent if str(self.path.parent) else Path(".")
+        import tempfile  # here, not at module level: a read-only run never pays for it
+
         try:
             parent.mkdir(parents=True, exist_ok=True)
             fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=parent)

@@ -19,7 +19,7 @@ import re
 import socket
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -38,12 +38,15 @@ ProgressFn = Callable[[int, Optional[int]], None]
 
 @dataclass
 class Downloaded:
-    """Result of :func:`download`: final path, SHA-256, size in bytes, whether it resumed."""
+    """Result of :func:`download`: final path, SHA-256, size in bytes, whether it resumed
+    (for :func:`download_folder`: the folder, ``""``, the bytes fetched, whether any file
+    resumed, and ``files``: the SHA-256 of each file fetched, by name)."""
 
     path: Path
     sha256: str
     size: int
     resumed: bool
+    files: dict = field(default_factory=dict)
 
 
 def offline_requested(offline: bool | None = None) -> bool:
@@ -164,3 +167,38 @@ def hash_prefix_from_name(file_name: str) -> str:
     """
     match = TORCH_HUB_HASH.search(file_name)
     return match.group(1) if match else ""
+
+
+def download_folder(base_url: str, names, folder: str | os.PathLike, *, checksums: dict | None = None,
+                    force: bool = False, timeout: float = DEFAULT_TIMEOUT_S, progress: ProgressFn | None = None,
+                    offline: bool | None = None) -> Downloaded:
+    """Fetch each of ``names`` from ``base_url`` + name into ``folder`` with :func:`download`.
+
+    A file already in the folder was verified when it arrived and is kept (``force`` fetches
+    every file again); a file half-fetched (``NAME.part``) resumes. ``checksums`` maps names to
+    their full SHA-256 where known. ``progress(done, total)`` counts the bytes of the whole
+    folder fetched so far (``total`` only once the last file's length is known). The folder
+    is complete when every name is in it: an interrupted pull leaves the files it finished,
+    and running it again fetches the rest.
+    """
+    folder = Path(folder)
+    checksums = checksums or {}
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    done, resumed, hashes = 0, False, {}
+    for name in names:
+        dest = folder / name
+        if force:
+            dest.unlink(missing_ok=True)
+            dest.with_name(name + ".part").unlink(missing_ok=True)
+        elif dest.is_file():
+            continue
+        offset = done
+        report = None if progress is None else (lambda have, total, o=offset: progress(o + have, None))
+        result = download(base + name, dest, sha256=checksums.get(name, ""), timeout=timeout, progress=report,
+                          offline=offline)
+        done += result.size
+        resumed = resumed or result.resumed
+        hashes[name] = result.sha256
+    if progress is not None:
+        progress(done, done)
+    return Downloaded(folder, "", done, resumed, hashes)

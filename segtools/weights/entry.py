@@ -37,6 +37,11 @@ class WeightsEntry:
     source : ``builtin``, ``bundled`` or ``imported``.
     kind : ``segmentation`` (a model ``predict`` runs) or ``backbone`` (ImageNet weights of
         a backbone, for ``train --init-backbone``; ``arch`` then names the backbone).
+    files : a multi-file entry (a Hugging Face ``save_pretrained`` folder): the file names,
+        each fetched from ``url`` + name into one cached folder (:attr:`cache_name`); empty
+        for a single-file entry.
+    file_sha256 : full hex SHA-256 of some of ``files``, by name, where it is established.
+    backend : what runs the entry: ``""`` for the native zoo, ``hf`` for transformers.
     """
 
     name: str
@@ -57,16 +62,32 @@ class WeightsEntry:
     path: str = ""
     source: str = "builtin"
     kind: str = "segmentation"
+    files: tuple = ()
+    file_sha256: dict = field(default_factory=dict)
+    backend: str = ""
 
     @property
     def cache_name(self) -> str:
+        if self.files:  # one folder per multi-file entry
+            return self.file_name or self.name
         return self.file_name or self.url.rsplit("/", 1)[-1] or f"{self.name}.pt"
+
+    def present(self, path) -> bool:
+        """Whether ``path`` (see :func:`segtools.weights.registry.local_path`) holds the whole
+        entry: the file, or for a multi-file entry every one of its files."""
+        from pathlib import Path
+
+        path = Path(path)
+        if self.files:
+            return path.is_dir() and all((path / name).is_file() for name in self.files)
+        return path.is_file()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "preprocessing", Preprocessing.of(self.preprocessing))
+        object.__setattr__(self, "files", tuple(self.files))
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "preprocessing": self.preprocessing.to_dict()}
+        return {**asdict(self), "preprocessing": self.preprocessing.to_dict(), "files": list(self.files)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "WeightsEntry":

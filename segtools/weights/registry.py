@@ -87,6 +87,8 @@ FAMILY_MODULES: tuple[str, ...] = (
     "entries_backbones",
     "entries_detection",
     "entries_sam",
+    "entries_sam2",
+    "entries_hf",
 )
 
 
@@ -186,14 +188,14 @@ def local_path(entry: WeightsEntry) -> Path:
 
 
 def is_available(entry: WeightsEntry) -> bool:
-    return local_path(entry).is_file()
+    return entry.present(local_path(entry))
 
 
 def resolve(name: str) -> tuple[WeightsEntry, Path]:
     """The entry and its local file, or an error that says how to get the file."""
     entry = get_entry(name)
     path = local_path(entry)
-    if path.is_file():
+    if entry.present(path):
         return entry, path
     if entry.source == "bundled":
         raise InputError(f"weights {name!r} are not shipped with this installation ({path} is missing); "
@@ -277,6 +279,18 @@ def pull(entry: WeightsEntry, *, force: bool = False, timeout: float = 30.0, pro
     path = local_path(entry)
     if entry.source != "builtin" or not entry.url:
         return Pulled(entry, path, "local")
+    if entry.files:  # a folder of files (a Hugging Face checkpoint), each resumed and verified
+        from segtools.weights.download import download_folder
+
+        if entry.present(path) and not force:
+            return Pulled(entry, path, "cached")
+        result = download_folder(entry.url, entry.files, path, checksums=entry.file_sha256, force=force,
+                                 timeout=timeout, progress=progress, offline=offline)
+        unverified = {name: sha for name, sha in result.files.items() if name not in entry.file_sha256}
+        if unverified:
+            logging.getLogger("segtools").warning(f"{entry.name}: no published checksum to verify against; sha256 "
+                                                  + ", ".join(f"{n} {sha}" for n, sha in unverified.items()))
+        return Pulled(entry, path, "downloaded", result)
     if path.is_file() and not force:
         return Pulled(entry, path, "cached")
     if force:
