@@ -142,11 +142,14 @@ def decode_all(folder: Path) -> None:
             cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
 
 
-def run_cli(folder: Path, jobs: int, env: dict | None = None) -> float:
+def run_cli(folder: Path, jobs: int, env: dict | None = None, checkout: Path = ROOT) -> float:
+    """One ``segtools metrics`` run; ``checkout``: the source tree whose package runs
+    (``python -m`` finds the package of its working folder first)."""
     command = [sys.executable, "-m", "segtools", "metrics", str(folder / "pred"), str(folder / "gt"),
                "--num-classes", str(NUM_CLASSES), "--format", "json", "--jobs", str(jobs)]
-    return seconds(lambda: subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=ROOT,
-                                          env={**os.environ, **(env or {})}))
+    extra = {"PYTHONPATH": str(checkout)} if checkout != ROOT else {}
+    return seconds(lambda: subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=checkout,
+                                          env={**os.environ, **extra, **(env or {})}))
 
 
 def children_cpu() -> float:
@@ -170,16 +173,20 @@ def one_pair_folder(folder: Path) -> Path:
 
 
 def bench_pool(folder: Path, rounds: int) -> list[tuple[str, float]]:
-    """The per-pair work through pmap in this process: CPU seconds (this process and its
-    workers) of --jobs 1, --jobs 2 with one pair per task (before issue 22) and --jobs 2
-    with the chunks measure_pairs now sends. The pool's own cost is the CPU above --jobs 1."""
+    """The per-pair work through pmap in this process (start-up already paid): CPU seconds
+    (this process and its workers) of --jobs 1, --jobs 2 with one pair per task (before
+    issue 22) and --jobs 2 with the chunks measure_pairs sends; the pool's own cost is the
+    CPU above --jobs 1. Then the in-process wall ratio: ``measure_pairs`` (what the CLI
+    calls after its start-up) with --jobs 1 against --jobs 2, rounds interleaved."""
     import resource
+    import time
 
     from segtools.io.parallel import pmap, small_batch_chunk
-    from segtools.metrics.evaluate import MeasureOptions, PairJob, measure_pair
+    from segtools.metrics.evaluate import MeasureOptions, PairJob, measure_pair, measure_pairs
 
-    pairs = zip(sorted((folder / "pred").glob("*.png")), sorted((folder / "gt").glob("*.png")))
-    work = [PairJob(str(pred), str(gt), MeasureOptions(num_classes=NUM_CLASSES)) for pred, gt in pairs]
+    pairs = list(zip(map(str, sorted((folder / "pred").glob("*.png"))), map(str, sorted((folder / "gt").glob("*.png")))))
+    options = MeasureOptions(num_classes=NUM_CLASSES)
+    work = [PairJob(pred, gt, options) for pred, gt in pairs]
 
     def cpu() -> float:
         return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
@@ -189,15 +196,23 @@ def bench_pool(folder: Path, rounds: int) -> list[tuple[str, float]]:
                 f"pmap --jobs 2, {small_batch_chunk(len(work), 2)} pairs per task (now), CPU s":
                     dict(jobs=2, chunk=small_batch_chunk(len(work), 2))}
     best = {name: float("inf") for name in variants}
+    names = [f"S{i}" for i in range(NUM_CLASSES)]
+    walls = {"measure_pairs --jobs 1, wall s": 1, "measure_pairs --jobs 2, wall s": 2}
+    best.update({name: float("inf") for name in walls})
     for _ in range(rounds):
-        for name, options in variants.items():
+        for name, kwargs in variants.items():
             start = cpu()
-            list(pmap(measure_pair, work, **options))
+            list(pmap(measure_pair, work, **kwargs))
             best[name] = min(best[name], cpu() - start)
+        for name, jobs in walls.items():
+            start = time.perf_counter()
+            measure_pairs(pairs, names, options, jobs)
+            best[name] = min(best[name], time.perf_counter() - start)
     return list(best.items())
 
 
-def bench_cli(pairs: int, rounds: int, size: tuple[int, int] = (HEIGHT, WIDTH)) -> list[tuple[str, float]]:
+def bench_cli(pairs: int, rounds: int, size: tuple[int, int] = (HEIGHT, WIDTH),
+              before: Path | None = None) -> list[tuple[str, float]]:
     """Each round runs every variant once, so a slow spell of a shared machine hits them all;
     the best round of each is kept."""
     suffix = "" if size == (HEIGHT, WIDTH) else f"-{size[0]}x{size[1]}"
@@ -211,6 +226,8 @@ def bench_cli(pairs: int, rounds: int, size: tuple[int, int] = (HEIGHT, WIDTH)) 
         f"segtools metrics, {pairs} pairs, --jobs 2": lambda: run_cli(folder, 2),
         "segtools metrics, 1 pair (start-up and one pair)": lambda: run_cli(one, 1),
     }
+    if before is not None:
+        variants[f"segtools metrics, {pairs} pairs, --jobs 2 (before)"] = lambda: run_cli(folder, 2, checkout=before)
     best = {name: float("inf") for name in variants}
     best_cpu = {name: float("inf") for name in list(variants)[1:]}
     for _ in range(rounds):
@@ -229,11 +246,14 @@ def main() -> None:
     parser.add_argument("--cli-rounds", type=int, default=5)
     parser.add_argument("--skip-cli", action="store_true")
     parser.add_argument("--skip-confusion", action="store_true")
+    parser.add_argument("--before", metavar="DIR", help="also time --jobs 2 from another checkout "
+                        "(e.g. `git worktree add /tmp/before HEAD~3`), in the same rounds")
     parser.add_argument("--size", default=f"{HEIGHT}x{WIDTH}", help="HEIGHTxWIDTH of the CLI pairs "
                         "(issue 22's small batch: --pairs 40 --size 512x1024)")
     args = parser.parse_args()
     size = tuple(int(part) for part in args.size.lower().split("x"))
-    print(f"machine: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
+    load_start = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} CPUs; load average {load_start:.2f}")
     if not args.skip_confusion:
         rows = bench_confusion(args.repeat)
         ours = rows[0][1]
@@ -243,26 +263,35 @@ def main() -> None:
             print(f"{name:66s} {ms:8.2f} {ms / ours:11.1f}x")
         print("targets: >= 4x the numpy bincount line, >= 30x torchmetrics (compare equal thread counts)")
     if not args.skip_cli:
-        rows = bench_cli(args.pairs, args.cli_rounds, size)
+        rows = bench_cli(args.pairs, args.cli_rounds, size, Path(args.before) if args.before else None)
         decode, one, two, single = (value for _, value in rows[:4])
+        cpu_rows = dict(rows)
         print(f"\n## end to end, {args.pairs} PNG pairs of {size[0]}x{size[1]} (best of {args.cli_rounds} rounds, s)")
         for name, value in rows:
             print(f"{name:66s} {value:8.2f}")
         print(f"{'--jobs 1 / decode-only':66s} {one / decode:8.2f}x   (target <= 1.3)")
-        print(f"{'--jobs 1 / --jobs 2':66s} {one / two:8.2f}x   (target >= 1.7)")
-        # Amdahl, from CPU seconds (what other load disturbs least): the start-up (a 1-pair
-        # run, less one pair's share) runs once whatever --jobs; only the rest can be split
-        one_cpu, single_cpu = rows[4][1], rows[6][1]
-        startup = max(0.0, single_cpu - (one_cpu - single_cpu) / max(1, args.pairs - 1))
-        work = one_cpu - startup
-        print(f"{'start-up share of --jobs 1 (CPU of a 1-pair run less one pair)':66s} {startup / one_cpu:8.2f}")
-        print(f"{'ceiling of --jobs 1 / --jobs 2: start-up + work/2, no pool cost':66s} "
-              f"{one_cpu / (startup + work / 2):8.2f}x")
+        print(f"{'--jobs 1 / --jobs 2, end to end (wall)':66s} {one / two:8.2f}x   (target >= 1.7)")
+        # Amdahl: the start-up S (a 1-pair run, less one pair's share) runs once whatever
+        # --jobs; only the rest W can be split: --jobs 1 / --jobs 2 <= (S + W) / (S + W / 2)
+        one_cpu = cpu_rows[f"metrics, {args.pairs} pairs, --jobs 1, CPU s"]
+        single_cpu = cpu_rows["metrics, 1 pair (start-up and one pair), CPU s"]
+        for label, total, single in (("wall", one, single), ("CPU", one_cpu, single_cpu)):
+            startup = max(0.0, single - (total - single) / max(1, args.pairs - 1))
+            work = total - startup
+            print(f"{f'start-up S / work W of --jobs 1 ({label} s)':66s} {startup:8.2f} / {work:.2f}"
+                  f"   (S share {startup / total:.2f})")
+            print(f"{f'ceiling of --jobs 1 / --jobs 2 from {label}: (S + W) / (S + W/2)':66s} "
+                  f"{total / (startup + work / 2):8.2f}x   (1.7x needs W >= {1.4 * startup / 0.3:.2f} s, "
+                  f"{0.3 * work / 1.4:.2f} s of S at this W)")
         folder = Path(tempfile.gettempdir()) / f"segtools-bench-metrics-{args.pairs}" \
             f"{'' if size == (HEIGHT, WIDTH) else f'-{size[0]}x{size[1]}'}"
-        print(f"\n## the pool's own cost, {args.pairs} pairs in this process (best of {args.cli_rounds}, CPU s)")
-        for name, value in bench_pool(folder, args.cli_rounds):
+        print(f"\n## after start-up: the same {args.pairs} pairs in this process (best of {args.cli_rounds})")
+        pool = dict(bench_pool(folder, args.cli_rounds))
+        for name, value in pool.items():
             print(f"{name:66s} {value:8.2f}")
+        in_process = pool["measure_pairs --jobs 1, wall s"] / pool["measure_pairs --jobs 2, wall s"]
+        print(f"{'--jobs 1 / --jobs 2 in process (work after start-up, wall)':66s} {in_process:8.2f}x")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.2f} (at the start: {load_start:.2f})")
 
 
 if __name__ == "__main__":

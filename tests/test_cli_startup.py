@@ -164,3 +164,58 @@ def test_global_options_with_value_match_the_click_tree():
     expected = frozenset(name for param in root.params if not getattr(param, "is_flag", False)
                          for name in (*param.opts, *param.secondary_opts))
     assert _global_options_with_value() == expected == {"--max-pixels"}
+
+
+_POOL_SCRIPT = r"""
+import os, sys
+import numpy as np
+import cv2
+folder = sys.argv[1]
+for i in range(6):
+    labels = (np.arange(48 * 64).reshape(48, 64) // (7 + i) % 3).astype(np.uint8)
+    cv2.imwrite(f"{folder}/p{i}.png", labels)
+    cv2.imwrite(f"{folder}/g{i}.png", labels[::-1].copy())
+del sys.modules["cv2"], cv2  # the parent has read no mask yet when the pool starts
+for name in [m for m in sys.modules if m.startswith("cv2.")]:
+    del sys.modules[name]
+
+from segtools.metrics import evaluate
+
+parent, real_measure, real_read = os.getpid(), evaluate.measure_pair, evaluate._read
+parent_reads = []
+
+
+def read(path, *args):
+    if os.getpid() == parent:
+        parent_reads.append(path)
+    return real_read(path, *args)
+
+
+def measure(job):
+    before = set(sys.modules)
+    result = real_measure(job)
+    new = sorted(m for m in set(sys.modules) - before if m.startswith(("cv2", "PIL", "segtools")))
+    with open(f"{folder}/imported-{os.getpid()}", "a") as out:
+        out.write(" ".join(new) + "\n")
+    return result
+
+
+evaluate._read, evaluate.measure_pair = read, measure
+pairs = [(f"{folder}/p{i}.png", f"{folder}/g{i}.png") for i in range(6)]
+options = evaluate.MeasureOptions(num_classes=3, ignore_index=())
+two = evaluate.measure_pairs(pairs, ["a", "b", "c"], options, 2).report("dataset")
+one = evaluate.measure_pairs(pairs, ["a", "b", "c"], options, 1).report("dataset")
+print(two["miou"] == one["miou"], len(parent_reads), parent)
+"""
+
+
+def test_pool_workers_inherit_the_decoder_and_the_parent_decodes_nothing(tmp_path):
+    """--jobs 2: the modules a pair needs are imported once before the fork, not in every
+    worker on its first pair; the parent only lists and sums (it reads no mask itself)."""
+    out = subprocess.run([sys.executable, "-c", _POOL_SCRIPT, str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    same, parent_reads, parent = out.stdout.split()
+    # the --jobs 1 run reads all 12 masks in this process; the --jobs 2 run none of them
+    assert same == "True" and parent_reads == "12"
+    workers = [path.read_text().splitlines() for path in tmp_path.glob("imported-*") if path.name != f"imported-{parent}"]
+    assert len(workers) == 2 and sum(map(len, workers)) == 6 and all(line == "" for lines in workers for line in lines), workers

@@ -23,7 +23,8 @@ def resolve_jobs(jobs: int | None) -> int:
 
 
 def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: bool = True,
-         on_done: Callable[[int], None] | None = None, chunk: int = 1) -> Iterator[R]:
+         on_done: Callable[[int], None] | None = None, chunk: int = 1,
+         preload: Sequence[str] = ()) -> Iterator[R]:
     """Yield ``fn(item)`` for each item, in input order, computed by up to ``jobs`` workers.
 
     Processes (default) sidestep the GIL for pure-Python parts; ``fn`` must then be a
@@ -39,6 +40,11 @@ def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: 
     and its pickling cost a noticeable share, and fewer, larger tasks cut it. ``on_done``
     is then called for each item of a task as it returns, still in input order; at most
     ``2*jobs`` tasks are in flight.
+
+    ``preload`` names the modules ``fn`` imports as it runs (a decoder, say). When a local
+    process pool starts, they are imported here first, so that each forked worker inherits
+    them instead of importing its own copy on its first item (with N workers, N imports of
+    the same modules racing for the cores); no pool, nothing is imported ahead.
 
     Inside :func:`segtools.io.cluster.use_dask` (``--dask``), items of a process map go to
     the Dask cluster's workers instead, with the same contract (``jobs`` is then the
@@ -64,8 +70,11 @@ def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: 
 
     executor: Executor
     if processes:
+        import importlib
         import multiprocessing
 
+        for module in preload:
+            importlib.import_module(module)
         context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
         executor = ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_mark_worker)
     else:

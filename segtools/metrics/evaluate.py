@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from segtools.errors import InputError
+from segtools.errors import InputError, SegtoolsError
 from segtools.labels import remap_labels
 from segtools.metrics.report import PairResult
 
@@ -134,6 +134,25 @@ def measure_pair(job: PairJob) -> PairResult:
     return PairResult(confusion, missed, gt.shape, boundary, distances)
 
 
+def worker_modules(path: str, options: MeasureOptions) -> tuple[str, ...]:
+    """The modules :func:`measure_pair` imports for masks like ``path`` (the decoder its
+    first bytes call for, the counting kernels), which a local pool's workers then
+    inherit from this process instead of each importing them (``pmap``'s ``preload``).
+    Only the head of ``path`` is read; nothing is decoded here."""
+    from segtools.io.sniff import PNG_PALETTE, sniff
+    from segtools.io.streams import read_head
+
+    try:
+        kind = sniff(read_head(path, 64))
+    except (OSError, SegtoolsError):  # unreadable: the worker that meets it says so
+        return ()
+    decoder = {"png": ("PIL.PngImagePlugin",) if kind.colour_type == PNG_PALETTE else ("cv2",),
+               "npy": ("segtools.io.npy",)}.get(kind.format, ())
+    extra = (("segtools.metrics.boundary", "cv2") if options.boundary is not None else ()) + (
+        ("segtools.metrics.distances", "scipy.ndimage") if options.distances is not None else ())
+    return ("segtools.io.masks", "segtools.metrics.confusion", *decoder, *extra)
+
+
 def measure_pairs(pairs: Sequence[tuple[str, str]], class_names: Sequence[str], options: MeasureOptions,
                   jobs: int = 1, *, on_done: Callable[[int], None] | None = None,
                   on_image: Callable[[dict], None] | None = None) -> "MetricsRun":
@@ -156,7 +175,8 @@ def measure_pairs(pairs: Sequence[tuple[str, str]], class_names: Sequence[str], 
         distances = {"spacing": list(options.distances[0]), "nsd_tolerance": options.distances[1]}
     run = MetricsRun(list(class_names), options.ignore_index, boundary, distances)
     work = [PairJob(pred, gt, options) for pred, gt in pairs]
-    for (pred, gt), result in zip(pairs, pmap(measure_pair, work, jobs, on_done=on_done,
+    preload = worker_modules(pairs[0][1], options) if work else ()
+    for (pred, gt), result in zip(pairs, pmap(measure_pair, work, jobs, on_done=on_done, preload=preload,
                                                       chunk=small_batch_chunk(len(work), jobs))):
         image_scores = run.add_image(result)
         if on_image is not None:
