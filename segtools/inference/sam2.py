@@ -1,0 +1,226 @@
+"""Prompted segmentation with SAM 2.1: encode an image once, decode each prompt on it.
+
+:class:`Sam2Runner` follows the published image predictor step for step: the image resized
+to 1024×1024 (both sides, no padding; bilinear with antialiasing, on pixels scaled to
+[0, 1]) and normalised by ImageNet's mean/std; prompts (pixels of the original image, COCO's
+convention) scaled by 1024 / width and 1024 / height, a box turned into two corner points
+put before the clicks; the decoder fed the image embedding and the stride-4/8 features;
+masks upscaled from 256×256 straight to the original size (bilinear) and thresholded at 0;
+the returned low-resolution logits clipped to ±32.
+
+It has :class:`~segtools.inference.sam.SamRunner`'s interface (``encode``, ``decode``,
+``upscale``, ``predict``), so the segment-everything generator
+(:func:`segtools.inference.sam_auto.generate_masks`) and the embedding cache run on it too.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from segtools.errors import InputError, UsageError
+from segtools.inference.sam import ImageEmbedding, Prediction, check_prompts
+from segtools.inference.sam_io import EmbeddingCache, image_key
+
+
+@dataclass
+class Sam2Embedding(ImageEmbedding):
+    """An image's SAM 2 encoder output: ``features`` 1×C×64×64 (the no-memory embedding
+    added) and ``high_res`` the decoder's projected stride-4 and stride-8 features."""
+
+    high_res: tuple = ()
+
+
+@dataclass
+class Sam2Prediction(Prediction):
+    """:class:`~segtools.inference.sam.Prediction` plus ``object_score`` (B×1 logits: is
+    the object in the image at all; what video propagation uses to mark it absent)."""
+
+    object_score: np.ndarray | None = None
+
+
+class Sam2Runner:
+    """A SAM 2.1 model on a device; :meth:`encode` an image, then :meth:`predict` its prompts."""
+
+    def __init__(self, model, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.img_size = int(model.img_size)
+
+    # -- image -------------------------------------------------------------------------------
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """H×W×3 uint8 → 1×3×S×S normalised model input (S = 1024)."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise InputError(f"image: expected H×W×3 uint8 RGB, got {image.shape} {image.dtype}")
+        x = torch.as_tensor(image, device=self.device).permute(2, 0, 1)[None].float().div(255)
+        x = F.interpolate(x, (self.img_size, self.img_size), mode="bilinear", align_corners=False, antialias=True)
+        return (x - self.model.pixel_mean) / self.model.pixel_std
+
+    @torch.inference_mode()
+    def encode(self, image: np.ndarray) -> Sam2Embedding:
+        """Run the image encoder once for ``image`` (H×W×3 uint8 RGB)."""
+        features, high_res = self.model.encode(self.preprocess(image))
+        size = (self.img_size, self.img_size)
+        return Sam2Embedding(features, tuple(image.shape[:2]), size, high_res)
+
+    # -- prompts -----------------------------------------------------------------------------
+    def scale_coords(self, coords: torch.Tensor, embedding: ImageEmbedding) -> torch.Tensor:
+        """Pixels of the original image → pixels of the 1024×1024 model input (a new tensor)."""
+        h, w = embedding.original_size
+        coords = coords.clone()
+        coords[..., 0] = coords[..., 0] / w
+        coords[..., 1] = coords[..., 1] / h
+        return coords * self.img_size
+
+    @torch.inference_mode()
+    def decode(self, embedding: Sam2Embedding, points=None, labels=None, boxes=None, mask_input=None,
+               multimask: bool = True, coords_dtype=torch.float32, object_score: bool = False):
+        """Low-res logits (B×M×256×256, not clipped) and IoU predictions (B×M) for prompts
+        already checked and in original-image pixels (and B×1 object scores with
+        ``object_score``)."""
+        if not getattr(embedding, "high_res", ()):
+            raise InputError("embedding: not a SAM 2 image embedding (it lacks the high-resolution features)")
+        model, device = self.model, self.device
+        parts, kinds = [], []
+        if boxes is not None:
+            corners = torch.as_tensor(np.asarray(boxes, np.float64).reshape(-1, 2, 2), dtype=coords_dtype, device=device)
+            parts.append(self.scale_coords(corners, embedding))
+            kinds.append(torch.tensor([[2, 3]], device=device).expand(len(corners), 2))
+        if points is not None:
+            coords = torch.as_tensor(np.asarray(points, np.float64), dtype=coords_dtype, device=device)
+            parts.append(self.scale_coords(coords, embedding))
+            kinds.append(torch.as_tensor(np.asarray(labels), dtype=torch.int64, device=device))
+        point_pair = None
+        if parts:
+            batch = max(p.shape[0] for p in parts)
+            point_pair = (torch.cat([p.expand(batch, -1, -1) for p in parts], dim=1),
+                          torch.cat([k.expand(batch, -1) for k in kinds], dim=1))
+        mask_t = None
+        if mask_input is not None:
+            mask_t = torch.as_tensor(np.asarray(mask_input), dtype=torch.float32, device=device)
+            mask_t = mask_t.reshape(-1, 1, *mask_t.shape[-2:])
+        sparse, dense = model.sam_prompt_encoder(point_pair, None, mask_t)
+        features = embedding.features.to(device, torch.float32)
+        high_res = tuple(f.to(device, torch.float32) for f in embedding.high_res)
+        low_res, iou, score = model.sam_mask_decoder(features, model.sam_prompt_encoder.dense_positions(), sparse,
+                                                     dense, multimask, high_res)
+        return (low_res, iou, score) if object_score else (low_res, iou)
+
+    def upscale(self, low_res: torch.Tensor, embedding: ImageEmbedding) -> torch.Tensor:
+        """Low-res logits → logits at the original image size."""
+        return F.interpolate(low_res, embedding.original_size, mode="bilinear", align_corners=False)
+
+    @torch.inference_mode()
+    def predict(self, embedding: Sam2Embedding, points=None, labels=None, boxes=None, mask_input=None,
+                multimask: bool = True, clip: bool = False, return_logits: bool = False) -> Sam2Prediction:
+        """Masks for a batch of prompts on one encoded image (see
+        :func:`~segtools.inference.sam.check_prompts`): points B×N×2 with labels B×N, boxes
+        B×4 (one box per row, its clicks after it), ``mask_input`` B×256×256 low-res logits."""
+        if points is None and boxes is None and mask_input is None:
+            raise UsageError("give a point, a box or a mask prompt")
+        points, labels, boxes = check_prompts(points, labels, boxes, embedding.original_size, clip)
+        low_res, iou, score = self.decode(embedding, points, labels, boxes, mask_input, multimask,
+                                          object_score=True)
+        logits = self.upscale(low_res, embedding)
+        return Sam2Prediction(masks=(logits > self.model.mask_threshold).cpu().numpy(), iou=iou.cpu().numpy(),
+                              low_res=low_res.clamp(-32.0, 32.0).cpu().numpy(),
+                              logits=logits.cpu().numpy() if return_logits else None,
+                              object_score=score.cpu().numpy())
+
+
+class Sam2EmbeddingCache(EmbeddingCache):
+    """:class:`~segtools.inference.sam_io.EmbeddingCache` for SAM 2: the high-resolution
+    features are kept beside the embedding (float16, ``DIR/<model key>/<image sha256>.npz``)."""
+
+    def get(self, image: np.ndarray):
+        path = self.path(image_key(image))
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                tensors = [torch.from_numpy(data[k].astype(np.float32)) for k in ("features", "high_res_0", "high_res_1")]
+                return Sam2Embedding(tensors[0], tuple(int(v) for v in data["original_size"]),
+                                     tuple(int(v) for v in data["input_size"]), (tensors[1], tensors[2]))
+        except (OSError, KeyError, ValueError):
+            return None  # unreadable or of SAM 1: encode again and replace it
+
+    def put(self, image: np.ndarray, embedding: Sam2Embedding) -> None:
+        from segtools.io.streams import write_bytes
+
+        half = {name: t.detach().cpu().numpy().astype(np.float16)
+                for name, t in (("features", embedding.features), ("high_res_0", embedding.high_res[0]),
+                                ("high_res_1", embedding.high_res[1]))}
+        buffer = io.BytesIO()
+        np.savez(buffer, **half, original_size=np.array(embedding.original_size),
+                 input_size=np.array(embedding.input_size))
+        path = self.path(image_key(image))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(path, buffer.getvalue(), allow_overwrite=True)
+
+
+def make_runner(model, device, embeddings: str | None):
+    """(runner, cache) for ``predict``: a :class:`Sam2Runner` and, with ``embeddings`` (a
+    folder), its embedding cache keyed by the model's fingerprint."""
+    from segtools.inference.sam_io import model_key
+
+    runner = Sam2Runner(model, device)
+    cache = Sam2EmbeddingCache(Path(embeddings), model_key(model)) if embeddings else None
+    return runner, cache
+
+
+def is_sam2_model(model: str | None, weights: str | None, arch: str | None) -> bool:
+    """Whether ``predict``'s model options name a SAM 2.1 model (a SAM 2.1 ``arch``, a
+    registry entry of one, or a file whose name starts with ``sam2``); reads no file."""
+    import os
+
+    from segtools.models.sam2 import SAM2_ARCHS
+
+    if arch:
+        return arch in SAM2_ARCHS
+    if model and not weights:
+        from segtools.weights import registry
+        from segtools.weights.loader import model_source
+
+        if model_source(model)[0] == "registry":
+            entry = registry.all_entries().get(model)
+            return entry is not None and entry.arch in SAM2_ARCHS
+    return os.path.basename(str(weights or model or "")).lower().startswith("sam2")
+
+
+def load_sam2_model(model: str | None = None, weights: str | None = None, arch: str | None = None):
+    """The SAM 2.1 image model of a registry name or a checkpoint file (``{"model": state}``
+    or a bare state dict, loaded as data with ``weights_only``).
+
+    ``arch`` (a :data:`~segtools.models.sam2.SAM2_ARCHS` name), or the registry entry's, is
+    the variant expected: a checkpoint of another one is refused, naming what it is.
+    """
+    from segtools.models.sam2 import SAM2_ARCHS
+    from segtools.models.sam2.model import load_sam2
+    from segtools.weights import registry
+    from segtools.weights.checkpoint import read_weights_file
+    from segtools.weights.loader import model_source
+    from segtools.weights.state_dict import unwrap_state_dict
+
+    if model and weights:
+        raise UsageError("give a model (a registry name or file) or weights (a checkpoint file), not both")
+    if not model and not weights:
+        raise UsageError("give a SAM 2.1 model: model=sam2.1-hiera-tiny (see `segtools weights list`) or a file")
+    if arch is not None and arch not in SAM2_ARCHS:
+        raise UsageError(f"arch={arch}: not a SAM 2.1 architecture (choose from {', '.join(SAM2_ARCHS)})")
+    expect = arch
+    if model and model_source(model)[0] == "registry":
+        entry, path = registry.resolve(model)
+        expect = expect or entry.arch
+        source = f"weights {entry.name!r}"
+    else:
+        path = Path(weights or model)
+        if not path.is_file():
+            raise InputError(f"{path}: no such checkpoint file")
+        source = str(path)
+    state = unwrap_state_dict(read_weights_file(path), source)
+    return load_sam2(state, expect=expect, source=source)
