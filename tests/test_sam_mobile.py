@@ -1,8 +1,12 @@
-"""MobileSAM's TinyViT encoder: the published key layout (no reference run was available;
-its outputs are unverified against MobileSAM's code), variant detection, and a prompt run
-end to end on a 256-pixel build."""
+"""MobileSAM: the TinyViT encoder equals MobileSAM's (as the ``ultralytics`` package ships it,
+the module that loads ``mobile_sam.pt``) key for key and output for output, and the whole
+predictor equals segment-anything's ``SamPredictor`` around it (fixtures by
+``tools/make_sam_golden.py --only mobile``: TinyViT-5M at 256 pixels, every tensor filled by
+key); the published layout at 1024 pixels and variant detection."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -57,3 +61,38 @@ def test_mobile_sam_runs_prompts_end_to_end():
     assert result.masks.shape == (1, 3, 150, 200) and np.isfinite(result.iou).all()
     again = load_sam(model.state_dict(), expect="mobile-sam")
     assert again.config.encoder == "tiny_vit"
+
+
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def mobile_golden():
+    meta = json.loads((golden_util.SAM_GOLDEN_DIR / "mobile.json").read_text())
+    model = build_sam(SamConfig(encoder="tiny_vit", img_size=meta["img_size"], tiny=VARIANTS["mobile-sam"].tiny))
+    golden_util.fill_deterministic(model)
+    runner = SamRunner(model)
+    return meta, dict(np.load(golden_util.SAM_GOLDEN_DIR / "mobile.npz")), runner, \
+        runner.encode(golden_util.sam_golden_image())
+
+
+def test_mobile_sam_keys_equal_the_reference_encoder(mobile_golden):
+    meta, _, runner, _ = mobile_golden
+    ours = [[key, list(value.shape)] for key, value in runner.model.state_dict().items()]
+    assert sorted(ours) == sorted(meta["keys"])
+
+
+def test_mobile_sam_embedding_and_prompts_equal_the_reference(mobile_golden):
+    meta, golden, runner, embedding = mobile_golden
+    np.testing.assert_allclose(embedding.features.numpy(), golden["features"], atol=TOL, rtol=0)
+    for case in meta["cases"]:
+        spec = golden_util.SAM_PROMPT_CASES[case]
+        result = runner.predict(embedding, spec.get("points"), spec.get("labels"), spec.get("boxes"),
+                                multimask=spec["multimask"], return_logits=True)
+        np.testing.assert_allclose(result.iou, golden[f"{case}_iou"], atol=TOL, rtol=0, err_msg=case)
+        np.testing.assert_allclose(result.low_res, golden[f"{case}_low_res"], atol=TOL, rtol=0, err_msg=case)
+        np.testing.assert_allclose(result.logits[..., ::4, ::4], golden[f"{case}_logits_sample"], atol=TOL, rtol=0,
+                                   err_msg=case)
+        expected = np.unpackbits(golden[f"{case}_masks"], axis=-1, count=embedding.original_size[1]).astype(bool)
+        differ = result.masks != expected
+        assert not differ[np.abs(result.logits) > TOL].any(), case  # only logits within 1e-4 of 0 may flip

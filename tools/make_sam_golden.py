@@ -17,6 +17,12 @@ It writes
   ``SamPredictor`` on ``golden_util.sam_golden_image()`` for each ``SAM_PROMPT_CASES`` entry:
   masks (bit-packed), IoU predictions, low-res logits, strided full-size logits, and the
   image embedding;
+* ``mobile.npz`` / ``mobile.json`` (``--only mobile``; needs ``ultralytics``, installed with
+  ``pip install --no-deps ultralytics`` plus what its import asks for): MobileSAM — the
+  TinyViT-5M image encoder as ``ultralytics`` ships it (MobileSAM's TinyViT, the module that
+  loads ``mobile_sam.pt``) at 256 pixels (``MOBILE_IMG_SIZE``), behind segment-anything's
+  prompt encoder and mask decoder, every tensor filled by key, run by ``SamPredictor``: its
+  state-dict keys and shapes, the image embedding, and the ``MOBILE_CASES`` prompt outputs;
 * ``amg.npz``: torchvision's box NMS on ``SAM_NMS_CASES``, and ``SamAutomaticMaskGenerator`` on the same model and image for each
   ``SAM_AMG_CASES`` entry: masks (bit-packed), boxes, predicted IoUs, stability scores,
   points, crop boxes, in the generator's order.
@@ -61,6 +67,46 @@ def tiny_sam() -> Sam:
     return model.eval()
 
 
+#: MobileSAM's TinyViT-5M sizes (embed dims 64/128/160/320, depths 2/2/6/2, heads 2/4/5/10,
+#: windows 7/7/14/7) at a 256-pixel input (16×16 embedding), so that the test stays fast
+MOBILE_IMG_SIZE = 256
+MOBILE_CASES = ("point", "box", "boxes3")
+
+
+def mobile_sam() -> Sam:
+    from ultralytics.models.sam.modules.tiny_encoder import TinyViT
+
+    grid = MOBILE_IMG_SIZE // 16
+    encoder = TinyViT(img_size=MOBILE_IMG_SIZE, in_chans=3, num_classes=1000, embed_dims=[64, 128, 160, 320],
+                      depths=[2, 2, 6, 2], num_heads=[2, 4, 5, 10], window_sizes=[7, 7, 14, 7], mlp_ratio=4.0,
+                      drop_rate=0.0, drop_path_rate=0.0, use_checkpoint=False, mbconv_expand_ratio=4.0,
+                      local_conv_size=3, layer_lr_decay=0.8)
+    model = Sam(
+        image_encoder=encoder,
+        prompt_encoder=PromptEncoder(embed_dim=256, image_embedding_size=(grid, grid),
+                                     input_image_size=(MOBILE_IMG_SIZE, MOBILE_IMG_SIZE), mask_in_chans=16),
+        mask_decoder=MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(
+            depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8), transformer_dim=256,
+            iou_head_depth=3, iou_head_hidden_dim=256),
+    )
+    golden_util.fill_deterministic(model)  # mobile_sam.pt's key layout: the keys need no mapping
+    return model.eval()
+
+
+def record_mobile(image: np.ndarray, out: Path) -> None:
+    import ultralytics
+
+    model = mobile_sam()
+    keys = [[k, list(v.shape)] for k, v in model.state_dict().items()]
+    cases = {name: golden_util.SAM_PROMPT_CASES[name] for name in MOBILE_CASES}
+    record_prompts(model, image, out, "mobile", cases)
+    meta = json.loads((out / "mobile.json").read_text())
+    meta.pop("tiny")
+    meta.update(reference=f"ultralytics {ultralytics.__version__} TinyViT (MobileSAM's encoder) + "
+                          f"{meta['reference']}", img_size=MOBILE_IMG_SIZE, keys=keys)
+    (out / "mobile.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
 def record_keys(out: Path) -> None:
     for name in ("vit_b", "vit_l", "vit_h"):
         with torch.device("meta"):
@@ -70,12 +116,13 @@ def record_keys(out: Path) -> None:
         print(f"sam-{name}: {len(keys)} keys")
 
 
-def record_prompts(model: Sam, image: np.ndarray, out: Path) -> None:
+def record_prompts(model: Sam, image: np.ndarray, out: Path, name: str = "prompts",
+                   cases: dict | None = None) -> None:
     predictor = SamPredictor(model)
     predictor.set_image(image)
     arrays = {"features": predictor.features.numpy()}
     summary = {}
-    for name, case in golden_util.SAM_PROMPT_CASES.items():
+    for case_name, case in (cases or golden_util.SAM_PROMPT_CASES).items():
         mask_input = None
         if "mask_from" in case:
             source = case["mask_from"]
@@ -95,17 +142,17 @@ def record_prompts(model: Sam, image: np.ndarray, out: Path) -> None:
                                                      return_logits=True)
                 logits, iou, low = logits[None], iou[None], low[None]
         masks = logits > model.mask_threshold
-        arrays[f"{name}_masks"] = np.packbits(masks, axis=-1)
-        arrays[f"{name}_iou"] = iou
-        arrays[f"{name}_low_res"] = low.astype(np.float32)
-        arrays[f"{name}_logits_sample"] = logits[..., ::4, ::4].astype(np.float32)
-        summary[name] = {"iou": iou.tolist(), "mask_area": masks.sum(axis=(-2, -1)).tolist(),
-                         "near_zero_logits": int((np.abs(logits) < 1e-4).sum())}
-    np.savez_compressed(out / "prompts.npz", **arrays)
+        arrays[f"{case_name}_masks"] = np.packbits(masks, axis=-1)
+        arrays[f"{case_name}_iou"] = iou
+        arrays[f"{case_name}_low_res"] = low.astype(np.float32)
+        arrays[f"{case_name}_logits_sample"] = logits[..., ::4, ::4].astype(np.float32)
+        summary[case_name] = {"iou": iou.tolist(), "mask_area": masks.sum(axis=(-2, -1)).tolist(),
+                              "near_zero_logits": int((np.abs(logits) < 1e-4).sum())}
+    np.savez_compressed(out / f"{name}.npz", **arrays)
     meta = {"reference": f"segment_anything {getattr(segment_anything, '__version__', '1.0')} SamPredictor",
             "torch": torch.__version__, "image_shape": list(image.shape), "tiny": golden_util.SAM_TINY,
             "cases": summary}
-    (out / "prompts.json").write_text(json.dumps(meta, indent=1) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(json.dumps(summary))
 
 
@@ -135,7 +182,7 @@ def record_amg(model: Sam, image: np.ndarray, out: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=golden_util.SAM_GOLDEN_DIR)
-    parser.add_argument("--only", choices=("keys", "prompts", "amg"), nargs="*")
+    parser.add_argument("--only", choices=("keys", "prompts", "amg", "mobile"), nargs="*")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
@@ -147,6 +194,8 @@ def main() -> None:
         record_prompts(tiny_sam(), image, args.out)
     if "amg" in parts:
         record_amg(tiny_sam(), image, args.out)
+    if "mobile" in parts:
+        record_mobile(image, args.out)
 
 
 if __name__ == "__main__":
