@@ -148,6 +148,38 @@ def test_boxes_to_masks_for_a_coco_dataset_resumes(cli, sam_files):
     assert json.loads(out.read_text())["annotations"][0]["predicted_iou"] == -1.0
 
 
+def test_boxes_to_masks_with_jobs_equal_one_worker_and_resume(cli, sam_files, tmp_path):
+    root, _, _ = sam_files
+    dataset = {"categories": [{"id": 1, "name": "thing"}],
+               "images": [{"id": i, "file_name": f"{i}.png", "height": 150, "width": 200} for i in (1, 2)],
+               "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [28, 18, 64, 54]},
+                               {"id": 2, "image_id": 1, "category_id": 1, "bbox": [118, 88, 70, 50]},
+                               {"id": 3, "image_id": 2, "category_id": 1, "bbox": [118, 8, 74, 54]}]}
+    det = tmp_path / "det.json"
+    det.write_text(json.dumps(dataset))
+    runs = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}.json"
+        result = cli("predict", str(root / "images"), "--weights", str(root / "tiny_sam.pth"), "--prompts", str(det),
+                     "--format", "coco", "-o", str(out), "--jobs", jobs)
+        assert result.code == 0, result.stderr
+        runs[jobs] = json.loads(out.read_text())
+    assert runs["2"] == runs["1"]
+    assert all(a["segmentation"]["counts"] for a in runs["2"]["annotations"])
+    # resume with workers: image 1 kept as it is (marked), image 2 redone, equal to the first run
+    partial = json.loads(json.dumps(runs["2"]))
+    partial["annotations"][0]["predicted_iou"] = -1.0
+    del partial["annotations"][2]["segmentation"]
+    out = tmp_path / "jobs2.json"
+    out.write_text(json.dumps(partial))
+    again = cli("predict", str(root / "images"), "--weights", str(root / "tiny_sam.pth"), "--prompts", str(det),
+                "--format", "coco", "-o", str(out), "--jobs", "2")
+    assert again.code == 0, again.stderr
+    resumed = json.loads(out.read_text())
+    assert resumed["annotations"][0]["predicted_iou"] == -1.0
+    assert resumed["annotations"][2] == runs["1"]["annotations"][2]
+
+
 def test_embedding_cache_is_reused(cli, sam_files, tmp_path):
     root, runner, image = sam_files
     args = ("predict", str(root / "photo.png"), "--weights", str(root / "tiny_sam.pth"), "--point", "60,45",
@@ -174,6 +206,7 @@ def test_embedding_cache_is_reused(cli, sam_files, tmp_path):
     (("--everything", "--point", "1,1"), 2, "--everything prompts with a grid"),
     (("--points-per-side", "8", "--point", "1,1"), 2, "is an --everything option"),
     ((), 2, "needs prompts"),
+    (("--point", "60,45", "--jobs", "2"), 2, "--jobs is for SAM boxes → masks"),
 ])
 def test_bad_prompts_are_one_line_errors(cli, sam_files, tmp_path, args, code, needle):
     root, _, _ = sam_files

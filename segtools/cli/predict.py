@@ -8,7 +8,7 @@ import typer
 from typing_extensions import Annotated
 
 from segtools.cli.common import info, progress
-from segtools.cli.options import ClassesOpt, DaskOpt, OutputOpt, OverwriteOpt, ShardOpt
+from segtools.cli.options import ClassesOpt, DaskOpt, JobsOpt, OutputOpt, OverwriteOpt, ShardOpt
 from segtools.cli.predict_backends import BackendOpt, MeanOpt, ResizeOpt, ScaleOpt, StdOpt, TaskOpt, ThreadsOpt
 from segtools.cli.predict_instances import InstanceFormatOpt, MaskThresholdOpt, MaxDetsOpt, MinScoreOpt
 from segtools.cli.predict_sam import (BoxNmsOpt, BoxOpt, ClipOpt, CropLayersOpt, EmbeddingsOpt, EverythingOpt,
@@ -75,6 +75,7 @@ def predict(
     clip: ClipOpt = False,
     dask: DaskOpt = None,
     shard: ShardOpt = None,
+    jobs: JobsOpt = 1,
 ) -> None:
     """Segment images with a model: a label PNG per image (class names and palette inside),
     or with --probs a score map (.npz), at the image's original size.
@@ -91,6 +92,10 @@ def predict(
     """
     from segtools.cli import predict_backends, predict_cluster
 
+    if jobs != 1:  # worker processes: SAM's boxes → masks dataset job so far
+        from segtools.cli.predict_sam import refuse_jobs
+
+        refuse_jobs(locals())
     if predict_backends.wants_backend(**locals()):  # ONNX Runtime, transformers: no torch
         predict_cluster.refuse(dask, "ONNX Runtime and transformers models (give --backend torch)")
         return predict_backends.predict_with_backend(**locals())

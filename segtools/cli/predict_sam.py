@@ -69,6 +69,16 @@ def wants_sam(options: dict) -> bool:
         options.get(name) not in (None, False, []) for name in PROMPT_OPTIONS)
 
 
+def refuse_jobs(options: dict) -> None:
+    """``--jobs`` other than 1 is for SAM's boxes → masks dataset job (``--prompts`` with box
+    annotations); refused for every other kind of run."""
+    from segtools.errors import UsageError
+
+    if not (wants_sam(options) and options.get("prompts")):
+        raise UsageError("--jobs is for SAM boxes → masks (--model sam-… --prompts DETECTIONS); "
+                         "other predict runs batch with --batch")
+
+
 def parse_point(text: str) -> tuple[float, float, int]:
     """``X,Y`` or ``X,Y:LABEL`` → (x, y, label)."""
     from segtools.errors import UsageError
@@ -158,6 +168,8 @@ def predict_sam(options: dict) -> None:
             raise UsageError(f"{unused[0]} is an --everything option")
     if not (everything or given or dataset_file):
         raise UsageError("a SAM model needs prompts: --point X,Y, --box X0,Y0,X1,Y1, --prompts FILE, or --everything")
+    if options.get("jobs", 1) != 1 and not dataset_file:
+        raise UsageError("--jobs is for --prompts with box annotations (one worker process per share of the images)")
     if dataset_file and (given or probs):
         raise UsageError("--prompts with box annotations labels a dataset; give no --point/--box/--probs with it")
     if probs and (everything or fmt == "coco"):
@@ -171,7 +183,7 @@ def predict_sam(options: dict) -> None:
         if dataset_file:
             return run.label_boxes(specs, dataset_file, model=model, weights=weights, arch=arch, output=output,
                                    device=device, overwrite=overwrite, embeddings=embeddings, clip=clip,
-                                   multimask=multimask, fmt=fmt)
+                                   multimask=multimask, fmt=fmt, jobs=options.get("jobs", 1))
         count = run.predict_images(specs, model=model, weights=weights, arch=arch, output=output, fmt=fmt,
                                    probs=probs, device=device, overwrite=overwrite, points=points, boxes=boxes,
                                    multimask=multimask, everything=everything, everything_options=everything_options,

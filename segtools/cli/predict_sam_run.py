@@ -15,8 +15,12 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 def _runner(model, weights, arch, device: str, embeddings: Optional[str]):
     from segtools.inference.device import resolve_device
     from segtools.inference.sam import SamRunner
+    from segtools.inference.sam2 import runner_if_sam2
     from segtools.inference.sam_io import EmbeddingCache, load_sam_model, model_key
 
+    sam2 = runner_if_sam2(model, weights, arch, resolve_device(device), embeddings)
+    if sam2 is not None:  # SAM 2.1: its own runner and embedding cache
+        return sam2
     sam = load_sam_model(model, weights, arch)
     runner = SamRunner(sam, resolve_device(device))
     cache = EmbeddingCache(Path(embeddings), model_key(sam)) if embeddings else None
@@ -97,14 +101,14 @@ def predict_images(specs, *, model, weights, arch, output, fmt, probs, device, o
 
 
 def label_boxes(specs, prompts_file, *, model, weights, arch, output, device, overwrite, embeddings, clip,
-                multimask, fmt) -> None:
+                multimask, fmt, jobs: int = 1) -> None:
     """Boxes → masks for a dataset: every image, category and box of ``prompts_file`` kept,
-    a segmentation added to each box; resumes from an existing ``output``."""
+    a segmentation added to each box; resumes from an existing ``output``; ``jobs`` worker
+    processes (0: one per CPU) share the images, the result the same as with one."""
     from segtools.cli.common import info, progress
     from segtools.errors import InputError, UsageError
     from segtools.formats import coco
-    from segtools.inference.sam import best_masks
-    from segtools.inference.sam_io import box_dataset, encode_cached, label_dataset
+    from segtools.inference.sam_io import BoxLabeller, box_dataset, label_dataset
     from segtools.io.batch import expand_inputs
     from segtools.io.streams import check_output_path, mark_input, write_bytes
 
@@ -136,20 +140,18 @@ def label_boxes(specs, prompts_file, *, model, weights, arch, output, device, ov
         name = name.replace("\\", "/")
         return found.get(name) or found.get(name.lstrip("./")) or by_name.get(os.path.basename(name))
 
-    runner, cache = _runner(None if not model else model, weights, arch, device, embeddings)
-    use_multi = bool(multimask)
+    from segtools.io.parallel import resolve_jobs
 
-    def predict_boxes(image, boxes):
-        embedding = encode_cached(runner, image, cache)
-        masks, iou, _ = best_masks(runner.predict(embedding, boxes=boxes, multimask=use_multi, clip=clip))
-        return masks, iou
+    labeller = BoxLabeller(model or None, weights, arch, device, embeddings, bool(multimask), clip)
+    labeller.runner()  # loaded here: a bad checkpoint is refused before any work (forked workers inherit it)
+    jobs = resolve_jobs(jobs)
 
     def save(doc):
         write_bytes(output, coco.dumps(doc), allow_overwrite=True)
 
     images = document.get("images", [])
     with progress(len(images), "label") as advance:
-        result = label_dataset(document, find, predict_boxes, previous, on_done=advance, checkpoint=save)
+        result = label_dataset(document, find, labeller, previous, on_done=advance, checkpoint=save, jobs=jobs)
     save(result.document)
     info(f"{result.done} images labelled, {result.skipped} already done ({source} boxes) → {output}")
     if result.missing:

@@ -207,21 +207,83 @@ def box_dataset(prompts: str, images: str | None) -> tuple[dict, str]:
             "categories": dataset.categories.to_coco()}, detected.format
 
 
-def label_dataset(document: dict, find_image: Callable[[str], str | None], predict_boxes,
+@dataclass(frozen=True)
+class BoxLabeller:
+    """Boxes → masks for one image at a time, picklable for ``--jobs`` worker processes: the
+    SAM model (a registry name or checkpoint, as :func:`load_sam_model` takes it) is loaded
+    once per process and kept; the masks go back as compressed RLE (small to send)."""
+
+    model: str | None
+    weights: str | None
+    arch: str | None
+    device: str = "cpu"
+    embeddings: str | None = None
+    multimask: bool = False
+    clip: bool = False
+
+    def runner(self):
+        """This process's runner and embedding cache (loaded on first use)."""
+        found = _RUNNERS.get(self)
+        if found is None:
+            from segtools.inference.device import resolve_device
+            from segtools.inference.sam import SamRunner
+
+            sam = load_sam_model(self.model, self.weights, self.arch)
+            cache = EmbeddingCache(Path(self.embeddings), model_key(sam)) if self.embeddings else None
+            found = _RUNNERS[self] = (SamRunner(sam, resolve_device(self.device)), cache)
+        return found
+
+    def __call__(self, task: tuple[str, np.ndarray]) -> list[tuple[dict, int, float]]:
+        """(image path, K×4 xyxy boxes) → K (RLE, mask area, predicted IoU)."""
+        from segtools.formats import rle as rlelib
+        from segtools.inference.sam import best_masks
+        from segtools.io.images import read_image, to_rgb8
+
+        path, boxes = task
+        runner, cache = self.runner()
+        embedding = encode_cached(runner, to_rgb8(read_image(path)), cache)
+        masks, iou, _ = best_masks(runner.predict(embedding, boxes=boxes, multimask=self.multimask, clip=self.clip))
+        return [(rlelib.encode(mask), int(mask.sum()), round(float(score), 6)) for mask, score in zip(masks, iou)]
+
+
+_RUNNERS: dict = {}
+
+
+def _in_worker_threads(jobs: int) -> None:
+    import torch
+
+    from segtools.io.parallel import in_worker, resolve_jobs
+
+    if in_worker():  # the workers share the cores
+        torch.set_num_threads(max(1, resolve_jobs(None) // jobs))
+
+
+@dataclass(frozen=True)
+class _WorkerTask:
+    labeller: BoxLabeller
+    jobs: int
+
+    def __call__(self, task):
+        _in_worker_threads(self.jobs)
+        return self.labeller(task)
+
+
+def label_dataset(document: dict, find_image: Callable[[str], str | None], label_image,
                   previous: dict | None = None, on_done: Callable[[int], None] | None = None,
-                  checkpoint: Callable[[dict], None] | None = None) -> LabelledDataset:
+                  checkpoint: Callable[[dict], None] | None = None, jobs: int = 1) -> LabelledDataset:
     """Add ``segmentation`` (compressed RLE), mask ``area`` and ``predicted_iou`` to every box
-    annotation of ``document``, one image at a time.
+    annotation of ``document``, image by image, in the document's order.
 
     ``find_image(file_name)`` gives the photo's path or None (listed in ``missing``);
-    ``predict_boxes(image, boxes_xyxy)`` gives (masks K×H×W, iou K); ``previous``: an output of
-    an earlier run whose images with every box done are kept as they are (resume);
-    ``checkpoint(document)`` is called now and then with the document so far.
+    ``label_image((path, boxes_xyxy))`` gives K (RLE, area, IoU) (a :class:`BoxLabeller`;
+    with ``jobs`` > 1 it runs in that many worker processes, each loading its model once,
+    and must be picklable); ``previous``: an output of an earlier run whose images with
+    every box done are kept as they are (resume); ``checkpoint(document)`` is called now
+    and then with the document so far. The result does not depend on ``jobs``.
     """
     import time
 
-    from segtools.formats import rle as rlelib
-    from segtools.io.images import read_image, to_rgb8
+    from segtools.io.parallel import pmap
 
     by_image: dict = {}
     for ann in document.get("annotations", []):
@@ -234,29 +296,35 @@ def label_dataset(document: dict, find_image: Callable[[str], str | None], predi
         done_before = {k: v for k, v in old.items()
                        if v and all("segmentation" in a and a["segmentation"] for a in v)
                        and len(v) == len(by_image.get(k, []))}
+    images = document.get("images", [])
+    paths: dict[int, str | None] = {}
+    tasks = []
+    for index, image in enumerate(images):
+        anns = by_image.get(image.get("id"), [])
+        if image.get("id") not in done_before and anns:
+            paths[index] = find_image(str(image.get("file_name", "")))
+            if paths[index] is not None:
+                boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                                  for a in anns], np.float64)
+                tasks.append((paths[index], boxes))
+    worker = _WorkerTask(label_image, jobs) if jobs != 1 else label_image
+    results = pmap(worker, tasks, jobs)
     out_annotations: list = []
     missing: list[str] = []
     done = skipped = 0
     last = time.monotonic()
-    images = document.get("images", [])
     for index, image in enumerate(images):
         anns = by_image.get(image.get("id"), [])
         if image.get("id") in done_before:
             out_annotations.extend(done_before[image["id"]])
             skipped += 1
         elif anns:
-            path = find_image(str(image.get("file_name", "")))
-            if path is None:
+            if paths[index] is None:
                 missing.append(str(image.get("file_name", image.get("id"))))
                 out_annotations.extend(anns)
             else:
-                pixels = to_rgb8(read_image(path))
-                boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
-                                  for a in anns], np.float64)
-                masks, iou = predict_boxes(pixels, boxes)
-                for ann, mask, score in zip(anns, masks, iou):
-                    out_annotations.append({**ann, "segmentation": rlelib.encode(mask), "area": int(mask.sum()),
-                                            "predicted_iou": round(float(score), 6)})
+                for ann, (encoded, area, score) in zip(anns, next(results)):
+                    out_annotations.append({**ann, "segmentation": encoded, "area": area, "predicted_iou": score})
                 done += 1
         if on_done:
             on_done(index)
