@@ -76,3 +76,15 @@ def test_backbone_entry_counts_its_tensors(cli, home):
     report = _info(cli, "mnv3-large-imagenet")
     assert report["task"] == "backbone" and report["local"] is True
     assert report["parameters"] == 16 * 27 + 1000  # the integer counter is no parameter
+
+
+def test_sam2_checkpoint_with_video_keys_is_described_by_the_sam2_loader(cli, tmp_path):
+    from segtools.models.sam2.model import build_sam2
+
+    model = build_sam2("sam2.1-hiera-tiny")
+    state = {key: value.half() for key, value in model.state_dict().items()}
+    state["maskmem_tpos_enc"] = torch.zeros(7, 1, 1, 64)  # a video-only key: accepted, not counted
+    torch.save({"model": state}, tmp_path / "sam2.1_hiera_tiny.pt")
+    report = _info(cli, str(tmp_path / "sam2.1_hiera_tiny.pt"))
+    assert report["task"] == "promptable" and report["arch"] == "sam2.1-hiera-tiny"
+    assert report["parameters"] == sum(p.numel() for p in model.parameters())

@@ -118,12 +118,14 @@ def predict(
 
     if instance_cli.wants_instances(model, weights, arch):
         predict_cluster.refuse(dask, "instance models")
+        from segtools.cli.video_opts import predict_options_request
+
         return instance_cli.predict_instances(
             inputs or [], model=model, weights=weights, arch=arch, output=output, fmt=fmt, min_score=min_score,
             max_dets=max_dets, mask_threshold=mask_threshold, device=device, batch=batch, amp=amp,
             amp_dtype=amp_dtype, overwrite=overwrite,
-            refused={"--probs": probs, "--tta": tta, "--tile": tile, "--classes": classes, "--camera": camera,
-                     "--temporal": temporal})
+            refused={"--probs": probs, "--tta": tta, "--tile": tile, "--classes": classes, "--temporal": temporal},
+            video=predict_options_request(locals()))
     instance_cli.refuse_instance_options(fmt, min_score, max_dets, mask_threshold)
     if tile is None and overlap is not None:
         raise UsageError("--overlap needs --tile")
@@ -136,7 +138,7 @@ def predict(
     from segtools.cli.video_opts import predict_video, video_request
 
     video = video_request(specs, output, camera=camera, every=every, start=start, end=end, max_frames=max_frames,
-                          temporal=temporal, fps_limit=fps_limit, codec=codec, overwrite=overwrite)
+                          temporal=temporal, fps_limit=fps_limit, codec=codec, overwrite=overwrite, probs=probs)
     if video is None:
         if specs == ["-"] and sys.stdin.isatty():
             raise UsageError("no input: give image files or a folder, or pipe an image into stdin")

@@ -45,7 +45,7 @@ FLAGS = {"tile": "--tile", "resize": "--resize", "threads": "--threads", "mean":
 #: predict's options that these back-ends honour (any other one that is set is refused)
 _HONOURED = {"inputs", "model", "output", "probs", "device", "batch", "tta", "tile", "overlap", "blend", "classes",
              "overwrite", "fmt", "min_score", "max_dets", "mask_threshold", "backend", "threads", "resize", "mean",
-             "std", "scale", "task"}
+             "std", "scale", "task", "camera", "every", "start", "end", "max_frames", "temporal", "fps_limit", "codec"}
 
 
 def wants_backend(**options: Any) -> bool:
@@ -70,18 +70,9 @@ def wants_backend(**options: Any) -> bool:
         return True
     if model and (model.startswith("hf:") or model.lower().endswith(".onnx")) or hf_entry(model) is not None:
         return True
-    if options.get("weights") or options.get("arch") or options.get("amp") or options.get("camera") is not None:
+    if options.get("weights") or options.get("arch") or options.get("amp"):
         return False
-    return default_onnx(model) is not None and not _video([*(options.get("inputs") or []), options.get("output") or ""])
-
-
-def _video(inputs) -> bool:
-    """Whether the inputs name a video (the video path of predict runs the torch model)."""
-    from pathlib import Path
-
-    suffixes = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".gif")
-    return any(str(s).startswith(("cam:", "rtsp:", "http:", "https:")) or Path(str(s)).suffix.lower() in suffixes
-               for s in inputs or [])
+    return default_onnx(model) is not None
 
 
 def default_onnx(model: Optional[str]):
@@ -176,7 +167,10 @@ def predict_with_backend(**options: Any) -> None:
     if resize_text is not None:
         resize = False if str(resize_text).lower() == "none" else parse_size(resize_text, "--resize")
     specs = get("inputs") or ["-"]
-    if specs == ["-"] and sys.stdin.isatty():
+    from segtools.cli.video_opts import predict_options_request
+
+    video = predict_options_request(options)  # a video, camera or stream (None: images)
+    if video is None and specs == ["-"] and sys.stdin.isatty():
         raise UsageError("no input: give image files or a folder, or pipe an image into stdin")
     with parameters_as_flags(FLAGS):
         classes = None
@@ -188,13 +182,15 @@ def predict_with_backend(**options: Any) -> None:
                        _preprocessing(get("mean"), get("std"), get("scale")), task)
         kind = getattr(runner, "kind", "semantic")
         if kind == "instances":
-            return _predict_instances(runner, specs, options)
+            return _predict_instances(runner, specs, options, video)
         if kind == "panoptic":  # COCO panoptic: a JSON and its PNG folder
             from segtools.cli.predict_hf import predict_panoptic
 
             return predict_panoptic(runner, specs, options)
         if get("fmt") is not None or get("min_score") is not None or get("max_dets") is not None:
             raise UsageError("--format, --min-score and --max-dets are for instance models; this model is semantic")
+        if video is not None:
+            return _predict_semantic(runner, [], [], options, resize, video)
         items = expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".npy"))
         targets = output_targets(items, specs, get("output"), ".npz" if get("probs") else ".png", get("overwrite"))
         _predict_semantic(runner, items, targets, options, resize)
@@ -242,7 +238,7 @@ def _default_name() -> str:
     return registry.DEFAULT_MODEL
 
 
-def _predict_semantic(runner, items, targets, options: dict, resize) -> None:
+def _predict_semantic(runner, items, targets, options: dict, resize, video=None) -> None:
     """Labels or probabilities per image; a runner that is its own predictor (a universal HF
     model, whole images through its processor) takes no tiles, TTA or resize."""
     from segtools.backends.runner import DEFAULT_OVERLAP, RunnerPredictor, Window
@@ -270,6 +266,11 @@ def _predict_semantic(runner, items, targets, options: dict, resize) -> None:
     else:
         predictor = RunnerPredictor(runner, batch=options.get("batch") or 4, tiling=tiling,
                                     tta=parse_tta(options.get("tta")), resize=resize)
+    if video is not None:  # the frames of a video, camera or stream: the one frame loop of every runner
+        from segtools.cli.video_opts import predict_video
+
+        predict_video(video, predictor, legend(runner.classes, runner.num_classes), probs=bool(options.get("probs")))
+        return
     with progress(len(items), "predict") as advance:
         count = predict_files(predictor, [item.path for item in items], targets,
                               legend(runner.classes, runner.num_classes), probs=bool(options.get("probs")),
@@ -278,7 +279,7 @@ def _predict_semantic(runner, items, targets, options: dict, resize) -> None:
         info(f"predicted {count} images")
 
 
-def _predict_instances(runner, specs, options: dict) -> None:
+def _predict_instances(runner, specs, options: dict, video=None) -> None:
     """Instances of each input as an id mask (``--format mask``) or COCO results (``coco``)."""
     import json
 
@@ -300,6 +301,14 @@ def _predict_instances(runner, specs, options: dict) -> None:
         raise UsageError(f"--min-score {min_score:g}: give a score in [0, 1]")
     max_dets = int(options.get("max_dets") or 300)
     overwrite = bool(options.get("overwrite"))
+    if video is not None:
+        from segtools.cli.video_predict import predict_instances_video
+
+        def process(images):
+            return (runner.predict(image, conf=min_score, max_det=max_dets) for image in images)
+
+        predict_instances_video(video, process, _label_names(runner), fmt)
+        return
     items = expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"))
     output = options.get("output")
     if fmt == "coco":

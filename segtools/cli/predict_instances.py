@@ -51,10 +51,11 @@ def refuse_instance_options(fmt: Optional[str], min_score: Optional[float], max_
 def predict_instances(inputs: List[str], *, model: Optional[str], weights: Optional[str], arch: Optional[str],
                       output: Optional[str], fmt: Optional[str], min_score: Optional[float],
                       max_dets: Optional[int], mask_threshold: Optional[float], device: str, batch: int,
-                      amp: bool, amp_dtype: Optional[str], overwrite: bool, refused: dict) -> None:
+                      amp: bool, amp_dtype: Optional[str], overwrite: bool, refused: dict, video=None) -> None:
     """Run an instance model over ``inputs`` and write masks or COCO results.
 
     ``refused`` maps semantic-only flags to their values; any that is set is a usage error.
+    ``video`` (a :class:`segtools.cli.video_opts.VideoRequest`): the frames of a video instead.
     """
     import json
     import sys
@@ -78,6 +79,13 @@ def predict_instances(inputs: List[str], *, model: Optional[str], weights: Optio
     threshold = 0.5 if mask_threshold is None else float(mask_threshold)
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--mask-threshold {threshold:g}: give a probability in [0, 1]")
+    if video is not None:  # the frames of a video, camera or stream
+        from segtools.cli.video_predict import predict_detector_video
+
+        predict_detector_video(video, fmt, model=model, weights=weights, arch=arch, min_score=min_score,
+                               max_dets=int(max_dets or 100), mask_threshold=threshold, device=device,
+                               amp=(amp_dtype or True) if amp else False, batch=batch)
+        return
     specs = inputs or ["-"]
     if specs == ["-"] and sys.stdin.isatty():
         raise UsageError("no input: give image files or a folder, or pipe an image into stdin")

@@ -56,7 +56,7 @@ EVERYTHING_OPTIONS = ("points_per_side", "points_per_batch", "pred_iou_thresh", 
                       "crop_layers", "min_region")
 PROMPT_OPTIONS = ("point", "box", "prompts", "multimask", "everything", "embeddings", "clip", *EVERYTHING_OPTIONS)
 #: predict's options that mean nothing to SAM (refused when set)
-REFUSED = {"tta": "--tta", "tile": "--tile", "classes": "--classes", "camera": "--camera", "temporal": "--temporal",
+REFUSED = {"tta": "--tta", "tile": "--tile", "classes": "--classes", "temporal": "--temporal",
            "amp": "--amp", "min_score": "--min-score", "max_dets": "--max-dets", "mask_threshold": "--mask-threshold"}
 
 
@@ -175,6 +175,15 @@ def predict_sam(options: dict) -> None:
     if probs and (everything or fmt == "coco"):
         raise UsageError("--probs writes prompt mask probabilities; not with --everything or --format coco")
     specs = inputs or ["-"]
+    from segtools.cli.video_opts import predict_options_request
+
+    video = predict_options_request(options)  # the frames of a video, camera or stream (None: images)
+    if video is not None:
+        from segtools.cli.video_predict import predict_sam_options_video
+
+        with parameters_as_flags(FLAGS):
+            predict_sam_options_video(video, options, points, boxes, dataset_file)
+        return
     if specs == ["-"] and sys.stdin.isatty():
         raise UsageError("no input: give image files or a folder, or pipe an image into stdin")
     with parameters_as_flags(FLAGS):

@@ -89,11 +89,14 @@ class VideoRequest:
 def video_request(specs: Sequence[str], output: Optional[str], *, camera: Optional[int] = None, every: int = 1,
                   start: Optional[str] = None, end: Optional[str] = None, max_frames: Optional[int] = None,
                   temporal: Optional[str] = None, fps_limit: Optional[float] = None, codec: Optional[str] = None,
-                  overwrite: bool = False, over: Optional[str] = None) -> Optional[VideoRequest]:
+                  overwrite: bool = False, over: Optional[str] = None, probs: bool = False,
+                  results: bool = False) -> Optional[VideoRequest]:
     """A :class:`VideoRequest` when the inputs are a video, else ``None`` (the command runs
     as over images). A folder is a video's frames when the output is a video file, a video
     option is given, or ``over`` (visualize's photos) is a video. Options that only make
-    sense for a video, given for images, are refused."""
+    sense for a video, given for images, are refused, and so is ``probs`` (score maps) into
+    a video file — before any model is loaded. With ``results`` (``--format coco``) the
+    output is one results file for all frames."""
     from segtools.io.video import is_video_file, is_video_spec
 
     specs = [s for s in specs if s != "-"] if camera is not None else list(specs)
@@ -124,12 +127,19 @@ def video_request(specs: Sequence[str], output: Optional[str], *, camera: Option
 
     if output in (None, "-"):
         raise UsageError("a video input needs -o out.mp4 (a video) or -o DIR (one file per frame)")
+    if probs and video_out:
+        raise UsageError("--probs writes a score map per frame: give -o DIR, not a video file")
     with parameters_as_flags(FLAGS):
         selection = FrameRange(every, parse_frame_or_time(start, "--start"), parse_frame_or_time(end, "--end"),
                                max_frames)
         request = VideoRequest(source, selection, output, video_out, parse_temporal(temporal), fps_limit, codec,
                                overwrite)
-        if video_out:
+        if results:
+            if video_out or codec:
+                raise UsageError("--format coco writes one results file for all frames: give -o results.json, "
+                                 "not a video")
+            request.to_video = False
+        elif video_out:
             from segtools.io.video_out import codec_for
 
             codec_for(output, codec)
@@ -262,12 +272,27 @@ def run_request(request: VideoRequest, process, label: str, make_sink, open_fram
     return written
 
 
+def predict_options_request(options: dict) -> Optional[VideoRequest]:
+    """:func:`video_request` from ``predict``'s options (by parameter name), for the paths
+    that take them as a dict (ONNX/transformers runners, instance models, SAM)."""
+    get = options.get
+    return video_request(get("inputs") or ["-"], get("output"), camera=get("camera"), every=get("every") or 1,
+                         start=get("start"), end=get("end"), max_frames=get("max_frames"), temporal=get("temporal"),
+                         fps_limit=get("fps_limit"), codec=get("codec"), overwrite=bool(get("overwrite")),
+                         probs=bool(get("probs")), results=get("fmt") == "coco")
+
+
 def predict_video(request: VideoRequest, predictor, classes, *, probs: bool = False) -> int:
-    """``segtools predict`` over a video: labels (or with --probs score maps) per frame."""
+    """``segtools predict`` over a video: labels (or with --probs score maps) per frame, by
+    any semantic predictor — the torch :class:`~segtools.inference.predictor.Predictor` or a
+    runner's :class:`~segtools.backends.runner.RunnerPredictor` (ONNX, transformers)."""
     from segtools.inference.video import FrameFolderSink, LabelVideoSink, semantic_process
 
     if probs and request.to_video:
         raise UsageError("--probs writes a score map per frame: give -o DIR, not a video file")
+    runner = getattr(predictor, "runner", predictor)
+    if request.temporal is not None and getattr(runner, "labels_out", False):
+        raise UsageError("--temporal smooths class probabilities; this model returns labels only")
 
     def make_sink(source):
         if request.to_video:

@@ -10,13 +10,19 @@ skipped before any work.
 * :func:`semantic_process`: class probabilities by a
   :class:`~segtools.inference.predictor.Predictor`, optionally smoothed across frames
   (:mod:`~segtools.inference.temporal`), then labels (or the probabilities themselves).
-* An instance model plugs in the same way: a ``process`` that yields each frame's instances,
-  and a sink that gathers them into one COCO results file (``image_id`` = frame index).
+  Every semantic runner goes through it: the torch predictor and the numpy
+  :class:`~segtools.backends.runner.RunnerPredictor` (ONNX Runtime, transformers) have the
+  same ``predict_many``.
+* :func:`instance_masks`: an instance model's detections per frame as instance-id PNGs (the
+  pipe contract's instance mask: ``instance_class``, ``instance_score``).
+* :func:`sam_process`: Segment Anything with the same prompts on every frame (each frame
+  encoded once).
 
 Sinks: :class:`LabelVideoSink` (a video of the labels in the class palette),
-:class:`FrameFolderSink` (one label PNG with class metadata, or score map, per frame, named
-by frame index; resumable). A sink has ``done`` (frame indices it already holds),
-``write(frame, result)``, ``commit()`` and ``abort()``.
+:class:`FrameFolderSink` (one label PNG with class metadata, or score map, or encoded PNG,
+per frame, named by frame index; resumable), :class:`ResultsSink` (one COCO results file
+for all frames, ``image_id`` = frame index). A sink has ``done`` (frame indices it already
+holds), ``write(frame, result)``, ``commit()`` and ``abort()``.
 """
 
 from __future__ import annotations
@@ -186,9 +192,14 @@ class FrameFolderSink:
         self.classes, self.probs = classes, probs
         self.done: set = set(self.frames.done) if resume else set()
 
-    def write(self, frame: Frame, result: np.ndarray) -> None:
+    def write(self, frame: Frame, result) -> None:
         from segtools.io.masks import write_label_mask, write_score_map
 
+        if isinstance(result, bytes):  # an encoded PNG (an instance-id mask with its metadata)
+            from segtools.io.streams import write_bytes
+
+            write_bytes(self.frames.path(frame.index), result)
+            return
         classes = self.classes
         if isinstance(result, tuple):  # (labels, their own metadata), e.g. instance ids per frame
             result, classes = result
@@ -199,3 +210,109 @@ class FrameFolderSink:
 
     def abort(self) -> None:  # frames written so far are whole files: kept for resuming
         pass
+
+
+class ResultsSink:
+    """All frames' detections in one COCO results file (``[{image_id, category_id,
+    segmentation, bbox, score}]``, ``image_id`` = the frame index), written atomically when
+    the frames end: ``entries(result, image_id)`` turns one frame's result into its entries."""
+
+    def __init__(self, path, entries: Callable, *, overwrite: bool = False) -> None:
+        from segtools.io.streams import check_output_path
+
+        self.path, self.entries, self.overwrite = check_output_path(path, overwrite), entries, overwrite
+        self.results: list = []
+        self.done: set = set()
+
+    def write(self, frame: Frame, result) -> None:
+        self.results.extend(self.entries(result, frame.index))
+
+    def commit(self) -> None:
+        import json
+
+        from segtools.io.streams import write_bytes
+
+        write_bytes(self.path, (json.dumps(self.results, separators=(",", ":")) + "\n").encode(), self.overwrite)
+
+    def abort(self) -> None:
+        self.results = []
+
+
+def instance_masks(predict_many: Callable[[Iterable[np.ndarray]], Iterator], class_names) -> Callable:
+    """``process`` for :func:`run_frames`: each frame's instances (an iterator of
+    :class:`~segtools.inference.instances.Instances` from ``predict_many``) as an encoded
+    16-bit instance-id PNG with ``instance_class`` (the model's label − 1, names
+    ``class_names``) and ``instance_score`` — what ``predict`` writes for an image."""
+    def process(images: Iterable[np.ndarray]) -> Iterator[bytes]:
+        from segtools.formats.instances import encode_instance_png, instance_meta
+        from segtools.inference.instances import instance_id_mask
+
+        for found in predict_many(images):
+            ids, instance_class, instance_score = instance_id_mask(found)
+            meta = instance_meta(instance_class, list(class_names))
+            meta.extra["instance_score"] = instance_score
+            yield encode_instance_png(ids, meta)
+
+    return process
+
+
+def instance_entries(found, image_id) -> list[dict]:
+    """COCO results entries of one frame's :class:`~segtools.inference.instances.Instances`."""
+    from segtools.inference.instances import coco_results
+
+    return coco_results(found, image_id)
+
+
+def sam_process(runner, *, points=None, labels=None, boxes=None, multimask: bool = False, clip: bool = False,
+                output: str = "labels", everything=None) -> Callable:
+    """``process`` for :func:`run_frames`: Segment Anything with the same prompts on every
+    frame, each frame encoded once (SAM 1 keeps no memory between images: an object is not
+    followed from frame to frame; that is SAM 2's video propagation).
+
+    ``points`` 1×P×2 and ``labels`` 1×P, ``boxes`` B×4, in pixels of the frames; ``output``:
+    ``"labels"`` (one mask as an H×W 0/1 label mask), ``"instances"`` (an encoded instance-id
+    PNG, the best-scoring mask on top), ``"probs"`` (the chosen masks' probabilities, H×W or
+    B×H×W float32), ``"masks"`` (``(masks, scores)``, for COCO results); ``everything``
+    (:class:`~segtools.inference.sam_auto.EverythingOptions`) prompts each frame with a grid
+    of points instead (``"instances"`` or ``"masks"``, the largest masks painted first).
+    """
+    def process(images: Iterable[np.ndarray]) -> Iterator:
+        from segtools.inference.sam import best_masks
+        from segtools.inference.sam_io import instance_png
+        from segtools.io.images import to_rgb8
+
+        for image in images:
+            image = to_rgb8(image)
+            if everything is not None:
+                from segtools.inference.sam_auto import generate_masks
+
+                found = generate_masks(runner, image, everything)
+                masks, scores = found.masks, found.iou
+                order = np.argsort(-masks.reshape(len(masks), -1).sum(1), kind="stable")  # small ones on top
+            else:
+                prediction = runner.predict(runner.encode(image), points, labels, boxes, multimask=multimask,
+                                            clip=clip, return_logits=output == "probs")
+                masks, scores, chosen = best_masks(prediction)
+                order = np.argsort(scores, kind="stable")  # lowest score first: the best owns contested pixels
+                if output == "probs":
+                    logits = prediction.logits[np.arange(len(chosen)), chosen]
+                    probs = (1 / (1 + np.exp(-logits))).astype(np.float32)
+                    yield probs[0] if len(probs) == 1 else probs
+                    continue
+                if output == "labels":
+                    yield masks[0].astype(np.uint8)
+                    continue
+            if output == "masks":
+                yield masks, scores
+            else:
+                yield instance_png(masks, scores, [0] * len(masks), ["object"], order)
+
+    return process
+
+
+def sam_entries(found, image_id) -> list[dict]:
+    """COCO results entries of one frame's ``(masks, scores)`` from :func:`sam_process`."""
+    from segtools.inference.sam_io import coco_entries
+
+    masks, scores = found
+    return coco_entries(masks, scores, [1] * len(masks), image_id)

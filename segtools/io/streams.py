@@ -158,18 +158,20 @@ class AtomicFile:
 
     Readers never see a half-written file, and :meth:`abort` (or an exception inside a
     ``with`` block) leaves no trace. Missing parent folders are created. ``handle`` is the
-    open temp file (``mode`` ``"wb"``, ``"w+b"`` or ``"w"`` with ``encoding`` and ``newline``).
+    open temp file (``mode`` ``"wb"``, ``"w+b"`` or ``"w"`` with ``encoding`` and ``newline``);
+    ``tmp`` its path, ``.NAME.XXXXXXXX`` + ``suffix`` (a writer that picks its format by the
+    file name, such as a video encoder writing ``tmp`` itself, gives ``.part.mp4``).
     """
 
     def __init__(self, path: str | os.PathLike, allow_overwrite: bool = False, mode: str = "wb",
-                 encoding: str | None = None, newline: str | None = None) -> None:
+                 encoding: str | None = None, newline: str | None = None, suffix: str = ".part") -> None:
         self.path = check_output_path(path, allow_overwrite)
         parent = self.path.parent if str(self.path.parent) else Path(".")
         import tempfile  # here, not at module level: a read-only run never pays for it
 
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part", dir=parent)
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=parent)
         except FileExistsError:
             raise OutputError(f"{self.path}: a parent of it is a file, not a directory") from None
         except PermissionError:
@@ -180,6 +182,11 @@ class AtomicFile:
         from segtools.io.tempfiles import hold
 
         hold(self.handle)  # a live writer's temp file is never swept as stale
+
+    @property
+    def tmp(self) -> str | None:
+        """The temp file's path (``None`` once committed or aborted)."""
+        return self._tmp
 
     def commit(self) -> Path:
         """Close the temp file and move it onto the target."""

@@ -1,11 +1,12 @@
 """Video out: a video file written beside its target and renamed into place, the codecs this
 OpenCV build can write, and frame folders that resume where a run stopped.
 
-:class:`VideoFileWriter` opens OpenCV's writer on a temp file (``.NAME.XXXXXXXX.part.EXT``,
-the extension kept so FFmpeg picks the container) when the first frame arrives, and
-:meth:`~VideoFileWriter.commit` closes it (the container's index written: a playable file)
-and renames it onto the target; :meth:`~VideoFileWriter.abort` removes it. A killed run so
-leaves no half video under the final name.
+:class:`VideoFileWriter` opens OpenCV's writer on the temp file of a
+:class:`segtools.io.streams.AtomicFile` (``.NAME.XXXXXXXX.part.EXT``, the extension kept so
+FFmpeg picks the container) when the first frame arrives, and :meth:`~VideoFileWriter.commit`
+closes it (the container's index written: a playable file) and commits the atomic file
+(renamed onto the target); :meth:`~VideoFileWriter.abort` removes it. A killed run so leaves
+no half video under the final name.
 
 The codec comes from the extension (:data:`DEFAULT_CODECS`: ``.mp4``/``.mov`` MPEG-4 Part 2
 ``mp4v``, ``.avi`` Motion JPEG, ``.mkv`` lossless FFV1, ``.webm`` VP8) or is given as a
@@ -107,9 +108,10 @@ class VideoFileWriter:
         if not fps or fps <= 0:
             raise UsageError(f"fps={fps}: frames per second must be positive")
         self.fps = float(fps)
+        self.allow_overwrite = allow_overwrite
         self.frames = 0
         self._writer = None
-        self._tmp: Optional[str] = None
+        self._file = None  # the AtomicFile whose temp file OpenCV writes
         self._size: Optional[tuple[int, int]] = None
 
     def _open(self, height: int, width: int) -> None:
@@ -118,16 +120,12 @@ class VideoFileWriter:
         quiet_opencv()
         import cv2
 
-        parent = self.path.parent if str(self.path.parent) else Path(".")
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".part" + self.path.suffix,
-                                             dir=parent)
-            os.close(fd)
-        except OSError as exc:
-            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
+        from segtools.io.streams import AtomicFile
+
+        self._file = AtomicFile(self.path, self.allow_overwrite, suffix=".part" + self.path.suffix)
         with silent_stderr():
-            self._writer = cv2.VideoWriter(self._tmp, cv2.VideoWriter_fourcc(*self.codec), self.fps, (width, height))
+            self._writer = cv2.VideoWriter(self._file.tmp, cv2.VideoWriter_fourcc(*self.codec), self.fps,
+                                           (width, height))
         if not self._writer.isOpened():
             self.abort()
             raise OutputError(f"{self.path}: cannot write codec {self.codec.strip()!r} into "
@@ -156,28 +154,17 @@ class VideoFileWriter:
             raise OutputError(f"{self.path}: no frames to write; nothing was written")
         self._writer.release()
         self._writer = None
-        from segtools.io.streams import _umask
-
-        try:
-            os.chmod(self._tmp, 0o666 & ~_umask())
-            os.replace(self._tmp, self.path)
-        except OSError as exc:
-            self.abort()
-            raise OutputError(f"{self.path}: cannot write ({exc.strerror or exc})") from None
-        self._tmp = None
-        return self.path
+        path, self._file = self._file.commit(), None
+        return path
 
     def abort(self) -> None:
         """Drop the temp file."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        if self._tmp is not None:
-            try:
-                os.unlink(self._tmp)
-            except OSError:
-                pass
-            self._tmp = None
+        if self._file is not None:
+            self._file.abort()
+            self._file = None
 
 
 _FRAME_NAME = re.compile(r"(\d{6,})\.(png|npz|npy|jpg)")

@@ -69,16 +69,19 @@ def _registry_facts(entry) -> dict:
 
 
 def _family(entry, target: str, arch: str | None) -> str:
-    """``semantic``, ``instance``, ``promptable`` or ``tensors`` (backbones, Hugging Face)."""
+    """``semantic``, ``instance``, ``promptable`` (SAM, MobileSAM), ``sam2`` or ``tensors``
+    (backbones, Hugging Face)."""
     from segtools.models.detection import is_detection_arch
     from segtools.models.sam import SAM_ARCHS
+    from segtools.models.sam2 import SAM2_ARCHS
 
     if entry is not None:
         if entry.kind == "backbone" or entry.backend == "hf":
             return "tensors"
         arch = arch or entry.arch
     if arch:
-        return "instance" if is_detection_arch(arch) else "promptable" if arch in SAM_ARCHS else "semantic"
+        return ("instance" if is_detection_arch(arch) else "promptable" if arch in SAM_ARCHS
+                else "sam2" if arch in SAM2_ARCHS else "semantic")
     if entry is not None:
         return "semantic"
     return _family_of_file(target)
@@ -92,6 +95,8 @@ def _family_of_file(path: str) -> str:
     if not Path(path).is_file() or file_kind(path) in ("torchscript", "torch-export"):
         return "semantic"  # the semantic loader names what is wrong or runs the program
     keys = unwrap_state_dict(read_weights_file(path), path).keys()
+    if any(k.startswith(("sam_mask_decoder.", "image_encoder.trunk.")) for k in keys):
+        return "sam2"
     if any(k.startswith(("image_encoder.", "mask_decoder.")) for k in keys):
         return "promptable"
     if any(k.startswith(("roi_heads.", "rpn.")) for k in keys):
@@ -139,6 +144,19 @@ def _promptable(target: str, arch: str | None, entry) -> dict:
             "parameters": parameter_count(model), "input_size": f"any; longest side resized to {size} px and padded"}
 
 
+def _sam2(target: str, arch: str | None, entry) -> dict:
+    from segtools.inference.sam2 import load_sam2_model
+    from segtools.models import parameter_count
+    from segtools.weights import registry
+
+    model = load_sam2_model(model=target, arch=arch)
+    size = model.config.image_size
+    path = registry.local_path(entry) if entry is not None else Path(target)
+    return {"file": str(path), "task": "promptable", "arch": model.config.variant, "num_classes": 1,
+            "parameters": parameter_count(model),
+            "input_size": f"any; resized to {size}×{size} (image path only: the video parts are not loaded)"}
+
+
 def _tensors(target: str, arch: str | None, entry) -> dict:
     """Backbones and Hugging Face folders: the tensors are counted, no model is built."""
     from segtools.weights import registry
@@ -157,4 +175,5 @@ def _tensors(target: str, arch: str | None, entry) -> dict:
     return {"file": str(files[0] if len(files) == 1 else path), "parameters": parameters}
 
 
-_LOADERS = {"semantic": _semantic, "instance": _instance, "promptable": _promptable, "tensors": _tensors}
+_LOADERS = {"semantic": _semantic, "instance": _instance, "promptable": _promptable, "sam2": _sam2,
+            "tensors": _tensors}
