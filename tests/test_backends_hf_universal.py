@@ -99,3 +99,88 @@ def segformer_free_image(tmp_path):
 
     Image.fromarray(_images()[0]).save(tmp_path / "a.png")
     return tmp_path / "a.png"
+
+
+@pytest.fixture(scope="module")
+def oneformer(tmp_path_factory):
+    """A tiny random OneFormer (Swin backbone, 1-layer text encoder, CLIP tokenizer of special
+    tokens only: the task text is tokenised as transformers does it), its class metadata in
+    the folder, the class head sharpened as for Mask2Former above."""
+    from transformers import CLIPTokenizer, OneFormerConfig, OneFormerForUniversalSegmentation, OneFormerProcessor, SwinConfig
+    from transformers.models.oneformer.image_processing_pil_oneformer import OneFormerImageProcessorPil
+
+    folder = tmp_path_factory.mktemp("oneformer")
+    (folder / "class_info.json").write_text(json.dumps({"0": {"name": "sky", "isthing": 0}, "1": {"name": "car", "isthing": 1},
+                                                        "2": {"name": "road", "isthing": 0}}))
+    torch.manual_seed(0)
+    backbone = SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
+                          window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = OneFormerConfig(backbone_config=backbone, num_queries=8, conv_dim=32, mask_dim=32, hidden_dim=32,
+                             encoder_feedforward_dim=64, dim_feedforward=64, encoder_layers=1, decoder_layers=2,
+                             num_attention_heads=2, text_encoder_width=32, text_encoder_num_layers=1,
+                             text_encoder_context_length=8, task_seq_len=8, text_encoder_n_ctx=2,
+                             text_encoder_vocab_size=16, num_labels=3, id2label={0: "sky", 1: "car", 2: "road"},
+                             label2id={"sky": 0, "car": 1, "road": 2})
+    model = OneFormerForUniversalSegmentation(config).eval()
+    head = model.model.transformer_module.decoder.class_embed
+    with torch.no_grad():
+        head.weight.mul_(30.0)
+        head.bias[-1] = -20.0
+    model.save_pretrained(folder)
+    images = OneFormerImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96}, class_info_file="class_info.json",
+                                        repo_path=str(folder), num_text=2, num_labels=3)
+    OneFormerProcessor(image_processor=images, tokenizer=CLIPTokenizer(), max_seq_length=8,
+                       task_seq_length=8).save_pretrained(folder)
+    return folder
+
+
+def _oneformer_reference(folder, image, task: str):
+    processor = transformers.AutoProcessor.from_pretrained(folder)
+    model = transformers.AutoModelForUniversalSegmentation.from_pretrained(folder).eval()
+    with torch.no_grad():
+        outputs = model(**processor(images=[image], task_inputs=[task], return_tensors="pt"))
+    size = [image.shape[:2]]
+    if task == "semantic":
+        return processor.post_process_semantic_segmentation(outputs, target_sizes=size)[0].numpy()
+    if task == "instance":
+        return processor.post_process_instance_segmentation(outputs, task_type="instance", threshold=0.0,
+                                                            target_sizes=size)[0]
+    return processor.post_process_panoptic_segmentation(outputs, threshold=0.0, target_sizes=size)[0]
+
+
+def test_oneformer_semantic_instance_panoptic_equal_transformers(oneformer):
+    from segtools.backends.hf import open_hf
+
+    image = _images()[0]
+    runner = open_hf(str(oneformer), device="cpu", task="semantic")
+    assert runner.needs_task_input and runner.classes.names == ("sky", "car", "road")
+    labels = next(runner.predict_many([image], labels=True))
+    assert (labels == _oneformer_reference(oneformer, image, "semantic")).all()
+
+    probs = next(runner.predict_many([image]))
+    assert probs.shape == (3, 50, 70) and np.allclose(probs.sum(0), 1, atol=1e-5) and (probs.argmax(0) == labels).all()
+    import importlib.util
+
+    if importlib.util.find_spec("torchvision") is None:
+        # transformers' OneFormer post-processing of instances and panoptic segments resizes
+        # its masks with torchvision (even in the PIL processor): without it, a clear refusal
+        from segtools.errors import MissingDependency
+
+        for task in ("instance", "panoptic"):
+            with pytest.raises(MissingDependency, match="torchvision"):
+                open_hf(str(oneformer), device="cpu", task=task)
+        return
+    instances = open_hf(str(oneformer), device="cpu", task="instance").predict(image, conf=0.0, max_det=100)
+    expected = _oneformer_reference(oneformer, image, "instance")
+    info = expected["segments_info"]
+    assert len(instances) == len(info) > 0
+    order = np.argsort([-s["score"] for s in info], kind="stable")
+    assert np.allclose(instances.scores, [info[k]["score"] for k in order])
+    assert list(instances.labels - 1) == [info[k]["label_id"] for k in order]
+    segmentation = expected["segmentation"].numpy()
+    assert all((instances.masks[j] == (segmentation == info[k]["id"])).all() for j, k in enumerate(order))
+
+    ids, segments = open_hf(str(oneformer), device="cpu", task="panoptic").panoptic(image, conf=0.0)
+    expected = _oneformer_reference(oneformer, image, "panoptic")
+    assert (ids == np.maximum(expected["segmentation"].numpy(), 0)).all() and segments
+    assert [(s["id"], s["label"]) for s in segments] == [(s["id"], s["label_id"]) for s in expected["segments_info"]]

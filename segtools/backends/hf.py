@@ -189,13 +189,21 @@ class HFUniversalRunner:
         from segtools.inference.instances import Instances
 
         outputs, size = self.outputs_of(image)
-        found = self.processor.post_process_instance_segmentation(
-            outputs, threshold=conf, target_sizes=[size], return_binary_maps=True)[0]
+        if self.needs_task_input:  # OneFormer: one map of segment ids (its instances do not overlap)
+            found = self.processor.post_process_instance_segmentation(
+                outputs, task_type="instance", threshold=conf, target_sizes=[size])[0]
+        else:
+            found = self.processor.post_process_instance_segmentation(
+                outputs, threshold=conf, target_sizes=[size], return_binary_maps=True)[0]
         info = found["segments_info"]
         if not info:
             return Instances(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
                              np.zeros((0, *size), bool), size)
-        masks = found["segmentation"].cpu().numpy() > 0.5
+        if self.needs_task_input:
+            ids = np.array([s["id"] for s in info])
+            masks = found["segmentation"].cpu().numpy()[None] == ids[:, None, None]
+        else:
+            masks = found["segmentation"].cpu().numpy() > 0.5
         scores = np.array([s["score"] for s in info], np.float32)
         order = np.argsort(-scores, kind="stable")[:max_det]
         masks, scores = masks[order], scores[order]
@@ -268,6 +276,9 @@ def open_hf(spec: str, *, device: str = "auto", classes: ClassMeta | None = None
     if architecture in UNIVERSAL:
         if preprocessing:
             raise UsageError("mean, std and scale come from a universal model's own processor; leave them out")
+        if architecture.startswith("OneFormer") and task != "semantic" and not _has_torchvision():
+            raise MissingDependency(f"task={task}: transformers' OneFormer post-processing for instance and panoptic "
+                                    "segments resizes with torchvision, which is not installed (semantic works without)")
         processor = _universal_processor(transformers, folder, where, architecture)
         return HFUniversalRunner(model, processor, task, meta, count, torch_device,
                                  architecture.startswith("OneFormer"))
@@ -280,8 +291,39 @@ def open_hf(spec: str, *, device: str = "auto", classes: ClassMeta | None = None
 
 def _universal_processor(transformers, folder: Path, where: str, architecture: str):
     loader = transformers.AutoProcessor if architecture.startswith("OneFormer") else transformers.AutoImageProcessor
+    extra = _oneformer_metadata(folder, where) if architecture.startswith("OneFormer") else {}
     try:
-        return loader.from_pretrained(folder, local_files_only=True)
+        return loader.from_pretrained(folder, local_files_only=True, **extra)
     except (OSError, ValueError, KeyError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{where}: no usable preprocessor_config.json for {architecture}: {first[:160]}") from None
+
+
+def _oneformer_metadata(folder: Path, where: str) -> dict:
+    """OneFormer's processor reads its class metadata (``class_info_file``) from ``repo_path``,
+    a hub repository by default, when it loads: found in the model folder, it is read there;
+    found nowhere locally, it is an error (nothing is downloaded while predicting)."""
+    from segtools.io.jsondata import parse_json
+
+    for name in ("preprocessor_config.json", "processor_config.json"):
+        if (folder / name).is_file():
+            data = parse_json((folder / name).read_bytes(), str(folder / name))
+            data = data.get("image_processor", data) if isinstance(data, dict) else {}
+            break
+    else:
+        return {}
+    info, repo = data.get("class_info_file"), data.get("repo_path")
+    if not isinstance(info, str) or not info:
+        return {}
+    if (folder / info).is_file():
+        return {"repo_path": str(folder)}
+    if isinstance(repo, str) and (Path(repo) / info).is_file():
+        return {}
+    raise InputError(f"{where}: OneFormer's class metadata {info!r} (from {repo}) is not in the folder; copy it there "
+                     "(segtools downloads nothing while it predicts)")
+
+
+def _has_torchvision() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torchvision") is not None
