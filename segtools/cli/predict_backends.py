@@ -37,7 +37,8 @@ ScaleOpt = Annotated[Optional[str], typer.Option(
     "--scale", metavar="S", help="ONNX models: factor from 8-bit pixels to the model's range, e.g. 1/255 (the default) or 1.")]
 TaskOpt = Annotated[Optional[str], typer.Option(
     "--task", metavar="semantic|instance|panoptic", help="Universal HF models (Mask2Former, MaskFormer, OneFormer): "
-    "what to predict (default semantic); instance writes instances as --format says.")]
+    "what to predict (default semantic); instance writes instances as --format says; panoptic writes COCO panoptic "
+    "(-o NAME.json and its PNG folder NAME/).")]
 
 #: what each option of predict is called on the command line, for messages
 FLAGS = {"tile": "--tile", "resize": "--resize", "threads": "--threads", "mean": "--mean", "std": "--std",
