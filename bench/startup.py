@@ -124,10 +124,19 @@ def issue22(repeat: int, before: str | None = None) -> None:
         cases.append((name, [sys.executable, "-m", "segtools", *args], here))
         if before:
             cases.append((f"{name} (before)", [sys.executable, "-m", "segtools", *args], before))
+    # what the quick exit (cli.app.quick_exit) is worth: the same run, ended by a normal exit
+    cases.append(("segtools info mask.png, normal exit", [sys.executable, "-c", "import sys; from segtools.cli.app "
+                  "import run; sys.exit(run(sys.argv[1:]))", "info", _mask()], here))
     results = interleaved(cases, repeat)
     goals = {"segtools --help": 1.5, "segtools --version": 1.3, "segtools info mask.png": 1.3}
     ref_median, ref_best, ref_cpu = results[reference]
-    print(f"## issue 22: start-up against the reference, {repeat} interleaved rounds")
+    import os
+
+    finder = subprocess.run([sys.executable, "-c", "import sys; print(any('__editable__' in m for m in sys.modules))"],
+                            capture_output=True, text=True).stdout.strip() == "True"
+    print(f"## issue 22: start-up against the reference, {repeat} interleaved rounds; load average "
+          f"{os.getloadavg()[0]:.2f}; .pyc files {'not ' * bool(os.environ.get('PYTHONDONTWRITEBYTECODE'))}written; "
+          f"segtools {'editable (its finder runs in every process of this environment, the reference too)' if finder else 'installed normally'}")
     print(f"{'case':<40}{'median s':>9}{'best s':>8}{'CPU s':>7}{'median/ref':>11}{'best/ref':>9}"
           f"{'CPU/ref':>8}  goal (on the median)")
     for name, (median, best, cpu) in results.items():

@@ -219,3 +219,36 @@ def test_pool_workers_inherit_the_decoder_and_the_parent_decodes_nothing(tmp_pat
     assert same == "True" and parent_reads == "12"
     workers = [path.read_text().splitlines() for path in tmp_path.glob("imported-*") if path.name != f"imported-{parent}"]
     assert len(workers) == 2 and sum(map(len, workers)) == 6 and all(line == "" for lines in workers for line in lines), workers
+
+
+_MAIN = "import sys; from segtools.cli.app import main; sys.argv = ['segtools', *sys.argv[1:]]; {before}; main()"
+
+
+def _main(*args, before: str = "pass", **kwargs):
+    return subprocess.run([sys.executable, "-c", _MAIN.format(before=before), *args], capture_output=True,
+                          text=True, **kwargs)
+
+
+def test_quick_exit_keeps_output_exit_codes_and_atexit_handlers(tmp_path):
+    """info / --version / help end without the interpreter's teardown, and lose nothing by it."""
+    import cv2
+    import numpy as np
+
+    mask = tmp_path / "m.png"
+    cv2.imwrite(str(mask), np.zeros((4, 4), np.uint8))
+    with open(tmp_path / "out.txt", "w") as out:  # a file: block-buffered, unlike a terminal
+        rc = subprocess.run([sys.executable, "-m", "segtools", "info", str(mask), str(mask)], stdout=out).returncode
+    assert rc == 0 and (tmp_path / "out.txt").read_text().count("label mask") == 2
+    said_bye = "import atexit; atexit.register(lambda: print('bye', file=sys.stderr))"
+    for args, code in ((["--version"], 0), (["info", str(tmp_path / "nope.png")], 1), (["metrcs"], 2)):
+        result = _main(*args, before=said_bye)
+        assert result.returncode == code and result.stderr.rstrip().endswith("bye"), (args, result.stderr)
+
+
+def test_quick_exit_waits_for_a_live_thread(tmp_path):
+    """With a thread still running, the process exits the normal way (the thread finishes)."""
+    flag = tmp_path / "flag"
+    late = ("import threading, time, pathlib; threading.Thread(target=lambda: (time.sleep(0.3), "
+            f"pathlib.Path({str(flag)!r}).write_text('done'))).start()")
+    assert _main("--version", before=late).returncode == 0
+    assert flag.read_text() == "done"
