@@ -192,3 +192,97 @@ def test_panoptic_prediction_for_an_unknown_image_is_one_line(cli, tmp_path):
     result = cli("metrics", pred, gt, "--task", "panoptic")
     assert_one_line_error(result, 1)
     assert "42" in result.stderr
+
+
+def _semantic_report(cli, tmp_path):
+    from segtools.io.masks import encode_label_mask
+
+    (tmp_path / "m.png").write_bytes(encode_label_mask(np.array([[0, 1], [1, 1]], np.uint8)))
+    result = cli("metrics", tmp_path / "m.png", tmp_path / "m.png", "--num-classes", "2", "-f", "json")
+    assert result.code == 0, result.stderr
+    (tmp_path / "semantic.json").write_bytes(result.stdout)
+    return str(tmp_path / "semantic.json")
+
+
+def test_merge_of_states_of_different_tasks_is_one_usage_error(cli, tmp_path):
+    from segtools.metrics.instance import InstanceEvaluation, Protocol
+
+    _, (panoptic,) = _states(tmp_path, 1)
+    instance = tmp_path / "instance.json"
+    instance.write_text(json.dumps(InstanceEvaluation(Protocol(), {1: "car"}).state()))
+    semantic = _semantic_report(cli, tmp_path)
+    kinds = {semantic: "a semantic report", panoptic: "a panoptic state", str(instance): "an instance state"}
+    for first in kinds:
+        for second in kinds:
+            result = cli("metrics", "merge", first, first, second, "--format", "json")
+            if first == second:
+                assert result.code == 0, result.stderr
+                continue
+            assert_one_line_error(result, 2)
+            assert f"{second} is {kinds[second]} and {first} {kinds[first]}" in result.stderr
+
+
+_TRICKY = ['plain', 'a "quoted" word', 'back\\slash', '\\', '\\"', 'brackets ]}[{', 'ünïcode ✓', '']
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64, 1 << 16])
+def test_first_annotation_keys_equal_a_full_parse(monkeypatch, chunk):
+    """The streaming scan finds the keys json.loads finds, whatever strings precede them and
+    wherever the chunks split them (escapes, quotes and brackets inside strings)."""
+    import io
+
+    from segtools.metrics import tasks
+
+    monkeypatch.setattr(tasks, "_SCAN_CHUNK", chunk)
+    rng = np.random.default_rng(chunk)
+    for _ in range(12):
+        words = [str(w) for w in rng.choice(_TRICKY, 6)]
+        doc = {"info": {"annotations": [{"not": "this"}], words[0]: words[1]},
+               "images": [{"file_name": w, "id": k, "tags": [[w], {w: w}]} for k, w in enumerate(words)],
+               "annotations": [{w + str(k): {"nested": [w]} for k, w in enumerate(words[int(rng.integers(0, 6)):])},
+                               {"second": 1}],
+               "categories": [{"id": 1, "name": words[2]}]}
+        keys = list(doc)
+        rng.shuffle(keys)
+        text = json.dumps({k: doc[k] for k in keys}, ensure_ascii=bool(rng.integers(0, 2)))
+        found = tasks.first_annotation_keys(io.BytesIO(text.encode()))
+        assert found == set(doc["annotations"][0]), text
+    assert tasks.first_annotation_keys(io.BytesIO(b'{"images": [], "annotations": []}')) == set()
+    assert tasks.first_annotation_keys(io.BytesIO(b'{"images": [{"annotations": [{"a": 1}]}]}')) is None
+    assert tasks.first_annotation_keys(io.BytesIO(b'{"annotations": {"a": 1}}')) is None
+    assert tasks.first_annotation_keys(io.BytesIO(b'[{"annotations": [{"a": 1}]}]')) is None
+
+
+class _CountingReader:
+    def __init__(self, path):
+        self.handle, self.bytes_read = open(path, "rb"), 0
+
+    def read(self, size=-1):
+        data = self.handle.read(size)
+        self.bytes_read += len(data)
+        return data
+
+
+def test_task_of_a_large_json_is_recognised_from_its_head(cli, tmp_path):
+    """detect_task reads a COCO JSON only up to its first annotation: a file whose tail is not
+    JSON at all is still recognised, and the evaluation then reports the broken file in one line."""
+    from segtools.metrics import tasks
+
+    images = [{"id": k, "file_name": f"dir[{k}]/\"x\\{k}\".png", "width": 480, "height": 360} for k in range(5000)]
+    tail = b", " + b"{not json at all} " * 150_000  # ~2.7 MB after the first annotation
+    cases = {"instance": {"images": images, "annotations": [{"id": 1, "image_id": 0, "category_id": 1,
+                                                              "segmentation": [[0, 0, 4, 0, 4, 4]]}]},
+             "panoptic": {"images": images, "annotations": [{"image_id": 0, "file_name": "a.png",
+                                                             "segments_info": [{"id": 1, "category_id": 1}]}]}}
+    for task, doc in cases.items():
+        head = json.dumps(doc).encode()
+        path = tmp_path / f"{task}.json"
+        path.write_bytes(head[:-2] + tail)  # the annotations list and the document never close
+        assert len(head) < 1 << 20 < path.stat().st_size
+        assert tasks.detect_task(str(path), str(path)) == task
+        reader = _CountingReader(path)
+        assert tasks.first_annotation_keys(reader) == set(doc["annotations"][0])
+        assert reader.bytes_read <= len(head) + 2 * tasks._SCAN_CHUNK
+        result = cli("metrics", path, path)
+        assert_one_line_error(result, 1)
+        assert "not valid JSON" in result.stderr and f"{task}.json" in result.stderr

@@ -232,18 +232,18 @@ def _merge_tasks(sources: List[str], semantic_options: dict) -> Optional[dict]:
     from segtools.io.batch import expand_inputs
     from segtools.io.jsondata import parse_json
     from segtools.io.streams import read_bytes
-    from segtools.metrics.tasks import merge_states, state_task, task_report
+    from segtools.metrics.tasks import merge_states, one_task, task_report
 
     if not sources:
         raise UsageError("metrics merge: give the partial reports to merge (e.g. shard-*.json)")
     items = expand_inputs(sources, extensions=(".json",))
-    first = parse_json(read_bytes(items[0].path), items[0].path)
-    if state_task(first) is None:
+    states = [parse_json(read_bytes(item.path), item.path) for item in items]
+    if one_task(states, [item.path for item in items]) is None:
         return None
+    first = states[0]
     given = [name for name, value in semantic_options.items() if value]
     if given:
         raise UsageError(f"{', '.join(given)}: only for semantic masks, not with instance or panoptic states")
-    states = [first] + [parse_json(read_bytes(item.path), item.path) for item in items[1:]]
     task, evaluation = merge_states(states, [item.path for item in items])
     extra = {"iou_type": first.get("iou_type")} if first.get("iou_type") else {}
     return task_report(task, evaluation, extra)

@@ -13,8 +13,9 @@ import csv
 import io
 import json
 import math
+import re
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 from segtools.errors import InputError, UsageError
 
@@ -40,15 +41,118 @@ def _first_file(spec: str) -> Path | None:
     return None
 
 
+# a JSON string (escapes included), one not closed before the end of the text read so far, or a bracket or colon
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|(?P<open>"[^"\\]*(?:\\.[^"\\]*)*\\?\Z)|[{}\[\]:]')
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_SCAN_CHUNK = 1 << 16
+_QUOTES = bytes(int(b == 34) for b in range(256))  # '"' → 1
+_BRACKETS = bytes({91: 1, 123: 1, 93: 255, 125: 255}.get(b, 0) for b in range(256))  # '[{' → 1, ']}' → -1
+
+
+def _skip_value(buffer: bytes, start: int, stream: BinaryIO) -> tuple[bytes, int] | None:
+    """(text, position just after it) of the array or object opening at ``buffer[start]``,
+    found by counting brackets outside strings over whole chunks at once (escaped
+    characters blanked first, so every remaining quote opens or closes a string);
+    ``None`` when the stream ends first."""
+    import numpy as np
+
+    text, depth, quoted, carry = buffer[start:], 0, 0, b""
+    while True:
+        text = carry + text
+        blank = _ESCAPE.sub(b"__", text)  # same length: positions still match ``text``
+        carry = b""
+        if blank.endswith(b"\\"):  # an escape whose second byte is in the next chunk
+            carry, text, blank = text[-1:], text[:-1], blank[:-1]
+        quotes = np.frombuffer(blank.translate(_QUOTES), np.uint8)
+        inside = np.bitwise_xor.accumulate(quotes) ^ np.uint8(quoted) if quotes.size else quotes
+        steps = np.frombuffer(blank.translate(_BRACKETS), np.int8) * (1 - inside).view(np.int8)
+        depths = np.cumsum(steps, dtype=np.int64) + depth
+        if depths.size and depths.min() <= 0:
+            return text + carry, int(np.flatnonzero(depths <= 0)[0]) + 1
+        if depths.size:
+            depth, quoted = int(depths[-1]), int(inside[-1])
+        text = stream.read(_SCAN_CHUNK)
+        if not text:
+            return None
+
+
+def _key_text(token: bytes) -> str:
+    try:
+        return json.loads(token)
+    except ValueError:  # not UTF-8, or a bad escape: the parse proper will say so
+        return token[1:-1].decode("utf-8", "replace")
+
+
+def first_annotation_keys(stream: BinaryIO) -> set[str] | None:
+    """The keys of the first entry of a JSON document's top-level ``annotations`` list,
+    read from ``stream`` only up to that entry's end.
+
+    A streaming scan, not a parse: other top-level values (``images``, ``info``, …) are
+    skipped by counting brackets outside strings, in chunks of 64 KiB, so a COCO file of
+    any size costs only the bytes before its first annotation ends (what follows is not
+    read, and need not even be valid). ``set()`` for an empty list, ``None`` when the
+    document has no such list (or is not a JSON object).
+
+    >>> import io
+    >>> sorted(first_annotation_keys(io.BytesIO(b'{"images": [{"id": 1}], "annotations": '
+    ...                                          b'[{"id": 1, "segments_info": [{"id": 2}]}, {"id": 3}')))
+    ['id', 'segments_info']
+    """
+    buffer, position, depth = b"", 0, 0
+    key: bytes | None = None  # the last string read: a key when a colon follows
+    state = "top"  # then "next" (the value of the top-level 'annotations' comes), "list" (inside it)
+    keys: set[str] = set()
+    while True:
+        match = _TOKEN.search(buffer, position)
+        if match is None or match.group("open") is not None:  # more text needed
+            chunk = stream.read(_SCAN_CHUNK)
+            if not chunk:
+                return None
+            buffer, position = buffer[match.start() if match else len(buffer):] + chunk, 0
+            continue
+        token, position = match.group(), match.end()
+        if state == "next" and token != b"[":
+            return None  # 'annotations' is not a list
+        if token[:1] == b'"':
+            key = token
+            continue
+        if token == b":":
+            if depth == 1 and key == b'"annotations"':
+                state = "next"
+            elif depth == 3 and state == "list" and key is not None:
+                keys.add(_key_text(key))
+        elif token in (b"{", b"["):
+            if depth == 0 and token != b"{":
+                return None
+            if depth == 1 and state == "top":  # another top-level value: skipped whole
+                skipped = _skip_value(buffer, match.start(), stream)
+                if skipped is None:
+                    return None
+                buffer, position = skipped
+            else:
+                depth += 1
+                state = "list" if state == "next" else state
+        else:
+            depth -= 1
+            if state == "list" and depth <= 2:
+                return keys  # the first entry ended, or the list ended without one
+            if depth <= 0:
+                return None
+        key = None
+
+
 def _json_kind(path: Path) -> str | None:
-    """``panoptic``/``instance`` for a COCO JSON file (by its ``segments_info``), ``results``
-    for a JSON list, ``None`` for anything else."""
-    head = _head(path).lstrip()
+    """``panoptic``/``instance`` for a COCO JSON file (whose first annotation has, or has not,
+    ``segments_info``), ``results`` for a JSON list, ``None`` for anything else. Only the
+    file's head is read (:func:`first_annotation_keys`); the evaluation reads it all."""
+    head = _head(path).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head[:1] == b"[":
         return "results"
     if head[:1] != b"{":
         return None
-    return "panoptic" if b'"segments_info"' in path.read_bytes() else "instance"
+    with open(path, "rb") as handle:
+        keys = first_annotation_keys(handle)
+    return "panoptic" if keys and "segments_info" in keys else "instance"
 
 
 def _mask_kind(path: Path) -> str | None:
@@ -121,16 +225,34 @@ def state_task(data) -> str | None:
     return task if task in ("instance", "panoptic") else None
 
 
+def one_task(reports: Sequence, sources: Sequence[str]) -> str | None:
+    """The task of the parsed reports or states to merge (``None``: semantic reports), or a
+    :class:`UsageError` naming the first one of another task than the first.
+
+    >>> one_task([{"task": "panoptic"}, {"state": {"task": "panoptic"}}], ["a.json", "b.json"])
+    'panoptic'
+    """
+    kinds = [state_task(report) or "semantic" for report in reports]
+
+    def what(kind: str) -> str:
+        return "a semantic report" if kind == "semantic" else f"an {kind} state" if kind == "instance" else f"a {kind} state"
+
+    for kind, source in zip(kinds[1:], sources[1:]):
+        if kind != kinds[0]:
+            raise UsageError(f"metrics merge: {source} is {what(kind)} and {sources[0]} {what(kinds[0])}: "
+                             "merge the shards of one task")
+    return None if not kinds or kinds[0] == "semantic" else kinds[0]
+
+
 def merge_states(states: Sequence[dict], sources: Sequence[str]):
-    """(task, evaluation): the states of shards added up; all must be of one task."""
+    """(task, evaluation): the states of shards added up; all must be of one task
+    (:func:`one_task`)."""
     if not states:
         raise UsageError("merge: no states to merge")
+    one_task(states, sources)
     task, merged = evaluation_from_state(states[0], sources[0])
     for state, source in zip(states[1:], sources[1:]):
-        other_task, other = evaluation_from_state(state, source)
-        if other_task != task:
-            raise InputError(f"{source}: a {other_task} state; {sources[0]} is {task}: merge states of one task")
-        merged.merge(other)
+        merged.merge(evaluation_from_state(state, source)[1])
     return task, merged
 
 
