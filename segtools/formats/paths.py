@@ -56,11 +56,27 @@ def inside(base: str | os.PathLike, name, where: str, *, resolved: str | None = 
         raise InputError(f"{where} {name[:200]!r} leaves its folder {base} (absolute or '..'); "
                          "names in annotation files must be relative to it")
     root = resolved if resolved is not None else resolve_base(base)
-    target = os.path.realpath(os.path.join(root, *rel.parts))
+    target = _below_resolved(root, rel.parts)
     prefix = root if root.endswith(os.sep) else root + os.sep
     if target != root and not target.startswith(prefix):
         raise InputError(f"{where} {name[:200]!r} leads out of {base} (through a symbolic link)")
     return Path(target)
+
+
+def _below_resolved(root: str, parts: tuple[str, ...]) -> str:
+    """``realpath(root/parts…)`` for a ``root`` already resolved: when no part is a symbolic
+    link (one ``lstat`` each, not one for every folder above), the joined path is the answer."""
+    import stat
+
+    path = root
+    for part in parts:
+        path = os.path.join(path, part)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return os.path.realpath(os.path.join(root, *parts))
+        except OSError:  # missing (or unreadable): realpath says what it leads to
+            return os.path.realpath(os.path.join(root, *parts))
+    return path
 
 
 def resolve_base(base: str | os.PathLike) -> str:

@@ -42,10 +42,9 @@ _STATE_VERSION = 1
 def _segment_table(segments, cat_ids: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list]:
     """(ids, category indices, iscrowd, JSON areas or -1) sorted by id, and the ids in listed order."""
     try:
-        ids = np.array([s["id"] for s in segments], np.int64)
-        cats = np.array([s["category_id"] for s in segments], np.int64)
-        crowd = np.array([s.get("iscrowd", 0) for s in segments], np.int64)
-        areas = np.array([-1 if s.get("area") is None else s["area"] for s in segments], np.int64)
+        rows = np.array([(s["id"], s["category_id"], s.get("iscrowd", 0), -1 if s.get("area") is None else s["area"])
+                         for s in segments], np.int64).reshape(-1, 4)
+        ids, cats, crowd, areas = rows.T
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise InputError(f"{what}: every segment needs an integer id and category_id ({exc!r:.60})") from None
     if ids.size and (ids.min() < 1 or ids.max() > MAX_SEGMENT_ID):
