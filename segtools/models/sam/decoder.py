@@ -102,7 +102,16 @@ class PromptEncoder(nn.Module):
 
 
 class TokenAttention(nn.Module):
-    """Attention with the projections narrowed by ``downsample`` (``q/k/v/out_proj``)."""
+    """Attention with the projections narrowed by ``downsample`` (``q/k/v/out_proj``).
+
+    Between the few prompt tokens and the h·w image tokens of each prompt, the projections
+    of the long side are folded into the short side (exact algebra, different rounding):
+    token → image attention scores ``q·(x Wk + bk)ᵀ = (q Wkᵀ)·xᵀ + const`` (the constant
+    cancels in the softmax) and values ``P (x Wv + bv) = (P x) Wv + bv``; image → token
+    attention ``(x Wq + bq) kᵀ = x (Wq kᵀ) + bq kᵀ`` and output ``Σ_h P_h v_h Wo_h = P (v Wo)``.
+    Each turns two 256×128 projections of every image token into products with the tokens,
+    less than half the work; a side shared by all prompts (batch 1) is projected once instead.
+    """
 
     def __init__(self, dim: int, heads: int, downsample: int = 1) -> None:
         super().__init__()
@@ -118,13 +127,56 @@ class TokenAttention(nn.Module):
         return x.reshape(b, n, self.heads, c // self.heads).transpose(1, 2)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        # a batch-1 input shared by every prompt is projected once, then broadcast
         b = max(q.shape[0], k.shape[0], v.shape[0])
+        long_keys = k.shape[1] > 4 * q.shape[1] and k.shape[0] == v.shape[0] == b > 1
+        long_queries = q.shape[1] > 4 * k.shape[1] and k.shape[0] == v.shape[0] == b
+        if long_keys:
+            return self._to_long_side(q, k, v)
+        if long_queries:
+            return self._from_long_side(q, k, v)
+        # a batch-1 input shared by every prompt is projected once, then broadcast
         q, k, v = (self._split(proj(t)).expand(b, -1, -1, -1)
                    for proj, t in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v)))
         out = F.scaled_dot_product_attention(q, k, v)
         _, _, n, _ = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, -1))
+
+    def _to_long_side(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Few queries (B×T×C) attending to many per-prompt keys/values (B×N×C)."""
+        heads = self.heads
+        b, t, _ = q.shape
+        head_dim = self.q_proj.out_features // heads
+        qh = self.q_proj(q).reshape(b, t, heads, head_dim).transpose(1, 2)  # B×H×T×d
+        wk = self.k_proj.weight.reshape(heads, head_dim, -1)  # H×d×C
+        folded = (qh @ wk).reshape(b, heads * t, -1)  # B×(H·T)×C
+        scores = (folded @ k.transpose(1, 2)) * head_dim ** -0.5  # B×(H·T)×N
+        weights = scores.softmax(dim=-1)
+        mixed = (weights @ v).reshape(b, heads, t, -1)  # B×H×T×C: softmax-weighted raw values
+        wv = self.v_proj.weight.reshape(heads, head_dim, -1)  # H×d×C
+        out = mixed @ wv.transpose(1, 2) + self.v_proj.bias.reshape(heads, 1, head_dim)  # B×H×T×d
+        return self.out_proj(out.transpose(1, 2).reshape(b, t, -1))
+
+    def _from_long_side(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Many queries (B×N×C or a shared 1×N×C) attending to few per-prompt keys/values (B×T×C)."""
+        heads = self.heads
+        b, t, _ = k.shape
+        head_dim = self.q_proj.out_features // heads
+        kh = self.k_proj(k).reshape(b, t, heads, head_dim).transpose(1, 2)  # B×H×T×d
+        if q.shape[0] == 1 < b:  # shared queries: projected once
+            qh = self._split(self.q_proj(q))  # 1×H×N×d
+            scores = qh @ kh.transpose(2, 3)  # B×H×N×T
+        else:
+            wq = self.q_proj.weight.reshape(heads, head_dim, -1)  # H×d×C
+            folded = (kh @ wq).reshape(b, heads * t, -1)  # B×(H·T)×C
+            bias = (kh @ self.q_proj.bias.reshape(heads, head_dim, 1)).reshape(b, 1, heads * t)
+            scores = (q @ folded.transpose(1, 2) + bias).reshape(b, -1, heads, t).transpose(1, 2)
+        weights = (scores * head_dim ** -0.5).softmax(dim=-1)  # B×H×N×T
+        vh = self.v_proj(v).reshape(b, t, heads, head_dim).transpose(1, 2)  # B×H×T×d
+        wo = self.out_proj.weight.t().reshape(heads, head_dim, -1)  # H×d×C
+        mapped = (vh @ wo).reshape(b, heads * t, -1)  # B×(H·T)×C
+        n = weights.shape[2]
+        weights = weights.transpose(1, 2).reshape(b, n, heads * t)  # B×N×(H·T)
+        return torch.baddbmm(self.out_proj.bias.expand(b, 1, -1), weights, mapped)
 
 
 class TwoWayBlock(nn.Module):
