@@ -1,6 +1,6 @@
 """Benchmark panoptic quality (PQ) against decoding alone and a panopticapi-style reference, in one run.
 
-    python bench/panoptic.py [--pairs 351] [--repeat 3]
+    python bench/panoptic.py [--pairs 351] [--repeat 3] [--data DIR]
 
 Builds CamVid-derived COCO panoptic pairs (train + val annotations, 480×360: Car, Pedestrian,
 Bicyclist and SignSymbol split into connected components as things, the rest stuff,
@@ -9,7 +9,11 @@ Times, on the same files: decoding the 2·N PNGs to id images only (segtools' re
 Pillow as panopticapi reads them); segtools
 ``evaluate_panoptic_files`` at ``jobs=1`` and ``jobs=2``; and the step-by-step reference of
 ``tests/panoptic_reference.py`` (panopticapi's dict loops, standing in for panopticapi, which
-is not on PyPI) over the same decoded ids. All produce the same PQ; the script checks it.
+is not on PyPI) over the same files, decoded by segtools' reader and, as panopticapi reads
+them, by Pillow. The rows run in interleaved rounds (so each sees the same load) and report
+wall and CPU seconds (CPU: this process plus its finished workers; on a shared machine the
+CPU ratios of the one-process rows are the steadier figures). All produce the same PQ; the
+script checks it.
 """
 
 from __future__ import annotations
@@ -21,8 +25,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
-from _timing import best_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMVID = ROOT.parent / "shared" / "data" / "camvid"
@@ -68,10 +70,33 @@ def build(root: Path, count: int) -> tuple[Path, Path]:
     return root / "pred.json", root / "gt.json"
 
 
+def _pillow_ids(path: Path) -> np.ndarray:
+    """A panoptic PNG read as panopticapi reads it: Pillow, uint32 channels, R + 256·G + 256²·B."""
+    from PIL import Image
+
+    rgb = np.array(Image.open(path), dtype=np.uint32)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+
+
+def _timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process and of its finished child processes) of one call."""
+    import resource
+    import time
+
+    def cpu() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    wall, start = time.perf_counter(), cpu()
+    fn()
+    return time.perf_counter() - wall, cpu() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=351)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds (best of them is reported)")
+    parser.add_argument("--data", type=Path, help="keep the built pairs in this folder (reused when it holds them)")
     args = parser.parse_args()
 
     from panoptic_reference import reference_average, reference_counts
@@ -79,51 +104,72 @@ def main() -> None:
     from segtools.metrics.panoptic_io import evaluate_panoptic_files, read_panoptic_png
 
     with tempfile.TemporaryDirectory() as tmp:
-        pred_json, gt_json = build(Path(tmp), args.pairs)
+        root = args.data or Path(tmp)
+        if not (root / "gt.json").is_file():
+            root.mkdir(parents=True, exist_ok=True)
+            build(root, args.pairs)
+        pred_json, gt_json = root / "pred.json", root / "gt.json"
         gt_doc, pred_doc = json.loads(gt_json.read_text()), json.loads(pred_json.read_text())
-        files = [(Path(tmp) / "gt" / g["file_name"], Path(tmp) / "pred" / p["file_name"])
+        files = [(root / "gt" / g["file_name"], root / "pred" / p["file_name"])
                  for g, p in zip(gt_doc["annotations"], pred_doc["annotations"])]
         n = len(files)
+        categories = {c["id"]: (c["name"], bool(c["isthing"])) for c in gt_doc["categories"]}
 
         def decode_only():
             for gt, pred in files:
                 read_panoptic_png(str(gt)), read_panoptic_png(str(pred))
 
-        def reference():
-            images = [(read_panoptic_png(str(gt)), g["segments_info"], read_panoptic_png(str(pred)), p["segments_info"])
-                      for (gt, pred), g, p in zip(files, gt_doc["annotations"], pred_doc["annotations"])]
-            return reference_counts(images)
-
-        def decode_pillow():  # panopticapi's reading: Pillow, uint32 channels, R + 256·G + 256²·B
-            from PIL import Image
-
+        def decode_pillow():
             for gt, pred in files:
-                for path in (gt, pred):
-                    rgb = np.array(Image.open(path), dtype=np.uint32)
-                    rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
+                _pillow_ids(gt), _pillow_ids(pred)
 
-        results = {}
-        times = {"decode only (2·N PNGs)": best_seconds(decode_only, args.repeat, warmup=True),
-                 "decode only, Pillow (panopticapi)": best_seconds(decode_pillow, args.repeat)}
-        for jobs in (1, 2):
-            times[f"segtools jobs={jobs}"] = best_seconds(
-                lambda: results.__setitem__(jobs, evaluate_panoptic_files(str(pred_json), str(gt_json), jobs=jobs)),
-                args.repeat)
-        stats = {}
-        times["panopticapi-style reference"] = best_seconds(lambda: stats.__setitem__(0, reference()), 1)
-        categories = {c["id"]: (c["name"], bool(c["isthing"])) for c in gt_doc["categories"]}
-        expected = reference_average(stats[0], categories, None)[0]["pq"]
-        for jobs, evaluation in results.items():
-            assert abs(evaluation.summary()["pq"] - expected) <= 1e-9, (jobs, evaluation.summary()["pq"], expected)
+        def reference(read):
+            def images():  # one image's ids at a time, as pq_compute_single_core holds them
+                for (gt, pred), g, p in zip(files, gt_doc["annotations"], pred_doc["annotations"]):
+                    yield read(gt), g["segments_info"], read(pred), p["segments_info"]
+            return reference_average(reference_counts(images()), categories, None)[0]["pq"]
 
-    decode = times["decode only (2·N PNGs)"]
-    print(f"PQ over {n} CamVid-derived panoptic pairs (480×360), PQ = {expected:.4f} in every run\n")
-    print(f"{'':32} {'seconds':>8} {'× decode':>9} {'ms/image':>9}")
-    for name, value in times.items():
-        print(f"{name:32} {value:8.3f} {value / decode:9.2f} {1000 * value / n:9.2f}")
-    one, two = times["segtools jobs=1"], times["segtools jobs=2"]
-    print(f"\njobs=2 vs jobs=1: {one / two:.2f}×; segtools jobs=1 vs reference: "
-          f"{times['panopticapi-style reference'] / one:.2f}×")
+        pqs: dict[str, float] = {}
+        runs = {"decode only (2·N PNGs)": decode_only,
+                "decode only, Pillow (panopticapi)": decode_pillow,
+                "segtools jobs=1": lambda: pqs.__setitem__(
+                    "jobs=1", evaluate_panoptic_files(str(pred_json), str(gt_json), jobs=1).summary()["pq"]),
+                "segtools jobs=2": lambda: pqs.__setitem__(
+                    "jobs=2", evaluate_panoptic_files(str(pred_json), str(gt_json), jobs=2).summary()["pq"]),
+                "reference, segtools' decoder": lambda: pqs.__setitem__(
+                    "reference", reference(lambda path: read_panoptic_png(str(path)))),
+                "reference, Pillow (panopticapi)": lambda: pqs.__setitem__("panopticapi", reference(_pillow_ids))}
+        decode_only()  # warm the page cache and the imports
+        walls: dict[str, list[float]] = {name: [] for name in runs}
+        cpus: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(args.repeat):  # interleaved: every row sees the same load, round by round
+            for name, fn in runs.items():
+                wall, cpu = _timed(fn)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+        expected = pqs["panopticapi"]
+        for key, value in pqs.items():
+            assert abs(value - expected) <= 1e-9, (key, value, expected)
+
+    wall = {name: min(values) for name, values in walls.items()}
+    cpu = {name: min(values) for name, values in cpus.items()}
+    decode, pillow = "decode only (2·N PNGs)", "decode only, Pillow (panopticapi)"
+    print(f"PQ over {n} CamVid-derived panoptic pairs (480×360), PQ = {expected:.4f} in every run; "
+          f"best of {args.repeat} interleaved rounds; load average {_load()}\n")
+    print(f"{'':34} {'wall s':>7} {'CPU s':>7} {'CPU × decode':>13} {'CPU × Pillow decode':>20}")
+    for name in runs:
+        print(f"{name:34} {wall[name]:7.3f} {cpu[name]:7.3f} {cpu[name] / cpu[decode]:13.2f} "
+              f"{cpu[name] / cpu[pillow]:20.2f}")
+    one, two = "segtools jobs=1", "segtools jobs=2"
+    print(f"\njobs=2 vs jobs=1 (wall): {wall[one] / wall[two]:.2f}×; segtools jobs=1 vs reference (CPU): "
+          f"{cpu['reference, segtools' + chr(39) + ' decoder'] / cpu[one]:.2f}× with segtools' decoder, "
+          f"{cpu['reference, Pillow (panopticapi)'] / cpu[one]:.2f}× with Pillow's")
+
+
+def _load() -> str:
+    import os
+
+    return ", ".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 if __name__ == "__main__":
