@@ -234,3 +234,97 @@ def test_predict_loads_the_model_once_per_worker_and_writes_the_local_bytes(cli,
     with distributed.Client(scheduler.scheduler_address, set_as_default=False) as client:
         loads = client.run(_cached_models)
     assert sum(loads.values()) >= 1 and all(count <= 1 for count in loads.values()), loads
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory):
+    """Eight CamVid val frames, cropped to 96x128 (one size: one run of batches)."""
+    import cv2
+
+    from conftest import CAMVID
+
+    files = sorted((CAMVID / "val").glob("*.png"))[:8]
+    if not files:
+        pytest.skip("../shared/data/camvid is not present beside the project")
+    folder = tmp_path_factory.mktemp("frames")
+    for file in files:
+        assert cv2.imwrite(str(folder / file.name), cv2.imread(str(file))[:96, :128])
+    return folder
+
+
+def test_predict_with_the_default_onnx_model_writes_the_local_bytes(cli, frames, scheduler, tmp_path):
+    pytest.importorskip("onnxruntime", reason="the default model runs in ONNX Runtime (segtools[onnx])")
+    from segtools.cli.predict_backends import default_onnx
+
+    if default_onnx(None) is None:
+        pytest.skip("the bundled default model has no ONNX file here")
+    local = cli("predict", frames, "-o", tmp_path / "local", "--batch", "3")
+    remote = cli("predict", frames, "-o", tmp_path / "dask", "--batch", "3", "--dask", scheduler.scheduler_address)
+    assert local.code == 0 and remote.code == 0, remote.stderr
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local") and len(_files(tmp_path / "local")) == 8
+    with distributed.Client(scheduler.scheduler_address, set_as_default=False) as client:
+        specs = client.run(lambda: [key[1] for key in __import__("segtools.io.cluster").io.cluster._cache
+                                    if key[0] == "predict" and key[1].startswith("RunnerSpec(")])
+    assert all(len(found) <= 1 for found in specs.values()) and any(specs.values()), specs
+
+
+def test_predict_with_an_instance_model_writes_the_local_masks_and_coco_results(cli, frames, scheduler, tmp_path):
+    torch = pytest.importorskip("torch", reason="instance models need the models extra (torch)")
+    import golden_detection
+
+    from segtools.models.detection import build_detector
+    from segtools.weights.checkpoint import make_checkpoint, save_checkpoint
+
+    arch, sizes = "maskrcnn-resnet50-fpn", {"min_size": 96, "max_size": 128}
+    with torch.device("meta"):
+        model = build_detector(arch, 5, **sizes)
+    golden_detection.fill_detector(model)
+    checkpoint = save_checkpoint(tmp_path / "maskrcnn.pt", make_checkpoint(arch, 5, model.state_dict(),
+                                                                            arch_options=sizes))
+    args = ("predict", frames, "--weights", checkpoint, "--arch", arch, "--min-score", "0.3", "--batch", "2")
+    local = cli(*args, "-o", tmp_path / "local")
+    remote = cli(*args, "-o", tmp_path / "dask", "--dask", scheduler.scheduler_address)
+    assert local.code == 0 and remote.code == 0, remote.stderr
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local") and len(_files(tmp_path / "local")) == 8
+    local = cli(*args, "--format", "coco", "-o", tmp_path / "local.json")
+    remote = cli(*args, "--format", "coco", "-o", tmp_path / "dask.json", "--dask", scheduler.scheduler_address)
+    assert local.code == 0 and remote.code == 0, remote.stderr
+    assert (tmp_path / "dask.json").read_bytes() == (tmp_path / "local.json").read_bytes()
+
+
+def test_predict_to_stdout_on_the_cluster_is_refused_by_name(cli, frames, scheduler):
+    pytest.importorskip("onnxruntime", reason="the default model runs in ONNX Runtime (segtools[onnx])")
+    result = cli("predict", frames / sorted(p.name for p in frames.iterdir())[0], "--dask", scheduler.scheduler_address)
+    assert_one_line_error(result, 2)
+    assert "--dask" in result.stderr and "stdout" in result.stderr
+
+
+def test_tile_split_on_the_cluster_writes_the_local_tiles_and_manifest(cli, scheduler, tmp_path):
+    from conftest import CAMVID
+
+    image = CAMVID / "val" / "0016E5_07959.png"
+    mask = CAMVID / "valannot" / "0016E5_07959.png"
+    if not image.is_file() or not mask.is_file():
+        pytest.skip("../shared/data/camvid is not present beside the project")
+    args = ("tile", "split", image, "--mask", mask, "--size", "128", "--overlap", "32", "--min-foreground", "0.2",
+            "--background", "0")
+    local = cli(*args, "-o", tmp_path / "local")
+    remote = cli(*args, "-o", tmp_path / "dask", "--dask", scheduler.scheduler_address)
+    assert local.code == 0 and remote.code == 0, remote.stderr
+    tiles = _files(tmp_path / "local")
+    assert _files(tmp_path / "dask") == tiles and len(tiles) > 10 and "manifest.json" in tiles
+
+
+def test_a_failing_band_leaves_no_tiles(cli, scheduler, tmp_path):
+    from conftest import CAMVID
+
+    image = CAMVID / "val" / "0016E5_07959.png"
+    if not image.is_file():
+        pytest.skip("../shared/data/camvid is not present beside the project")
+    out = tmp_path / "tiles"
+    out.mkdir()
+    (out / "0016E5_07959_y00232_x00000.png").mkdir()  # a folder where a tile of the last band goes
+    result = cli("tile", "split", image, "--size", "128", "--overlap", "0", "-o", out,
+                 "--dask", scheduler.scheduler_address)
+    assert_one_line_error(result, 1)
+    assert sorted(p.name for p in out.iterdir()) == ["0016E5_07959_y00232_x00000.png"]

@@ -97,7 +97,6 @@ def predict(
 
         refuse_jobs(locals())
     if predict_backends.wants_backend(**locals()):  # ONNX Runtime, transformers: no torch
-        predict_cluster.refuse(dask, "ONNX Runtime and transformers models (give --backend torch)")
         return predict_backends.predict_with_backend(**locals())
     import sys
 
@@ -117,13 +116,12 @@ def predict(
     from segtools.cli import predict_instances as instance_cli
 
     if instance_cli.wants_instances(model, weights, arch):
-        predict_cluster.refuse(dask, "instance models")
         from segtools.cli.video_opts import predict_options_request
 
         return instance_cli.predict_instances(
             inputs or [], model=model, weights=weights, arch=arch, output=output, fmt=fmt, min_score=min_score,
             max_dets=max_dets, mask_threshold=mask_threshold, device=device, batch=batch, amp=amp,
-            amp_dtype=amp_dtype, overwrite=overwrite,
+            amp_dtype=amp_dtype, overwrite=overwrite, dask=dask, shard=shard,
             refused={"--probs": probs, "--tta": tta, "--tile": tile, "--classes": classes, "--temporal": temporal},
             video=predict_options_request(locals()))
     instance_cli.refuse_instance_options(fmt, min_score, max_dets, mask_threshold)

@@ -46,7 +46,8 @@ FLAGS = {"tile": "--tile", "resize": "--resize", "threads": "--threads", "mean":
 #: predict's options that these back-ends honour (any other one that is set is refused)
 _HONOURED = {"inputs", "model", "output", "probs", "device", "batch", "tta", "tile", "overlap", "blend", "classes",
              "overwrite", "fmt", "min_score", "max_dets", "mask_threshold", "backend", "threads", "resize", "mean",
-             "std", "scale", "task", "camera", "every", "start", "end", "max_frames", "temporal", "fps_limit", "codec"}
+             "std", "scale", "task", "camera", "every", "start", "end", "max_frames", "temporal", "fps_limit", "codec",
+             "dask", "shard"}
 
 
 def wants_backend(**options: Any) -> bool:
@@ -192,7 +193,10 @@ def predict_with_backend(**options: Any) -> None:
             raise UsageError("--format, --min-score and --max-dets are for instance models; this model is semantic")
         if video is not None:
             return _predict_semantic(runner, [], [], options, resize, video)
-        items = expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".npy"))
+        from segtools.cli import predict_cluster
+
+        items = predict_cluster.shard(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp",
+                                                                       ".webp", ".npy")), get("shard"))
         targets = output_targets(items, specs, get("output"), ".npz" if get("probs") else ".png", get("overwrite"))
         _predict_semantic(runner, items, targets, options, resize)
 
@@ -267,6 +271,11 @@ def _predict_semantic(runner, items, targets, options: dict, resize, video=None)
     else:
         predictor = RunnerPredictor(runner, batch=options.get("batch") or 4, tiling=tiling,
                                     tta=parse_tta(options.get("tta")), resize=resize)
+    from segtools.cli import predict_cluster
+
+    if predict_cluster.wanted(options.get("dask")):  # each worker opens the model once and writes its items
+        return predict_cluster.runner_on_cluster(options, runner, items, targets, tiling, parse_tta(options.get("tta")),
+                                                 resize, video)
     if video is not None:  # the frames of a video, camera or stream: the one frame loop of every runner
         from segtools.cli.video_opts import predict_video
 
@@ -294,6 +303,9 @@ def _predict_instances(runner, specs, options: dict, video=None) -> None:
     for flag, name in (("--probs", "probs"), ("--tta", "tta"), ("--tile", "tile"), ("--resize", "resize")):
         if options.get(name):
             raise UsageError(f"{flag} is for semantic models; an instance model predicts whole images")
+    from segtools.cli import predict_cluster
+
+    predict_cluster.refuse(options.get("dask"), "YOLO-seg or universal instance models (ONNX, transformers)")
     fmt = options.get("fmt") or "mask"
     if fmt not in ("mask", "coco"):
         raise UsageError(f"--format {fmt!r}: choose mask or coco")
@@ -310,7 +322,8 @@ def _predict_instances(runner, specs, options: dict, video=None) -> None:
 
         predict_instances_video(video, process, _label_names(runner), fmt)
         return
-    items = expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"))
+    items = predict_cluster.shard(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp",
+                                                                   ".webp")), options.get("shard"))
     output = options.get("output")
     if fmt == "coco":
         target = None if output in (None, "-") else str(check_output_path(output, overwrite))

@@ -1,4 +1,10 @@
-"""``predict --dask``: the command's side of :mod:`segtools.inference.cluster_predict`."""
+"""``predict --dask``: the command's side of :mod:`segtools.inference.cluster_predict`.
+
+The command checks its options and opens the model once itself (a bad model fails before a
+cluster is reached), then hands the items and a spec of the model to the cluster: torch
+semantic models (:func:`predict_on_cluster`), ONNX and transformers models
+(:func:`runner_on_cluster`), instance models (:func:`instances_on_cluster`).
+"""
 
 from __future__ import annotations
 
@@ -16,23 +22,99 @@ def wanted(dask: Optional[str]) -> bool:
 
 
 def refuse(dask: Optional[str], what: str) -> None:
-    """Refuse ``--dask`` for the models that do not run on a cluster yet."""
+    """Refuse ``--dask`` for the models that do not run on a cluster."""
     if dask is not None:
-        raise UsageError(f"--dask: semantic torch models only so far, not {what}")
+        raise UsageError(f"--dask: not for {what}")
+
+
+def shard(items: Sequence, spec: Optional[str]) -> list:
+    """``items`` of shard ``--shard I/N`` (all of them without it)."""
+    from segtools.cli.options import parse_shard, shard_items
+
+    return shard_items(items, parse_shard(spec))
+
+
+def _check_files(items: Sequence, targets: Sequence[Optional[str]]) -> None:
+    if any(str(getattr(item, "path", item)) == "-" for item in items) or None in targets:
+        raise UsageError("--dask: workers read and write files: give image files and -o FILE or DIR, not stdin/stdout")
+
+
+def _refuse_video(video: Any) -> None:
+    if video is not None:
+        raise UsageError("--dask: predict maps over image files; a video is read by one process")
+
+
+def _run(dask: Optional[str], spec: Any, items: Sequence, targets: Sequence[Optional[str]], ids: Sequence = ()) -> list:
+    from segtools.inference.cluster_predict import predict_on_cluster as run
+    from segtools.io.cluster import use_dask
+
+    with use_dask(dask), progress(len(items), "predict") as advance:
+        results = run(spec, [str(item.path) for item in items], targets, on_done=advance, ids=ids)
+    if len(items) > 1:
+        info(f"predicted {len(items)} images")
+    return results
 
 
 def predict_on_cluster(dask: Optional[str], items: Sequence, targets: Sequence[Optional[str]], video: Any,
                        **model: Any) -> None:
     """Predict ``items`` into ``targets`` on the cluster; ``model``: the fields of
     :class:`~segtools.inference.cluster_predict.ModelSpec`."""
-    from segtools.inference.cluster_predict import ModelSpec, predict_on_cluster as run
-    from segtools.io.cluster import use_dask
+    from segtools.inference.cluster_predict import ModelSpec
 
-    if video is not None:
-        raise UsageError("--dask: predict maps over image files; a video is read by one process")
-    if any(item.path == "-" for item in items) or None in targets:
-        raise UsageError("--dask: workers read and write files: give image files and -o FILE or DIR, not stdin/stdout")
-    with use_dask(dask), progress(len(items), "predict") as advance:
-        count = run(ModelSpec(**model), [item.path for item in items], targets, on_done=advance)
-    if count > 1:
-        info(f"predicted {count} images")
+    _refuse_video(video)
+    _check_files(items, targets)
+    _run(dask, ModelSpec(**model), items, targets)
+
+
+def runner_on_cluster(options: dict, runner: Any, items: Sequence, targets: Sequence[Optional[str]], tiling: Any,
+                      tta: Any, resize: Any, video: Any = None) -> None:
+    """``predict``'s ONNX / transformers semantic run (``options``: its parameters by name;
+    ``runner``: the model the command opened) on the cluster."""
+    from segtools.cli import predict_backends
+    from segtools.inference.cluster_predict import RunnerSpec
+
+    _refuse_video(video)
+    _check_files(items, targets)
+    model, backend = options.get("model"), (options.get("backend") or "auto").lower()
+    if backend == "hf" or model and model.startswith("hf:"):
+        backend, model = "hf", model[3:] if model.startswith("hf:") else model
+    else:
+        backend = "onnx"
+        if model is None or model == predict_backends._default_name():
+            model = str(predict_backends.default_onnx(model))
+    spec = RunnerSpec(backend=backend, model=model, device=options.get("device") or "auto",
+                      threads=options.get("threads") or None, classes=_classes(options.get("classes")),
+                      preprocessing=tuple(sorted(predict_backends._preprocessing(
+                          options.get("mean"), options.get("std"), options.get("scale")).items())),
+                      task=(options.get("task") or "semantic").lower(), batch=int(options.get("batch") or 4),
+                      tiling=tiling, tta=tta, resize=resize, probs=bool(options.get("probs")),
+                      overwrite=bool(options.get("overwrite")))
+    _run(options.get("dask"), spec, items, targets)
+
+
+def _classes(spec: Optional[str]):
+    if not spec:
+        return None
+    from segtools.io.meta import load_classes
+
+    return load_classes(spec, "--classes")
+
+
+def instances_on_cluster(dask: Optional[str], items: Sequence, targets: Sequence[Optional[str]], fmt: str,
+                         coco_target: Optional[str], **model: Any) -> None:
+    """An instance model's run on the cluster: masks written by the workers, or COCO results
+    gathered in input order and written here (``coco_target``; ``None`` for stdout)."""
+    import json
+
+    from segtools.inference.cluster_predict import InstanceSpec
+    from segtools.inference.instances import image_ids
+    from segtools.io.streams import emit
+
+    _check_files(items, targets if fmt == "mask" else [""] * len(items))
+    spec = InstanceSpec(fmt=fmt, **model)
+    ids = image_ids([str(item.path) for item in items])
+    groups = _run(dask, spec, items, targets, ids=ids)
+    if fmt == "coco":
+        results = [result for group in groups for result in group]
+        emit((json.dumps(results, separators=(",", ":")) + "\n").encode(), coco_target, "COCO results",
+             spec.overwrite)

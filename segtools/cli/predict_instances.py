@@ -51,7 +51,8 @@ def refuse_instance_options(fmt: Optional[str], min_score: Optional[float], max_
 def predict_instances(inputs: List[str], *, model: Optional[str], weights: Optional[str], arch: Optional[str],
                       output: Optional[str], fmt: Optional[str], min_score: Optional[float],
                       max_dets: Optional[int], mask_threshold: Optional[float], device: str, batch: int,
-                      amp: bool, amp_dtype: Optional[str], overwrite: bool, refused: dict, video=None) -> None:
+                      amp: bool, amp_dtype: Optional[str], overwrite: bool, refused: dict,
+                      dask: Optional[str] = None, shard: Optional[str] = None, video=None) -> None:
     """Run an instance model over ``inputs`` and write masks or COCO results.
 
     ``refused`` maps semantic-only flags to their values; any that is set is a usage error.
@@ -80,8 +81,10 @@ def predict_instances(inputs: List[str], *, model: Optional[str], weights: Optio
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--mask-threshold {threshold:g}: give a probability in [0, 1]")
     if video is not None:  # the frames of a video, camera or stream
+        from segtools.cli import predict_cluster
         from segtools.cli.video_predict import predict_detector_video
 
+        predict_cluster.refuse(dask, "a video")
         predict_detector_video(video, fmt, model=model, weights=weights, arch=arch, min_score=min_score,
                                max_dets=int(max_dets or 100), mask_threshold=threshold, device=device,
                                amp=(amp_dtype or True) if amp else False, batch=batch)
@@ -89,7 +92,10 @@ def predict_instances(inputs: List[str], *, model: Optional[str], weights: Optio
     specs = inputs or ["-"]
     if specs == ["-"] and sys.stdin.isatty():
         raise UsageError("no input: give image files or a folder, or pipe an image into stdin")
-    items = expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"))
+    from segtools.cli import predict_cluster
+
+    items = predict_cluster.shard(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp",
+                                                                   ".webp")), shard)
     if fmt == "coco":
         target = None if output in (None, "-") else str(check_output_path(output, overwrite))
         targets = [None] * len(items)
@@ -98,6 +104,11 @@ def predict_instances(inputs: List[str], *, model: Optional[str], weights: Optio
     with parameters_as_flags(FLAGS):
         from segtools.inference.instances import InstanceRunner, coco_results, image_ids, load_detector
 
+        if predict_cluster.wanted(dask):  # each worker loads the model once and writes its items
+            return predict_cluster.instances_on_cluster(
+                dask, items, targets, fmt, target if fmt == "coco" else None, model=model, weights=weights, arch=arch,
+                min_score=min_score, max_dets=int(max_dets or 100), mask_threshold=threshold, device=device,
+                amp=(amp_dtype or True) if amp else False, batch=batch, overwrite=overwrite)
         options = {"box_score_thresh": min_score, "box_detections_per_img": int(max_dets or 100)}
         loaded = load_detector(model=model, weights=weights, arch=arch, **options)
         runner = InstanceRunner(loaded.model, device=device, amp=(amp_dtype or True) if amp else False,

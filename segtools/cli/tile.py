@@ -8,7 +8,7 @@ import typer
 from typing_extensions import Annotated
 
 from segtools.cli.common import info, progress
-from segtools.cli.options import OverwriteOpt, parse_overlap, parse_size
+from segtools.cli.options import DaskOpt, OverwriteOpt, parse_overlap, parse_size
 
 #: library parameters → the flags that set them, for library messages (cli.options)
 SPLIT_FLAGS = {"min_foreground": "--min-foreground", "pad": "--pad", "tile_format": "--tile-format",
@@ -42,6 +42,7 @@ def split(
         "--tile-format", help="png, npy, tiff or npz; default npy for .npy inputs and scores, tiff for TIFF, else png.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Tile name prefix (default: the input's file stem).")] = None,
     overwrite: OverwriteOpt = False,
+    dask: DaskOpt = None,
 ) -> None:
     """Cut an image (and its mask) into overlapping tiles named by position, plus manifest.json.
 
@@ -64,10 +65,13 @@ def split(
         background=background, skip_blank=skip_blank, blank_std=blank_std, tile_format=tile_format, stem=name)
     if min_foreground is not None and mask is None:
         raise UsageError("--min-foreground needs --mask (the mask decides what is foreground)")
+    from segtools.io.cluster import use_dask
+
     with parameters_as_flags(SPLIT_FLAGS):
         source = open_raster(image)
         mask_raster = open_raster(mask, want="labels") if mask else None
-        manifest = split_raster(source, output, options, mask_raster, allow_overwrite=overwrite)
+        with use_dask(dask):  # --dask: each row of tiles is a task on the cluster
+            manifest = split_raster(source, output, options, mask_raster, allow_overwrite=overwrite)
     kept = manifest.written
     skipped = len(manifest.tiles) - kept
     info(f"{image}: {source.height}x{source.width} → {kept} tiles of {options.size[0]}x{options.size[1]} (HxW)"

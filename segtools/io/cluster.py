@@ -89,16 +89,15 @@ def use_dask(spec: Optional[str]) -> Iterator[Any]:
     require("distributed", "dask")
     import logging
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    for name in ("distributed", "tornado"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ("distributed", "tornado"):  # a worker stopped at the end is no news: stderr stays quiet
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     cluster = None
     count = local_workers(address)
     try:
         if count is not None:
-            cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+            cluster = _local_cluster(count)
             client = Client(cluster, set_as_default=False)
         else:
             client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
@@ -115,6 +114,29 @@ def use_dask(spec: Optional[str]) -> Iterator[Any]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _local_cluster(count: int) -> Any:
+    """``local:N``: a LocalCluster of ``count`` single-threaded worker processes on 127.0.0.1.
+
+    Start-up is most of a short command's time on a cluster of its own: spawned workers
+    (Dask's default) each start a fresh interpreter that imports distributed, numpy, OpenCV
+    and segtools again — seconds each, tens of seconds on a loaded machine. Where the
+    system can fork, the workers are forked from this process instead, which has imported
+    all of it already (see bench/scale.py for the figures). No dashboard, no worker HTTP
+    servers, logs only for what is critical.
+    """
+    import logging
+    import multiprocessing
+
+    import dask
+    from distributed import LocalCluster
+
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+        return LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
+                            dashboard_address=None, worker_dashboard_address=None,
+                            silence_logs=logging.CRITICAL)
 
 
 def _threads(client: Any) -> int:

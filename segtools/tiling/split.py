@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segtools.errors import InputError, OutputError, UsageError
+from segtools.errors import InputError, OutputError, SegtoolsError, UsageError
 from segtools.io.streams import write_bytes
 from segtools.tiling.grid import Tile, as_pair, tile_grid
 from segtools.io.geotiff import geo_to_json, shift_geo
@@ -140,20 +140,22 @@ def split_raster(source: Raster, out_dir: str | os.PathLike, options: SplitOptio
         rows: dict[int, list[Tile]] = {}
         for tile in tiles:
             rows.setdefault(tile.y, []).append(tile)
-        for band_top, row_tiles in rows.items():
-            band_rows = row_tiles[0].h
-            band_cols = max(t.x1 for t in row_tiles)
-            band = source.read_rows(band_top, band_top + band_rows)
-            mask_band = mask.read_rows(band_top, band_top + band_rows) if mask is not None else None
-            if options.pad is not None:
-                band = _pad_band(band, band_rows, band_cols, options.pad, options.pad_value, channels_first)
-                if mask_band is not None:
-                    mask_band = _pad_band(mask_band, band_rows, band_cols, options.pad,
-                                          255 if ignore is None else ignore, False)
-            for tile in row_tiles:
-                records.append(_write_tile(tile, band, mask_band, band_top, source, mask, options, out, stem,
-                                           digits, extension, mask_extension, ignore, channels_first,
-                                           allow_overwrite, written))
+        from segtools.io.cluster import active_client
+        from segtools.io.parallel import pmap
+
+        # on a Dask cluster (``--dask``) each band is a task: a worker opens the source by
+        # its path (once) rather than receiving its pixels
+        remote = active_client() is not None
+        shared = (_RasterRef(source.name, "any") if remote else source,
+                  _RasterRef(mask.name, "labels") if remote and mask is not None else mask,
+                  options, out, stem, digits, extension, mask_extension, ignore, channels_first, allow_overwrite)
+        error = None
+        for band_records, band_written, band_error in pmap(_split_band, [(top, row, shared) for top, row in rows.items()]):
+            records.extend(band_records)
+            written.extend(band_written)
+            error = error or band_error
+        if error is not None:
+            raise error
         manifest = Manifest(
             source={"name": Path(source.name).name, "height": source.height, "width": source.width,
                     "channels": source.channels, "dtype": source.dtype.name, "kind": source.kind,
@@ -172,6 +174,54 @@ def split_raster(source: Raster, out_dir: str | os.PathLike, options: SplitOptio
                 pass
         raise
     return manifest
+
+
+@dataclass(frozen=True)
+class _RasterRef:
+    """A raster by path, opened once per cluster worker."""
+
+    path: str
+    want: str
+
+    def open(self) -> Raster:
+        from segtools.io.cluster import worker_cached
+        from segtools.io.rasters import open_raster
+
+        stamp = os.stat(self.path).st_mtime_ns
+        return worker_cached(("raster", self.path, self.want, stamp), lambda: open_raster(self.path, self.want))
+
+
+def _split_band(job) -> tuple[list[TileRecord], list[Path], Exception | None]:
+    """Write one band (row of tiles): its records, the files written, and the error that
+    stopped it (its own files then removed), so every band reports what it wrote."""
+    band_top, row_tiles, (source, mask, options, out, stem, digits, extension, mask_extension, ignore,
+                          channels_first, allow_overwrite) = job
+    source = source.open() if isinstance(source, _RasterRef) else source
+    mask = mask.open() if isinstance(mask, _RasterRef) else mask
+    records: list[TileRecord] = []
+    written: list[Path] = []
+    try:
+        band_rows = row_tiles[0].h
+        band_cols = max(t.x1 for t in row_tiles)
+        band = source.read_rows(band_top, band_top + band_rows)
+        mask_band = mask.read_rows(band_top, band_top + band_rows) if mask is not None else None
+        if options.pad is not None:
+            band = _pad_band(band, band_rows, band_cols, options.pad, options.pad_value, channels_first)
+            if mask_band is not None:
+                mask_band = _pad_band(mask_band, band_rows, band_cols, options.pad,
+                                      255 if ignore is None else ignore, False)
+        for tile in row_tiles:
+            records.append(_write_tile(tile, band, mask_band, band_top, source, mask, options, out, stem,
+                                       digits, extension, mask_extension, ignore, channels_first,
+                                       allow_overwrite, written))
+    except SegtoolsError as exc:
+        for path in written:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+        return [], [], exc
+    return records, written, None
 
 
 def _tile_extension(source: Raster, tile_format: str | None) -> str:
