@@ -167,3 +167,21 @@ def test_loads_a_published_layout_with_its_video_parts_and_refuses_others(tiny_r
     tiny = {key: torch.empty(shape, device="meta") for key, shape in _keys("sam2.1-hiera-tiny")}
     with pytest.raises(InputError, match="is a sam2.1-hiera-tiny checkpoint, not sam2.1-hiera-large"):
         load_sam2(image_state(tiny), expect="sam2.1-hiera-large")
+
+
+def test_segment_everything_runs_on_the_sam2_runner(tiny_runner):
+    """The automatic generator (SAM's algorithm) takes the SAM 2.1 runner: every mask it keeps
+    is the candidate of its grid point that the runner predicts there, with that IoU."""
+    from segtools.inference.sam_auto import EverythingOptions, generate_masks
+
+    runner, _ = tiny_runner
+    image = golden_util.sam_golden_image()
+    found = generate_masks(runner, image, EverythingOptions(points_per_side=4, pred_iou_thresh=0.3,
+                                                            stability_thresh=0.5, stability_offset=0.05, box_nms=1.0))
+    assert len(found) > 0 and found.masks.shape[1:] == image.shape[:2]
+    assert (found.iou > 0.3).all() and (found.stability >= 0.5).all()
+    again = runner.predict(runner.encode(image), found.points[:, None, :], np.ones((len(found), 1)), multimask=True)
+    pick = np.abs(again.iou - found.iou[:, None]).argmin(axis=1)
+    rows = np.arange(len(found))
+    np.testing.assert_allclose(again.iou[rows, pick], found.iou, atol=1e-5)
+    assert (again.masks[rows, pick] == found.masks).mean(axis=(1, 2)).min() > 0.999

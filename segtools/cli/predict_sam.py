@@ -63,9 +63,11 @@ REFUSED = {"tta": "--tta", "tile": "--tile", "classes": "--classes", "temporal":
 def wants_sam(options: dict) -> bool:
     """Whether ``predict`` (its options, by parameter name) runs SAM: a SAM model, or any
     SAM-only option given."""
+    from segtools.inference.sam2 import is_sam2_model
     from segtools.inference.sam_io import is_sam_model
 
-    return is_sam_model(options.get("model"), options.get("weights"), options.get("arch")) or any(
+    named = (options.get("model"), options.get("weights"), options.get("arch"))
+    return is_sam_model(*named) or is_sam2_model(*named) or any(
         options.get(name) not in (None, False, []) for name in PROMPT_OPTIONS)
 
 

@@ -20,56 +20,74 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from segtools.errors import InputError, UsageError
-from segtools.inference.sam import ImageEmbedding, Prediction, check_prompts
 from segtools.inference.sam_io import EmbeddingCache, image_key
+
+# torch is imported by the functions that need it: ``predict`` asks :func:`is_sam2_model`
+# for every run, torch-free.
 
 
 @dataclass
-class Sam2Embedding(ImageEmbedding):
-    """An image's SAM 2 encoder output: ``features`` 1×C×64×64 (the no-memory embedding
-    added) and ``high_res`` the decoder's projected stride-4 and stride-8 features."""
+class Sam2Embedding:
+    """An image's SAM 2 encoder output (the fields of
+    :class:`~segtools.inference.sam.ImageEmbedding`, plus one): ``features`` 1×C×64×64 (the
+    no-memory embedding added), ``original_size`` and ``input_size`` (1024, 1024) as (h, w),
+    ``high_res`` the decoder's projected stride-4 and stride-8 features."""
 
+    features: object
+    original_size: tuple[int, int]
+    input_size: tuple[int, int]
     high_res: tuple = ()
 
 
 @dataclass
-class Sam2Prediction(Prediction):
-    """:class:`~segtools.inference.sam.Prediction` plus ``object_score`` (B×1 logits: is
-    the object in the image at all; what video propagation uses to mark it absent)."""
+class Sam2Prediction:
+    """:class:`~segtools.inference.sam.Prediction`'s fields (``masks`` B×M×H×W bool, ``iou``
+    B×M, ``low_res`` B×M×256×256 logits, ``logits`` B×M×H×W when asked for) plus
+    ``object_score`` (B×1 logits: is the object in the image at all; what video
+    propagation uses to mark it absent)."""
 
+    masks: np.ndarray
+    iou: np.ndarray
+    low_res: np.ndarray
+    logits: np.ndarray | None = None
     object_score: np.ndarray | None = None
 
 
 class Sam2Runner:
     """A SAM 2.1 model on a device; :meth:`encode` an image, then :meth:`predict` its prompts."""
 
-    def __init__(self, model, device: str | torch.device = "cpu") -> None:
+    def __init__(self, model, device="cpu") -> None:
+        import torch
+
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.img_size = int(model.img_size)
 
     # -- image -------------------------------------------------------------------------------
-    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+    def preprocess(self, image: np.ndarray):
         """H×W×3 uint8 → 1×3×S×S normalised model input (S = 1024)."""
+        import torch
+        import torch.nn.functional as F
+
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputError(f"image: expected H×W×3 uint8 RGB, got {image.shape} {image.dtype}")
         x = torch.as_tensor(image, device=self.device).permute(2, 0, 1)[None].float().div(255)
         x = F.interpolate(x, (self.img_size, self.img_size), mode="bilinear", align_corners=False, antialias=True)
         return (x - self.model.pixel_mean) / self.model.pixel_std
 
-    @torch.inference_mode()
     def encode(self, image: np.ndarray) -> Sam2Embedding:
         """Run the image encoder once for ``image`` (H×W×3 uint8 RGB)."""
-        features, high_res = self.model.encode(self.preprocess(image))
+        import torch
+
+        with torch.inference_mode():
+            features, high_res = self.model.encode(self.preprocess(image))
         size = (self.img_size, self.img_size)
         return Sam2Embedding(features, tuple(image.shape[:2]), size, high_res)
 
     # -- prompts -----------------------------------------------------------------------------
-    def scale_coords(self, coords: torch.Tensor, embedding: ImageEmbedding) -> torch.Tensor:
+    def scale_coords(self, coords, embedding):
         """Pixels of the original image → pixels of the 1024×1024 model input (a new tensor)."""
         h, w = embedding.original_size
         coords = coords.clone()
@@ -77,12 +95,20 @@ class Sam2Runner:
         coords[..., 1] = coords[..., 1] / h
         return coords * self.img_size
 
-    @torch.inference_mode()
     def decode(self, embedding: Sam2Embedding, points=None, labels=None, boxes=None, mask_input=None,
-               multimask: bool = True, coords_dtype=torch.float32, object_score: bool = False):
+               multimask: bool = True, coords_dtype=None, object_score: bool = False):
         """Low-res logits (B×M×256×256, not clipped) and IoU predictions (B×M) for prompts
         already checked and in original-image pixels (and B×1 object scores with
-        ``object_score``)."""
+        ``object_score``); coordinates are scaled in ``coords_dtype`` (default float32)."""
+        import torch
+
+        with torch.inference_mode():
+            return self._decode(embedding, points, labels, boxes, mask_input, multimask,
+                                coords_dtype or torch.float32, object_score)
+
+    def _decode(self, embedding, points, labels, boxes, mask_input, multimask, coords_dtype, object_score):
+        import torch
+
         if not getattr(embedding, "high_res", ()):
             raise InputError("embedding: not a SAM 2 image embedding (it lacks the high-resolution features)")
         model, device = self.model, self.device
@@ -111,22 +137,42 @@ class Sam2Runner:
                                                      dense, multimask, high_res)
         return (low_res, iou, score) if object_score else (low_res, iou)
 
-    def upscale(self, low_res: torch.Tensor, embedding: ImageEmbedding) -> torch.Tensor:
+    def decode_above(self, embedding: Sam2Embedding, points, labels, iou_above: float, multimask: bool = True,
+                     coords_dtype=None):
+        """The segment-everything generator's entry point
+        (:meth:`~segtools.inference.sam.SamRunner.decode_above`): IoU predictions of all B
+        point prompts (B×M), the indices R of those with a candidate above ``iou_above``, and
+        their low-res logits (R×M×256×256). Here every prompt is decoded in full (SAM 2's
+        decoder is not split at the IoU head)."""
+        import torch
+
+        low_res, iou = self.decode(embedding, points, labels, multimask=multimask,
+                                   coords_dtype=coords_dtype or torch.float64)
+        rows = torch.nonzero((iou > iou_above).any(dim=1)).flatten()
+        return iou, rows, low_res[rows]
+
+    def upscale(self, low_res, embedding):
         """Low-res logits → logits at the original image size."""
+        import torch.nn.functional as F
+
         return F.interpolate(low_res, embedding.original_size, mode="bilinear", align_corners=False)
 
-    @torch.inference_mode()
     def predict(self, embedding: Sam2Embedding, points=None, labels=None, boxes=None, mask_input=None,
                 multimask: bool = True, clip: bool = False, return_logits: bool = False) -> Sam2Prediction:
         """Masks for a batch of prompts on one encoded image (see
         :func:`~segtools.inference.sam.check_prompts`): points B×N×2 with labels B×N, boxes
         B×4 (one box per row, its clicks after it), ``mask_input`` B×256×256 low-res logits."""
+        import torch
+
+        from segtools.inference.sam import check_prompts
+
         if points is None and boxes is None and mask_input is None:
             raise UsageError("give a point, a box or a mask prompt")
         points, labels, boxes = check_prompts(points, labels, boxes, embedding.original_size, clip)
         low_res, iou, score = self.decode(embedding, points, labels, boxes, mask_input, multimask,
                                           object_score=True)
-        logits = self.upscale(low_res, embedding)
+        with torch.inference_mode():
+            logits = self.upscale(low_res, embedding)
         return Sam2Prediction(masks=(logits > self.model.mask_threshold).cpu().numpy(), iou=iou.cpu().numpy(),
                               low_res=low_res.clamp(-32.0, 32.0).cpu().numpy(),
                               logits=logits.cpu().numpy() if return_logits else None,
@@ -138,6 +184,8 @@ class Sam2EmbeddingCache(EmbeddingCache):
     features are kept beside the embedding (float16, ``DIR/<model key>/<image sha256>.npz``)."""
 
     def get(self, image: np.ndarray):
+        import torch
+
         path = self.path(image_key(image))
         if not path.is_file():
             return None
@@ -224,3 +272,11 @@ def load_sam2_model(model: str | None = None, weights: str | None = None, arch: 
         source = str(path)
     state = unwrap_state_dict(read_weights_file(path), source)
     return load_sam2(state, expect=expect, source=source)
+
+
+def runner_if_sam2(model, weights, arch, device, embeddings: str | None):
+    """``predict``'s (runner, cache) when its model options name a SAM 2.1 model, else None
+    (the caller goes on with SAM / MobileSAM)."""
+    if not is_sam2_model(model, weights, arch):
+        return None
+    return make_runner(load_sam2_model(model, weights, arch), device, embeddings)
