@@ -130,3 +130,37 @@ def test_memory_store_round_trip(cli, local, tmp_path):
     for file in (tmp_path / "here").rglob("*.png"):
         assert memory.cat("/out/" + file.relative_to(tmp_path / "here").as_posix()) == file.read_bytes()
     assert not [key for key in memory.find("/out/") if key.endswith(".partial")]
+
+
+def test_visualize_tile_convert_and_save_state_take_urls(cli, local, tmp_path):
+    """Inputs and outputs of visualize, tile split, convert and metrics --save-state as URLs:
+    the bytes of the same commands on local paths."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    memory.put(str(local) + "/", "/urls/", recursive=True)
+    mask = sorted((local / "gt").rglob("*.png"))[0]
+    key = mask.relative_to(local).as_posix()
+    runs = {
+        "visualize": (("visualize", "memory://urls/pred/", "--gt", "memory://urls/gt/", "--classes", "camvid"),
+                      ("visualize", local / "pred", "--gt", local / "gt", "--classes", "camvid"), "vis/"),
+        "tile": (("tile", "split", f"memory://urls/{key}", "--size", "64", "--overlap", "16"),
+                 ("tile", "split", mask, "--size", "64", "--overlap", "16"), "tiles/"),
+        "convert": (("convert", "memory://urls/gt/", "--to", "coco", "--classes", "camvid"),
+                    ("convert", local / "gt", "--to", "coco", "--classes", "camvid"), "coco.json"),
+    }
+    for name, (remote_args, local_args, out) in runs.items():
+        remote = cli(*remote_args, "-o", f"memory://urls/out/{name}/{out}")
+        here = cli(*local_args, "-o", tmp_path / name / out)
+        assert remote.code == 0 and here.code == 0, (name, remote.stderr, here.stderr)
+        files = sorted(p for p in (tmp_path / name).rglob("*") if p.is_file())
+        assert files, name
+        for file in files:
+            assert memory.cat(f"/urls/out/{name}/" + file.relative_to(tmp_path / name).as_posix()) == file.read_bytes(), file
+    remote = cli("metrics", "memory://urls/pred/", "memory://urls/gt/", "--classes", "camvid",
+                 "--save-state", "memory://urls/out/state.json", "-f", "json")
+    here = cli("metrics", local / "pred", local / "gt", "--classes", "camvid", "--save-state", tmp_path / "state.json",
+               "-f", "json")
+    assert remote.code == 0 and here.code == 0, remote.stderr
+    assert remote.stdout == here.stdout
+    assert json.loads(memory.cat("/urls/out/state.json")) == json.loads((tmp_path / "state.json").read_text())

@@ -159,4 +159,6 @@ def _report(summary) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("convert")(convert)
+    from segtools.io.remote import with_storage
+
+    app.command("convert")(with_storage(convert, paths=("images", "image", "instance_masks", "gt")))

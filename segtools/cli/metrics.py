@@ -411,4 +411,5 @@ def _measure(pred_spec: str, gt_spec: str, request: _Measuring, outputs: dict, j
 def register(app: typer.Typer) -> None:
     from segtools.io.remote import with_storage
 
-    app.command("metrics")(with_storage(metrics))  # s3://, gs://, memory://… inputs and output
+    app.command("metrics")(with_storage(metrics, paths=("pred_folder", "gt_folder", "baseline"),
+                                        outputs=("save_state", "per_image", "save_confusion")))  # s3://, gs://, memory://… inputs and output

@@ -9,6 +9,7 @@ from typing_extensions import Annotated
 
 from segtools.cli.common import info, progress
 from segtools.cli.options import DaskOpt, OverwriteOpt, parse_overlap, parse_size
+from segtools.io.remote import storage
 
 #: library parameters → the flags that set them, for library messages (cli.options)
 SPLIT_FLAGS = {"min_foreground": "--min-foreground", "pad": "--pad", "tile_format": "--tile-format",
@@ -24,6 +25,7 @@ tile_app = typer.Typer(
 
 
 @tile_app.command("split")
+@storage(inputs=None, paths=("image", "mask"))  # s3://, gs://, memory://… source and tile folder
 def split(
     image: Annotated[str, typer.Argument(help="Image, label mask or score map: PNG, JPEG, TIFF/BigTIFF, .npy, .npz.")],
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Folder for the tiles and manifest.json.")] = None,
@@ -79,6 +81,7 @@ def split(
 
 
 @tile_app.command("merge")
+@storage(inputs=None, paths=("tiles", "manifest"))
 def merge(
     tiles: Annotated[str, typer.Argument(help="Folder of tiles (with manifest.json, or see --manifest).")],
     output: Annotated[Optional[str], typer.Option(

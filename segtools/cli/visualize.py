@@ -22,6 +22,7 @@ from segtools.cli.common import info, progress
 from segtools.cli.options import (ClassesOpt, DaskOpt, FormatOpt, IgnoreOpt, JobsOpt, OutputOpt, OverwriteOpt,
                                   PaletteOpt, ShardOpt)
 from segtools.cli.video_opts import CodecOpt, EndOpt, EveryOpt, FpsLimitOpt, MaxFramesOpt, StartOpt
+from segtools.io.remote import storage
 
 DEFAULT_COMMAND = "draw"
 
@@ -67,6 +68,7 @@ def register(app: typer.Typer) -> None:
 
 
 @visualize_app.command("draw")
+@storage(inputs="masks", paths=("over", "gt"))  # s3://, gs://, memory://… masks, images and -o
 def draw_command(
     masks: Annotated[Optional[List[str]], typer.Argument(
         metavar="MASK...", show_default=False,

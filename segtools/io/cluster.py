@@ -123,8 +123,9 @@ def _local_cluster(count: int) -> Any:
     (Dask's default) each start a fresh interpreter that imports distributed, numpy, OpenCV
     and segtools again — seconds each, tens of seconds on a loaded machine. Where the
     system can fork, the workers are forked from this process instead, which has imported
-    all of it already (see bench/scale.py for the figures). No dashboard, no worker HTTP
-    servers, logs only for what is critical.
+    all of it already (see bench/scale.py for the figures). ``$DASK_DISTRIBUTED__WORKER__
+    MULTIPROCESSING_METHOD`` (``spawn``, ``forkserver``, ``fork``) still chooses. No
+    dashboard, logs only for what is critical.
     """
     import logging
     import multiprocessing
@@ -132,11 +133,11 @@ def _local_cluster(count: int) -> Any:
     import dask
     from distributed import LocalCluster
 
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    method = os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD", "").strip().lower() or (
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     with dask.config.set({"distributed.worker.multiprocessing-method": method}):
         return LocalCluster(n_workers=count, threads_per_worker=1, processes=True, host="127.0.0.1",
-                            dashboard_address=None, worker_dashboard_address=None,
-                            silence_logs=logging.CRITICAL)
+                            dashboard_address=None, silence_logs=logging.CRITICAL)
 
 
 def _threads(client: Any) -> int:

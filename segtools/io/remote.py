@@ -133,23 +133,41 @@ def staged_output(output: Optional[str]) -> Iterator[Optional[str]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def with_storage(command, inputs: str = "inputs", output: Optional[str] = "output"):
-    """``command`` (a CLI function called with keyword arguments) with its ``inputs`` list
-    and ``output`` staged: URLs there are read and written through object storage. The
-    signature seen by the CLI is the command's own (``functools.wraps``)."""
+def storage(**where):
+    """:func:`with_storage` as a decorator: ``@storage(inputs="masks", paths=("over",))``."""
+    return lambda command: with_storage(command, **where)
+
+
+def with_storage(command, inputs: Optional[str] = "inputs", output: Optional[str] = "output", paths: Sequence[str] = (),
+                 outputs: Sequence[str] = ()):
+    """``command`` (a CLI function called with keyword arguments) with its ``inputs`` list,
+    its other input options ``paths`` (a path, or a list of them), its ``output`` and other
+    output options ``outputs`` staged: URLs there are read and written through object
+    storage (outputs uploaded only when the command succeeds). The signature seen by the
+    CLI is the command's own (``functools.wraps``)."""
     import functools
+    from contextlib import ExitStack
+
+    reads = ([inputs] if inputs else []) + list(paths)
+    writes = ([output] if output else []) + list(outputs)
+
+    def given(value) -> list:
+        return [] if value is None else [value] if isinstance(value, (str, Path)) else list(value)
 
     @functools.wraps(command)
     def staged(**options):
-        specs = options.get(inputs)
-        target = options.get(output) if output else None
-        if not is_url(target) and not any(is_url(spec) for spec in specs or []):
+        if not any(is_url(str(spec)) for name in reads + writes for spec in given(options.get(name))):
             return command(**options)
-        with staged_inputs(list(specs or [])) as local, staged_output(target) as local_target:
-            if specs is not None:
-                options[inputs] = local
-            if output:
-                options[output] = local_target
+        with ExitStack() as stack:
+            for name in writes:  # an unknown store or a missing extra fails before anything is read
+                if is_url(options.get(name)):
+                    options[name] = stack.enter_context(staged_output(options[name]))
+            for name in reads:
+                value = options.get(name)
+                if value is None or not any(is_url(str(spec)) for spec in given(value)):
+                    continue
+                local = stack.enter_context(staged_inputs([str(spec) for spec in given(value)]))
+                options[name] = local[0] if isinstance(value, (str, Path)) else local
             return command(**options)
 
     return staged
