@@ -1,11 +1,16 @@
 """ONNX Runtime and Hugging Face back-ends against their bare references, same run.
 
-    python bench/backends.py [--image FRAME.png] [--repeat 3] [--skip-hf] [--skip-cli]
+    python bench/backends.py [--image FRAME.png] [--repeat 3] [--skip-hf] [--skip-cli] [--only-cli]
+                             [--no-pyc] [--importtime]
 
 Rows (best of ``--repeat``; the machine's load makes single runs vary):
 
 1. ``segtools predict street.png`` end to end, a fresh process each time: the default model
-   through ONNX Runtime (no torch imported) vs ``--backend torch``, interleaved.
+   through ONNX Runtime (no torch imported) vs ``--backend torch``, interleaved, after one
+   untimed run of each; with ``PYTHONDONTWRITEBYTECODE`` removed from the children's
+   environment, so they run from ``.pyc`` files as an installed package does
+   (``--no-pyc`` keeps the variable). ``--importtime`` prints the slowest imports of the
+   ONNX path (``python -X importtime``, self time, cumulative).
 2. The ONNX predictor (:class:`segtools.backends.runner.RunnerPredictor`: normalise, run,
    argmax) on a batch of 4 CamVid-size frames vs a bare ``InferenceSession.run`` on the same
    normalised batch; and the torch predictor on the same batch.
@@ -51,19 +56,50 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def cli_rows(frame: Path, repeat: int) -> list[tuple[str, float, float]]:
+def _child_env(pyc: bool) -> dict:
+    import os
+
+    env = dict(os.environ)
+    if pyc:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def cli_rows(frame: Path, repeat: int, pyc: bool = True) -> list[tuple[str, float, float]]:
     """Wall and CPU seconds (user + system, less disturbed by other load) of whole processes."""
     out = Path(tempfile.mkdtemp())
     exe = [sys.executable, "-m", "segtools", "predict", str(frame), "--overwrite"]
+    env = _child_env(pyc)
     times: dict[str, list[tuple[float, float]]] = {"onnx": [], "torch": []}
+    paths = (("onnx", []), ("torch", ["--backend", "torch"]))
+    for name, extra in paths:  # untimed: writes the .pyc files, warms the file cache
+        subprocess.run([*exe, *extra, "-o", str(out / f"{name}.png")], check=True, env=env)
     for _ in range(repeat):  # interleaved: both paths see the same load
-        for name, extra in (("onnx", []), ("torch", ["--backend", "torch"])):
+        for name, extra in paths:
             cpu, start = _child_cpu(), time.perf_counter()
-            subprocess.run([*exe, *extra, "-o", str(out / f"{name}.png")], check=True)
+            subprocess.run([*exe, *extra, "-o", str(out / f"{name}.png")], check=True, env=env)
             times[name].append((time.perf_counter() - start, _child_cpu() - cpu))
     best = {name: (min(t[0] for t in runs), min(t[1] for t in runs)) for name, runs in times.items()}
-    return [("segtools predict street.png, wall: ONNX (default) vs --backend torch", best["onnx"][0], best["torch"][0]),
-            ("segtools predict street.png, CPU user+sys: ONNX vs --backend torch", best["onnx"][1], best["torch"][1])]
+    note = ".pyc" if pyc else "no .pyc"
+    return [(f"segtools predict street.png ({note}), wall: ONNX (default) vs --backend torch", best["onnx"][0],
+             best["torch"][0]),
+            (f"segtools predict street.png ({note}), CPU user+sys: ONNX vs --backend torch", best["onnx"][1],
+             best["torch"][1])]
+
+
+def import_report(frame: Path, pyc: bool = True, top: int = 15) -> None:
+    """The slowest imports (self microseconds) of one ONNX-path run, from ``-X importtime``."""
+    out = Path(tempfile.mkdtemp()) / "labels.png"
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "segtools", "predict", str(frame), "-o",
+                             str(out)], capture_output=True, text=True, env=_child_env(pyc), check=True)
+    rows = []
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line and "self" not in line:
+            own, total, name = (part.strip() for part in line[len("import time:"):].split("|"))
+            rows.append((int(own), int(total), name))
+    print(f"slowest imports of the ONNX path ({sum(r[0] for r in rows) / 1e6:.3f} s of imports in all):")
+    for own, total, name in sorted(rows, reverse=True)[:top]:
+        print(f"  {own / 1e3:8.1f} ms self {total / 1e3:8.1f} ms cumulative  {name}")
 
 
 def onnx_rows(frame: Path, repeat: int) -> list[tuple[str, float, float]]:
@@ -129,11 +165,17 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-hf", action="store_true")
     parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument("--only-cli", action="store_true", help="only the end-to-end rows")
+    parser.add_argument("--no-pyc", action="store_true", help="children keep PYTHONDONTWRITEBYTECODE")
+    parser.add_argument("--importtime", action="store_true", help="print the ONNX path's slowest imports")
     args = parser.parse_args()
     frame = _frame(args.image)
-    rows = [] if args.skip_cli else cli_rows(frame, args.repeat)
-    rows += onnx_rows(frame, args.repeat)
-    if not args.skip_hf:
+    if args.importtime:
+        import_report(frame, not args.no_pyc)
+    rows = [] if args.skip_cli else cli_rows(frame, args.repeat, not args.no_pyc)
+    if not args.only_cli:
+        rows += onnx_rows(frame, args.repeat)
+    if not args.skip_hf and not args.only_cli:
         rows += hf_rows(frame, args.repeat)
     print(f"{'what':<82} {'segtools':>9} {'reference':>10} {'ratio':>6}")
     for name, ours, reference in rows:

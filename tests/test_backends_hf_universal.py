@@ -184,3 +184,15 @@ def test_oneformer_semantic_instance_panoptic_equal_transformers(oneformer):
     expected = _oneformer_reference(oneformer, image, "panoptic")
     assert (ids == np.maximum(expected["segmentation"].numpy(), 0)).all() and segments
     assert [(s["id"], s["label"]) for s in segments] == [(s["id"], s["label_id"]) for s in expected["segments_info"]]
+
+
+def test_oneformer_class_metadata_is_read_locally_or_refused(tmp_path):
+    from segtools.backends.hf import _oneformer_metadata
+    from segtools.errors import InputError
+
+    config = {"image_processor": {"class_info_file": "ade20k_panoptic.json", "repo_path": "shi-labs/oneformer_demo"}}
+    (tmp_path / "processor_config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="ade20k_panoptic.json.*downloads nothing"):
+        _oneformer_metadata(tmp_path, "hf:x")
+    (tmp_path / "ade20k_panoptic.json").write_text("{}")
+    assert _oneformer_metadata(tmp_path, "hf:x") == {"repo_path": str(tmp_path)}

@@ -280,3 +280,34 @@ def test_threads_and_device_choose_the_session(lraspp):
         with pytest.raises(UsageError, match="CUDA"):
             providers("cuda")
     assert providers("auto", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+
+
+def test_cuda_execution_provider_is_chosen_from_the_provider_list(lraspp, monkeypatch):
+    """The CUDA path as far as a CPU-only machine can go: the provider list onnxruntime
+    reports decides, and the session is asked for CUDA first (CPU as its fallback)."""
+    from segtools.backends import onnx as backend
+    from segtools.errors import UsageError
+
+    both = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert backend.providers("auto", both) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert backend.providers("cuda:2", both) == [("CUDAExecutionProvider", {"device_id": 2}), "CPUExecutionProvider"]
+    assert backend.providers("cpu", both) == ["CPUExecutionProvider"]
+    for device in ("cuda", "cuda:0"):
+        with pytest.raises(UsageError, match="no CUDA execution provider.*onnxruntime-gpu"):
+            backend.providers(device, ["CPUExecutionProvider"])
+    with pytest.raises(UsageError, match="auto, cpu, cuda or cuda:N"):
+        backend.providers("mps", both)
+
+    asked = []
+    real = ort.InferenceSession
+
+    def session(path, options=None, providers=None):
+        asked.append(providers)
+        return real(path, options, providers=["CPUExecutionProvider"])  # no GPU here: run it on the CPU
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: both)
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    runner = open_onnx(lraspp[1], device="auto")
+    assert asked == [["CUDAExecutionProvider", "CPUExecutionProvider"]] and runner.forward is not None
+    open_onnx(lraspp[1], device="cuda:1")
+    assert asked[-1] == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]

@@ -6,19 +6,17 @@ SHA-256 is checked — the full hash, or the torch-hub hash prefix in the file n
 mismatch deletes the partial file. Only then is ``DEST.part`` renamed to ``DEST``. A server that
 sends nothing for ``timeout`` seconds ends the attempt; the partial file is kept for a resume.
 
-``offline=True`` or ``SEGTOOLS_OFFLINE=1`` refuses to touch the network. Standard library only.
+``offline=True`` or ``SEGTOOLS_OFFLINE=1`` refuses to touch the network. Standard library only;
+the network modules are imported by :func:`download` itself (the registry imports this module
+for :func:`hash_prefix_from_name` on every ``predict``).
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import http.client
 import os
 import re
-import socket
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -77,6 +75,11 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str = "", hash_prefix
         Offline mode, HTTP errors (404...), unreachable host, a stall longer than ``timeout``,
         a truncated transfer, or a hash mismatch (the partial file is then deleted).
     """
+    import http.client  # the network modules cost a third of a second: imported only to download
+    import socket
+    import urllib.error
+    import urllib.request
+
     dest = Path(dest)
     if offline_requested(offline):
         raise InputError(f"offline (offline requested or SEGTOOLS_OFFLINE set): not downloading {url}; "
