@@ -239,7 +239,7 @@ def run_request(request: VideoRequest, process, label: str, make_sink, open_fram
     (SIGTERM)."""
     from segtools.cli.common import info
     from segtools.cli.options import parameters_as_flags
-    from segtools.inference.video import run_frames
+    from segtools.inference.video import BackgroundSink, run_frames
     from segtools.io.video import open_source, prefetch
 
     with parameters_as_flags(FLAGS):
@@ -249,7 +249,7 @@ def run_request(request: VideoRequest, process, label: str, make_sink, open_fram
         else:
             frames, source = open_frames()
         try:
-            sink = make_sink(source)
+            sink = BackgroundSink(make_sink(source))  # writing overlaps the model's next frames
             if sink.done:
                 info(f"resuming: {len(sink.done)} frame(s) already in {request.output}")
             meter = RateMeter(label, source.frame_count)

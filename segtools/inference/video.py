@@ -119,6 +119,57 @@ def semantic_process(predictor, *, temporal=None, probs: bool = False) -> Callab
     return process
 
 
+class BackgroundSink:
+    """Another sink's writes done in a thread, in order, so that colouring and encoding a
+    frame (OpenCV's encoder and zlib release the GIL) overlap the model's work on the next
+    ones. At most ``depth`` frames wait; a write that fails is raised at the next ``write``
+    or at ``commit`` (the sink is then aborted); ``abort`` drops the frames still waiting."""
+
+    def __init__(self, sink: Sink, depth: int = 4) -> None:
+        import queue
+        import threading
+
+        self.sink, self.done = sink, sink.done
+        self._queue: "queue.Queue" = queue.Queue(max(1, int(depth)))
+        self._error: Optional[BaseException] = None
+        self._dropping = False
+        self._thread = threading.Thread(target=self._work, name="segtools-frame-writer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None and not self._dropping:
+                try:
+                    self.sink.write(*item)
+                except BaseException as exc:  # raised in the loop's thread
+                    self._error = exc
+
+    def write(self, frame: Frame, result) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((frame, result))
+
+    def _finish(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def commit(self) -> None:
+        self._finish()
+        if self._error is not None:
+            self.sink.abort()
+            raise self._error
+        self.sink.commit()
+
+    def abort(self) -> None:
+        self._dropping = True
+        self._finish()
+        self.sink.abort()
+
+
 class LabelVideoSink:
     """Write each frame's labels as a video frame in the class palette (ignore in black),
     and the class metadata beside the video (:func:`segtools.io.mask_video.sidecar_path`)."""
