@@ -112,3 +112,23 @@ def test_more_shards_than_items_is_refused_by_name(cli, dataset):
     result = cli("metrics", root / "pred", root / "gt", "--classes", "camvid", "--shard", "9/10")
     assert_one_line_error(result, 2)
     assert "--shard 9/10" in result.stderr
+
+
+def test_predict_shards_of_the_default_model_write_the_whole_runs_files(cli, camvid, tmp_path):
+    pytest.importorskip("onnxruntime", reason="the default model runs in ONNX Runtime (segtools[onnx])")
+    import cv2
+
+    from segtools.cli.predict_backends import default_onnx
+
+    if default_onnx(None) is None:
+        pytest.skip("the bundled default model has no ONNX file here")
+    for file in sorted((camvid / "val").glob("*.png"))[:5]:
+        (tmp_path / "images").mkdir(exist_ok=True)
+        assert cv2.imwrite(str(tmp_path / "images" / file.name), cv2.imread(str(file))[:96, :128])
+    whole = cli("predict", tmp_path / "images", "-o", tmp_path / "whole")
+    assert whole.code == 0, whole.stderr
+    for index in range(2):
+        part = cli("predict", tmp_path / "images", "-o", tmp_path / "parts", "--shard", f"{index}/2")
+        assert part.code == 0, part.stderr
+    files = lambda folder: {p.name: p.read_bytes() for p in folder.iterdir()}  # noqa: E731
+    assert files(tmp_path / "parts") == files(tmp_path / "whole") and len(files(tmp_path / "whole")) == 5
