@@ -268,6 +268,7 @@ def test_predict_with_the_default_onnx_model_writes_the_local_bytes(cli, frames,
     assert all(len(found) <= 1 for found in specs.values()) and any(specs.values()), specs
 
 
+@pytest.mark.slow  # a ResNet-50 Mask R-CNN loaded in this process and in both workers
 def test_predict_with_an_instance_model_writes_the_local_masks_and_coco_results(cli, frames, scheduler, tmp_path):
     torch = pytest.importorskip("torch", reason="instance models need the models extra (torch)")
     import golden_detection
