@@ -180,6 +180,10 @@ def predict_with_backend(**options: Any) -> None:
             from segtools.io.meta import load_classes
 
             classes = load_classes(get("classes"), "--classes")
+        if task == "panoptic":  # its output and options are checked before the model loads
+            from segtools.cli.predict_hf import check_panoptic_request
+
+            check_panoptic_request(options)
         runner = _open(model, backend, get("device") or "auto", get("threads"), classes,
                        _preprocessing(get("mean"), get("std"), get("scale")), task)
         kind = getattr(runner, "kind", "semantic")

@@ -44,14 +44,13 @@ def open_entry(entry, *, device: str, classes, task: str, preprocessing: dict):
     return open_hf(str(folder), device=device, classes=classes, task=task, preprocessing=preprocessing)
 
 
-def predict_panoptic(runner, specs: list, options: dict) -> None:
-    """Panoptic segments of each input as COCO panoptic (a JSON and its PNG folder)."""
+def check_panoptic_request(options: dict):
+    """``--task panoptic``'s options (by parameter name) checked: ``(json_path, threshold)``,
+    else a usage error naming the flag (called before the model loads, and again by
+    :func:`predict_panoptic`)."""
     from pathlib import Path
 
-    from segtools.cli.common import info, progress
     from segtools.errors import UsageError
-    from segtools.io.batch import expand_inputs
-    from segtools.io.images import read_image
     from segtools.io.streams import check_output_path
 
     for flag, name in (("--probs", "probs"), ("--tta", "tta"), ("--tile", "tile"), ("--resize", "resize"),
@@ -67,7 +66,17 @@ def predict_panoptic(runner, specs: list, options: dict) -> None:
     if output in (None, "-") or Path(str(output)).suffix.lower() != ".json":
         raise UsageError("--task panoptic writes a COCO panoptic JSON and a folder of PNGs beside it: "
                          "give -o NAME.json")
-    json_path = check_output_path(output, overwrite)
+    return check_output_path(output, overwrite), threshold
+
+
+def predict_panoptic(runner, specs: list, options: dict) -> None:
+    """Panoptic segments of each input as COCO panoptic (a JSON and its PNG folder)."""
+    from segtools.cli.common import info, progress
+    from segtools.io.batch import expand_inputs
+    from segtools.io.images import read_image
+
+    json_path, threshold = check_panoptic_request(options)
+    overwrite = bool(options.get("overwrite"))
     items = expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"))
     from segtools.inference.instances import image_ids
 
