@@ -7,9 +7,13 @@
    whole commands, so ``--dask local:2`` pays for starting and stopping its cluster. The
    reports must be byte-identical. Targets: dask ≥ 1.7× ``--jobs 1``, within 1.15× of
    ``--jobs 2``.
-2. ``segtools predict`` with the default model on M CamVid frames: one process (torch's own
-   threads, the local run) against ``--dask local:2`` (one model per worker). Label PNGs
+2. ``segtools predict`` with the default model (its ONNX twin in ONNX Runtime, as a plain
+   ``predict`` runs it) on M CamVid frames: one process (ONNX Runtime's own threads, the
+   local run) against ``--dask local:2`` (one model per worker, one thread each). Label PNGs
    must be byte-identical.
+0. Start-up: ``metrics`` on 2 pairs, ``--jobs 1`` against ``--dask local:2`` with the workers
+   forked (the default where the system can) and spawned (Dask's own default), so the
+   difference is what a command pays for its cluster.
 3. The task graph's cost per item: :func:`segtools.io.parallel.pmap` of a trivial function
    over 1k and 10k items on an already started LocalCluster of 2 workers, against local
    ``--jobs 2`` processes: the per-item cost should stay flat as items grow.
@@ -86,14 +90,14 @@ def bench_predict(root: Path, frames: int, repeat: int) -> None:
     folder.mkdir()
     for number in range(frames):
         shutil.copy(files[number % len(files)], folder / f"{number:04d}.png")
-    print(f"predict, default model (its torch weights, --backend torch), {frames} CamVid frames, whole commands, best of {repeat}")
+    print(f"predict, default model (ONNX Runtime), {frames} CamVid frames, whole commands, best of {repeat}")
     results = {}
 
     def run(name: str, *extra: str):
         def go():
             out = root / f"out-{name}"
             shutil.rmtree(out, ignore_errors=True)
-            _segtools("predict", folder, "-o", out, "--backend", "torch", *extra)
+            _segtools("predict", folder, "-o", out, *extra)
             results[name] = {p.name: p.read_bytes() for p in out.iterdir()}
         return go
 
@@ -102,6 +106,35 @@ def bench_predict(root: Path, frames: int, repeat: int) -> None:
     _row("one process", one, one)
     _row("--dask local:2", dask, one)
     print(f"  label PNGs byte-identical: {results.get('one') == results.get('dask')}")
+
+
+def bench_startup(root: Path, repeat: int) -> None:
+    (root / "two").mkdir()
+    _pairs(root / "two", 2)
+    args = ("metrics", root / "two" / "pred", root / "two" / "gt", "--classes", "camvid", "-f", "json")
+    method = "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD"
+
+    def run(env: dict, *extra: str):
+        def go():
+            saved = {key: os.environ.get(key) for key in env}
+            os.environ.update(env)
+            try:
+                _segtools(*args, *extra)
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+        return go
+
+    print(f"start-up: metrics on 2 pairs, whole commands, best of {repeat}")
+    one = best_seconds(run({}, "--jobs", "1"), repeat)
+    forked = best_seconds(run({method: "fork"}, "--dask", "local:2"), repeat)
+    spawned = best_seconds(run({method: "spawn"}, "--dask", "local:2"), repeat)
+    print(f"  --jobs 1                  {one:8.2f} s")
+    print(f"  --dask local:2, forked    {forked:8.2f} s  (cluster: +{forked - one:.2f} s)")
+    print(f"  --dask local:2, spawned   {spawned:8.2f} s  (cluster: +{spawned - one:.2f} s)")
 
 
 def bench_overhead(repeat: int) -> None:
@@ -135,7 +168,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-predict", action="store_true")
-    parser.add_argument("--only", choices=("metrics", "predict", "overhead"))
+    parser.add_argument("--only", choices=("startup", "metrics", "predict", "overhead"))
     options = parser.parse_args()
     if not (CAMVID / "valannot").is_dir():
         raise SystemExit(f"{CAMVID} is not present")
@@ -143,13 +176,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         started = time.perf_counter()
+        if options.only in (None, "startup"):
+            bench_startup(root, options.repeat)
         if options.only in (None, "metrics"):
             bench_metrics(root, options.pairs, options.repeat)
         if options.only in (None, "predict") and not options.skip_predict:
             bench_predict(root, options.frames, options.repeat)
         if options.only in (None, "overhead"):
             bench_overhead(options.repeat)
-        print(f"({time.perf_counter() - started:.0f} s in all)")
+        print(f"({time.perf_counter() - started:.0f} s in all; load average now {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
