@@ -41,7 +41,11 @@ def clip(tmp_path_factory):
         writer.write(frame)
         cv2.imwrite(str(frames_dir / f"{i:06d}.png"), frame)
     writer.release()
-    return {"mkv": str(folder / "clip.mkv"), "frames": frames_dir, "dir": folder}
+    pair = folder / "frames_1_2"  # frames 1 and 2 as images, named by index (a COCO image_id is the stem)
+    pair.mkdir()
+    for i in (1, 2):
+        (pair / f"{i:06d}.png").write_bytes((frames_dir / f"{i:06d}.png").read_bytes())
+    return {"mkv": str(folder / "clip.mkv"), "frames": frames_dir, "pair": pair, "dir": folder}
 
 
 def _labels(folder, name):
@@ -121,6 +125,35 @@ def test_refusals_come_before_the_model_loads(clip, cli, tmp_path):
     assert not [n for n in os.listdir(tmp_path) if n.endswith((".mp4", ".json"))]
 
 
+def test_the_writer_thread_keeps_the_order_and_raises_a_failed_write_after_aborting():
+    from segtools.inference.video import BackgroundSink, run_frames
+    from segtools.io.video import Frame
+
+    class Recorder:
+        def __init__(self, fail_at=None):
+            self.done, self.written, self.state, self.fail_at = set(), [], "open", fail_at
+
+        def write(self, frame, result):
+            if frame.index == self.fail_at:
+                raise OSError("disk full")
+            self.written.append((frame.index, result))
+
+        def commit(self):
+            self.state = "committed"
+
+        def abort(self):
+            self.state = "aborted"
+
+    frames = [Frame(i, i / 30, np.full((2, 2, 3), i, np.uint8)) for i in range(20)]
+    sink = Recorder()
+    assert run_frames(frames, lambda images: (int(im[0, 0, 0]) * 10 for im in images), BackgroundSink(sink, 2)) == 20
+    assert sink.written == [(i, i * 10) for i in range(20)] and sink.state == "committed"
+    failing = Recorder(fail_at=5)
+    with pytest.raises(OSError, match="disk full"):
+        run_frames(frames, lambda images: (0 for _ in images), BackgroundSink(failing, 2))
+    assert failing.state == "aborted" and [i for i, _ in failing.written] == [0, 1, 2, 3, 4]
+
+
 # ---- instance models and SAM (torch)
 
 @pytest.fixture(scope="module")
@@ -150,12 +183,10 @@ def test_an_instance_model_over_a_clip_writes_coco_results_by_frame_index_and_id
     assert video.code == 0, video.stderr
     entries = json.loads((tmp_path / "r.json").read_text())
     assert entries and {e["image_id"] for e in entries} <= {1, 2} and {e["image_id"] for e in entries} == {1, 2}
-    for index in (1, 2):  # each frame's entries are the image run's on that frame (its id: the file stem)
-        image = cli("predict", clip["frames"] / f"{index:06d}.png", *common, "--format", "coco",
-                    "-o", tmp_path / f"i{index}.json")
-        assert image.code == 0, image.stderr
-        expected = json.loads((tmp_path / f"i{index}.json").read_text())
-        assert [e for e in entries if e["image_id"] == index] == expected
+    # each frame's entries are the image run's on that frame (there the id is the file stem, 000001 → 1)
+    image = cli("predict", clip["pair"], *common, "--format", "coco", "-o", tmp_path / "images.json")
+    assert image.code == 0, image.stderr
+    assert entries == json.loads((tmp_path / "images.json").read_text())
     masks = cli("predict", clip["mkv"], *common, "-o", tmp_path / "masks", "--start", "1", "--max-frames", "1")
     assert masks.code == 0, masks.stderr
     image = cli("predict", clip["frames"] / "000001.png", *common, "-o", tmp_path / "one.png")
@@ -184,21 +215,19 @@ def test_sam_prompts_apply_to_every_frame_as_to_each_frame_alone(clip, cli, tmp_
     one = cli("predict", clip["mkv"], *weights, "--point", "60,45", "-o", tmp_path / "frames", "--max-frames", "2")
     assert one.code == 0, one.stderr
     boxes = cli("predict", clip["mkv"], *weights, "--box", "10,10,60,50", "--box", "70,40,120,90",
-                "--format", "coco", "-o", tmp_path / "r.json", "--max-frames", "2")
+                "--format", "coco", "-o", tmp_path / "r.json", "--start", "1", "--max-frames", "2")
     assert boxes.code == 0, boxes.stderr
     entries = json.loads((tmp_path / "r.json").read_text())
-    assert [e["image_id"] for e in entries] == [0, 0, 1, 1]
-    for index in (0, 1):
-        frame = clip["frames"] / f"{index:06d}.png"
-        image = cli("predict", frame, *weights, "--point", "60,45", "-o", tmp_path / f"one{index}.png")
-        assert image.code == 0, image.stderr
-        assert (tmp_path / "frames" / f"{index:06d}.png").read_bytes() == (tmp_path / f"one{index}.png").read_bytes()
-        image = cli("predict", frame, *weights, "--box", "10,10,60,50", "--box", "70,40,120,90", "--format", "coco",
-                    "-o", tmp_path / f"b{index}.json")
-        assert image.code == 0, image.stderr
-        expected = json.loads((tmp_path / f"b{index}.json").read_text())
-        got = [e for e in entries if e["image_id"] == index]
-        assert [{**e, "image_id": 0} for e in got] == [{**e, "image_id": 0} for e in expected]
+    assert [e["image_id"] for e in entries] == [1, 1, 2, 2]
+    images = cli("predict", clip["frames"], *weights, "--point", "60,45", "-o", tmp_path / "images")
+    assert images.code == 0, images.stderr
+    for index in (0, 1):  # byte for byte what the image run writes for that frame
+        assert (tmp_path / "frames" / f"{index:06d}.png").read_bytes() == \
+            (tmp_path / "images" / f"{index:06d}.png").read_bytes()
+    image = cli("predict", clip["pair"], *weights, "--box", "10,10,60,50", "--box", "70,40,120,90", "--format", "coco",
+                "-o", tmp_path / "images.json")
+    assert image.code == 0, image.stderr
+    assert entries == json.loads((tmp_path / "images.json").read_text())  # frames 1, 2 = images 000001, 000002
     # one prompt → a video of the mask (lossless FFV1: the labels come back)
     video = cli("predict", clip["mkv"], *weights, "--point", "60,45", "-o", tmp_path / "mask.mkv", "--max-frames", "2")
     assert video.code == 0, video.stderr
