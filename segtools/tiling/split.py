@@ -187,7 +187,11 @@ class _RasterRef:
         from segtools.io.cluster import worker_cached
         from segtools.io.rasters import open_raster
 
-        stamp = os.stat(self.path).st_mtime_ns
+        try:
+            stamp = os.stat(self.path).st_mtime_ns
+        except OSError as exc:
+            raise InputError(f"{self.path}: a cluster worker cannot read it ({exc.strerror or exc}); the workers "
+                             "need the paths the command is given (a shared file system)") from None
         return worker_cached(("raster", self.path, self.want, stamp), lambda: open_raster(self.path, self.want))
 
 
