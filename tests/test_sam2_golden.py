@@ -26,6 +26,8 @@ from segtools.inference.sam2 import Sam2Runner  # noqa: E402
 from segtools.models.sam2.model import (VARIANTS, VIDEO_KEYS, Sam2Config, build_sam2, image_state,  # noqa: E402
                                         load_sam2, sam2_config)
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 FIXTURES = golden_util.GOLDEN_DIR / "sam2"
 TOL = 1e-4
 META = json.loads((FIXTURES / "predictor.json").read_text())
@@ -170,18 +172,19 @@ def test_loads_a_published_layout_with_its_video_parts_and_refuses_others(tiny_r
 
 
 def test_segment_everything_runs_on_the_sam2_runner(tiny_runner):
-    """The automatic generator (SAM's algorithm) takes the SAM 2.1 runner: every mask it keeps
-    is the candidate of its grid point that the runner predicts there, with that IoU."""
+    """The automatic generator (SAM's algorithm) takes the SAM 2.1 runner: the masks it keeps
+    are candidates the runner predicts at their grid points, with those IoUs."""
     from segtools.inference.sam_auto import EverythingOptions, generate_masks
 
-    runner, _ = tiny_runner
+    runner, embedding = tiny_runner
     image = golden_util.sam_golden_image()
-    found = generate_masks(runner, image, EverythingOptions(points_per_side=4, pred_iou_thresh=0.3,
+    found = generate_masks(runner, image, EverythingOptions(points_per_side=3, pred_iou_thresh=0.3,
                                                             stability_thresh=0.5, stability_offset=0.05, box_nms=1.0))
     assert len(found) > 0 and found.masks.shape[1:] == image.shape[:2]
     assert (found.iou > 0.3).all() and (found.stability >= 0.5).all()
-    again = runner.predict(runner.encode(image), found.points[:, None, :], np.ones((len(found), 1)), multimask=True)
-    pick = np.abs(again.iou - found.iou[:, None]).argmin(axis=1)
-    rows = np.arange(len(found))
-    np.testing.assert_allclose(again.iou[rows, pick], found.iou, atol=1e-5)
-    assert (again.masks[rows, pick] == found.masks).mean(axis=(1, 2)).min() > 0.999
+    some = np.linspace(0, len(found) - 1, min(4, len(found))).astype(int)  # first, last and two between
+    again = runner.predict(embedding, found.points[some, None, :], np.ones((len(some), 1)), multimask=True)
+    pick = np.abs(again.iou - found.iou[some, None]).argmin(axis=1)
+    rows = np.arange(len(some))
+    np.testing.assert_allclose(again.iou[rows, pick], found.iou[some], atol=1e-5)
+    assert (again.masks[rows, pick] == found.masks[some]).mean(axis=(1, 2)).min() > 0.999
