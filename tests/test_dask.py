@@ -269,6 +269,7 @@ def test_predict_with_the_default_onnx_model_writes_the_local_bytes(cli, frames,
 
 
 @pytest.mark.slow  # a ResNet-50 Mask R-CNN loaded in this process and in both workers
+@pytest.mark.usefixtures("torch_one_thread")  # as in a worker: torch's sums change with its thread count
 def test_predict_with_an_instance_model_writes_the_local_masks_and_coco_results(cli, frames, scheduler, tmp_path):
     torch = pytest.importorskip("torch", reason="instance models need the models extra (torch)")
     import golden_detection
