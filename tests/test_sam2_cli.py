@@ -6,6 +6,8 @@ test_sam2_golden.py); the embedding cache; a checkpoint of another variant refus
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,25 @@ def test_a_checkpoint_of_another_variant_is_refused_by_name(cli, sam2_files):
     assert_one_line_error(result, 1)
     assert "is a sam2.1-hiera-tiny checkpoint, not sam2.1-hiera-large" in result.stderr
     assert not (root / "never.png").exists()
+
+
+def test_boxes_to_masks_for_a_dataset_with_sam2(cli, sam2_files, tmp_path):
+    from segtools.formats import rle
+
+    root, runner, image = sam2_files
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "1.png").write_bytes((root / "photo.png").read_bytes())
+    dataset = {"categories": [{"id": 3, "name": "thing"}],
+               "images": [{"id": 1, "file_name": "1.png", "height": 150, "width": 200}],
+               "annotations": [{"id": 10, "image_id": 1, "category_id": 3, "bbox": [28, 18, 64, 54], "area": 1,
+                                "iscrowd": 0}]}
+    (tmp_path / "det.json").write_text(json.dumps(dataset))
+    out = tmp_path / "with_masks.json"
+    result = cli("predict", str(images), "--weights", str(root / "home/weights/sam2.1_hiera_tiny.pt"),
+                 "--prompts", str(tmp_path / "det.json"), "--format", "coco", "-o", str(out))
+    assert result.code == 0, result.stderr
+    first = json.loads(out.read_text())["annotations"][0]
+    expected = runner.predict(runner.encode(image), boxes=[[28, 18, 92, 72]], multimask=False)
+    assert (rle.decode(first["segmentation"]) == expected.masks[0, 0]).mean() > 0.999
+    assert first["bbox"] == [28, 18, 64, 54] and first["category_id"] == 3

@@ -210,7 +210,8 @@ def box_dataset(prompts: str, images: str | None) -> tuple[dict, str]:
 @dataclass(frozen=True)
 class BoxLabeller:
     """Boxes → masks for one image at a time, picklable for ``--jobs`` worker processes: the
-    SAM model (a registry name or checkpoint, as :func:`load_sam_model` takes it) is loaded
+    SAM model (a registry name or checkpoint, as :func:`load_sam_model` takes it; SAM 2.1
+    through :func:`segtools.inference.sam2.runner_if_sam2`) is loaded
     once per process and kept; the masks go back as compressed RLE (small to send)."""
 
     model: str | None
@@ -227,10 +228,14 @@ class BoxLabeller:
         if found is None:
             from segtools.inference.device import resolve_device
             from segtools.inference.sam import SamRunner
+            from segtools.inference.sam2 import runner_if_sam2
 
-            sam = load_sam_model(self.model, self.weights, self.arch)
-            cache = EmbeddingCache(Path(self.embeddings), model_key(sam)) if self.embeddings else None
-            found = _RUNNERS[self] = (SamRunner(sam, resolve_device(self.device)), cache)
+            found = runner_if_sam2(self.model, self.weights, self.arch, resolve_device(self.device), self.embeddings)
+            if found is None:
+                sam = load_sam_model(self.model, self.weights, self.arch)
+                cache = EmbeddingCache(Path(self.embeddings), model_key(sam)) if self.embeddings else None
+                found = (SamRunner(sam, resolve_device(self.device)), cache)
+            _RUNNERS[self] = found
         return found
 
     def __call__(self, task: tuple[str, np.ndarray]) -> list[tuple[dict, int, float]]:

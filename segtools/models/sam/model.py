@@ -116,11 +116,11 @@ def sam_config(state: Mapping[str, torch.Tensor], source: str = "the checkpoint"
     Raises
     ------
     InputError
-        Not a SAM checkpoint (or a SAM 2 one, which this version does not run); ``source`` names it.
+        Not a SAM checkpoint (or a SAM 2 one, which :mod:`segtools.models.sam2` loads); ``source`` names it.
     """
     if any(key.startswith("image_encoder.trunk.") for key in state) or "maskmem_tpos_enc" in state:
-        raise InputError(f"{source}: is a SAM 2 checkpoint (Hiera encoder); SAM 2 is not supported yet "
-                         "— use a SAM ViT-B/L/H or MobileSAM checkpoint")
+        raise InputError(f"{source}: is a SAM 2 checkpoint (Hiera encoder): give its architecture, "
+                         "arch=sam2.1-hiera-tiny|small|base-plus|large, or a file name starting with sam2")
     needed = ("prompt_encoder.pe_layer.positional_encoding_gaussian_matrix", "mask_decoder.iou_token.weight",
               "mask_decoder.mask_tokens.weight")
     if not all(key in state for key in needed):
