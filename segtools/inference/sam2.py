@@ -247,30 +247,11 @@ def load_sam2_model(model: str | None = None, weights: str | None = None, arch: 
     ``arch`` (a :data:`~segtools.models.sam2.SAM2_ARCHS` name), or the registry entry's, is
     the variant expected: a checkpoint of another one is refused, naming what it is.
     """
+    from segtools.inference.sam_io import read_promptable_state
     from segtools.models.sam2 import SAM2_ARCHS
     from segtools.models.sam2.model import load_sam2
-    from segtools.weights import registry
-    from segtools.weights.checkpoint import read_weights_file
-    from segtools.weights.loader import model_source
-    from segtools.weights.state_dict import unwrap_state_dict
 
-    if model and weights:
-        raise UsageError("give a model (a registry name or file) or weights (a checkpoint file), not both")
-    if not model and not weights:
-        raise UsageError("give a SAM 2.1 model: model=sam2.1-hiera-tiny (see `segtools weights list`) or a file")
-    if arch is not None and arch not in SAM2_ARCHS:
-        raise UsageError(f"arch={arch}: not a SAM 2.1 architecture (choose from {', '.join(SAM2_ARCHS)})")
-    expect = arch
-    if model and model_source(model)[0] == "registry":
-        entry, path = registry.resolve(model)
-        expect = expect or entry.arch
-        source = f"weights {entry.name!r}"
-    else:
-        path = Path(weights or model)
-        if not path.is_file():
-            raise InputError(f"{path}: no such checkpoint file")
-        source = str(path)
-    state = unwrap_state_dict(read_weights_file(path), source)
+    state, expect, source = read_promptable_state(model, weights, arch, SAM2_ARCHS, "SAM 2.1", "sam2.1-hiera-tiny")
     return load_sam2(state, expect=expect, source=source)
 
 

@@ -40,6 +40,19 @@ def load_sam_model(model: str | None = None, weights: str | None = None, arch: s
     checkpoint of another one is refused, naming what it is.
     """
     from segtools.models.sam.model import load_sam
+
+    state, expect, source = read_promptable_state(model, weights, arch, SAM_ARCHS, "SAM", "sam-vit-b")
+    return load_sam(state, expect=expect, source=source)
+
+
+def read_promptable_state(model: str | None, weights: str | None, arch: str | None, archs, family: str,
+                          example: str) -> tuple[dict, str | None, str]:
+    """The tensors of a promptable model's checkpoint (a registry name or a file, read as
+    data), the variant expected (``arch`` or the registry entry's) and how to name the source.
+
+    ``archs`` are the family's architectures (``arch`` must be one), ``family`` and ``example``
+    (a registry name) word the errors.
+    """
     from segtools.weights import registry
     from segtools.weights.checkpoint import read_weights_file
     from segtools.weights.loader import model_source
@@ -48,9 +61,9 @@ def load_sam_model(model: str | None = None, weights: str | None = None, arch: s
     if model and weights:
         raise UsageError("give a model (a registry name or file) or weights (a checkpoint file), not both")
     if not model and not weights:
-        raise UsageError("give a SAM model: model=sam-vit-b (see `segtools weights list`) or a checkpoint file")
-    if arch is not None and arch not in SAM_ARCHS:
-        raise UsageError(f"arch={arch}: not a SAM architecture (choose from {', '.join(SAM_ARCHS)})")
+        raise UsageError(f"give a {family} model: model={example} (see `segtools weights list`) or a checkpoint file")
+    if arch is not None and arch not in archs:
+        raise UsageError(f"arch={arch}: not a {family} architecture (choose from {', '.join(archs)})")
     expect = arch
     if model and model_source(model)[0] == "registry":
         entry, path = registry.resolve(model)
@@ -61,8 +74,7 @@ def load_sam_model(model: str | None = None, weights: str | None = None, arch: s
         if not path.is_file():
             raise InputError(f"{path}: no such checkpoint file")
         source = str(path)
-    state = unwrap_state_dict(read_weights_file(path), source)
-    return load_sam(state, expect=expect, source=source)
+    return unwrap_state_dict(read_weights_file(path), source), expect, source
 
 
 def model_key(model) -> str:

@@ -159,18 +159,28 @@ def load_sam(state: Mapping[str, torch.Tensor], expect: str | None = None, sourc
     ``expect`` (a :data:`VARIANTS` name) refuses a checkpoint of another variant, naming it.
     """
     config = sam_config(state, source)
-    if expect and config.variant != expect:
-        raise InputError(f"{source}: is a {config.variant} checkpoint, not {expect}; "
-                         f"give model={config.variant} or the {expect} file")
-    model = Sam(config)
+    check_variant(config.variant, expect, source)
+    return load_every_key(Sam(config), state, config.variant, source)
+
+
+def check_variant(variant: str, expect: str | None, source: str) -> None:
+    """Refuse a checkpoint of ``variant`` where ``expect`` was asked for, naming both."""
+    if expect and variant != expect:
+        raise InputError(f"{source}: is a {variant} checkpoint, not {expect}; "
+                         f"give model={variant} or the {expect} file")
+
+
+def load_every_key(model: nn.Module, state: Mapping[str, torch.Tensor], variant: str, source: str) -> nn.Module:
+    """``model`` with ``state`` loaded, every key and every shape (an error names the first
+    mismatch, or the missing and unexpected keys), in eval mode."""
     try:
         result = model.load_state_dict(dict(state), strict=False)
     except RuntimeError as exc:  # a tensor of another shape
         detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc)[:200])
-        raise InputError(f"{source}: does not fit {config.variant}: {detail[:200]}") from None
+        raise InputError(f"{source}: does not fit {variant}: {detail[:200]}") from None
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     if missing or unexpected:
-        raise InputError(f"{source}: does not fit {config.variant}: "
+        raise InputError(f"{source}: does not fit {variant}: "
                          f"{len(missing)} missing ({', '.join(missing[:3])}), "
                          f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])})")
     return model.eval()

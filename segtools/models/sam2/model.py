@@ -161,19 +161,8 @@ def load_sam2(state: Mapping[str, torch.Tensor], expect: str | None = None, sour
     :data:`VARIANTS` name) refuses a checkpoint of another variant, naming it; ``config``
     gives the sizes outright (for layouts that are not published).
     """
+    from segtools.models.sam.model import check_variant, load_every_key
+
     config = config or sam2_config(state, source)
-    if expect and config.variant != expect:
-        raise InputError(f"{source}: is a {config.variant} checkpoint, not {expect}; "
-                         f"give model={config.variant} or the {expect} file")
-    model = Sam2(config)
-    try:
-        result = model.load_state_dict(image_state(state), strict=False)
-    except RuntimeError as exc:  # a tensor of another shape
-        detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc)[:200])
-        raise InputError(f"{source}: does not fit {config.variant}: {detail[:200]}") from None
-    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
-    if missing or unexpected:
-        raise InputError(f"{source}: does not fit {config.variant}: "
-                         f"{len(missing)} missing ({', '.join(missing[:3])}), "
-                         f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])})")
-    return model.eval()
+    check_variant(config.variant, expect, source)
+    return load_every_key(Sam2(config), image_state(state), config.variant, source)
