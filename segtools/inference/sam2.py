@@ -224,20 +224,10 @@ def make_runner(model, device, embeddings: str | None):
 def is_sam2_model(model: str | None, weights: str | None, arch: str | None) -> bool:
     """Whether ``predict``'s model options name a SAM 2.1 model (a SAM 2.1 ``arch``, a
     registry entry of one, or a file whose name starts with ``sam2``); reads no file."""
-    import os
-
+    from segtools.inference.sam_io import names_family
     from segtools.models.sam2 import SAM2_ARCHS
 
-    if arch:
-        return arch in SAM2_ARCHS
-    if model and not weights:
-        from segtools.weights import registry
-        from segtools.weights.loader import model_source
-
-        if model_source(model)[0] == "registry":
-            entry = registry.all_entries().get(model)
-            return entry is not None and entry.arch in SAM2_ARCHS
-    return os.path.basename(str(weights or model or "")).lower().startswith("sam2")
+    return names_family(model, weights, arch, SAM2_ARCHS, ("sam2",))
 
 
 def load_sam2_model(model: str | None = None, weights: str | None = None, arch: str | None = None):

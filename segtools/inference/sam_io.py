@@ -20,17 +20,22 @@ from segtools.models.sam import SAM_ARCHS
 def is_sam_model(model: str | None, weights: str | None, arch: str | None) -> bool:
     """Whether ``predict``'s model options name a SAM model (a SAM ``arch``, a registry entry
     of one, or a file whose name says sam); reads no file."""
+    return names_family(model, weights, arch, SAM_ARCHS, ("sam_vit", "mobile_sam", "sam-vit", "mobile-sam"))
+
+
+def names_family(model: str | None, weights: str | None, arch: str | None, archs, prefixes) -> bool:
+    """Whether model options name one of ``archs``: the ``arch`` itself, a registry entry of
+    one, or a file whose name starts with one of ``prefixes``; reads no file."""
     if arch:
-        return arch in SAM_ARCHS
+        return arch in archs
     if model and not weights:
         from segtools.weights import registry
         from segtools.weights.loader import model_source
 
         if model_source(model)[0] == "registry":
             entry = registry.all_entries().get(model)
-            return entry is not None and entry.arch in SAM_ARCHS
-    name = os.path.basename(str(weights or model or "")).lower()
-    return name.startswith(("sam_vit", "mobile_sam", "sam-vit", "mobile-sam"))
+            return entry is not None and entry.arch in archs
+    return os.path.basename(str(weights or model or "")).lower().startswith(tuple(prefixes))
 
 
 def load_sam_model(model: str | None = None, weights: str | None = None, arch: str | None = None):

@@ -99,9 +99,10 @@ def window_partition(x: torch.Tensor, size: int) -> tuple[torch.Tensor, tuple[in
 
 
 def window_unpartition(windows: torch.Tensor, size: int, padded: tuple[int, int], hw: tuple[int, int]) -> torch.Tensor:
+    """Inverse of :func:`window_partition`, the padding cut off."""
     hp, wp = padded
     n = windows.shape[0] // ((hp // size) * (wp // size))
-    x = windows.view(n, hp // size, wp // size, size, size, -1).permute(0, 1, 3, 2, 4, 5).reshape(n, hp, wp, -1)
+    x = windows.reshape(n, hp // size, wp // size, size, size, -1).permute(0, 1, 3, 2, 4, 5).reshape(n, hp, wp, -1)
     return x[:, : hw[0], : hw[1]].contiguous()
 
 

@@ -14,6 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segtools.models.sam.vit import window_partition as to_windows
+from segtools.models.sam.vit import window_unpartition as from_windows  # the windows of SAM's ViT
+
 
 class Mlp(nn.Module):
     """``layers.0…`` linear layers with an activation between them."""
@@ -35,25 +38,6 @@ class Mlp(nn.Module):
 def _pool(x: torch.Tensor, stride: int) -> torch.Tensor:
     """Max-pool an N×H×W×C map by ``stride`` (floor)."""
     return F.max_pool2d(x.permute(0, 3, 1, 2), stride, stride).permute(0, 2, 3, 1)
-
-
-def to_windows(x: torch.Tensor, size: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """N×H×W×C → (N·nh·nw)×size×size×C windows (zero-padded at the bottom/right) and the padded size."""
-    n, h, w, c = x.shape
-    pad_h, pad_w = (-h) % size, (-w) % size
-    if pad_h or pad_w:
-        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-    hp, wp = h + pad_h, w + pad_w
-    x = x.view(n, hp // size, size, wp // size, size, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, size, size, c), (hp, wp)
-
-
-def from_windows(windows: torch.Tensor, size: int, padded: tuple[int, int], hw: tuple[int, int]) -> torch.Tensor:
-    """Inverse of :func:`to_windows`, the padding cut off."""
-    hp, wp = padded
-    n = windows.shape[0] // ((hp // size) * (wp // size))
-    x = windows.reshape(n, hp // size, wp // size, size, size, -1).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(n, hp, wp, -1)[:, : hw[0], : hw[1]]
 
 
 class MultiScaleAttention(nn.Module):
