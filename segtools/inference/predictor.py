@@ -28,7 +28,7 @@ import numpy as np
 from segtools.errors import InputError, UsageError, require
 from segtools.inference.device import cpu_amp_fallback, resolve_device
 from segtools.inference.tta import TTA, tta_probabilities
-from segtools.io.images import to_rgb8
+from segtools.backends.runner import rgb8  # the model input check all runners share
 from segtools.models.preprocessing import IMAGENET, Preprocessing
 
 torch = require("torch", "models")
@@ -113,7 +113,7 @@ class Predictor:
         """
         pending: list[np.ndarray] = []
         for image in images:
-            image = _rgb8(image)
+            image = rgb8(image)
             if pending and (image.shape != pending[0].shape or len(pending) == self.batch):
                 yield from self._run(pending, labels)
                 pending = []
@@ -249,13 +249,3 @@ def _requested_amp_dtype(amp: bool | str, device: "torch.device"):
     if amp is True or name in ("1", "true", "yes", "on", "auto"):
         return torch.bfloat16 if device.type == "cpu" else torch.float16
     raise UsageError(f"amp {amp!r}: use fp16 or bf16 (or True for the device's default)")
-
-
-def _rgb8(image: np.ndarray) -> np.ndarray:
-    """H×W×3 uint8 RGB from grey, grey+alpha, RGB or RGBA (alpha dropped), after checking the shape."""
-    image = np.asarray(image)
-    if image.ndim not in (2, 3) or image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4):
-        raise InputError(f"an image is H×W or H×W×C with 1-4 channels, not shape {image.shape}")
-    if image.dtype.kind not in "uifb":
-        raise InputError(f"cannot predict on a {image.dtype} image; give 8- or 16-bit pixels")
-    return to_rgb8(image)
