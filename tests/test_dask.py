@@ -283,11 +283,15 @@ def test_predict_with_an_instance_model_writes_the_local_masks_and_coco_results(
     golden_detection.fill_detector(model)
     checkpoint = save_checkpoint(tmp_path / "maskrcnn.pt", make_checkpoint(arch, 5, model.state_dict(),
                                                                             arch_options=sizes))
-    args = ("predict", frames, "--weights", checkpoint, "--arch", arch, "--min-score", "0.3", "--batch", "2")
+    few = tmp_path / "few"  # three frames: two batches of a ResNet-50, one of them short
+    few.mkdir()
+    for file in sorted(frames.iterdir())[:3]:
+        (few / file.name).write_bytes(file.read_bytes())
+    args = ("predict", few, "--weights", checkpoint, "--arch", arch, "--min-score", "0.3", "--batch", "2")
     local = cli(*args, "-o", tmp_path / "local")
     remote = cli(*args, "-o", tmp_path / "dask", "--dask", scheduler.scheduler_address)
     assert local.code == 0 and remote.code == 0, remote.stderr
-    assert _files(tmp_path / "dask") == _files(tmp_path / "local") and len(_files(tmp_path / "local")) == 8
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local") and len(_files(tmp_path / "local")) == 3
     local = cli(*args, "--format", "coco", "-o", tmp_path / "local.json")
     remote = cli(*args, "--format", "coco", "-o", tmp_path / "dask.json", "--dask", scheduler.scheduler_address)
     assert local.code == 0 and remote.code == 0, remote.stderr

@@ -197,7 +197,9 @@ def cluster_map(client: Any, fn: Callable, items: Sequence, on_done: Optional[Ca
     chunk = max(1, int(chunk), small_batch_chunk(len(items), threads, most=64))
     starts = range(0, len(items), chunk)
     window = max(8, 8 * threads)
-    marks = client.scatter(_marks(), broadcast=True)  # once, not with every task
+    # once, not with every task; a key of its own (hash=False): the same marks scattered by an
+    # earlier map share a content-hashed key, which that map's end releases under this one
+    marks = client.scatter(_marks(), broadcast=True, hash=False)
     pending: deque = deque()
     first_error: Optional[BaseException] = None
     submitted = 0
