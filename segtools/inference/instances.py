@@ -206,11 +206,11 @@ class InstanceRunner:
 
     def predict_many(self, images: Iterable[np.ndarray]) -> Iterator[Instances]:
         """Instances of each image, in order, ``batch`` images per forward pass."""
-        from segtools.inference.predictor import _rgb8
+        from segtools.backends.runner import rgb8
 
         pending: list[np.ndarray] = []
         for image in images:
-            pending.append(_rgb8(image))
+            pending.append(rgb8(image))
             if len(pending) == self.batch:
                 yield from self._run(pending)
                 pending = []
