@@ -42,7 +42,7 @@ complete -c segtools -n '__fish_seen_subcommand_from convert' -l overwrite -d 'A
 complete -c segtools -n '__fish_seen_subcommand_from convert' -l dask -r -d 'Run the batch on a Dask cluster: its scheduler\'s address, or local:N worker…'
 complete -c segtools -n '__fish_seen_subcommand_from convert' -l help -s h -d 'Show the help and exit.'
 complete -c segtools -n '__fish_seen_subcommand_from predict' -F
-complete -c segtools -n '__fish_seen_subcommand_from predict' -l model -s m -r -r -F -a 'deeplabv3-resnet50-voc deeplabv3-resnet101-voc deeplabv3-mnv3-voc fcn-resnet50-voc fcn-resnet101-voc lraspp-mnv3-voc unet-carvana unet-carvana-full camvid resnet50-imagenet resnet50-imagenet-v2 resnet101-imagenet resnet101-imagenet-v2 mnv3-large-imagenet mnv3-large-imagenet-v2 maskrcnn-resnet50-fpn-coco maskrcnn-resnet50-fpn-v2-coco fasterrcnn-resnet50-fpn-coco fasterrcnn-resnet50-fpn-v2-coco sam-vit-b sam-vit-l sam-vit-h mobile-sam' -d 'Registry name (see `segtools weights list`) or a checkpoint/TorchScript file.'
+complete -c segtools -n '__fish_seen_subcommand_from predict' -l model -s m -r -r -F -a 'deeplabv3-resnet50-voc deeplabv3-resnet101-voc deeplabv3-mnv3-voc fcn-resnet50-voc fcn-resnet101-voc lraspp-mnv3-voc unet-carvana unet-carvana-full camvid resnet50-imagenet resnet50-imagenet-v2 resnet101-imagenet resnet101-imagenet-v2 mnv3-large-imagenet mnv3-large-imagenet-v2 maskrcnn-resnet50-fpn-coco maskrcnn-resnet50-fpn-v2-coco fasterrcnn-resnet50-fpn-coco fasterrcnn-resnet50-fpn-v2-coco sam-vit-b sam-vit-l sam-vit-h mobile-sam sam2.1-hiera-tiny sam2.1-hiera-small sam2.1-hiera-base-plus sam2.1-hiera-large segformer-b0-ade segformer-b1-ade segformer-b2-ade segformer-b3-ade segformer-b4-ade segformer-b5-ade segformer-b0-cityscapes segformer-b1-cityscapes segformer-b2-cityscapes segformer-b3-cityscapes segformer-b4-cityscapes segformer-b5-cityscapes' -d 'Registry name (see `segtools weights list`) or a checkpoint/TorchScript file.'
 complete -c segtools -n '__fish_seen_subcommand_from predict' -l weights -s w -r -d 'Checkpoint file (state dict, segtools checkpoint, .safetensors).'
 complete -c segtools -n '__fish_seen_subcommand_from predict' -l arch -r -x -a 'unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101' -d 'Architecture of a plain state dict, e.g.'
 complete -c segtools -n '__fish_seen_subcommand_from predict' -l output -s o -r -d 'Output file, or folder for a batch (a folder, pattern, @list or several inputs);'
@@ -92,6 +92,7 @@ complete -c segtools -n '__fish_seen_subcommand_from predict' -l embeddings -r -
 complete -c segtools -n '__fish_seen_subcommand_from predict' -l clip -d 'SAM: move points and boxes outside the image to its edge instead of refusing…'
 complete -c segtools -n '__fish_seen_subcommand_from predict' -l dask -r -d 'Run the batch on a Dask cluster: its scheduler\'s address, or local:N worker…'
 complete -c segtools -n '__fish_seen_subcommand_from predict' -l shard -r -d 'Only shard I (0..N-1) of N: item k of the sorted inputs when k mod N = I…'
+complete -c segtools -n '__fish_seen_subcommand_from predict' -l jobs -s j -r -d 'Parallel workers for batches (0 = all CPUs).'
 complete -c segtools -n '__fish_seen_subcommand_from predict' -l help -s h -d 'Show the help and exit.'
 complete -c segtools -n '__fish_seen_subcommand_from postprocess' -F
 complete -c segtools -n '__fish_seen_subcommand_from postprocess' -l output -s o -r -d 'Output file, or folder for a batch (a folder, pattern, @list or several inputs);'
@@ -250,6 +251,7 @@ complete -c segtools -n '__fish_seen_subcommand_from tile; and __fish_seen_subco
 complete -c segtools -n '__fish_seen_subcommand_from tile; and __fish_seen_subcommand_from split' -l tile-format -r -x -a 'png npy tiff npz' -d 'png, npy, tiff or npz;'
 complete -c segtools -n '__fish_seen_subcommand_from tile; and __fish_seen_subcommand_from split' -l name -r -d 'Tile name prefix (default: the input\'s file stem).'
 complete -c segtools -n '__fish_seen_subcommand_from tile; and __fish_seen_subcommand_from split' -l overwrite -d 'Allow an output to replace an input file.'
+complete -c segtools -n '__fish_seen_subcommand_from tile; and __fish_seen_subcommand_from split' -l dask -r -d 'Run the batch on a Dask cluster: its scheduler\'s address, or local:N worker…'
 complete -c segtools -n '__fish_seen_subcommand_from tile; and __fish_seen_subcommand_from split' -l help -s h -d 'Show the help and exit.'
 complete -c segtools -n '__fish_seen_subcommand_from tile; and __fish_seen_subcommand_from merge' -F
 complete -c segtools -n '__fish_seen_subcommand_from tile; and __fish_seen_subcommand_from merge' -l output -s o -r -d 'Stitched result: .png, .npy (streamed, for huge images), .npz, .tif or .jpg.'
