@@ -132,3 +132,78 @@ def test_predict_shards_of_the_default_model_write_the_whole_runs_files(cli, cam
         assert part.code == 0, part.stderr
     files = lambda folder: {p.name: p.read_bytes() for p in folder.iterdir()}  # noqa: E731
     assert files(tmp_path / "parts") == files(tmp_path / "whole") and len(files(tmp_path / "whole")) == 5
+
+
+# ---------------------------------------------------------------- instance and panoptic tasks
+
+
+def _merged_equals_whole(cli, whole_args, shards, keys, tmp_path):
+    whole = json.loads(cli(*whole_args, "-f", "json").stdout)
+    states = []
+    for index in range(shards):
+        state = tmp_path / f"state-{index}.json"
+        result = cli(*whole_args, "--shard", f"{index}/{shards}", "--save-state", str(state), "-f", "json")
+        assert result.code == 0, result.stderr
+        states.append(str(state))
+    merged = json.loads(cli("metrics", "merge", *states, "-f", "json").stdout)
+    for key in keys:
+        assert merged[key] == pytest.approx(whole[key], abs=1e-12), key
+    return whole
+
+
+def test_instance_shards_of_a_coco_ground_truth_merge_into_one_run(cli, tmp_path):
+    rng = np.random.default_rng(3)
+    images, annotations, results = [], [], []
+    for image_id in range(1, 8):
+        images.append({"id": image_id, "file_name": f"f{image_id}.jpg", "height": 40, "width": 50})
+        for k in range(3):
+            x, y = (int(v) for v in rng.integers(0, 30, 2))
+            w, h = (int(v) for v in rng.integers(5, 15, 2))
+            box = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1 + k % 2,
+                                "segmentation": box, "area": w * h, "bbox": [x, y, w, h], "iscrowd": 0})
+            dx = int(rng.integers(-3, 4))
+            moved = [[v + dx if i % 2 == 0 else v for i, v in enumerate(box[0])]]
+            results.append({"image_id": image_id, "category_id": 1 + k % 2, "segmentation": moved,
+                            "bbox": [x + dx, y, w, h], "score": float(rng.random())})
+    gt = {"images": images, "annotations": annotations,
+          "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "person"}]}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    whole = _merged_equals_whole(cli, ("metrics", "--task", "instance", tmp_path / "res.json", tmp_path / "gt.json"),
+                                 3, ("ap", "ap50", "ap75", "ar1", "ar10", "ar100"), tmp_path)
+    assert 0 < whole["ap50"] < 1
+    result = cli("metrics", "--task", "instance", tmp_path / "res.json", tmp_path / "gt.json", "--shard", "7/8")
+    assert_one_line_error(result, 2)
+    assert "--shard 7/8: no items" in result.stderr
+
+
+def test_panoptic_shards_merge_into_one_run(cli, tmp_path):
+    from segtools.formats import coco_panoptic
+    from segtools.io.images import encode_image
+
+    rng = np.random.default_rng(4)
+    categories = [{"id": 1, "name": "road", "isthing": 0}, {"id": 2, "name": "car", "isthing": 1}]
+    docs = {side: {"images": [], "annotations": [], "categories": categories} for side in ("gt", "pred")}
+    for number in range(5):
+        semantic = np.zeros((24, 32), np.uint8)
+        semantic[14:] = 0
+        instances = np.zeros_like(semantic)
+        semantic[:14] = 255
+        for k in range(2):
+            y, x = (int(v) for v in rng.integers(0, 8, 2))
+            semantic[y:y + 6, x + 12 * k:x + 12 * k + 8] = 1
+            instances[y:y + 6, x + 12 * k:x + 12 * k + 8] = k + 1
+        for side, shift in (("gt", 0), ("pred", int(rng.integers(0, 3)))):
+            ids, segments = coco_panoptic.from_masks(np.roll(semantic, shift, 1), np.roll(instances, shift, 1),
+                                                     [1, 2], {2})
+            (tmp_path / side).mkdir(exist_ok=True)
+            (tmp_path / side / f"{number}.png").write_bytes(encode_image(coco_panoptic.ids_to_rgb(ids)))
+            docs[side]["images"].append({"id": number, "file_name": f"{number}.jpg", "height": 24, "width": 32})
+            docs[side]["annotations"].append({"image_id": number, "file_name": f"{number}.png",
+                                              "segments_info": segments})
+    for side in ("gt", "pred"):
+        (tmp_path / f"{side}.json").write_text(json.dumps(docs[side]))
+    whole = _merged_equals_whole(cli, ("metrics", "--task", "panoptic", tmp_path / "pred.json", tmp_path / "gt.json"),
+                                 2, ("pq", "sq", "rq", "pq_things", "pq_stuff"), tmp_path)
+    assert 0 < whole["pq"] <= 1

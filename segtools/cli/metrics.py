@@ -142,10 +142,9 @@ def metrics(
 
         chosen = detect_task(inputs[0], inputs[1]) if task == "auto" else task
         if chosen != "semantic":
-            if shard_of is not None:
-                raise UsageError(f"--shard: for semantic masks only so far, not --task {chosen}")
             with use_dask(dask):
-                report = _measure_task(chosen, inputs, semantic_options, instance_options, jobs, allow_missing)
+                report = _measure_task(chosen, inputs, semantic_options, instance_options, jobs, allow_missing,
+                                       shard_of)
     if report is not None:
         _finish_task(report, gates, baseline_report, max_drop, fmt, outputs["output"], save_state, overwrite)
         return
@@ -196,7 +195,7 @@ def _fail_on_gates(report: dict) -> None:
 
 
 def _measure_task(task: str, inputs: List[str], semantic_options: dict, instance_options: dict, jobs: int,
-                  allow_missing: bool = False) -> dict:
+                  allow_missing: bool = False, shard: Optional[tuple[int, int]] = None) -> dict:
     from segtools.errors import UsageError
     from segtools.metrics.tasks import evaluate_task, task_report
 
@@ -205,7 +204,7 @@ def _measure_task(task: str, inputs: List[str], semantic_options: dict, instance
         raise UsageError(f"{', '.join(given)}: only for semantic masks, not with --task {task}")
     flags = {"iou_type": "--iou-type", "iou_thresholds": "--iou-thresholds", "max_dets": "--max-dets",
              "area_ranges": "--area-ranges", "pred_folder": "--pred-folder", "gt_folder": "--gt-folder",
-             "jobs": "--jobs", "allow_missing": "--allow-missing"}
+             "jobs": "--jobs", "allow_missing": "--allow-missing", "shard": "--shard"}
     from segtools.cli.options import parameters_as_flags
 
     missing: list = []
@@ -215,7 +214,7 @@ def _measure_task(task: str, inputs: List[str], semantic_options: dict, instance
             iou_thresholds=instance_options["--iou-thresholds"], max_dets=instance_options["--max-dets"],
             area_ranges=instance_options["--area-ranges"], pred_folder=instance_options["--pred-folder"],
             gt_folder=instance_options["--gt-folder"], jobs=jobs,
-            on_missing=missing.append if allow_missing else None)
+            on_missing=missing.append if allow_missing else None, shard=shard)
     if missing:
         import logging
 

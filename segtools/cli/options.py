@@ -191,20 +191,15 @@ def parse_shard(text: Optional[str], option: str = "--shard") -> Optional[tuple[
 
 
 def shard_items(items: Sequence, shard: Optional[tuple[int, int]], key=lambda item: item.rel) -> list:
-    """The items of ``shard`` (I, N): after sorting by ``key`` (an item's relative name),
-    item k belongs to shard k mod N. The split depends only on the items given, so N
-    commands given the same inputs and I = 0..N-1 cover every item exactly once.
+    """:func:`segtools.io.batch.select_shard`, its error naming ``--shard``.
 
     >>> shard_items(["c", "a", "d", "b"], (1, 2), key=str)
     ['b', 'd']
     """
-    if shard is None:
-        return list(items)
-    index, count = shard
-    chosen = sorted(items, key=key)[index::count]
-    if not chosen:
-        raise UsageError(f"--shard {index}/{count}: no items for this shard ({len(items)} item(s) in all)")
-    return chosen
+    from segtools.io.batch import select_shard
+
+    with parameters_as_flags({"shard": "--shard"}):
+        return select_shard(items, shard, key)
 
 
 # ---- option definitions shared by several commands (Annotated aliases keep signatures short)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
-from segtools.errors import InputError, OutputError
+from segtools.errors import InputError, OutputError, UsageError
 from segtools.io.streams import check_file_name, mark_input
 
 DATA_EXTENSIONS = (".png", ".npy", ".npz", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
@@ -224,6 +224,23 @@ def _index(items: Sequence[Item], key, what: str | None) -> dict:
 def _first(items: Sequence[Item], n: int = 3) -> str:
     shown = ", ".join(it.path for it in items[:n])
     return shown + (", ..." if len(items) > n else "")
+
+
+def select_shard(items: Sequence, shard: tuple[int, int] | None, key=lambda item: item.rel) -> list:
+    """The items of ``shard`` (I, N): after sorting by ``key`` (an item's relative name),
+    item k belongs to shard k mod N. The split depends only on the items given, so N runs
+    given the same inputs and I = 0..N-1 cover every item exactly once.
+
+    >>> select_shard(["c", "a", "d", "b"], (1, 2), key=str)
+    ['b', 'd']
+    """
+    if shard is None:
+        return list(items)
+    index, count = shard
+    chosen = sorted(items, key=key)[index::count]
+    if not chosen:
+        raise UsageError(f"shard={index}/{count}: no items for this shard ({len(items)} item(s) in all)")
+    return chosen
 
 
 def output_path(item: Item, out_dir: str | os.PathLike, extension: str | None = None) -> Path:

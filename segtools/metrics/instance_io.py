@@ -309,7 +309,8 @@ def _jobs_masks(pred_spec: str, gt_spec: str) -> tuple[dict, tuple | None, list]
 
 def evaluate_instance_files(pred_spec: str, gt_spec: str, protocol: Protocol | None = None, jobs: int = 1, *,
                             on_done: Callable[[int], None] | None = None,
-                            on_missing: Callable[[str], None] | None = None) -> "InstanceEvaluation":
+                            on_missing: Callable[[str], None] | None = None,
+                            shard: tuple[int, int] | None = None) -> "InstanceEvaluation":
     """COCO AP/AR records of a prediction against a ground truth, read from files.
 
     Parameters
@@ -324,6 +325,8 @@ def evaluate_instance_files(pred_spec: str, gt_spec: str, protocol: Protocol | N
     on_missing : when given, a ground-truth image without a prediction mask counts as an
         image without detections (COCO's rule for results files) and is reported to it by
         name; when ``None`` it is an error.
+    shard : (I, N): only the ground-truth images of shard I of N (sorted by image id, k mod
+        N); the states of the N shards merge into the whole run's numbers.
 
     Raises
     ------
@@ -347,6 +350,7 @@ def evaluate_instance_files(pred_spec: str, gt_spec: str, protocol: Protocol | N
     >>> round(evaluate_instance_files(str(root / "dt.json"), str(root / "gt.json")).summary()["ap"], 9)
     1.0
     """
+    from segtools.io.batch import select_shard
     from segtools.io.parallel import pmap, resolve_jobs
     from segtools.metrics.instance_layouts import find_layout
 
@@ -361,6 +365,7 @@ def evaluate_instance_files(pred_spec: str, gt_spec: str, protocol: Protocol | N
                          f"gtFine folder or a VOC folder as ground truth (image ids and categories); {gt_spec} is none")
     else:
         categories, mask_categories, work = _jobs_masks(pred_spec, gt_spec)
+    work = select_shard(work, shard, key=lambda job: str(job.image_id))
     workers = resolve_jobs(jobs)
     size = max(1, min(CHUNK_IMAGES, -(-len(work) // max(1, 2 * workers)) if workers > 1 else CHUNK_IMAGES))
     names = tuple((name, cid) for cid, name in categories.items())

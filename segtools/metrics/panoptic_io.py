@@ -284,7 +284,8 @@ def _mask_jobs(pred_spec: str, gt_spec: str, things) -> tuple[dict, list[Panopti
 
 def evaluate_panoptic_files(pred_spec: str, gt_spec: str, pred_folder: str | None = None, gt_folder: str | None = None,
                             jobs: int = 1, *, things: Collection[str] | None = None,
-                            on_done: Callable[[int], None] | None = None) -> PanopticEvaluation:
+                            on_done: Callable[[int], None] | None = None,
+                            shard: tuple[int, int] | None = None) -> PanopticEvaluation:
     """PQ sums of a prediction against a ground truth, both COCO panoptic or both mask folders.
 
     Parameters
@@ -295,6 +296,8 @@ def evaluate_panoptic_files(pred_spec: str, gt_spec: str, pred_folder: str | Non
     jobs : worker processes (0 = all CPUs); the sums do not depend on it.
     things : mask pairs only: the thing classes, by name or label (see the module's notes).
     on_done : called with each image's index as it finishes (progress).
+    shard : (I, N): only the images of shard I of N (sorted by name, k mod N); the states
+        of the N shards merge into the whole run's sums.
 
     Raises
     ------
@@ -317,6 +320,7 @@ def evaluate_panoptic_files(pred_spec: str, gt_spec: str, pred_folder: str | Non
     >>> evaluate_panoptic_files(str(root / "gt.json"), str(root / "gt.json")).summary()["pq"]
     1.0
     """
+    from segtools.io.batch import select_shard
     from segtools.io.parallel import pmap, resolve_jobs
 
     pred_json, gt_json = _is_json(pred_spec), _is_json(gt_spec)
@@ -329,6 +333,7 @@ def evaluate_panoptic_files(pred_spec: str, gt_spec: str, pred_folder: str | Non
         if pred_folder or gt_folder:
             raise UsageError("pred_folder/gt_folder: PNG folders go with COCO panoptic JSON, not with mask folders")
         categories, work = _mask_jobs(pred_spec, gt_spec, things)
+    work = select_shard(work, shard, key=lambda job: job.name)
     evaluation = PanopticEvaluation(categories)
     workers = resolve_jobs(jobs)
     if workers == 1:

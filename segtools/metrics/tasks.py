@@ -313,14 +313,16 @@ def _jsonable(value):
 def evaluate_task(task: str, pred_spec: str, gt_spec: str, *, iou_type: str = "segm", iou_thresholds: str | None = None,
                   max_dets: str | None = None, area_ranges: str | None = None, pred_folder: str | None = None,
                   gt_folder: str | None = None, jobs: int = 1,
-                  on_missing: Callable[[str], None] | None = None) -> tuple[object, dict]:
+                  on_missing: Callable[[str], None] | None = None,
+                  shard: tuple[int, int] | None = None) -> tuple[object, dict]:
     """(evaluation, report extras) of an instance or panoptic task over the files.
 
     ``iou_type``, ``iou_thresholds``, ``max_dets`` and ``area_ranges`` (option strings,
     :meth:`segtools.metrics.instance.Protocol.parse`) are for instances; ``pred_folder`` and
     ``gt_folder`` (the PNG folders of COCO panoptic JSON) for panoptic. ``on_missing``: count
     a ground-truth image without a prediction mask as one without detections, and name it to
-    this callback (instances; else it is an error).
+    this callback (instances; else it is an error). ``shard`` (I, N): only shard I of N of
+    the ground-truth images (merge the shards' states for the whole run).
     """
     if task == "instance":
         from dataclasses import replace
@@ -333,7 +335,8 @@ def evaluate_task(task: str, pred_spec: str, gt_spec: str, *, iou_type: str = "s
         if iou_type not in ("segm", "bbox"):
             raise UsageError(f"iou_type={iou_type!r}: choose segm or bbox")
         protocol = replace(Protocol.parse(iou_thresholds, max_dets, area_ranges), iou_type=iou_type)
-        evaluation = evaluate_instance_files(pred_spec, gt_spec, protocol, jobs=jobs, on_missing=on_missing)
+        evaluation = evaluate_instance_files(pred_spec, gt_spec, protocol, jobs=jobs, on_missing=on_missing,
+                                             shard=shard)
         return evaluation, {"iou_type": iou_type}
     if task == "panoptic":
         from segtools.metrics.panoptic_io import evaluate_panoptic_files
@@ -345,5 +348,5 @@ def evaluate_task(task: str, pred_spec: str, gt_spec: str, *, iou_type: str = "s
         if given or iou_type != "segm":
             raise UsageError(f"{given[0] if given else 'iou_type'}=…: an instance option; panoptic quality "
                              "matches at IoU > 0.5 by definition")
-        return evaluate_panoptic_files(pred_spec, gt_spec, pred_folder, gt_folder, jobs=jobs), {}
+        return evaluate_panoptic_files(pred_spec, gt_spec, pred_folder, gt_folder, jobs=jobs, shard=shard), {}
     raise UsageError(f"task={task!r}: choose one of {', '.join(TASKS)}")
