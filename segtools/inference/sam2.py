@@ -15,14 +15,13 @@ It has :class:`~segtools.inference.sam.SamRunner`'s interface (``encode``, ``dec
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from segtools.errors import InputError, UsageError
-from segtools.inference.sam_io import EmbeddingCache, image_key
+from segtools.inference.sam_io import EmbeddingCache
 
 # torch is imported by the functions that need it: ``predict`` asks :func:`is_sam2_model`
 # for every run, torch-free.
@@ -183,32 +182,15 @@ class Sam2EmbeddingCache(EmbeddingCache):
     """:class:`~segtools.inference.sam_io.EmbeddingCache` for SAM 2: the high-resolution
     features are kept beside the embedding (float16, ``DIR/<model key>/<image sha256>.npz``)."""
 
-    def get(self, image: np.ndarray):
-        import torch
+    tensor_names = ("features", "high_res_0", "high_res_1")
 
-        path = self.path(image_key(image))
-        if not path.is_file():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                tensors = [torch.from_numpy(data[k].astype(np.float32)) for k in ("features", "high_res_0", "high_res_1")]
-                return Sam2Embedding(tensors[0], tuple(int(v) for v in data["original_size"]),
-                                     tuple(int(v) for v in data["input_size"]), (tensors[1], tensors[2]))
-        except (OSError, KeyError, ValueError):
-            return None  # unreadable or of SAM 1: encode again and replace it
+    def embedding(self, tensors: dict, original_size: tuple, input_size: tuple) -> Sam2Embedding:
+        return Sam2Embedding(tensors["features"], original_size, input_size,
+                             (tensors["high_res_0"], tensors["high_res_1"]))
 
-    def put(self, image: np.ndarray, embedding: Sam2Embedding) -> None:
-        from segtools.io.streams import write_bytes
-
-        half = {name: t.detach().cpu().numpy().astype(np.float16)
-                for name, t in (("features", embedding.features), ("high_res_0", embedding.high_res[0]),
-                                ("high_res_1", embedding.high_res[1]))}
-        buffer = io.BytesIO()
-        np.savez(buffer, **half, original_size=np.array(embedding.original_size),
-                 input_size=np.array(embedding.input_size))
-        path = self.path(image_key(image))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes(path, buffer.getvalue(), allow_overwrite=True)
+    def tensors(self, embedding: Sam2Embedding) -> dict:
+        return {"features": embedding.features, "high_res_0": embedding.high_res[0],
+                "high_res_1": embedding.high_res[1]}
 
 
 def make_runner(model, device, embeddings: str | None):

@@ -9,7 +9,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 
@@ -113,31 +113,43 @@ class EmbeddingCache:
     def path(self, key: str) -> Path:
         return self.root / self.model / f"{key}.npz"
 
+    #: the tensors an entry holds (float16 on disk)
+    tensor_names: ClassVar[tuple[str, ...]] = ("features",)
+
     def get(self, image: np.ndarray):
         import torch
-
-        from segtools.inference.sam import ImageEmbedding
 
         path = self.path(image_key(image))
         if not path.is_file():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                return ImageEmbedding(torch.from_numpy(data["features"].astype(np.float32)),
-                                      tuple(int(v) for v in data["original_size"]),
+                tensors = {name: torch.from_numpy(data[name].astype(np.float32)) for name in self.tensor_names}
+                return self.embedding(tensors, tuple(int(v) for v in data["original_size"]),
                                       tuple(int(v) for v in data["input_size"]))
         except (OSError, KeyError, ValueError):
-            return None  # unreadable entry: encode again and replace it
+            return None  # unreadable entry (or another model family's): encode again and replace it
 
     def put(self, image: np.ndarray, embedding) -> None:
         from segtools.io.streams import write_bytes
 
+        half = {name: t.detach().cpu().numpy().astype(np.float16) for name, t in self.tensors(embedding).items()}
         buffer = io.BytesIO()
-        np.savez(buffer, features=embedding.features.detach().cpu().numpy().astype(np.float16),
-                 original_size=np.array(embedding.original_size), input_size=np.array(embedding.input_size))
+        np.savez(buffer, **half, original_size=np.array(embedding.original_size),
+                 input_size=np.array(embedding.input_size))
         path = self.path(image_key(image))
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(path, buffer.getvalue(), allow_overwrite=True)
+
+    def embedding(self, tensors: dict, original_size: tuple, input_size: tuple):
+        """The embedding an entry's tensors (by :attr:`tensor_names`) and sizes make."""
+        from segtools.inference.sam import ImageEmbedding
+
+        return ImageEmbedding(tensors["features"], original_size, input_size)
+
+    def tensors(self, embedding) -> dict:
+        """The tensors of ``embedding`` to store, by :attr:`tensor_names`."""
+        return {"features": embedding.features}
 
 
 def encode_cached(runner, image: np.ndarray, cache: EmbeddingCache | None):
