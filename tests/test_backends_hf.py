@@ -50,6 +50,26 @@ def mask2former(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def maskformer(tmp_path_factory):
+    """The first universal head (MaskFormer: a DETR decoder over a pixel decoder's FPN), tiny and random."""
+    from transformers import DetrConfig, MaskFormerConfig, MaskFormerForInstanceSegmentation, SwinConfig
+    from transformers.models.maskformer.image_processing_pil_maskformer import MaskFormerImageProcessorPil
+
+    folder = tmp_path_factory.mktemp("maskformer")
+    torch.manual_seed(0)
+    backbone = SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
+                          window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"])
+    decoder = DetrConfig(d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
+                         decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_queries=6)
+    config = MaskFormerConfig(backbone_config=backbone, decoder_config=decoder, fpn_feature_size=32,
+                              mask_feature_size=32, num_labels=3, id2label={0: "sky", 1: "car", 2: "road"},
+                              label2id={"sky": 0, "car": 1, "road": 2})
+    MaskFormerForInstanceSegmentation(config).eval().save_pretrained(folder)
+    MaskFormerImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96}, size_divisor=32).save_pretrained(folder)
+    return folder
+
+
 def _images():
     rng = np.random.default_rng(0)
     return [rng.integers(0, 255, (50, 70, 3), np.uint8), rng.integers(0, 255, (50, 70, 3), np.uint8),
@@ -60,8 +80,8 @@ def _reference(folder, image, kind="semantic", **kwargs):
     """transformers' own path: the saved processor, the model's forward, its post-processing."""
     processor = transformers.AutoImageProcessor.from_pretrained(folder)
     config = json.loads((folder / "config.json").read_text())
-    auto = (transformers.AutoModelForUniversalSegmentation if "Mask2Former" in config["architectures"][0]
-            else transformers.AutoModelForSemanticSegmentation)
+    universal = config["architectures"][0] in ("Mask2FormerForUniversalSegmentation", "MaskFormerForInstanceSegmentation")
+    auto = transformers.AutoModelForUniversalSegmentation if universal else transformers.AutoModelForSemanticSegmentation
     model = auto.from_pretrained(folder).eval()
     with torch.no_grad():
         outputs = model(**processor(images=[image], return_tensors="pt"))
@@ -108,8 +128,11 @@ def test_semantic_runner_through_the_cli_with_tiles_and_tta(segformer, cli, tmp_
     assert read_label_mask(str(tmp_path / "t.png")).labels.shape == (50, 70)
 
 
-def test_universal_semantic_and_instances_equal_the_processor(mask2former):
+@pytest.mark.parametrize("family", ["mask2former", "maskformer"])
+def test_universal_semantic_and_instances_equal_the_processor(family, request):
     from segtools.backends.hf import open_hf
+
+    mask2former = request.getfixturevalue(family)
 
     image = _images()[0]
     runner = open_hf(str(mask2former), device="cpu", task="semantic")

@@ -258,6 +258,18 @@ def test_options_the_back_end_does_not_take_are_refused(lraspp, cli, tmp_path, s
     assert "--threads" in result.stderr
 
 
+def test_a_task_the_graph_does_not_predict_is_refused(lraspp, cli, tmp_path, street):
+    path = str(lraspp[1])
+    for task in ("instance", "panoptic"):
+        out = tmp_path / ("o.json" if task == "panoptic" else "o.png")
+        result = cli("predict", street, "--model", path, "--task", task, "-o", str(out))
+        assert_one_line_error(result, 2)
+        assert f"--task {task}" in result.stderr and "semantic labels" in result.stderr
+        assert not out.exists()
+    result = cli("predict", street, "--model", path, "--task", "semantic", "-o", str(tmp_path / "o.png"))
+    assert result.code == 0, result.stderr
+
+
 def test_missing_onnxruntime_names_the_extra(lraspp, tmp_path, street):
     import subprocess
     import sys

@@ -150,3 +150,10 @@ def test_yolo_seg_through_the_cli(yolo_graph, cli, tmp_path):
     assert all(r["image_id"] == 7 and r["score"] > 0.5 for r in results)
     result = cli("predict", str(tmp_path / "7.png"), "--model", str(yolo_graph), "--tile", "32", "-o", str(tmp_path / "x.png"))
     assert result.code == 2 and "--tile" in result.stderr
+    for task in ("semantic", "panoptic"):
+        result = cli("predict", str(tmp_path / "7.png"), "--model", str(yolo_graph), "--task", task,
+                     "-o", str(tmp_path / ("t.json" if task == "panoptic" else "t.png")))
+        assert result.code == 2 and f"--task {task}" in result.stderr and "predicts instances" in result.stderr
+    result = cli("predict", str(tmp_path / "7.png"), "--model", str(yolo_graph), "--task", "instance",
+                 "-o", str(tmp_path / "t.png"))
+    assert result.code == 0, result.stderr

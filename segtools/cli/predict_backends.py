@@ -20,6 +20,10 @@ from typing_extensions import Annotated
 
 BACKENDS = ("auto", "torch", "onnx", "hf")
 TASKS = ("semantic", "instance", "panoptic")
+#: the runner kind each --task asks for, and how messages name a kind
+_KINDS = {"semantic": "semantic", "instance": "instances", "panoptic": "panoptic"}
+_KIND_WORDS = {"semantic": "semantic labels", "instances": "instances", "panoptic": "panoptic segments",
+               "predictor": "semantic labels"}
 
 BackendOpt = Annotated[Optional[str], typer.Option(
     "--backend", metavar="auto|torch|onnx|hf", help="How the model runs: auto (an .onnx file or the bundled default model "
@@ -38,7 +42,7 @@ ScaleOpt = Annotated[Optional[str], typer.Option(
 TaskOpt = Annotated[Optional[str], typer.Option(
     "--task", metavar="semantic|instance|panoptic", help="Universal HF models (Mask2Former, MaskFormer, OneFormer): "
     "what to predict (default semantic); instance writes instances as --format says; panoptic writes COCO panoptic "
-    "(-o NAME.json and its PNG folder NAME/).")]
+    "(-o NAME.json and its PNG folder NAME/). Any other model predicts one task; another --task is refused.")]
 
 #: what each option of predict is called on the command line, for messages
 FLAGS = {"tile": "--tile", "resize": "--resize", "threads": "--threads", "mean": "--mean", "std": "--std",
@@ -187,6 +191,10 @@ def predict_with_backend(**options: Any) -> None:
         runner = _open(model, backend, get("device") or "auto", get("threads"), classes,
                        _preprocessing(get("mean"), get("std"), get("scale")), task)
         kind = getattr(runner, "kind", "semantic")
+        if get("task") is not None and _KINDS[task] != ("semantic" if kind == "predictor" else kind):
+            raise UsageError(f"--task {task}: {get('model') or 'the default model'} predicts "
+                             f"{_KIND_WORDS.get(kind, kind)}, not {_KIND_WORDS[_KINDS[task]]} "
+                             "(--task chooses among the outputs of universal Hugging Face models)")
         if kind == "instances":
             return _predict_instances(runner, specs, options, video)
         if kind == "panoptic":  # COCO panoptic: a JSON and its PNG folder
