@@ -126,20 +126,25 @@ class TokenAttention(nn.Module):
         b, n, c = x.shape
         return x.reshape(b, n, self.heads, c // self.heads).transpose(1, 2)
 
-    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                residual: torch.Tensor | None = None) -> torch.Tensor:
+        """The attention output, plus ``residual`` when given (added inside the last product
+        where the queries are the long side)."""
         b = max(q.shape[0], k.shape[0], v.shape[0])
         long_keys = k.shape[1] > 4 * q.shape[1] and k.shape[0] == v.shape[0] == b > 1
         long_queries = q.shape[1] > 4 * k.shape[1] and k.shape[0] == v.shape[0] == b
-        if long_keys:
-            return self._to_long_side(q, k, v)
         if long_queries:
-            return self._from_long_side(q, k, v)
-        # a batch-1 input shared by every prompt is projected once, then broadcast
-        q, k, v = (self._split(proj(t)).expand(b, -1, -1, -1)
-                   for proj, t in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v)))
-        out = F.scaled_dot_product_attention(q, k, v)
-        _, _, n, _ = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(b, n, -1))
+            return self._from_long_side(q, k, v, residual)
+        if long_keys:
+            out = self._to_long_side(q, k, v)
+        else:
+            # a batch-1 input shared by every prompt is projected once, then broadcast
+            q, k, v = (self._split(proj(t)).expand(b, -1, -1, -1)
+                       for proj, t in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v)))
+            out = F.scaled_dot_product_attention(q, k, v)
+            _, _, n, _ = out.shape
+            out = self.out_proj(out.transpose(1, 2).reshape(b, n, -1))
+        return out if residual is None else residual + out
 
     def _to_long_side(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Few queries (B×T×C) attending to many per-prompt keys/values (B×N×C)."""
@@ -148,35 +153,45 @@ class TokenAttention(nn.Module):
         head_dim = self.q_proj.out_features // heads
         qh = self.q_proj(q).reshape(b, t, heads, head_dim).transpose(1, 2)  # B×H×T×d
         wk = self.k_proj.weight.reshape(heads, head_dim, -1)  # H×d×C
-        folded = (qh @ wk).reshape(b, heads * t, -1)  # B×(H·T)×C
-        scores = (folded @ k.transpose(1, 2)) * head_dim ** -0.5  # B×(H·T)×N
+        folded = ((qh * head_dim ** -0.5) @ wk).reshape(b, heads * t, -1)  # B×(H·T)×C, scaled
+        scores = folded @ k.transpose(1, 2)  # B×(H·T)×N
         weights = scores.softmax(dim=-1)
         mixed = (weights @ v).reshape(b, heads, t, -1)  # B×H×T×C: softmax-weighted raw values
         wv = self.v_proj.weight.reshape(heads, head_dim, -1)  # H×d×C
         out = mixed @ wv.transpose(1, 2) + self.v_proj.bias.reshape(heads, 1, head_dim)  # B×H×T×d
         return self.out_proj(out.transpose(1, 2).reshape(b, t, -1))
 
-    def _from_long_side(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Many queries (B×N×C or a shared 1×N×C) attending to few per-prompt keys/values (B×T×C)."""
+    def _from_long_side(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                        residual: torch.Tensor | None) -> torch.Tensor:
+        """Many queries (B×N×C or a shared 1×N×C) attending to few per-prompt keys/values (B×T×C).
+
+        Scores are laid out B×H×T×N, so the softmax runs over the T axis with the N image
+        tokens as its contiguous inner run (a softmax over a last axis of a few tokens is slow),
+        and the output product reads them transposed, without a copy. The output bias joins
+        the mapped values as ``bias / H`` (each head's weights sum to 1), so the product also
+        adds ``residual``.
+        """
         heads = self.heads
         b, t, _ = k.shape
         head_dim = self.q_proj.out_features // heads
-        kh = self.k_proj(k).reshape(b, t, heads, head_dim).transpose(1, 2)  # B×H×T×d
-        if q.shape[0] == 1 < b:  # shared queries: projected once
-            qh = self._split(self.q_proj(q))  # 1×H×N×d
-            scores = qh @ kh.transpose(2, 3)  # B×H×N×T
+        kh = (self.k_proj(k) * head_dim ** -0.5).reshape(b, t, heads, head_dim).transpose(1, 2)  # B×H×T×d, scaled
+        n = q.shape[1]
+        if q.shape[0] == 1 < b:  # shared queries: projected once, one product per head over all prompts
+            qh = self._split(self.q_proj(q))[0]  # H×N×d
+            scores = (kh.transpose(0, 1).reshape(heads, b * t, head_dim) @ qh.transpose(1, 2))  # H×(B·T)×N
+            scores = scores.reshape(heads, b, t, n).transpose(0, 1)  # B×H×T×N (a view)
         else:
             wq = self.q_proj.weight.reshape(heads, head_dim, -1)  # H×d×C
             folded = (kh @ wq).reshape(b, heads * t, -1)  # B×(H·T)×C
-            bias = (kh @ self.q_proj.bias.reshape(heads, head_dim, 1)).reshape(b, 1, heads * t)
-            scores = (q @ folded.transpose(1, 2) + bias).reshape(b, -1, heads, t).transpose(1, 2)
-        weights = (scores * head_dim ** -0.5).softmax(dim=-1)  # B×H×N×T
+            bias = (kh @ self.q_proj.bias.reshape(heads, head_dim, 1)).reshape(b, heads * t, 1)
+            scores = torch.baddbmm(bias, folded, q.transpose(1, 2)).reshape(b, heads, t, n)
+        weights = scores.softmax(dim=2).reshape(b, heads * t, n)  # B×(H·T)×N
         vh = self.v_proj(v).reshape(b, t, heads, head_dim).transpose(1, 2)  # B×H×T×d
         wo = self.out_proj.weight.t().reshape(heads, head_dim, -1)  # H×d×C
-        mapped = (vh @ wo).reshape(b, heads * t, -1)  # B×(H·T)×C
-        n = weights.shape[2]
-        weights = weights.transpose(1, 2).reshape(b, n, heads * t)  # B×N×(H·T)
-        return torch.baddbmm(self.out_proj.bias.expand(b, 1, -1), weights, mapped)
+        mapped = (vh @ wo + self.out_proj.bias / heads).reshape(b, heads * t, -1)  # B×(H·T)×C
+        if residual is None:
+            return weights.transpose(1, 2) @ mapped
+        return torch.baddbmm(residual.expand(b, -1, -1), weights.transpose(1, 2), mapped)
 
 
 class TwoWayBlock(nn.Module):
@@ -204,7 +219,7 @@ class TwoWayBlock(nn.Module):
         k = keys + key_pe
         queries = self.norm2(queries + self.cross_attn_token_to_image(queries + query_pe, k, keys))
         queries = self.norm3(queries + self.mlp(queries))
-        keys = self.norm4(keys + self.cross_attn_image_to_token(k, queries + query_pe, queries))
+        keys = self.norm4(self.cross_attn_image_to_token(k, queries + query_pe, queries, residual=keys))
         return queries, keys
 
 
@@ -216,8 +231,8 @@ class TwoWayTransformer(nn.Module):
         self.norm_final_attn = nn.LayerNorm(dim)
 
     def forward(self, image: torch.Tensor, image_pe: torch.Tensor, tokens: torch.Tensor):
-        keys = image.flatten(2).permute(0, 2, 1)
-        key_pe = image_pe.flatten(2).permute(0, 2, 1)
+        keys = image.flatten(2).transpose(1, 2).contiguous()  # token-major, as every later op wants them
+        key_pe = image_pe.flatten(2).transpose(1, 2).contiguous()
         queries = tokens
         for layer in self.layers:
             queries, keys = layer(queries, keys, tokens, key_pe)
