@@ -98,3 +98,22 @@ def test_loads_its_own_state_dict_and_refuses_another_variant(tiny_runner):
         load_sam(broken)
     with pytest.raises(InputError, match="SAM 2"):
         load_sam({"image_encoder.trunk.patch_embed.proj.weight": torch.zeros(1), **state})
+
+
+@pytest.mark.parametrize("kept, size", [((768, 1024), (360, 480)), ((1024, 683), (1500, 1000)),
+                                        ((1024, 1024), (64, 64)), ((577, 1024), (361, 640))])
+def test_upscaling_matrices_equal_two_bilinear_interpolations(kept, size):
+    """The mask upscaling as one matrix per axis equals SAM's interpolate → crop → interpolate
+    (and SAM 2.1's single interpolate) to float32 rounding, for up- and downscaling."""
+    import torch.nn.functional as F
+
+    from segtools.inference.sam import resize_logits, upscale_matrix
+
+    low = torch.randn(2, 3, 256, 256, generator=torch.Generator().manual_seed(1)) * 20
+    up = F.interpolate(low, (1024, 1024), mode="bilinear", align_corners=False)[..., :kept[0], :kept[1]]
+    expected = F.interpolate(up, size, mode="bilinear", align_corners=False)
+    found = resize_logits(low, upscale_matrix(256, 1024, kept[0], size[0]), upscale_matrix(256, 1024, kept[1], size[1]))
+    assert found.shape == expected.shape and (found - expected).abs().max() < 2e-5
+    once = F.interpolate(low, size, mode="bilinear", align_corners=False)
+    found = resize_logits(low, upscale_matrix(256, *(size[0],) * 3), upscale_matrix(256, *(size[1],) * 3))
+    assert (found - once).abs().max() < 2e-5

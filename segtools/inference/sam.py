@@ -12,6 +12,7 @@ three with ``multimask``) per row, all decoded in one pass over the cached embed
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,42 @@ class ImageEmbedding:
     features: torch.Tensor
     original_size: tuple[int, int]
     input_size: tuple[int, int]
+
+
+@functools.lru_cache(maxsize=64)
+def _bilinear_weights(source: int, size: int) -> torch.Tensor:
+    """size×source float64: one axis of ``F.interpolate(mode="bilinear", align_corners=False)``
+    as a matrix (each output pixel's two source weights), read off by resizing unit impulses
+    in float32 — the weights exactly as the float32 kernel computes them (its source positions
+    come from a float32 scale), which is what the reference implementations run."""
+    impulses = torch.eye(source, dtype=torch.float32)[None]  # channel i: the impulse at i
+    return F.interpolate(impulses, size=size, mode="linear", align_corners=False)[0].t().double().contiguous()
+
+
+@functools.lru_cache(maxsize=64)
+def upscale_matrix(source: int, padded: int, kept: int, size: int) -> torch.Tensor:
+    """size×source float32: a bilinear resize of ``source`` pixels to ``padded``, the first
+    ``kept`` of them, and a bilinear resize of those to ``size`` — both steps are linear along
+    an axis, so they compose into one matrix (exact algebra; float32 rounding of the product).
+    ``padded == kept == size`` is one resize. Shared: do not modify the result."""
+    first = _bilinear_weights(source, padded)[:kept]
+    matrix = first if padded == kept == size else _bilinear_weights(kept, size) @ first
+    return matrix.float()
+
+
+def resize_logits(logits: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``rows @ logits @ colsᵀ`` over the last two axes of ``logits`` (…×h×w → …×H×W), with
+    ``rows`` H×h and ``cols`` W×w, in the cheaper order. Replaces interpolating every mask
+    to 1024² and again to the image: two small matrix products per mask."""
+    rows, cols = rows.to(logits.device, logits.dtype), cols.to(logits.device, logits.dtype)
+    *lead, h, w = logits.shape
+    (out_h, _), (out_w, _) = rows.shape, cols.shape
+    flat = logits.reshape(-1, h, w)
+    if out_h * h * w + out_h * w * out_w <= h * w * out_w + out_h * h * out_w:
+        out = torch.matmul(rows, flat) @ cols.t()
+    else:
+        out = torch.matmul(rows, flat @ cols.t())
+    return out.reshape(*lead, out_h, out_w)
 
 
 @dataclass
@@ -185,10 +222,12 @@ class SamRunner:
         return iou, rows, low_res
 
     def upscale(self, low_res: torch.Tensor, embedding: ImageEmbedding) -> torch.Tensor:
-        """Low-res logits → logits at the original image size (padding removed)."""
-        up = F.interpolate(low_res, (self.img_size, self.img_size), mode="bilinear", align_corners=False)
-        up = up[..., : embedding.input_size[0], : embedding.input_size[1]]
-        return F.interpolate(up, embedding.original_size, mode="bilinear", align_corners=False)
+        """Low-res logits → logits at the original image size: bilinear to the padded input,
+        padding removed, bilinear to the image — as two products with one matrix per axis."""
+        h, w = low_res.shape[-2:]
+        (kept_h, kept_w), (out_h, out_w) = embedding.input_size, embedding.original_size
+        return resize_logits(low_res, upscale_matrix(h, self.img_size, kept_h, out_h),
+                             upscale_matrix(w, self.img_size, kept_w, out_w))
 
     @torch.inference_mode()
     def predict(self, embedding: ImageEmbedding, points=None, labels=None, boxes=None, mask_input=None,

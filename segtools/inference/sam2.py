@@ -151,10 +151,12 @@ class Sam2Runner:
         return iou, rows, low_res[rows]
 
     def upscale(self, low_res, embedding):
-        """Low-res logits → logits at the original image size."""
-        import torch.nn.functional as F
+        """Low-res logits → logits at the original image size (one bilinear resize, as two
+        products with one matrix per axis)."""
+        from segtools.inference.sam import resize_logits, upscale_matrix
 
-        return F.interpolate(low_res, embedding.original_size, mode="bilinear", align_corners=False)
+        (h, w), (out_h, out_w) = low_res.shape[-2:], embedding.original_size
+        return resize_logits(low_res, upscale_matrix(h, out_h, out_h, out_h), upscale_matrix(w, out_w, out_w, out_w))
 
     def predict(self, embedding: Sam2Embedding, points=None, labels=None, boxes=None, mask_input=None,
                 multimask: bool = True, clip: bool = False, return_logits: bool = False) -> Sam2Prediction:
