@@ -10,7 +10,7 @@ import typer
 from typing_extensions import Annotated
 
 from segtools.cli.common import STATE, err_console, info, stderr_is_terminal
-from segtools.cli.options import ClassesOpt, FormatOpt, IgnoreOpt, JobsOpt, OutputOpt
+from segtools.cli.options import ClassesOpt, FormatOpt, IgnoreOpt, JobsOpt, OutputOpt, OverwriteOpt
 
 weights_app = typer.Typer(
     help="Checkpoints: the registry, downloads, import, inspection, export; class-balancing weights.\n\n"
@@ -202,6 +202,35 @@ def export(
         info(in_flags(loaded.note, {"model": "weights"}))
     export_model(loaded, out, fmt, example_size)
     info(f"wrote {out} ({fmt})")
+
+
+@weights_app.command("average")
+def average(
+    checkpoints: Annotated[List[str], typer.Argument(help="Checkpoint files of one architecture (two or more).")],
+    output: OutputOpt = None,
+    weights: Annotated[Optional[str], typer.Option(
+        "--weights", metavar="W,W,...", help="One weight per checkpoint (normalised to sum 1); default: equal.")] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Average checkpoints' weights: a fine-tune with its start (WiSE-FT), a model soup, a run's last epochs.
+
+    Example: segtools weights average base.pt finetuned.pt --weights 0.25,0.75 -o soup.pt
+    """
+    from segtools.cli.options import parameters_as_flags
+    from segtools.errors import UsageError
+    from segtools.io.streams import check_output_path
+    from segtools.weights.average import average_checkpoints, parse_weights
+    from segtools.weights.checkpoint import save_checkpoint
+
+    if not output or output == "-":
+        raise UsageError("-o FILE: the averaged checkpoint is written to a file")
+    check_output_path(output, overwrite)  # a bad name fails before any reading
+    with parameters_as_flags({"weights": "--weights", "checkpoints": "CHECKPOINTS"}):
+        shares = parse_weights(weights, len(checkpoints))
+        payload = average_checkpoints(checkpoints, shares)
+    out = check_output_path(output, overwrite)  # now the checkpoints read are known inputs
+    save_checkpoint(out, payload)
+    info(f"wrote {out} ({payload['arch']}, " + ", ".join(f"{w:g}×{c}" for c, w in zip(checkpoints, shares)) + ")")
 
 
 @weights_app.command("classes")
