@@ -6,7 +6,7 @@ _segtools() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
         case "$cmd $w" in
-            "segtools convert"|"segtools predict"|"segtools postprocess"|"segtools metrics"|"segtools train"|"segtools info"|"segtools tile"|"segtools tile split"|"segtools tile merge"|"segtools visualize"|"segtools visualize draw"|"segtools visualize heatmap"|"segtools visualize instances"|"segtools visualize confusion"|"segtools visualize stats"|"segtools weights"|"segtools weights list"|"segtools weights pull"|"segtools weights import"|"segtools weights info"|"segtools weights export"|"segtools weights classes") cmd="$cmd $w" ;;
+            "segtools convert"|"segtools predict"|"segtools postprocess"|"segtools metrics"|"segtools train"|"segtools info"|"segtools tile"|"segtools tile split"|"segtools tile merge"|"segtools visualize"|"segtools visualize draw"|"segtools visualize heatmap"|"segtools visualize instances"|"segtools visualize confusion"|"segtools visualize stats"|"segtools weights"|"segtools weights list"|"segtools weights pull"|"segtools weights import"|"segtools weights info"|"segtools weights export"|"segtools weights average"|"segtools weights classes") cmd="$cmd $w" ;;
         esac
     done
     case "$cmd" in
@@ -112,7 +112,7 @@ _segtools() {
                 --format|-f) choices="table json csv" ;;
             esac
             ;;
-        "segtools weights") opts="--help -h"; subs="list pull import info export classes"
+        "segtools weights") opts="--help -h"; subs="list pull import info export average classes"
             ;;
         "segtools weights list") opts="--format -f --help -h"; subs=""
             case "$prev" in
@@ -138,6 +138,8 @@ _segtools() {
                 --format|-f) choices="torchscript onnx" ;;
                 --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
             esac
+            ;;
+        "segtools weights average") opts="--output -o --weights --overwrite --help -h"; subs=""
             ;;
         "segtools weights classes") opts="--method -m --num-classes -n --classes --ignore-index --beta --jobs -j --help -h"; subs=""
             case "$prev" in
