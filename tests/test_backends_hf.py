@@ -32,6 +32,12 @@ def segformer(tmp_path_factory):
     return folder
 
 
+#: a tiny Swin backbone for the universal heads' tests
+TINY_SWIN = dict(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
+                 window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"])
+LABELS = dict(num_labels=3, id2label={0: "sky", 1: "car", 2: "road"}, label2id={"sky": 0, "car": 1, "road": 2})
+
+
 @pytest.fixture(scope="module")
 def mask2former(tmp_path_factory):
     from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, SwinConfig
@@ -39,12 +45,10 @@ def mask2former(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("mask2former")
     torch.manual_seed(0)
-    backbone = SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
-                          window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"])
+    backbone = SwinConfig(**TINY_SWIN)
     config = Mask2FormerConfig(backbone_config=backbone, feature_size=32, mask_feature_size=32, hidden_dim=32,
                                encoder_feedforward_dim=64, dim_feedforward=64, encoder_layers=1, decoder_layers=2,
-                               num_attention_heads=2, num_queries=6, num_labels=3,
-                               id2label={0: "sky", 1: "car", 2: "road"}, label2id={"sky": 0, "car": 1, "road": 2})
+                               num_attention_heads=2, num_queries=6, **LABELS)
     Mask2FormerForUniversalSegmentation(config).eval().save_pretrained(folder)
     Mask2FormerImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96}, size_divisor=32).save_pretrained(folder)
     return folder
@@ -58,13 +62,11 @@ def maskformer(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("maskformer")
     torch.manual_seed(0)
-    backbone = SwinConfig(image_size=64, patch_size=4, embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2],
-                          window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"])
+    backbone = SwinConfig(**TINY_SWIN)
     decoder = DetrConfig(d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
                          decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_queries=6)
     config = MaskFormerConfig(backbone_config=backbone, decoder_config=decoder, fpn_feature_size=32,
-                              mask_feature_size=32, num_labels=3, id2label={0: "sky", 1: "car", 2: "road"},
-                              label2id={"sky": 0, "car": 1, "road": 2})
+                              mask_feature_size=32, **LABELS)
     MaskFormerForInstanceSegmentation(config).eval().save_pretrained(folder)
     MaskFormerImageProcessorPil(size={"shortest_edge": 64, "longest_edge": 96}, size_divisor=32).save_pretrained(folder)
     return folder
