@@ -382,7 +382,7 @@ complete -c segtools -n '__fish_seen_subcommand_from weights; and __fish_seen_su
 complete -c segtools -n '__fish_seen_subcommand_from weights; and __fish_seen_subcommand_from export' -l size -r -d 'Example input HEIGHTxWIDTH in pixels for tracing/ONNX, e.g.'
 complete -c segtools -n '__fish_seen_subcommand_from weights; and __fish_seen_subcommand_from export' -l help -s h -d 'Show the help and exit.'
 complete -c segtools -n '__fish_seen_subcommand_from weights; and __fish_seen_subcommand_from average' -F
-complete -c segtools -n '__fish_seen_subcommand_from weights; and __fish_seen_subcommand_from average' -l output -s o -r -d 'Output file, or folder for a batch (a folder, pattern, @list or several inputs);'
+complete -c segtools -n '__fish_seen_subcommand_from weights; and __fish_seen_subcommand_from average' -l output -s o -r -d 'The averaged checkpoint (.pt, or .safetensors without training state).'
 complete -c segtools -n '__fish_seen_subcommand_from weights; and __fish_seen_subcommand_from average' -l weights -r -d 'One weight per checkpoint (normalised to sum 1);'
 complete -c segtools -n '__fish_seen_subcommand_from weights; and __fish_seen_subcommand_from average' -l overwrite -d 'Allow an output to replace an input file.'
 complete -c segtools -n '__fish_seen_subcommand_from weights; and __fish_seen_subcommand_from average' -l help -s h -d 'Show the help and exit.'

@@ -207,7 +207,8 @@ def export(
 @weights_app.command("average")
 def average(
     checkpoints: Annotated[List[str], typer.Argument(help="Checkpoint files of one architecture (two or more).")],
-    output: OutputOpt = None,
+    output: Annotated[Optional[str], typer.Option(
+        "--output", "-o", help="The averaged checkpoint (.pt, or .safetensors without training state).")] = None,
     weights: Annotated[Optional[str], typer.Option(
         "--weights", metavar="W,W,...", help="One weight per checkpoint (normalised to sum 1); default: equal.")] = None,
     overwrite: OverwriteOpt = False,
