@@ -22,8 +22,7 @@ BACKENDS = ("auto", "torch", "onnx", "hf")
 TASKS = ("semantic", "instance", "panoptic")
 #: the runner kind each --task asks for, and how messages name a kind
 _KINDS = {"semantic": "semantic", "instance": "instances", "panoptic": "panoptic"}
-_KIND_WORDS = {"semantic": "semantic labels", "instances": "instances", "panoptic": "panoptic segments",
-               "predictor": "semantic labels"}
+_KIND_WORDS = {"semantic": "semantic labels", "instances": "instances", "panoptic": "panoptic segments"}
 
 BackendOpt = Annotated[Optional[str], typer.Option(
     "--backend", metavar="auto|torch|onnx|hf", help="How the model runs: auto (an .onnx file or the bundled default model "
@@ -191,9 +190,10 @@ def predict_with_backend(**options: Any) -> None:
         runner = _open(model, backend, get("device") or "auto", get("threads"), classes,
                        _preprocessing(get("mean"), get("std"), get("scale")), task)
         kind = getattr(runner, "kind", "semantic")
-        if get("task") is not None and _KINDS[task] != ("semantic" if kind == "predictor" else kind):
+        produced = "semantic" if kind == "predictor" else kind  # a universal HF model's semantic runner
+        if get("task") is not None and _KINDS[task] != produced:
             raise UsageError(f"--task {task}: {get('model') or 'the default model'} predicts "
-                             f"{_KIND_WORDS.get(kind, kind)}, not {_KIND_WORDS[_KINDS[task]]} "
+                             f"{_KIND_WORDS[produced]}, not {_KIND_WORDS[_KINDS[task]]} "
                              "(--task chooses among the outputs of universal Hugging Face models)")
         if kind == "instances":
             return _predict_instances(runner, specs, options, video)
