@@ -14,7 +14,9 @@ ORG/NAME is looked up in the local Hugging Face cache only — nothing is downlo
   ``post_process_semantic_segmentation`` computes.
 * **Universal heads** (Mask2Former, MaskFormer, OneFormer) run whole images through their own
   image processor and its ``post_process_semantic_segmentation`` / ``_instance_`` /
-  ``_panoptic_`` (:class:`HFUniversalRunner`).
+  ``_panoptic_`` (:class:`HFUniversalRunner`); OneFormer's instance and panoptic rules are
+  re-told in :mod:`segtools.backends.universal_post`, since its processors resize those
+  maps with torchvision.
 
 ``id2label`` becomes the class metadata. transformers and torch are imported on use.
 """
@@ -190,8 +192,10 @@ class HFUniversalRunner:
 
         outputs, size = self.outputs_of(image)
         if self.needs_task_input:  # OneFormer: one map of segment ids (its instances do not overlap)
-            found = self.processor.post_process_instance_segmentation(
-                outputs, task_type="instance", threshold=conf, target_sizes=[size])[0]
+            from segtools.backends.universal_post import oneformer_instances
+
+            found = oneformer_instances(outputs.class_queries_logits[0], outputs.masks_queries_logits[0], size,
+                                        threshold=conf)
         else:
             found = self.processor.post_process_instance_segmentation(
                 outputs, threshold=conf, target_sizes=[size], return_binary_maps=True)[0]
@@ -215,8 +219,14 @@ class HFUniversalRunner:
         """(H×W int32 segment ids, 0 = void; ``segments_info`` with ``id``, ``label`` (class
         index) and ``score``) from the processor's ``post_process_panoptic_segmentation``."""
         outputs, size = self.outputs_of(image)
-        found = self.processor.post_process_panoptic_segmentation(
-            outputs, threshold=conf, target_sizes=[size], label_ids_to_fuse=label_ids_to_fuse)[0]
+        if self.needs_task_input:  # OneFormer: the processor's rules, without its torchvision resize
+            from segtools.backends.universal_post import oneformer_panoptic
+
+            found = oneformer_panoptic(outputs.class_queries_logits[0], outputs.masks_queries_logits[0], size,
+                                       threshold=conf, fuse=label_ids_to_fuse or ())
+        else:
+            found = self.processor.post_process_panoptic_segmentation(
+                outputs, threshold=conf, target_sizes=[size], label_ids_to_fuse=label_ids_to_fuse)[0]
         ids = found["segmentation"].cpu().numpy().astype(np.int32)
         ids[ids < 0] = 0  # no segment at all: the processor fills -1
         info = [{"id": int(s["id"]), "label": int(s["label_id"]), "score": float(s["score"])}
@@ -276,9 +286,6 @@ def open_hf(spec: str, *, device: str = "auto", classes: ClassMeta | None = None
     if architecture in UNIVERSAL:
         if preprocessing:
             raise UsageError("mean, std and scale come from a universal model's own processor; leave them out")
-        if architecture.startswith("OneFormer") and task != "semantic" and not _has_torchvision():
-            raise MissingDependency(f"task={task}: transformers' OneFormer post-processing for instance and panoptic "
-                                    "segments resizes with torchvision, which is not installed (semantic works without)")
         processor = _universal_processor(transformers, folder, where, architecture)
         return HFUniversalRunner(model, processor, task, meta, count, torch_device,
                                  architecture.startswith("OneFormer"))
@@ -321,9 +328,3 @@ def _oneformer_metadata(folder: Path, where: str) -> dict:
         return {}
     raise InputError(f"{where}: OneFormer's class metadata {info!r} (from {repo}) is not in the folder; copy it there "
                      "(segtools downloads nothing while it predicts)")
-
-
-def _has_torchvision() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("torchvision") is not None
