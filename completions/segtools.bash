@@ -12,7 +12,7 @@ _segtools() {
     case "$cmd" in
         "segtools") opts="--version --quiet -q --verbose -v --max-pixels --help -h"; subs="convert predict postprocess metrics train info tile visualize weights"
             ;;
-        "segtools convert") opts="--to -t --from --output -o --images --image --image-size --classes --palette --epsilon --holes --per-class --skip --fill --strict --instance-masks --things --voc-origin --gt --split --seed --filter --merge --jobs -j --overwrite --dask --help -h"; subs=""
+        "segtools convert") opts="--to -t --from --output -o --images --image --image-size --classes --palette --epsilon --holes --per-class --skip --fill --strict --instance-masks --things --voc-origin --gt --split --seed --filter --merge --jobs -j --overwrite --dask --shard --help -h"; subs=""
             case "$prev" in
                 --to|-t) choices="mask instances coco coco-rle coco-results panoptic yolo yolo-seg voc colour trainids labelids" ;;
                 --from) choices="auto mask instances cityscapes-instances coco coco-results yolo voc voc-seg labelme rle panoptic cvat cityscapes-polygons sa1b mots kitti ade20k" ;;

@@ -13,7 +13,7 @@ import typer
 from typing_extensions import Annotated
 
 from segtools.cli.common import info
-from segtools.cli.options import ClassesOpt, DaskOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt
+from segtools.cli.options import ClassesOpt, DaskOpt, JobsOpt, OutputOpt, OverwriteOpt, PaletteOpt, ShardOpt
 
 TARGETS = ("mask", "instances", "coco", "coco-rle", "coco-results", "panoptic", "yolo", "yolo-seg", "voc", "colour",
            "trainids", "labelids")
@@ -69,6 +69,7 @@ def convert(
     jobs: JobsOpt = 1,
     overwrite: OverwriteOpt = False,
     dask: DaskOpt = None,
+    shard: ShardOpt = None,
 ) -> None:
     """Convert label masks and annotations between formats, exactly where the target allows.
 
@@ -79,7 +80,7 @@ def convert(
     segtools convert instances/ --to coco -o ann.json · segtools convert VOC2012/ --to coco -o ann.json ·
     segtools convert masks/ --instance-masks inst/ --to panoptic -o panoptic.json
     """
-    from segtools.cli.options import parameters_as_flags, parse_size
+    from segtools.cli.options import parameters_as_flags, parse_shard, parse_size
     from segtools.errors import UsageError
     from segtools.formats import Summary, registry
 
@@ -94,6 +95,9 @@ def convert(
     if to in ("yolo", "yolo-seg", "voc", "panoptic") and (not output or output == "-"):
         raise UsageError(f"--to {to} writes " + ("a JSON file and a PNG folder beside it: give -o NAME.json"
                                                  if to == "panoptic" else "a dataset folder: give -o DIR"))
+    if shard is not None and (merge or split is not None):
+        raise UsageError(f"--shard with {'--merge' if merge else '--split'}: both need every image at once; "
+                         "convert whole, then shard the result")
     specs = inputs or ["-"]
     options = registry.ConvertOptions(
         images=images, image=image, image_size=parse_size(image_size, "--image-size") if image_size else None,
@@ -101,7 +105,7 @@ def convert(
         skip=tuple(skip or ()), fill=fill, strict=strict, instance_masks=instance_masks,
         things=[t for t in things.split(",") if t.strip()] if things else None, source=source,
         rle=to in ("coco-rle", "coco-results"), voc_origin=voc_origin, reference=gt, jobs=jobs, overwrite=overwrite,
-        filters=tuple(filters or ()), seed=seed)
+        filters=tuple(filters or ()), seed=seed, shard=parse_shard(shard))
     summary = Summary()
     with parameters_as_flags(FLAGS):
         if split is not None:
@@ -118,7 +122,7 @@ def convert(
 #: Library parameters → the flags that set them (messages are reworded by parameters_as_flags).
 #: Not "images": prose such as "several images: give …" would be reworded too.
 FLAGS = {"image_size": "--image-size", "voc_origin": "--voc-origin", "reference": "--gt",
-         "split": "--split", "filter": "--filter", "skip": "--skip", "merge": "--merge"}
+         "split": "--split", "filter": "--filter", "skip": "--skip", "merge": "--merge", "shard": "--shard"}
 
 
 def _run(specs, source, to, output, options, summary, overwrite, merge: bool = False) -> None:

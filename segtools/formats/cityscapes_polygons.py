@@ -115,6 +115,7 @@ def read_polygons_source(specs: Sequence[str], payload, options, summary: Summar
         items = [it for it in items if SUFFIX.search(Path(it.rel).name)]
         if not items:
             raise InputError(f"{specs[0]}: no *_gtFine_polygons.json files in this folder")
+    items = options.sharded(items)
     data = payload if isinstance(payload, dict) and len(items) == 1 else None
     categories = Categories(names=cityscapes.label_names())
     return Dataset("cityscapes-polygons", len(items), categories,

@@ -61,6 +61,7 @@ def read_mask_files(specs, payload, options: ConvertOptions, summary: Summary) -
     from segtools.formats import instance_codes  # MOTS, KITTI, ADE20K _seg.png
 
     items, code_kind = instance_codes.pick_files(items, options.source, summary)
+    items = options.sharded(items)
     if city_names and meta is None:
         categories = Categories(names=city_names)
     ignore = meta.ignore_index if meta is not None else 255
@@ -137,6 +138,7 @@ def read_yolo_labels(specs, payload, options: ConvertOptions, summary: Summary) 
         items = [it for it in expand_inputs(specs, extensions=(".txt",))
                  if Path(it.path).name not in yolo_layouts.NAME_FILES]
         sizes = image_sizes(images_root)
+    items = options.sharded(items)
     yaml_path = yolo.find_yaml(root) if root is not None else None
     if meta is None and yaml_path is not None:
         categories = Categories(names=yolo.load_data_yaml(yaml_path)["names"])
@@ -155,13 +157,17 @@ def read_yolo_labels(specs, payload, options: ConvertOptions, summary: Summary) 
                    images_root=images_root, items=items, specs=specs)
 
 
+def _pair_name(pair) -> str:
+    return pair[0].rel
+
+
 def read_voc_objects(specs, payload, options: ConvertOptions, summary: Summary) -> Dataset:
     """Pascal VOC ``SegmentationObject`` + ``SegmentationClass`` pairs."""
     from segtools.formats import voc
     from segtools.io.meta import load_classes
 
     meta = _meta(options)
-    pairs = voc.segmentation_pairs(specs)
+    pairs = options.sharded(voc.segmentation_pairs(specs), key=_pair_name)
     categories = _categories(meta) if meta is not None else Categories(names=voc.class_names())
     names = image_names(_images_root(options))
     records = lambda tick: voc.read_segmentation(  # noqa: E731
@@ -177,7 +183,7 @@ def read_voc_xml(specs, payload, options: ConvertOptions, summary: Summary) -> D
     from segtools.io.batch import expand_inputs
 
     categories = _categories(_meta(options))
-    items = expand_inputs(specs, extensions=(".xml",))
+    items = options.sharded(expand_inputs(specs, extensions=(".xml",)))
     data = payload if isinstance(payload, bytes) else None
     images_root = _images_root(options)
     sizes = image_sizes(images_root)
@@ -204,6 +210,7 @@ def read_labelme_files(specs, payload, options: ConvertOptions, summary: Summary
             fill = names.index("_background_")
     else:  # one class list for the batch, fixed before any mask is written
         categories = Categories(names=labelme.scan_labels(items, data, skip))
+    items = options.sharded(items)  # after the scan: every shard numbers the classes alike
     records = lambda tick: labelme.read_labelme(items, categories, summary, options.strict, data, skip)  # noqa: E731
     return Dataset("labelme", len(items), categories, records, fill=fill, unlabelled=fill,
                    images_root=_images_root(options), items=items, specs=specs)

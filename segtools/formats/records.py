@@ -181,6 +181,14 @@ class ConvertOptions:
     rle: bool = False  # trace masks to RLE (the coco-rle target) instead of polygons
     jobs: int = 1
     overwrite: bool = False
+    shard: Optional[tuple[int, int]] = None  # (I, N): only images k of the sorted inputs with k mod N = I
+
+    def sharded(self, items: Sequence, key=lambda item: item.rel) -> list:
+        """``items`` of this run's ``shard`` (all of them without one), sorted by ``key`` first
+        when there is one: :func:`segtools.io.batch.select_shard`."""
+        from segtools.io.batch import select_shard
+
+        return select_shard(items, self.shard, key)
 
     def __post_init__(self) -> None:
         if self.holes not in HOLES:

@@ -122,7 +122,7 @@ def read(detected: Detected, specs: Sequence[str], options: ConvertOptions, summ
     reader = READERS.get(detected.format)
     if reader is None:
         raise UsageError(f"cannot convert {detected.format} files")
-    return splits.prepare(reader(specs, detected.payload, options, summary), options.skip,
+    return splits.prepare(splits.shard(reader(specs, detected.payload, options, summary), options), options.skip,
                           splits.parse_filters(options.filters), summary)
 
 

@@ -80,6 +80,7 @@ def read_sa1b_source(specs: Sequence[str], payload, options, summary: Summary):
     items = expand_inputs(specs, extensions=(".json",))
     if any(os.path.isdir(s) for s in specs):
         items = [it for it in items if Path(it.rel).name.startswith("sa_")] or items
+    items = options.sharded(items)
     names = load_classes(options.classes).names if options.classes else None
     if names is not None and len(names) != 1:
         raise InputError(f"SA-1B masks have one category; classes lists {len(names)} names")

@@ -169,6 +169,32 @@ def prepare(dataset: Dataset, skip: Sequence[str], filters: Filters, summary: Su
     return dataset
 
 
+#: Readers that take their own shard of the files they read (before any file is decoded).
+SHARDED_BY_READER = ("mask", "yolo", "voc-seg", "voc", "labelme", "cityscapes-polygons", "sa1b")
+
+
+def shard(dataset: Dataset, options) -> Dataset:
+    """``dataset`` limited to ``options.shard``: the images k of the sorted inputs with
+    k mod N = I. Readers of one file per image choose their files themselves; a document
+    (COCO, CVAT, COCO results, an RLE) is read whole and its records kept by the sorted rank of
+    their ``file_name``; a panoptic JSON keeps its annotations by ``file_name``.
+    Categories are the whole input's in every shard where the input names them (a document,
+    ``classes``, labelme's scan of the whole batch); masks without names list the labels a
+    shard met, named ``class_<label>`` alike in every shard, so shard outputs merge by name."""
+    if options.shard is None or dataset.format in SHARDED_BY_READER:
+        return dataset
+    if dataset.records is None:
+        annotations = (dataset.document or {}).get("annotations") if isinstance(dataset.document, dict) else None
+        if isinstance(annotations, list) and all(isinstance(a, dict) for a in annotations):
+            chosen = options.sharded(annotations, key=lambda a: str(a.get("file_name")))
+            dataset.document = {**dataset.document, "annotations": chosen}
+            dataset.total = len(chosen)
+        return dataset
+    records = options.sharded(list(dataset.records(None)), key=lambda r: str(r.image.get("file_name")))
+    dataset.records, dataset.total, dataset.ticks_itself = (lambda tick: iter(records)), len(records), False
+    return dataset
+
+
 def counting_dropped(dataset: Dataset, target: str, summary: Summary) -> Dataset:
     """``dataset`` counting, as its records are written, what ``target`` cannot hold and no
     writer counts: COCO keypoints outside a COCO target."""
