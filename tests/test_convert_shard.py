@@ -133,3 +133,23 @@ def test_an_empty_shard_is_one_line_naming_the_flag(cli, tmp_path):
     result = cli("convert", str(masks), "--to", "coco", "--shard", "2/3", "-o", str(tmp_path / "x.json"))
     assert_one_line_error(result)
     assert "--shard 2/3" in result.stderr and "no items" in result.stderr and not (tmp_path / "x.json").exists()
+
+
+def test_mask_shards_write_the_whole_runs_panoptic_images(cli, tmp_path):
+    """``--to panoptic`` pairs its masks itself (semantic + instance): the shard applies there
+    too, and each shard's PNGs and segments are the whole run's for its images."""
+    masks = _masks(tmp_path / "m", 5)
+    whole = tmp_path / "all.json"
+    assert cli("convert", str(masks), "--to", "panoptic", "-o", str(whole)).code == 0
+    full = {a["file_name"]: a["segments_info"] for a in json.loads(whole.read_text())["annotations"]}
+    seen = {}
+    for i in range(2):
+        out = tmp_path / f"s{i}.json"
+        result = cli("convert", str(masks), "--to", "panoptic", "--shard", f"{i}/2", "-o", str(out))
+        assert result.code == 0, result.stderr
+        part = {a["file_name"]: a["segments_info"] for a in json.loads(out.read_text())["annotations"]}
+        assert sorted(part) == sorted(full)[i::2]
+        for name in part:
+            assert (tmp_path / f"s{i}" / name).read_bytes() == (tmp_path / "all" / name).read_bytes()
+        seen.update(part)
+    assert seen == full

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 from segtools.errors import InputError, UsageError
 from segtools.formats import Summary, cityscapes_polygons, cvat, results_dataset, sa1b
-from segtools.formats.records import MASK_SOURCES, Categories, ConvertOptions, Dataset, image_names, image_sizes
+from segtools.formats.records import MASK_SOURCES, Categories, ConvertOptions, Dataset, image_names, image_sizes, pair_name
 
 Reader = Callable[[Sequence[str], object, ConvertOptions, Summary], Dataset]
 
@@ -157,17 +157,13 @@ def read_yolo_labels(specs, payload, options: ConvertOptions, summary: Summary) 
                    images_root=images_root, items=items, specs=specs)
 
 
-def _pair_name(pair) -> str:
-    return pair[0].rel
-
-
 def read_voc_objects(specs, payload, options: ConvertOptions, summary: Summary) -> Dataset:
     """Pascal VOC ``SegmentationObject`` + ``SegmentationClass`` pairs."""
     from segtools.formats import voc
     from segtools.io.meta import load_classes
 
     meta = _meta(options)
-    pairs = options.sharded(voc.segmentation_pairs(specs), key=_pair_name)
+    pairs = options.sharded(voc.segmentation_pairs(specs), key=pair_name)
     categories = _categories(meta) if meta is not None else Categories(names=voc.class_names())
     names = image_names(_images_root(options))
     records = lambda tick: voc.read_segmentation(  # noqa: E731

@@ -142,6 +142,12 @@ SOURCES = ("auto", "mask", "instances", "cityscapes-instances", "coco", "coco-re
 HOLES = ("bridge", "fill")
 
 
+def pair_name(pair) -> str:
+    """The relative name a pair of inputs (semantic + instance mask, VOC object + class mask)
+    is sorted and sharded by: its first item's."""
+    return pair[0].rel
+
+
 @dataclass
 class ConvertOptions:
     """Everything a conversion may be told besides its inputs, target and output.

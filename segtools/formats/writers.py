@@ -106,7 +106,7 @@ def write_instances_target(dataset, target, output, options, summary, single, ti
 
 def write_panoptic_target(dataset, target, output, options, summary, single, tick, targets) -> None:
     from segtools.formats import coco_panoptic
-    from segtools.formats.records import image_names
+    from segtools.formats.records import image_names, pair_name
     from segtools.io.meta import load_classes
 
     if dataset.format != "mask" or "-" in dataset.specs:
@@ -114,7 +114,7 @@ def write_panoptic_target(dataset, target, output, options, summary, single, tic
                          f"not {'stdin' if '-' in dataset.specs else dataset.format + ' input'}")
     if not output or output == "-":
         raise UsageError("panoptic writes a JSON file and a PNG folder beside it: give an output NAME.json")
-    pairs = coco_panoptic.mask_pairs(dataset.specs, options.instance_masks)
+    pairs = options.sharded(coco_panoptic.mask_pairs(dataset.specs, options.instance_masks), key=pair_name)
     meta = load_classes(options.classes) if options.classes else None
     names = image_names(dataset.images_root)
     coco_panoptic.masks_to_dataset(pairs, output, summary, meta.names if meta is not None else None, options.things,
