@@ -223,7 +223,7 @@ class HFUniversalRunner:
             from segtools.backends.universal_post import oneformer_panoptic
 
             found = oneformer_panoptic(outputs.class_queries_logits[0], outputs.masks_queries_logits[0], size,
-                                       threshold=conf, fuse=label_ids_to_fuse or ())
+                                       threshold=conf, fuse=label_ids_to_fuse)
         else:
             found = self.processor.post_process_panoptic_segmentation(
                 outputs, threshold=conf, target_sizes=[size], label_ids_to_fuse=label_ids_to_fuse)[0]

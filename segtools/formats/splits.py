@@ -184,7 +184,7 @@ def shard(dataset: Dataset, options) -> Dataset:
     if options.shard is None or dataset.format in SHARDED_BY_READER:
         return dataset
     if dataset.records is None:
-        annotations = (dataset.document or {}).get("annotations") if isinstance(dataset.document, dict) else None
+        annotations = dataset.document.get("annotations") if isinstance(dataset.document, dict) else None
         if isinstance(annotations, list) and all(isinstance(a, dict) for a in annotations):
             chosen = options.sharded(annotations, key=lambda a: str(a.get("file_name")))
             dataset.document = {**dataset.document, "annotations": chosen}
