@@ -164,3 +164,157 @@ def test_visualize_tile_convert_and_save_state_take_urls(cli, local, tmp_path):
     assert remote.code == 0 and here.code == 0, remote.stderr
     assert remote.stdout == here.stdout
     assert json.loads(memory.cat("/urls/out/state.json")) == json.loads((tmp_path / "state.json").read_text())
+
+
+# ---- streamed: the per-item tools read and write each object themselves (no staging)
+
+@pytest.fixture
+def no_staging(monkeypatch):
+    """Staging an input or output URL fails the test: what is streamed must never be fetched
+    whole into a local folder or written there first."""
+    from segtools.io import remote
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"staged: {args}")
+
+    monkeypatch.setattr(remote, "staged_inputs", refuse)
+    monkeypatch.setattr(remote, "staged_output", refuse)
+
+
+@pytest.fixture(scope="module")
+def photos(s3, local, camvid_module, tmp_path_factory):
+    """Two CamVid frames cropped like the masks, under the masks' names, locally and on S3."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("photos")
+    for mask in sorted((local / "gt").rglob("*.png"))[:2]:
+        rel = mask.relative_to(local / "gt")
+        image = cv2.imread(str(camvid_module / "val" / rel.name), cv2.IMREAD_COLOR)[:90, :120]
+        _write_png(root / rel, image)
+    s3.put(str(root) + "/", "bucket/data/img/", recursive=True)
+    return root
+
+
+def _objects(s3, prefix: str) -> dict:
+    return {key[len(prefix):]: s3.cat(key) for key in sorted(s3.find(prefix))}
+
+
+def _files(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_per_item_tools_stream_objects_and_write_the_local_bytes(cli, s3, local, uploaded, photos, no_staging,
+                                                                   tmp_path):
+    """metrics, postprocess, visualize (masks, --over, --gt) and predict on S3 prefixes, with
+    staging forbidden: the same report and the same bytes, object for file, as local runs."""
+    args = ("--classes", "camvid", "-f", "json")
+    there = cli("metrics", f"{uploaded}/pred/", f"{uploaded}/gt", *args, "-o", "s3://bucket/streamed/report.json")
+    here = cli("metrics", local / "pred", local / "gt", *args)
+    assert there.code == 0 and here.code == 0, there.stderr
+    assert s3.cat("bucket/streamed/report.json") == here.stdout
+    runs = {
+        "clean": (("postprocess", f"{uploaded}/gt/", "--min-area", "30", "--fill-holes", "20"),
+                  ("postprocess", local / "gt", "--min-area", "30", "--fill-holes", "20")),
+        "vis": (("visualize", f"{uploaded}/pred/", "--over", f"{uploaded}/img/", "--gt", f"{uploaded}/gt/",
+                 "--classes", "camvid", "--allow-missing"),
+                ("visualize", local / "pred", "--over", photos, "--gt", local / "gt", "--classes", "camvid",
+                 "--allow-missing")),
+        "pred": (("predict", f"{uploaded}/img/"), ("predict", photos)),
+    }
+    for name, (remote_args, local_args) in runs.items():
+        there = cli(*remote_args, "-o", f"s3://bucket/streamed/{name}/")
+        here = cli(*local_args, "-o", tmp_path / name)
+        assert there.code == 0 and here.code == 0, (name, there.stderr, here.stderr)
+        expected = _files(tmp_path / name)
+        assert expected and _objects(s3, f"bucket/streamed/{name}/") == expected, name
+
+
+def test_an_object_glob_lists_like_a_pattern(cli, local, uploaded, no_staging):
+    there = cli("metrics", f"{uploaded}/pred/d1/*.png", f"{uploaded}/gt/d1/", "--classes", "camvid", "-f", "json")
+    here = cli("metrics", str(local / "pred" / "d1" / "*.png"), local / "gt" / "d1", "--classes", "camvid", "-f", "json")
+    assert there.code == 0 and here.code == 0, there.stderr
+    assert there.stdout == here.stdout and json.loads(there.stdout)["images"] == 2
+
+
+def test_a_bad_object_is_named_by_its_url_and_the_good_ones_are_whole(cli, s3, local, no_staging):
+    good = sorted((local / "gt").rglob("*.png"))
+    for mask in good:
+        s3.put_file(str(mask), f"bucket/bad/in/{mask.name}")
+    s3.pipe_file("bucket/bad/in/zz_truncated.png", good[0].read_bytes()[:200])
+    result = cli("postprocess", "s3://bucket/bad/in/", "-o", "s3://bucket/bad/out/", "--min-area", "10")
+    assert_one_line_error(result, 1)
+    assert "s3://bucket/bad/in/zz_truncated.png" in result.stderr
+    written = _objects(s3, "bucket/bad/out/")
+    assert sorted(written) == sorted(mask.name for mask in good)  # each finished item: one whole object
+    assert not s3.exists("bucket/bad/out/zz_truncated.png")
+
+
+def test_a_video_on_a_store_is_still_staged():
+    from segtools.cli.video_opts import names_no_video
+
+    assert names_no_video({"inputs": ["s3://b/masks/"], "output": "s3://b/out/"})
+    assert not names_no_video({"inputs": ["s3://b/drive.mp4"], "output": "s3://b/out/"})
+    assert not names_no_video({"inputs": ["s3://b/frames/"], "output": "s3://b/out.mkv"})
+    assert not names_no_video({"inputs": ["s3://b/frames/"], "every": 5})
+    assert not names_no_video({"masks": ["s3://b/m/"], "over": "rtsp://camera/live"})
+
+
+def test_dask_workers_read_and_write_the_store_themselves(cli, s3, local, uploaded, no_staging, tmp_path):
+    """``--dask local:2``: the workers list nothing, stage nothing; each reads its masks from
+    S3 and puts its outputs there (the submitting process stages nothing either)."""
+    pytest.importorskip("distributed", reason="the dask extra (dask[distributed]) is not installed")
+    there = cli("postprocess", f"{uploaded}/gt/", "-o", "s3://bucket/dask/clean/", "--smooth", "3", "--dask", "local:2")
+    here = cli("postprocess", local / "gt", "-o", tmp_path / "clean", "--smooth", "3")
+    assert there.code == 0 and here.code == 0, there.stderr
+    assert _objects(s3, "bucket/dask/clean/") == _files(tmp_path / "clean")
+    args = ("--classes", "camvid", "-f", "json")
+    there = cli("metrics", f"{uploaded}/pred/", f"{uploaded}/gt/", *args, "--dask", "local:2")
+    here = cli("metrics", local / "pred", local / "gt", *args)
+    assert there.code == 0 and here.code == 0, there.stderr
+    assert there.stdout == here.stdout
+
+
+def test_local_worker_processes_stream_too(cli, s3, local, uploaded, no_staging, tmp_path):
+    """``--jobs 2``: forked workers open the store afresh (fsspec's instances are per process)."""
+    there = cli("postprocess", f"{uploaded}/gt/", "-o", "s3://bucket/jobs/clean/", "--open", "3", "--jobs", "2")
+    here = cli("postprocess", local / "gt", "-o", tmp_path / "clean", "--open", "3")
+    assert there.code == 0 and here.code == 0, there.stderr
+    assert _objects(s3, "bucket/jobs/clean/") == _files(tmp_path / "clean")
+
+
+def test_a_model_on_the_store_is_copied_once_per_machine_and_refreshed_when_it_changes(cli, s3, photos, tmp_path,
+                                                                                        monkeypatch):
+    """``-m s3://…/camvid.pt`` and ``-m s3://…/camvid.onnx``: the same labels as the local
+    files; the copy under $SEGTOOLS_HOME/objects is reused while the object is unchanged
+    (no second download) and fetched again once it changes."""
+    from segtools.io import remote
+    from segtools.weights import registry
+
+    monkeypatch.setenv("SEGTOOLS_HOME", str(tmp_path / "home"))
+    bundled = registry.bundled_dir()
+    for name in ("camvid.pt", "camvid.onnx"):
+        s3.put_file(str(bundled / name), f"bucket/models/{name}")
+    image = sorted(photos.rglob("*.png"))[0]
+    for name in ("camvid.pt", "camvid.onnx"):
+        here = cli("predict", image, "-m", bundled / name, "-o", tmp_path / f"here-{name}.png")
+        there = cli("predict", image, "-m", f"s3://bucket/models/{name}", "-o", tmp_path / f"there-{name}.png")
+        assert here.code == 0 and there.code == 0, there.stderr
+        assert (tmp_path / f"there-{name}.png").read_bytes() == (tmp_path / f"here-{name}.png").read_bytes()
+    copies = sorted(p.name for p in (tmp_path / "home" / "objects").iterdir())
+    assert len(copies) == 4 and not [name for name in copies if name.endswith(".part")]  # two files, two notes
+
+    first = remote.local_file("s3://bucket/models/camvid.pt")
+    seen = (first.stat().st_ino, first.stat().st_mtime_ns)
+    again = remote.local_file("s3://bucket/models/camvid.pt")  # unchanged: the same file, not written again
+    assert again == first and (again.stat().st_ino, again.stat().st_mtime_ns) == seen
+    assert first.read_bytes() == (bundled / "camvid.pt").read_bytes()
+    s3.pipe_file("bucket/models/camvid.pt", b"not a checkpoint any more")
+    changed = remote.local_file("s3://bucket/models/camvid.pt")
+    assert changed == first and changed.stat().st_ino != seen[0]  # a new copy, renamed into place
+    assert changed.read_bytes() == b"not a checkpoint any more"
+    result = cli("predict", image, "-m", "s3://bucket/models/camvid.pt", "-o", tmp_path / "bad.png")
+    assert_one_line_error(result, 1)
+    assert not (tmp_path / "bad.png").exists()
+    result = cli("predict", image, "-m", "s3://bucket/models/none.pt", "-o", tmp_path / "none.png")
+    assert_one_line_error(result, 1)
+    assert "s3://bucket/models/none.pt: no such object" in result.stderr

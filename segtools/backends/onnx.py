@@ -74,7 +74,9 @@ def open_session(path: str | os.PathLike, device: str | None = "auto", threads: 
     """An ``onnxruntime.InferenceSession`` over the file at ``path`` (``threads``: intra-op
     threads, ``None``/0 → onnxruntime's default, one per physical core)."""
     ort = require_onnxruntime()
-    path = Path(path)
+    from segtools.io.remote import local_file
+
+    path = local_file(path)  # a storage URL: this machine's copy
     if not path.is_file():
         raise InputError(f"{path}: no such ONNX file")
     if threads is not None and threads < 0:

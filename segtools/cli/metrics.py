@@ -410,5 +410,22 @@ def _measure(pred_spec: str, gt_spec: str, request: _Measuring, outputs: dict, j
 def register(app: typer.Typer) -> None:
     from segtools.io.remote import with_storage
 
+    # s3://, gs://, memory://… inputs and outputs; semantic masks are read by whoever measures
+    # them (a Dask worker too), the documents and PNG folders of instance and panoptic sets staged
     app.command("metrics")(with_storage(metrics, paths=("pred_folder", "gt_folder", "baseline"),
-                                        outputs=("save_state", "per_image", "save_confusion")))  # s3://, gs://, memory://… inputs and output
+                                        outputs=("save_state", "per_image", "save_confusion"),
+                                        streamed=("inputs", "output"), streams=_streams_masks))
+
+
+def _streams_masks(options: dict) -> bool:
+    """Whether ``metrics`` reads its storage URLs mask by mask: a semantic measure (asked
+    for, or recognised from the inputs) of two specs, not ``merge``."""
+    inputs = options.get("inputs") or []
+    if len(inputs) != 2 or inputs[0] == "merge":
+        return False
+    task = options.get("task") or "auto"
+    if task != "auto":
+        return task == "semantic"
+    from segtools.metrics.tasks import detect_task
+
+    return detect_task(inputs[0], inputs[1]) == "semantic"

@@ -102,9 +102,11 @@ def is_batch(specs: Sequence[str], found: int) -> bool:
     import os
 
     from segtools.io.batch import is_pattern
+    from segtools.io.remote import is_prefix, is_url
 
     return (found > 1 or len(specs) > 1
-            or any(os.path.isdir(s) or s.startswith("@") or is_pattern(s) and not os.path.exists(s) for s in specs))
+            or any((is_pattern(s) or is_prefix(s)) if is_url(s) else
+                   os.path.isdir(s) or s.startswith("@") or is_pattern(s) and not os.path.exists(s) for s in specs))
 
 
 def output_targets(items, specs: Sequence[str], output: Optional[str], suffix: str,

@@ -176,6 +176,8 @@ def _class_names(spec: Optional[str]):
 
 
 def register(app: typer.Typer) -> None:
+    from segtools.cli.video_opts import names_no_video
     from segtools.io.remote import with_storage
 
-    app.command("postprocess")(with_storage(postprocess))  # s3://, gs://, memory://… inputs and output
+    # s3://, gs://, memory://… inputs and output: each mask read and written by whoever runs it (a video: staged)
+    app.command("postprocess")(with_storage(postprocess, streamed=("inputs", "output"), streams=names_no_video))

@@ -167,6 +167,8 @@ def predict(
 
 
 def register(app: typer.Typer) -> None:
+    from segtools.cli.video_opts import names_no_video
     from segtools.io.remote import with_storage
 
-    app.command("predict")(with_storage(predict))  # s3://, gs://, memory://… inputs and output
+    # s3://, gs://, memory://… inputs and output: each image read and written by whoever runs it (a video: staged)
+    app.command("predict")(with_storage(predict, streamed=("inputs", "output"), streams=names_no_video))

@@ -304,3 +304,19 @@ def predict_video(request: VideoRequest, predictor, classes, *, probs: bool = Fa
 
     process = semantic_process(predictor, temporal=request.temporal, probs=probs)
     return run_request(request, process, "predict", make_sink)
+
+
+def names_no_video(options: dict) -> bool:
+    """Whether a command's options (keyword arguments) ask for no video: no input, ``--over``
+    or output is a video file, camera or stream, and no video option is set. Its storage
+    URLs are then read and written item by item (``with_storage``'s ``streams``); a video's
+    decoder and encoder need local files, so a video's URLs are staged."""
+    from segtools.io.video import is_video_spec
+
+    given = options.get("inputs") or options.get("masks") or []
+    specs = [*([given] if isinstance(given, str) else given), options.get("output"), options.get("over")]
+    if any(spec not in (None, "-") and is_video_spec(str(spec)) for spec in specs):
+        return False
+    return options.get("every", 1) in (None, 1) and not any(
+        options.get(name) is not None for name in ("camera", "start", "end", "max_frames", "temporal", "fps_limit",
+                                                   "codec"))

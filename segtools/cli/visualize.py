@@ -22,6 +22,7 @@ from segtools.cli.common import info, progress
 from segtools.cli.options import (ClassesOpt, DaskOpt, FormatOpt, IgnoreOpt, JobsOpt, OutputOpt, OverwriteOpt,
                                   PaletteOpt, ShardOpt)
 from segtools.cli.video_opts import CodecOpt, EndOpt, EveryOpt, FpsLimitOpt, MaxFramesOpt, StartOpt
+from segtools.cli.video_opts import names_no_video
 from segtools.io.remote import storage
 
 DEFAULT_COMMAND = "draw"
@@ -68,7 +69,8 @@ def register(app: typer.Typer) -> None:
 
 
 @visualize_app.command("draw")
-@storage(inputs="masks", paths=("over", "gt"))  # s3://, gs://, memory://… masks, images and -o
+# s3://, gs://, memory://… masks, images and -o: each read and written by whoever draws it (a video: staged)
+@storage(inputs="masks", paths=("over", "gt"), streamed=("masks", "over", "gt", "output"), streams=names_no_video)
 def draw_command(
     masks: Annotated[Optional[List[str]], typer.Argument(
         metavar="MASK...", show_default=False,

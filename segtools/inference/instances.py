@@ -111,7 +111,9 @@ def load_detector(model: str | None = None, weights: str | os.PathLike | None = 
     if model and not os.path.exists(model) and model in registry.all_entries():
         entry, path = registry.resolve(model)
     else:
-        path = Path(weights or model or "")
+        from segtools.io.remote import local_file
+
+        path = local_file(weights or model or "")  # a storage URL: this machine's copy
         if not str(path) or not path.is_file():
             raise InputError(f"{path}: no such checkpoint file")
     checkpoint = load_checkpoint(path)

@@ -75,7 +75,9 @@ def read_promptable_state(model: str | None, weights: str | None, arch: str | No
         expect = expect or entry.arch
         source = f"weights {entry.name!r}"
     else:
-        path = Path(weights or model)
+        from segtools.io.remote import local_file
+
+        path = local_file(weights or model)  # a storage URL: this machine's copy
         if not path.is_file():
             raise InputError(f"{path}: no such checkpoint file")
         source = str(path)

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 
 from segtools.errors import InputError, OutputError, UsageError
+from segtools.io.remote import is_url
 from segtools.io.streams import check_file_name, mark_input
 
 DATA_EXTENSIONS = (".png", ".npy", ".npz", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
@@ -86,7 +87,8 @@ def expand_inputs(specs: Iterable[str], extensions: Sequence[str] = DATA_EXTENSI
     """Expand input specs into a sorted, de-duplicated list of :class:`Item`.
 
     Each spec is ``-`` (stdin), a file, a folder (searched recursively for ``extensions``),
-    a glob (``'pred/**/*.png'``) or ``@list.txt`` (one path per line, the first
+    a glob (``'pred/**/*.png'``), a storage URL (an object, a prefix listed like a folder, or
+    a glob: :func:`segtools.io.remote.list_objects`) or ``@list.txt`` (one path per line, the first
     whitespace-separated field; blank lines and ``#`` comments skipped; relative paths are
     relative to the list file's folder).
 
@@ -104,6 +106,10 @@ def expand_inputs(specs: Iterable[str], extensions: Sequence[str] = DATA_EXTENSI
             items.append(Item("-", "stdin"))
         elif spec.startswith("@"):
             items.extend(_read_list(Path(spec[1:])))
+        elif is_url(spec):  # a prefix lists like a folder; each object is read when its item runs
+            from segtools.io.remote import list_objects
+
+            items.extend(Item(url, rel) for url, rel in list_objects(spec, extensions))
         elif is_pattern(spec) and not os.path.exists(spec):
             matches = sorted(globlib.glob(spec, recursive=True))
             files = [m for m in matches if os.path.isfile(m)]
@@ -244,7 +250,8 @@ def select_shard(items: Sequence, shard: tuple[int, int] | None, key=lambda item
 
 
 def output_path(item: Item, out_dir: str | os.PathLike, extension: str | None = None) -> Path:
-    """Where ``item``'s result goes under ``out_dir``: same relative name, optional new extension.
+    """Where ``item``'s result goes under ``out_dir``: same relative name, optional new extension
+    (below a storage URL prefix: the object's URL, a ``str``).
 
     Refuses names that would escape ``out_dir``.
     """
@@ -253,11 +260,20 @@ def output_path(item: Item, out_dir: str | os.PathLike, extension: str | None = 
         raise OutputError(f"{item.rel}: refusing an output name outside {out_dir}")
     if extension is not None:
         rel = rel.with_suffix(extension) if rel.suffix else rel.with_name(rel.name + extension)
+    if is_url(str(out_dir)):
+        from segtools.io.remote import join
+
+        return join(str(out_dir), rel.as_posix())  # type: ignore[return-value]
     return Path(out_dir) / Path(*rel.parts)
 
 
 def check_output_dir(out_dir: str | os.PathLike) -> Path:
-    """Validate (and create) a batch output folder."""
+    """Validate (and create) a batch output folder (a storage URL: a prefix, whose store is
+    checked; it is created by the objects written below it)."""
+    if is_url(str(out_dir)):
+        from segtools.io.remote import check_store
+
+        return check_store(str(out_dir))  # type: ignore[return-value]
     path = Path(out_dir)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path}: exists and is not a directory; -o takes a folder for a batch")

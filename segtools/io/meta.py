@@ -191,7 +191,7 @@ def read_mask_meta(path: str | Path) -> ClassMeta | None:
     from segtools.io import png
 
     try:
-        head = read_head(Path(path), 1 << 20)
+        head = read_head(path, 1 << 20)
     except (OSError, InputError):
         return None
     text = png.text_chunk(head, PNG_KEY, str(path)) if head.startswith(b"\x89PNG") else None

@@ -1,10 +1,21 @@
 """Inputs and outputs on object storage: fsspec URLs (``s3://``, ``gs://``, ``memory://``, ``file://``).
 
-A command given a URL stages it: an input prefix (or one object) is fetched into a temporary
-folder and read like a folder (the keys below the prefix are the relative names); an output
-URL is written locally first, then each file goes up as one whole object — one PUT on
-object stores (S3, GCS, Azure), where an object appears whole or not at all; elsewhere a
-temporary name then a move. A failed command uploads nothing.
+Two ways, by what reads and writes the data:
+
+- **Streamed**: the per-item tools (``metrics`` of semantic masks, ``postprocess``,
+  ``predict`` of images, ``visualize``) list an input prefix like a folder (the keys below
+  it are the relative names, :func:`list_objects`) and read each object when its item runs
+  (:func:`read_object`, through :func:`segtools.io.streams.read_head`); each output is
+  written to a local temporary file and goes up as one whole object when it is complete
+  (:func:`publish`, through :class:`segtools.io.streams.AtomicFile`). Whoever runs the item
+  does both: this process, a ``--jobs`` worker, or a Dask worker on another machine — so a
+  cluster needs no shared file system, and no machine holds more than its items in flight.
+- **Staged** (:func:`with_storage`, every other input and output): an input prefix (or one
+  object) is fetched into a temporary folder and read like a folder; an output is written
+  locally, then uploaded when the command succeeds. A failed command uploads nothing.
+
+A whole object is one PUT on object stores (S3, GCS, Azure), where it appears whole or not
+at all; elsewhere a temporary name then a move.
 
 Credentials come from each store's usual environment and configuration (for S3:
 ``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``, …); messages name URLs
@@ -14,11 +25,12 @@ without their user info or query (:func:`redact`). fsspec is imported only for a
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+
+if TYPE_CHECKING:
+    import os
 
 from segtools.errors import InputError, MissingDependency, OutputError
 
@@ -26,15 +38,17 @@ _URL = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.I)
 #: Stores whose single PUT is atomic: an object is written whole or not at all.
 ATOMIC_PUT = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
 EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure", "abfss": "azure"}
+#: URLs that are no store: network video streams, and web addresses (downloads have their own code).
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
 
 def is_url(spec: Optional[str]) -> bool:
-    """Whether ``spec`` is a URL for fsspec (not a local path, not ``-``).
+    """Whether ``spec`` is a URL for fsspec (not a local path, not ``-``, not a video stream).
 
-    >>> is_url("s3://bucket/masks/"), is_url("masks/"), is_url("memory://x")
-    (True, False, True)
+    >>> is_url("s3://bucket/masks/"), is_url("masks/"), is_url("memory://x"), is_url("rtsp://cam/live")
+    (True, False, True, False)
     """
-    return bool(spec) and bool(_URL.match(str(spec))) and not str(spec).lower().startswith(("http://", "https://"))
+    return bool(spec) and bool(_URL.match(str(spec))) and not str(spec).lower().startswith(STREAM_SCHEMES)
 
 
 def redact(url: str) -> str:
@@ -58,6 +72,182 @@ def _filesystem(url: str):
     except ValueError:
         raise InputError(f"{redact(url)}: not a storage URL fsspec knows") from None
     return fs, path, protocol
+
+
+def _unreadable(url: str, exc: Exception) -> InputError:
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"{redact(url)}: no such object")
+    if isinstance(exc, IsADirectoryError):
+        return InputError(f"{redact(url)}: is a prefix, expected an object")
+    if isinstance(exc, PermissionError):
+        return InputError(f"{redact(url)}: permission denied")
+    # the store's own message may quote the URL, credentials and all
+    return InputError(f"{redact(url)}: cannot read it ({type(exc).__name__})")
+
+
+def read_object(url: str, size: Optional[int] = None) -> bytes:
+    """The bytes of the object at ``url`` (its first ``size`` bytes: one ranged GET)."""
+    fs, path, _ = _filesystem(url)
+    try:
+        if size is None:
+            return fs.cat_file(path)
+        info = fs.info(path)
+        if info.get("type") == "directory":
+            raise IsADirectoryError(path)
+        return fs.cat_file(path, start=0, end=min(int(size), int(info.get("size") or size)))
+    except Exception as exc:
+        raise _unreadable(url, exc) from None
+
+
+def is_prefix(url: str) -> bool:
+    """Whether ``url`` names a prefix (a "folder" of objects) rather than one object."""
+    if url.endswith("/"):
+        return True
+    fs, path, _ = _filesystem(url)
+    try:
+        return bool(fs.isdir(path))
+    except Exception:  # unreachable or refused: the listing that follows says so
+        return False
+
+
+def join(url: str, relative: str) -> str:
+    """``relative`` (a POSIX relative name) below the prefix ``url``.
+
+    >>> join("s3://bucket/out/", "d0/a.png"), join("memory://x", "b.png")
+    ('s3://bucket/out/d0/a.png', 'memory://x/b.png')
+    """
+    return url.rstrip("/") + "/" + relative.lstrip("/")
+
+
+def list_objects(url: str, extensions: Sequence[str]) -> list[tuple[str, str]]:
+    """``(object URL, relative name)`` of each object a batch spec names, sorted by name:
+    the objects below a prefix whose names end with one of ``extensions`` (hidden names,
+    a dot first in any part, skipped, as in a folder), the matches of a glob
+    (``s3://b/pred/*/*.png``, names below its fixed part), or the one object named.
+    Nothing is read but the listing."""
+    from segtools.io.batch import is_pattern
+
+    fs, path, _ = _filesystem(url)
+    try:
+        if is_pattern(path):
+            head = path[: min(path.index(ch) for ch in "*?[" if ch in path)]
+            fixed = head.rsplit("/", 1)[0] if "/" in head else ""
+            base = url[: len(url) - len(path) + len(fixed)] if url.endswith(path) else None
+            keys = [key for key in fs.glob(path) if fs.isfile(key)]
+            if not keys:
+                raise InputError(f"{redact(url)}: the pattern matches no object")
+            found = [(key[len(fixed):].lstrip("/"), key) for key in keys]
+            objects = [(join(base, rel) if base is not None else fs.unstrip_protocol(key), rel) for rel, key in found]
+        elif fs.isdir(path):
+            root = path.rstrip("/")
+            names = [key[len(root):].lstrip("/") for key in fs.find(root)]
+            objects = [(join(url, rel), rel) for rel in names
+                       if rel.lower().endswith(tuple(extensions)) and not any(p.startswith(".") for p in rel.split("/"))]
+            if not objects:
+                shown = "/".join(e.lstrip(".") for e in extensions[:4])
+                raise InputError(f"{redact(url)}: no {shown} objects under this prefix")
+        elif fs.exists(path):
+            objects = [(url, path.rstrip("/").rsplit("/", 1)[-1])]
+        else:
+            raise InputError(f"{redact(url)}: no such object or prefix")
+    except InputError:
+        raise
+    except Exception as exc:
+        raise _unreadable(url, exc) from None
+    return sorted(objects, key=lambda pair: pair[1])
+
+
+def open_object(url: str):
+    """The object at ``url`` as a binary file open for reading (read as it is consumed)."""
+    fs, path, _ = _filesystem(url)
+    try:
+        return fs.open(path, "rb")
+    except Exception as exc:
+        raise _unreadable(url, exc) from None
+
+
+def first_object(url: str, extensions: Sequence[str]) -> Optional[str]:
+    """``url`` itself when it names an object, else the URL of the first object (by name)
+    directly below the prefix whose name ends with one of ``extensions``; ``None`` when
+    there is none or the store cannot say. One listing of one level, nothing read."""
+    fs, path, _ = _filesystem(url)
+    try:
+        if not fs.isdir(path):
+            return url if fs.exists(path) else None
+        root = path.rstrip("/")
+        names = sorted(entry["name"][len(root):].lstrip("/") for entry in fs.ls(root, detail=True)
+                       if entry.get("type") != "directory")
+    except Exception:  # the batch's own listing says what is wrong
+        return None
+    return next((join(url, name) for name in names
+                 if name.lower().endswith(tuple(extensions)) and not name.startswith(".")), None)
+
+
+def local_file(spec: "str | os.PathLike") -> Path:
+    """``spec`` as a local path: a storage URL (a model file on S3, say) is copied once per
+    machine into ``$SEGTOOLS_HOME/objects/`` and the copy's path returned; anything else is
+    ``Path(spec)`` (whose reader says when it is missing).
+
+    The copy is kept beside a note of what the store said of the object (its ETag, size,
+    time), and fetched again when that changes; it is written under a temporary name and
+    renamed, so the workers of one machine that ask together never read half a file. A
+    Dask task carries the URL and each worker resolves it here: the model never travels
+    with the tasks, and no machine needs a shared file system for it."""
+    import hashlib
+    import json
+    import os
+    import tempfile
+
+    if not is_url(str(spec)):
+        return Path(spec)
+    url = str(spec)
+    fs, path, _ = _filesystem(url)
+    try:
+        info = fs.info(path)
+    except Exception as exc:
+        raise _unreadable(url, exc) from None
+    if info.get("type") == "directory":
+        raise InputError(f"{redact(url)}: is a prefix, expected an object")
+    stamp = {key: str(info[key]) for key in sorted(info) if key.lower() in
+             ("etag", "size", "mtime", "last_modified", "lastmodified", "created", "md5_checksum", "generation")}
+    from segtools.weights.registry import segtools_home
+
+    folder = segtools_home() / "objects"
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    local = folder / f"{hashlib.sha256(redact(url).encode()).hexdigest()[:16]}-{name}"
+    note = local.with_name(local.name + ".json")
+    try:
+        if local.is_file() and json.loads(note.read_text()) == stamp:
+            return local
+    except (OSError, ValueError):
+        pass
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot keep a copy of {redact(url)} ({exc.strerror or exc})") from None
+    try:
+        fs.get_file(path, temporary)
+        os.replace(temporary, local)
+        fd, temporary = tempfile.mkstemp(prefix=f".{note.name}.", suffix=".part", dir=folder)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(stamp, handle)
+        os.replace(temporary, note)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot keep a copy of {redact(url)} ({exc.strerror or exc})") from None
+    except Exception as exc:
+        raise _unreadable(url, exc) from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return local
+
+
+def check_store(url: str) -> str:
+    """``url`` once its store is known and its extra installed (fails before any work)."""
+    _filesystem(url)
+    return url
 
 
 def fetch(url: str, into: Path) -> str:
@@ -84,6 +274,9 @@ def fetch(url: str, into: Path) -> str:
 @contextmanager
 def staged_inputs(specs: Sequence[str]) -> Iterator[list[str]]:
     """``specs`` with each URL replaced by a local copy (a folder for a prefix), removed after."""
+    import shutil
+    import tempfile
+
     if not any(is_url(spec) for spec in specs):
         yield list(specs)
         return
@@ -118,6 +311,9 @@ def publish(local: Path, url: str) -> int:
 def staged_output(output: Optional[str]) -> Iterator[Optional[str]]:
     """A local stand-in for an output URL (same file name, or a folder), uploaded when the
     body succeeds; a local output or ``None`` is passed through."""
+    import shutil
+    import tempfile
+
     if not is_url(output):
         yield output
         return
@@ -139,12 +335,16 @@ def storage(**where):
 
 
 def with_storage(command, inputs: Optional[str] = "inputs", output: Optional[str] = "output", paths: Sequence[str] = (),
-                 outputs: Sequence[str] = ()):
+                 outputs: Sequence[str] = (), streamed: Sequence[str] = (), streams=None):
     """``command`` (a CLI function called with keyword arguments) with its ``inputs`` list,
     its other input options ``paths`` (a path, or a list of them), its ``output`` and other
     output options ``outputs`` staged: URLs there are read and written through object
     storage (outputs uploaded only when the command succeeds). The signature seen by the
-    CLI is the command's own (``functools.wraps``)."""
+    CLI is the command's own (``functools.wraps``).
+
+    The options named in ``streamed`` keep their URLs: the command reads and writes them
+    item by item itself (see the module's notes), when ``streams(options)`` says so (no
+    ``streams``: always) — e.g. not for a video, whose decoder needs a local file."""
     import functools
     from contextlib import ExitStack
 
@@ -158,11 +358,16 @@ def with_storage(command, inputs: Optional[str] = "inputs", output: Optional[str
     def staged(**options):
         if not any(is_url(str(spec)) for name in reads + writes for spec in given(options.get(name))):
             return command(**options)
+        kept = set(streamed) if streamed and (streams is None or streams(options)) else set()
         with ExitStack() as stack:
-            for name in writes:  # an unknown store or a missing extra fails before anything is read
+            for name in kept:
+                for spec in given(options.get(name)):
+                    if is_url(str(spec)):
+                        check_store(str(spec))  # an unknown store or a missing extra fails first
+            for name in (n for n in writes if n not in kept):  # an unknown store or a missing extra fails before anything is read
                 if is_url(options.get(name)):
                     options[name] = stack.enter_context(staged_output(options[name]))
-            for name in reads:
+            for name in (n for n in reads if n not in kept):
                 value = options.get(name)
                 if value is None or not any(is_url(str(spec)) for spec in given(value)):
                     continue

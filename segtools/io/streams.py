@@ -105,6 +105,12 @@ def read_head(path: str | os.PathLike, size: int | None) -> bytes:
     Every failure is an :class:`InputError` that says what is wrong with the path.
     """
     check_file_name(path)
+    if _is_url(path):  # an object on a store (s3://, gs://, memory://…), read by whoever runs the item
+        from segtools.io.remote import read_object
+
+        data = read_object(str(path), size)
+        mark_input(path)
+        return data
     try:
         with open(path, "rb") as handle:
             data = handle.read() if size is None else handle.read(size)
@@ -139,9 +145,22 @@ def write_stdout(data: bytes, what: str = "binary data") -> None:
     out.flush()
 
 
+def _is_url(path) -> bool:
+    from segtools.io.remote import is_url  # a regular expression: nothing heavy is imported
+
+    return isinstance(path, str) and is_url(path)
+
+
 def check_output_path(path: str | os.PathLike, allow_overwrite: bool = False) -> Path:
-    """Validate an output file path before any work is done; returns it as a Path."""
+    """Validate an output file path before any work is done; returns it as a Path (a
+    storage URL stays a ``str``: its store is checked, and that it is no input)."""
     check_file_name(path, OutputError)
+    if _is_url(path):
+        from segtools.io.remote import check_store, redact
+
+        if not allow_overwrite and is_input(path):
+            raise OutputError(f"{redact(path)}: refusing to overwrite an input; pass --overwrite to allow it")
+        return check_store(path)  # type: ignore[return-value]
     out = Path(path)
     if out.is_dir():
         raise OutputError(f"{out}: is a directory; give a file name (or use -o DIR with a batch)")
@@ -166,12 +185,16 @@ class AtomicFile:
     def __init__(self, path: str | os.PathLike, allow_overwrite: bool = False, mode: str = "wb",
                  encoding: str | None = None, newline: str | None = None, suffix: str = ".part") -> None:
         self.path = check_output_path(path, allow_overwrite)
-        parent = self.path.parent if str(self.path.parent) else Path(".")
         import tempfile  # here, not at module level: a read-only run never pays for it
 
+        # a storage URL: written here in full, then one whole object (commit)
+        self._url = self.path if isinstance(self.path, str) else None
+        parent = (Path(tempfile.gettempdir()) if self._url is not None
+                  else self.path.parent if str(self.path.parent) else Path("."))
         try:
             parent.mkdir(parents=True, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=suffix, dir=parent)
+            name = self._url.rstrip("/").rsplit("/", 1)[-1] if self._url is not None else self.path.name
+            fd, self._tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix, dir=parent)
         except FileExistsError:
             raise OutputError(f"{self.path}: a parent of it is a file, not a directory") from None
         except PermissionError:
@@ -190,6 +213,15 @@ class AtomicFile:
 
     def commit(self) -> Path:
         """Close the temp file and move it onto the target."""
+        if self._url is not None:
+            from segtools.io.remote import publish
+
+            try:
+                self.handle.close()
+                publish(Path(self._tmp), self._url)
+            finally:
+                self.abort()
+            return self.path
         try:
             self.handle.close()
             os.chmod(self._tmp, 0o666 & ~_umask())

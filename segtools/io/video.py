@@ -31,10 +31,10 @@ from typing import Callable, Iterable, Iterator, Optional
 import numpy as np
 
 from segtools.errors import InputError, UsageError
+from segtools.io.remote import STREAM_SCHEMES
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
                     ".mts", ".m2ts", ".3gp", ".ogv", ".mjpeg", ".y4m")
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: Frames rate assumed for a frame folder (and a source that does not say).
 DEFAULT_FPS = 30.0

@@ -27,18 +27,37 @@ CLASS_KEYS = {"instance": ("ap", "ap50", "ar100"), "panoptic": ("pq", "sq", "rq"
 REPORT_FORMAT = "segtools-metrics"
 
 
-def _head(path: Path, size: int = 1 << 16) -> bytes:
-    with open(path, "rb") as handle:
+def _open(path: Path | str) -> BinaryIO:
+    """A file, or an object on a store (a URL), open for reading."""
+    from segtools.io.remote import is_url, open_object
+
+    return open_object(str(path)) if is_url(str(path)) else open(path, "rb")
+
+
+def _head(path: Path | str, size: int = 1 << 16) -> bytes:
+    with _open(path) as handle:
         return handle.read(size)
 
 
-def _first_file(spec: str) -> Path | None:
+def _first_file(spec: str) -> Path | str | None:
+    from segtools.io.remote import first_object, is_url
+
+    if is_url(spec):
+        return first_object(spec, (".png", ".json"))
     path = Path(spec)
     if path.is_file():
         return path
     if path.is_dir():
         return next((p for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in (".png", ".json")), None)
     return None
+
+
+def _has_instances_folder(spec: str) -> bool:
+    from segtools.io.remote import is_prefix, is_url, join
+
+    if is_url(spec):
+        return is_prefix(spec) and is_prefix(join(spec, "instances").rstrip("/"))
+    return Path(spec).is_dir() and (Path(spec) / "instances").is_dir()
 
 
 # a JSON string (escapes included), one not closed before the end of the text read so far, or a bracket or colon
@@ -141,7 +160,7 @@ def first_annotation_keys(stream: BinaryIO) -> set[str] | None:
         key = None
 
 
-def _json_kind(path: Path) -> str | None:
+def _json_kind(path: Path | str) -> str | None:
     """``panoptic``/``instance`` for a COCO JSON file (whose first annotation has, or has not,
     ``segments_info``), ``results`` for a JSON list, ``None`` for anything else. Only the
     file's head is read (:func:`first_annotation_keys`); the evaluation reads it all."""
@@ -150,12 +169,12 @@ def _json_kind(path: Path) -> str | None:
         return "results"
     if head[:1] != b"{":
         return None
-    with open(path, "rb") as handle:
+    with _open(path) as handle:
         keys = first_annotation_keys(handle)
     return "panoptic" if keys and "segments_info" in keys else "instance"
 
 
-def _mask_kind(path: Path) -> str | None:
+def _mask_kind(path: Path | str) -> str | None:
     from segtools.io.meta import read_mask_meta
 
     try:
@@ -178,11 +197,11 @@ def detect_task(pred_spec: str, gt_spec: str) -> str:
     """
     gt, pred = _first_file(gt_spec), _first_file(pred_spec)
     for path in (gt, pred):
-        if path is not None and path.suffix.lower() == ".json" or path is not None and _head(path, 1) in (b"{", b"["):
+        if path is not None and (str(path).lower().endswith(".json") or _head(path, 1) in (b"{", b"[")):
             kind = _json_kind(path)
             if kind is not None:
                 return "instance" if kind == "results" else kind
-    if Path(gt_spec).is_dir() and (Path(gt_spec) / "instances").is_dir():
+    if _has_instances_folder(gt_spec):
         return "panoptic"
     if any(path is not None and _mask_kind(path) == "instance" for path in (gt, pred)):
         return "instance"

@@ -37,7 +37,9 @@ def read_source(source: str) -> tuple[dict[str, torch.Tensor], str]:
         entry, path = registry.resolve(source)
         label = f"weights {entry.name!r}"
     else:
-        path, label = Path(source), source
+        from segtools.io.remote import local_file
+
+        path, label = local_file(source), source  # a storage URL: this machine's copy
         if not path.is_file():
             raise InputError(f"{source}: no such checkpoint file")
     return unwrap_state_dict(read_weights_file(path), label), label

@@ -109,7 +109,9 @@ def load_model(model: str | None = None, weights: str | os.PathLike | None = Non
         loaded = _from_checkpoint(path, arch, classes, fallback, f"weights {entry.name!r}")
         loaded.note = note
         return loaded
-    path = Path(weights or model)
+    from segtools.io.remote import local_file
+
+    path = local_file(weights or model)  # a storage URL: this machine's copy
     if not path.exists():
         raise InputError(f"{path}: no such checkpoint file")
     if model and file_kind(path) in ("torchscript", "torch-export"):
