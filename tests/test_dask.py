@@ -6,6 +6,7 @@ is written, a worker killed with SIGKILL mid-batch survived. One cluster for the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -334,3 +335,96 @@ def test_a_failing_band_leaves_no_tiles(cli, scheduler, tmp_path):
                  "--dask", scheduler.scheduler_address)
     assert_one_line_error(result, 1)
     assert sorted(p.name for p in out.iterdir()) == ["0016E5_07959_y00232_x00000.png"]
+
+
+@pytest.fixture(scope="module")
+def sam_inputs(tmp_path_factory):
+    """The small seeded SAM of the SAM tests, saved as a state dict, and four photos."""
+    pytest.importorskip("torch", reason="SAM needs the models extra (torch)")
+    import torch
+    from PIL import Image
+
+    import golden_util
+    from segtools.models.sam.model import SamConfig, build_sam
+
+    root = tmp_path_factory.mktemp("sam")
+    model = build_sam(SamConfig(**golden_util.SAM_TINY))
+    golden_util.fill_deterministic(model)
+    torch.save(model.state_dict(), root / "tiny_sam.pth")
+    image = golden_util.sam_golden_image()
+    (root / "images").mkdir()
+    for number, picture in enumerate((image, image[::-1], image[:, ::-1], np.roll(image, 20, axis=1)), 1):
+        Image.fromarray(np.ascontiguousarray(picture)).save(root / "images" / f"{number}.png")
+    return root
+
+
+@pytest.mark.usefixtures("torch_one_thread")  # as in a worker: torch's sums change with its thread count
+def test_sam_prompts_everything_and_boxes_to_masks_on_the_cluster_equal_a_local_run(cli, sam_inputs, scheduler,
+                                                                                     tmp_path):
+    """Segment Anything on the cluster: the same prompts on every image, segment-everything
+    (COCO results gathered in input order) and a box dataset labelled by the workers — each
+    the bytes of a local run; each worker opens the model once."""
+    root, address = sam_inputs, scheduler.scheduler_address
+    base = ("predict", root / "images", "--weights", root / "tiny_sam.pth")
+    runs = {
+        "boxes": ("--box", "28,18,92,72", "--box", "118,88,192,142", "-o"),
+        "point": ("--point", "60,45", "-o"),
+        "everything.json": ("--everything", "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-thresh",
+                            "0", "--box-nms", "1", "--format", "coco", "-o"),
+        "everything": ("--everything", "--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-thresh", "0",
+                       "-o"),
+        "nothing": ("--everything", "--points-per-side", "4", "-o"),  # no mask passes: empty instance masks
+    }
+    for name, args in runs.items():
+        local = cli(*base, *args, tmp_path / "local" / name)
+        remote = cli(*base, *args, tmp_path / "dask" / name, "--dask", address)
+        assert local.code == 0 and remote.code == 0, (name, remote.stderr)
+        here, there = tmp_path / "local" / name, tmp_path / "dask" / name
+        if here.is_dir():
+            assert _files(there) == _files(here) and len(_files(here)) == 4, name
+        else:
+            assert there.read_bytes() == here.read_bytes() and json.loads(here.read_text()), name
+    images = [{"id": n, "file_name": f"{n}.png", "width": 200, "height": 150} for n in range(1, 5)]
+    boxes = [{"id": k, "image_id": 1 + k % 4, "category_id": 1, "bbox": [20 + k, 15, 60, 50], "area": 3000,
+              "iscrowd": 0} for k in range(8)]
+    (tmp_path / "boxes.json").write_text(json.dumps({"images": images, "annotations": boxes,
+                                                     "categories": [{"id": 1, "name": "thing"}]}))
+    label = (*base, "--prompts", tmp_path / "boxes.json", "--format", "coco")
+    local = cli(*label, "-o", tmp_path / "labelled-local.json")
+    remote = cli(*label, "-o", tmp_path / "labelled-dask.json", "--dask", address)
+    assert local.code == 0 and remote.code == 0, remote.stderr
+    assert (tmp_path / "labelled-dask.json").read_bytes() == (tmp_path / "labelled-local.json").read_bytes()
+    with distributed.Client(address, set_as_default=False) as client:
+        opened = client.run(lambda: [repr(key[1]) for key in __import__("segtools.io.cluster").io.cluster._cache
+                                     if key[0] == "predict" and "SamPrompting(" in repr(key[1])])
+    assert any(opened.values()), opened  # the prompting runs went through the workers' model cache
+
+
+def test_sam_shards_cover_the_images_once(cli, sam_inputs, tmp_path):
+    base = ("predict", sam_inputs / "images", "--weights", sam_inputs / "tiny_sam.pth", "--point", "60,45")
+    whole = cli(*base, "-o", tmp_path / "whole")
+    assert whole.code == 0, whole.stderr
+    for index in range(3):
+        part = cli(*base, "-o", tmp_path / "parts", "--shard", f"{index}/3")
+        assert part.code == 0, part.stderr
+    assert _files(tmp_path / "parts") == _files(tmp_path / "whole")
+
+
+def test_coco_results_of_shards_join_into_the_whole_runs(cli, sam_inputs, tmp_path):
+    """Names that are not numbers: ids count over all the inputs, not over a shard's, so the
+    shards' results join without two images sharing an id."""
+    folder = tmp_path / "named"
+    folder.mkdir()
+    for number, file in enumerate(sorted((sam_inputs / "images").iterdir())):
+        (folder / f"frame_{'abcd'[number]}.png").write_bytes(file.read_bytes())
+    base = ("predict", folder, "--weights", sam_inputs / "tiny_sam.pth", "--box", "28,18,92,72", "--format", "coco")
+    whole = cli(*base, "-o", tmp_path / "whole.json")
+    assert whole.code == 0, whole.stderr
+    joined = []
+    for index in range(2):
+        part = cli(*base, "-o", tmp_path / f"part{index}.json", "--shard", f"{index}/2")
+        assert part.code == 0, part.stderr
+        joined += json.loads((tmp_path / f"part{index}.json").read_text())
+    expected = json.loads((tmp_path / "whole.json").read_text())
+    assert sorted(e["image_id"] for e in expected) == [1, 2, 3, 4]
+    assert sorted(joined, key=lambda e: e["image_id"]) == sorted(expected, key=lambda e: e["image_id"])

@@ -111,7 +111,6 @@ def predict(
     from segtools.cli import predict_sam
 
     if predict_sam.wants_sam(locals()):  # Segment Anything: prompts or --everything
-        predict_cluster.refuse(dask, "Segment Anything")
         return predict_sam.predict_sam(locals())
     from segtools.cli import predict_instances as instance_cli
 

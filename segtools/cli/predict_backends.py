@@ -334,18 +334,17 @@ def _predict_instances(runner, specs, options: dict, video=None) -> None:
 
         predict_instances_video(video, process, _label_names(runner), fmt)
         return
-    items = predict_cluster.shard(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp",
-                                                                   ".webp")), options.get("shard"))
+    items, ids = predict_cluster.shard_ids(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff",
+                                                                           ".bmp", ".webp")), options.get("shard"))
     output = options.get("output")
     if fmt == "coco":
         target = None if output in (None, "-") else str(check_output_path(output, overwrite))
         targets = [None] * len(items)
     else:
         targets = output_targets(items, specs, output, ".png", overwrite)
-    from segtools.inference.instances import coco_results, image_ids
+    from segtools.inference.instances import coco_results
 
     names = _label_names(runner)
-    ids = image_ids([str(item.path) for item in items])
     results: list = []
     with progress(len(items), "predict") as advance:
         for index, item in enumerate(items):

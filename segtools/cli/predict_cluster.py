@@ -34,7 +34,18 @@ def shard(items: Sequence, spec: Optional[str]) -> list:
     return shard_items(items, parse_shard(spec))
 
 
-def _check_files(items: Sequence, targets: Sequence[Optional[str]]) -> None:
+def shard_ids(items: Sequence, spec: Optional[str]) -> tuple[list, list[int]]:
+    """The items of shard ``--shard I/N`` and their COCO ``image_id``: numbered over all the
+    inputs (:func:`~segtools.inference.instances.image_ids`), so that the results of the
+    shards join without two images sharing an id."""
+    from segtools.inference.instances import image_ids
+
+    every = dict(zip((item.path for item in items), image_ids([str(item.path) for item in items])))
+    chosen = shard(items, spec)
+    return chosen, [every[item.path] for item in chosen]
+
+
+def check_files(items: Sequence, targets: Sequence[Optional[str]]) -> None:
     if any(str(getattr(item, "path", item)) == "-" for item in items) or None in targets:
         raise UsageError("--dask: workers read and write files: give image files and -o FILE or DIR, not stdin/stdout")
 
@@ -44,7 +55,7 @@ def _refuse_video(video: Any) -> None:
         raise UsageError("--dask: predict maps over image files; a video is read by one process")
 
 
-def _run(dask: Optional[str], spec: Any, items: Sequence, targets: Sequence[Optional[str]], ids: Sequence = ()) -> list:
+def run_spec(dask: Optional[str], spec: Any, items: Sequence, targets: Sequence[Optional[str]], ids: Sequence = ()) -> list:
     from segtools.inference.cluster_predict import predict_on_cluster as run
     from segtools.io.cluster import use_dask
 
@@ -62,8 +73,8 @@ def predict_on_cluster(dask: Optional[str], items: Sequence, targets: Sequence[O
     from segtools.inference.cluster_predict import ModelSpec
 
     _refuse_video(video)
-    _check_files(items, targets)
-    _run(dask, ModelSpec(**model), items, targets)
+    check_files(items, targets)
+    run_spec(dask, ModelSpec(**model), items, targets)
 
 
 def runner_on_cluster(options: dict, runner: Any, items: Sequence, targets: Sequence[Optional[str]], tiling: Any,
@@ -74,7 +85,7 @@ def runner_on_cluster(options: dict, runner: Any, items: Sequence, targets: Sequ
     from segtools.inference.cluster_predict import RunnerSpec
 
     _refuse_video(video)
-    _check_files(items, targets)
+    check_files(items, targets)
     model, backend = options.get("model"), (options.get("backend") or "auto").lower()
     if backend == "hf" or model and model.startswith("hf:"):
         backend, model = "hf", model[3:] if model.startswith("hf:") else model
@@ -89,7 +100,7 @@ def runner_on_cluster(options: dict, runner: Any, items: Sequence, targets: Sequ
                       task=(options.get("task") or "semantic").lower(), batch=int(options.get("batch") or 4),
                       tiling=tiling, tta=tta, resize=resize, probs=bool(options.get("probs")),
                       overwrite=bool(options.get("overwrite")))
-    _run(options.get("dask"), spec, items, targets)
+    run_spec(options.get("dask"), spec, items, targets)
 
 
 def _classes(spec: Optional[str]):
@@ -101,19 +112,17 @@ def _classes(spec: Optional[str]):
 
 
 def instances_on_cluster(dask: Optional[str], items: Sequence, targets: Sequence[Optional[str]], fmt: str,
-                         coco_target: Optional[str], **model: Any) -> None:
+                         coco_target: Optional[str], ids: Sequence[int], **model: Any) -> None:
     """An instance model's run on the cluster: masks written by the workers, or COCO results
     gathered in input order and written here (``coco_target``; ``None`` for stdout)."""
     import json
 
     from segtools.inference.cluster_predict import InstanceSpec
-    from segtools.inference.instances import image_ids
     from segtools.io.streams import emit
 
-    _check_files(items, targets if fmt == "mask" else [""] * len(items))
+    check_files(items, targets if fmt == "mask" else [""] * len(items))
     spec = InstanceSpec(fmt=fmt, **model)
-    ids = image_ids([str(item.path) for item in items])
-    groups = _run(dask, spec, items, targets, ids=ids)
+    groups = run_spec(dask, spec, items, targets, ids=ids)
     if fmt == "coco":
         results = [result for group in groups for result in group]
         emit((json.dumps(results, separators=(",", ":")) + "\n").encode(), coco_target, "COCO results",

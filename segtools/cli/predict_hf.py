@@ -77,10 +77,11 @@ def predict_panoptic(runner, specs: list, options: dict) -> None:
 
     json_path, threshold = check_panoptic_request(options)
     overwrite = bool(options.get("overwrite"))
-    items = expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"))
-    from segtools.inference.instances import image_ids
+    from segtools.cli import predict_cluster
 
-    ids = image_ids([str(item.path) for item in items])
+    predict_cluster.refuse(options.get("dask"), "--task panoptic (its JSON and PNG folder are written by one process)")
+    items, ids = predict_cluster.shard_ids(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff",
+                                                                           ".bmp", ".webp")), options.get("shard"))
     names = _names(runner)
     annotations, images = [], []
     with progress(len(items), "predict") as advance:

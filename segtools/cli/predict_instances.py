@@ -94,19 +94,19 @@ def predict_instances(inputs: List[str], *, model: Optional[str], weights: Optio
         raise UsageError("no input: give image files or a folder, or pipe an image into stdin")
     from segtools.cli import predict_cluster
 
-    items = predict_cluster.shard(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp",
-                                                                   ".webp")), shard)
+    items, ids = predict_cluster.shard_ids(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff",
+                                                                           ".bmp", ".webp")), shard)
     if fmt == "coco":
         target = None if output in (None, "-") else str(check_output_path(output, overwrite))
         targets = [None] * len(items)
     else:
         targets = output_targets(items, specs, output, ".png", overwrite)
     with parameters_as_flags(FLAGS):
-        from segtools.inference.instances import InstanceRunner, coco_results, image_ids, load_detector
+        from segtools.inference.instances import InstanceRunner, coco_results, load_detector
 
         if predict_cluster.wanted(dask):  # each worker loads the model once and writes its items
             return predict_cluster.instances_on_cluster(
-                dask, items, targets, fmt, target if fmt == "coco" else None, model=model, weights=weights, arch=arch,
+                dask, items, targets, fmt, target if fmt == "coco" else None, ids, model=model, weights=weights, arch=arch,
                 min_score=min_score, max_dets=int(max_dets or 100), mask_threshold=threshold, device=device,
                 amp=(amp_dtype or True) if amp else False, batch=batch, overwrite=overwrite)
         options = {"box_score_thresh": min_score, "box_detections_per_img": int(max_dets or 100)}
@@ -116,7 +116,6 @@ def predict_instances(inputs: List[str], *, model: Optional[str], weights: Optio
         paths = [item.path for item in items]
         images = (read_image(path) for path in paths)
         results: list = []
-        ids = image_ids([str(p) for p in paths])
         with progress(len(items), "predict") as advance:
             for index, found in enumerate(runner.predict_many(images)):
                 if fmt == "coco":

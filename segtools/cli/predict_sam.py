@@ -181,6 +181,11 @@ def predict_sam(options: dict) -> None:
 
     video = predict_options_request(options)  # the frames of a video, camera or stream (None: images)
     if video is not None:
+        from segtools.cli import predict_cluster
+
+        predict_cluster.refuse(options.get("dask"), "a video (it is read by one process)")
+        if options.get("shard") is not None:
+            raise UsageError("--shard: not for a video (it is read by one process)")
         from segtools.cli.video_predict import predict_sam_options_video
 
         with parameters_as_flags(FLAGS):
@@ -192,12 +197,17 @@ def predict_sam(options: dict) -> None:
         from segtools.cli import predict_sam_run as run
 
         if dataset_file:
+            if options.get("shard") is not None:
+                raise UsageError("--shard: not for --prompts with box annotations, which writes one resumable "
+                                 "dataset (use --dask or --jobs to share its images)")
             return run.label_boxes(specs, dataset_file, model=model, weights=weights, arch=arch, output=output,
                                    device=device, overwrite=overwrite, embeddings=embeddings, clip=clip,
-                                   multimask=multimask, fmt=fmt, jobs=options.get("jobs", 1))
+                                   multimask=multimask, fmt=fmt, jobs=options.get("jobs", 1),
+                                   dask=options.get("dask"))
         count = run.predict_images(specs, model=model, weights=weights, arch=arch, output=output, fmt=fmt,
                                    probs=probs, device=device, overwrite=overwrite, points=points, boxes=boxes,
                                    multimask=multimask, everything=everything, everything_options=everything_options,
-                                   embeddings=embeddings, clip=clip)
+                                   embeddings=embeddings, clip=clip, dask=options.get("dask"),
+                                   shard=options.get("shard"))
     if count > 1:
         info(f"predicted {count} images")

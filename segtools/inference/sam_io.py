@@ -257,16 +257,7 @@ class BoxLabeller:
         """This process's runner and embedding cache (loaded on first use)."""
         found = _RUNNERS.get(self)
         if found is None:
-            from segtools.inference.device import resolve_device
-            from segtools.inference.sam import SamRunner
-            from segtools.inference.sam2 import runner_if_sam2
-
-            found = runner_if_sam2(self.model, self.weights, self.arch, resolve_device(self.device), self.embeddings)
-            if found is None:
-                sam = load_sam_model(self.model, self.weights, self.arch)
-                cache = EmbeddingCache(Path(self.embeddings), model_key(sam)) if self.embeddings else None
-                found = (SamRunner(sam, resolve_device(self.device)), cache)
-            _RUNNERS[self] = found
+            found = _RUNNERS[self] = open_sam_runner(self.model, self.weights, self.arch, self.device, self.embeddings)
         return found
 
     def __call__(self, task: tuple[str, np.ndarray]) -> list[tuple[dict, int, float]]:
@@ -283,6 +274,112 @@ class BoxLabeller:
 
 
 _RUNNERS: dict = {}
+
+
+def open_sam_runner(model: str | None, weights: str | None, arch: str | None, device: str | None = "cpu",
+                    embeddings: str | None = None):
+    """(runner, embedding cache or ``None``) of a SAM, MobileSAM or SAM 2.1 registry name or
+    checkpoint, on ``device`` (``auto``, ``cpu``, ``cuda``…); ``embeddings``: the folder of
+    the cache."""
+    from segtools.inference.device import resolve_device
+    from segtools.inference.sam import SamRunner
+    from segtools.inference.sam2 import runner_if_sam2
+
+    found = runner_if_sam2(model, weights, arch, resolve_device(device), embeddings)
+    if found is not None:  # SAM 2.1: its own runner and embedding cache
+        return found
+    sam = load_sam_model(model, weights, arch)
+    cache = EmbeddingCache(Path(embeddings), model_key(sam)) if embeddings else None
+    return SamRunner(sam, resolve_device(device)), cache
+
+
+@dataclass(frozen=True)
+class SamPrompting:
+    """One ``predict`` run of SAM over images, image by image: the same ``points``
+    (x, y, label) and ``boxes`` (xyxy) for every image, or ``everything`` (its options as
+    ``(name, value)`` pairs). Picklable and small: a ``--dask`` task carries it (never the
+    model), and each worker opens the model once (:meth:`load`).
+
+    Per image (:meth:`predict_one`): one mask → a label PNG (``background``/``object``);
+    several, or ``everything`` → an instance-id PNG with scores (large masks painted
+    first, so small ones stay on top; prompts: lowest score first, so the best owns
+    contested pixels); ``probs`` → the prompts' mask probabilities (.npz); ``fmt="coco"``
+    → the image's COCO results, returned instead of written."""
+
+    model: str | None = None
+    weights: str | None = None
+    arch: str | None = None
+    device: str = "auto"
+    embeddings: str | None = None
+    points: tuple = ()
+    boxes: tuple = ()
+    multimask: bool | None = None
+    clip: bool = False
+    everything: tuple | None = None
+    probs: bool = False
+    fmt: str = "mask"
+    overwrite: bool = False
+    batch: int = 1  # images per --dask task
+
+    def load(self):
+        """(runner, cache, everything options) of this process."""
+        from segtools.inference.sam_auto import EverythingOptions
+
+        options = EverythingOptions(**dict(self.everything)).check() if self.everything is not None else None
+        runner, cache = open_sam_runner(self.model, self.weights, self.arch, self.device, self.embeddings)
+        return runner, cache, options
+
+    def predict_one(self, loaded, path: str, target: str | None, image_id) -> list[dict]:
+        """Predict the image at ``path`` and write it to ``target``; its COCO results (``[]``
+        unless ``fmt="coco"``)."""
+        from segtools.inference.sam import best_masks
+        from segtools.inference.sam_auto import generate_masks
+        from segtools.io.images import read_image, to_rgb8
+        from segtools.io.masks import write_label_mask, write_score_map
+        from segtools.io.meta import ClassMeta
+        from segtools.io.streams import emit
+
+        runner, cache, options = loaded
+        image = to_rgb8(read_image(path))
+        if options is not None:
+            found = generate_masks(runner, image, options)
+            masks, scores = found.masks, found.iou
+            if not len(masks):  # nothing passed the filters: no instance, an image-sized background
+                masks = np.zeros((0, *image.shape[:2]), bool)
+            order = np.argsort(-masks.sum(axis=(1, 2)), kind="stable")  # large first, small on top
+        else:
+            point_xy = np.array([p[:2] for p in self.points], np.float64).reshape(1, -1, 2) if self.points else None
+            labels = np.array([p[2] for p in self.points], np.int64).reshape(1, -1) if self.points else None
+            box_arr = np.array(self.boxes, np.float64).reshape(-1, 4) if self.boxes else None
+            single_point = point_xy is not None and point_xy.shape[1] == 1 and box_arr is None
+            multi = single_point if self.multimask is None else bool(self.multimask)
+            pred = runner.predict(encode_cached(runner, image, cache), point_xy, labels, box_arr, multimask=multi,
+                                  clip=self.clip, return_logits=self.probs)
+            masks, scores, chosen = best_masks(pred)
+            order = np.argsort(scores, kind="stable")  # lowest score first: the best owns contested pixels
+            if self.probs:
+                logits = pred.logits[np.arange(len(chosen)), chosen]
+                score_map = (1 / (1 + np.exp(-logits))).astype(np.float32)
+                write_score_map(score_map[0] if len(score_map) == 1 else score_map, target,
+                                ClassMeta(names=("object",), ignore_index=None), self.overwrite)
+                return []
+        if self.fmt == "coco":
+            return coco_entries(masks, scores, [1] * len(masks), image_id)
+        if len(masks) == 1 and options is None:
+            write_label_mask(masks[0].astype(np.uint8), target,
+                             ClassMeta(names=("background", "object"), palette=((0, 0, 0), (255, 255, 255)),
+                                       ignore_index=None), self.overwrite)
+        else:
+            emit(instance_png(masks, scores, [0] * len(masks), ["object"], order), target, "a PNG mask",
+                 self.overwrite)
+        return []
+
+    def run(self, loaded, item) -> list[dict]:
+        """A ``--dask`` task's images (``item``: a :class:`~segtools.inference.cluster_predict.PredictItem`)."""
+        results: list = []
+        for index, path in enumerate(item.sources):
+            results.extend(self.predict_one(loaded, path, item.targets[index], item.ids[index] if item.ids else None))
+        return results
 
 
 def _in_worker_threads(jobs: int) -> None:
