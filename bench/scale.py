@@ -14,6 +14,10 @@
 0. Start-up: ``metrics`` on 2 pairs, ``--jobs 1`` against ``--dask local:2`` with the workers
    forked (the default where the system can) and spawned (Dask's own default), so the
    difference is what a command pays for its cluster.
+Both also run against an already started LocalCluster of 2 workers by its address
+(``--dask tcp://…``, the way a team's running cluster is used): the command then pays only
+for connecting and the per-item cost, and (predict) the workers keep the model they loaded
+in an earlier repeat, as a long-lived cluster does.
 3. The task graph's cost per item: :func:`segtools.io.parallel.pmap` of a trivial function
    over 1k and 10k items on an already started LocalCluster of 2 workers, against local
    ``--jobs 2`` processes: the per-item cost should stay flat as items grow.
@@ -65,7 +69,7 @@ def _row(name: str, secs: float, base: float, jobs2: float | None = None) -> Non
     print(f"  {name:<22} {secs:8.2f} s  {base / secs:6.2f}× --jobs 1{extra}")
 
 
-def bench_metrics(root: Path, pairs: int, repeat: int) -> None:
+def bench_metrics(root: Path, pairs: int, repeat: int, address: str | None = None) -> None:
     _pairs(root, pairs)
     args = ("metrics", root / "pred", root / "gt", "--classes", "camvid", "-f", "json")
     outputs = {}
@@ -77,14 +81,17 @@ def bench_metrics(root: Path, pairs: int, repeat: int) -> None:
     one = best_seconds(run("--jobs", "1"), repeat)
     two = best_seconds(run("--jobs", "2"), repeat)
     dask = best_seconds(run("--dask", "local:2"), repeat)
+    started = best_seconds(run("--dask", address), repeat) if address else None
     _row("--jobs 1", one, one)
     _row("--jobs 2", two, one)
     _row("--dask local:2", dask, one, two)
+    if started is not None:
+        _row("--dask ADDRESS (running)", started, one, two)
     same = len(set(outputs.values())) == 1
     print(f"  reports byte-identical: {same}")
 
 
-def bench_predict(root: Path, frames: int, repeat: int) -> None:
+def bench_predict(root: Path, frames: int, repeat: int, address: str | None = None) -> None:
     files = sorted((CAMVID / "val").glob("*.png"))
     folder = root / "frames"
     folder.mkdir()
@@ -103,9 +110,13 @@ def bench_predict(root: Path, frames: int, repeat: int) -> None:
 
     one = best_seconds(run("one"), repeat)
     dask = best_seconds(run("dask", "--dask", "local:2"), repeat)
+    started = best_seconds(run("running", "--dask", address), repeat) if address else None
     _row("one process", one, one)
     _row("--dask local:2", dask, one)
-    print(f"  label PNGs byte-identical: {results.get('one') == results.get('dask')}")
+    if started is not None:
+        _row("--dask ADDRESS (running)", started, one)
+    same = all(results.get(name) == results.get("one") for name in ("dask", "running") if name in results)
+    print(f"  label PNGs byte-identical: {same}")
 
 
 def bench_startup(root: Path, repeat: int) -> None:
@@ -178,10 +189,20 @@ def main() -> None:
         started = time.perf_counter()
         if options.only in (None, "startup"):
             bench_startup(root, options.repeat)
-        if options.only in (None, "metrics"):
-            bench_metrics(root, options.pairs, options.repeat)
-        if options.only in (None, "predict") and not options.skip_predict:
-            bench_predict(root, options.frames, options.repeat)
+        cluster = None
+        if options.only in (None, "metrics", "predict"):
+            from segtools.io.cluster import _local_cluster
+
+            cluster = _local_cluster(2)  # the running cluster of the "--dask ADDRESS" rows
+        try:
+            address = cluster.scheduler_address if cluster is not None else None
+            if options.only in (None, "metrics"):
+                bench_metrics(root, options.pairs, options.repeat, address)
+            if options.only in (None, "predict") and not options.skip_predict:
+                bench_predict(root, options.frames, options.repeat, address)
+        finally:
+            if cluster is not None:
+                cluster.close()
         if options.only in (None, "overhead"):
             bench_overhead(options.repeat)
         print(f"({time.perf_counter() - started:.0f} s in all; load average now {os.getloadavg()[0]:.1f})")

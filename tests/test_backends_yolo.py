@@ -39,10 +39,14 @@ class TinyYoloSeg(torch.nn.Module):
 
 @pytest.fixture(scope="module")
 def yolo_graph(tmp_path_factory):
+    return make_yolo_graph(tmp_path_factory.mktemp("yolo") / "yolo-seg.onnx")
+
+
+def make_yolo_graph(path):
+    """The seeded TinyYoloSeg exported to ``path`` with Ultralytics' metadata; ``path``."""
     import onnx
 
     torch.manual_seed(3)
-    path = tmp_path_factory.mktemp("yolo") / "yolo-seg.onnx"
     with torch.no_grad():
         torch.onnx.export(TinyYoloSeg().eval(), (torch.zeros(1, 3, SIZE, SIZE),), str(path), input_names=["images"],
                           output_names=["output0", "output1"], opset_version=17, dynamo=False)

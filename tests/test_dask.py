@@ -428,3 +428,23 @@ def test_coco_results_of_shards_join_into_the_whole_runs(cli, sam_inputs, tmp_pa
     expected = json.loads((tmp_path / "whole.json").read_text())
     assert sorted(e["image_id"] for e in expected) == [1, 2, 3, 4]
     assert sorted(joined, key=lambda e: e["image_id"]) == sorted(expected, key=lambda e: e["image_id"])
+
+
+def test_yolo_seg_on_the_cluster_writes_the_local_masks_and_coco_results(cli, frames, scheduler, tmp_path):
+    """A YOLO-seg ONNX graph (the tiny one of the YOLO tests): each worker opens it once;
+    instance masks and COCO results equal those of a local run on one thread."""
+    pytest.importorskip("onnxruntime", reason="YOLO-seg graphs run in ONNX Runtime (segtools[onnx])")
+    pytest.importorskip("onnx", reason="the test writes its graph with onnx")
+    from test_backends_yolo import make_yolo_graph
+
+    graph = make_yolo_graph(tmp_path / "yolo-seg.onnx")
+    args = ("predict", frames, "--model", graph, "--min-score", "0.05", "--threads", "1")
+    local = cli(*args, "-o", tmp_path / "local")
+    remote = cli(*args, "-o", tmp_path / "dask", "--dask", scheduler.scheduler_address)
+    assert local.code == 0 and remote.code == 0, remote.stderr
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local") and len(_files(tmp_path / "local")) == 8
+    local = cli(*args, "--format", "coco", "-o", tmp_path / "local.json")
+    remote = cli(*args, "--format", "coco", "-o", tmp_path / "dask.json", "--dask", scheduler.scheduler_address)
+    assert local.code == 0 and remote.code == 0, remote.stderr
+    assert (tmp_path / "dask.json").read_bytes() == (tmp_path / "local.json").read_bytes()
+    assert json.loads((tmp_path / "local.json").read_text())  # something was found

@@ -23,8 +23,6 @@ ORG/NAME is looked up in the local Hugging Face cache only — nothing is downlo
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any, Mapping
 

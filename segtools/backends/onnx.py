@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import ast
 import os
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np

@@ -9,7 +9,6 @@ Two forms share one command (and one option list):
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from typing import List, Optional
 

@@ -309,7 +309,6 @@ def _predict_instances(runner, specs, options: dict, video=None) -> None:
     from segtools.cli.options import output_targets
     from segtools.errors import UsageError
     from segtools.io.batch import expand_inputs
-    from segtools.io.images import read_image
     from segtools.io.streams import check_output_path, emit
 
     for flag, name in (("--probs", "probs"), ("--tta", "tta"), ("--tile", "tile"), ("--resize", "resize")):
@@ -317,7 +316,6 @@ def _predict_instances(runner, specs, options: dict, video=None) -> None:
             raise UsageError(f"{flag} is for semantic models; an instance model predicts whole images")
     from segtools.cli import predict_cluster
 
-    predict_cluster.refuse(options.get("dask"), "YOLO-seg or universal instance models (ONNX, transformers)")
     fmt = options.get("fmt") or "mask"
     if fmt not in ("mask", "coco"):
         raise UsageError(f"--format {fmt!r}: choose mask or coco")
@@ -342,18 +340,26 @@ def _predict_instances(runner, specs, options: dict, video=None) -> None:
         targets = [None] * len(items)
     else:
         targets = output_targets(items, specs, output, ".png", overwrite)
-    from segtools.inference.instances import coco_results
+    from segtools.inference.cluster_predict import InstanceRunnerSpec
 
-    names = _label_names(runner)
-    results: list = []
-    with progress(len(items), "predict") as advance:
-        for index, item in enumerate(items):
-            found = runner.predict(read_image(item.path), conf=min_score, max_det=max_dets)
-            if fmt == "coco":
-                results.extend(coco_results(found, ids[index]))
-            else:
-                _write_instance_mask(found, targets[index], names, overwrite)
-            advance(index)
+    backend, model = predict_cluster.runner_source(options)
+    spec = InstanceRunnerSpec(backend=backend, model=model, device=options.get("device") or "auto",
+                              threads=options.get("threads") or None,
+                              classes=getattr(runner, "classes", None) or predict_cluster.class_list(options.get("classes")),
+                              preprocessing=predict_cluster.preprocessing(options),
+                              task=(options.get("task") or "instance").lower(), min_score=min_score, max_dets=max_dets,
+                              names=("__background__", *_label_names(runner)), fmt=fmt, overwrite=overwrite,
+                              batch=int(options.get("batch") or 4))
+    if predict_cluster.wanted(options.get("dask")):  # each worker opens the model once and writes its images
+        predict_cluster.check_files(items, targets if fmt == "mask" else [""] * len(items))
+        groups = predict_cluster.run_spec(options.get("dask"), spec, items, targets, ids=ids)
+        results = [entry for group in groups for entry in group]
+    else:
+        results = []
+        with progress(len(items), "predict") as advance:
+            for index, item in enumerate(items):
+                results.extend(spec.predict_one(runner, item.path, targets[index], ids[index]))
+                advance(index)
     if fmt == "coco":
         emit((json.dumps(results, separators=(",", ":")) + "\n").encode(), target, "COCO results", overwrite)
     if len(items) > 1:
@@ -367,12 +373,3 @@ def _label_names(runner) -> list[str]:
     return [f"class_{k}" for k in range(count)]
 
 
-def _write_instance_mask(found, target, names: list[str], overwrite: bool) -> None:
-    from segtools.formats.instances import encode_instance_png, instance_meta
-    from segtools.inference.instances import instance_id_mask
-    from segtools.io.streams import emit
-
-    ids, instance_class, instance_score = instance_id_mask(found)
-    meta = instance_meta(instance_class, names)
-    meta.extra["instance_score"] = instance_score
-    emit(encode_instance_png(ids, meta), target, "a PNG mask", overwrite)

@@ -3,7 +3,9 @@
 The command checks its options and opens the model once itself (a bad model fails before a
 cluster is reached), then hands the items and a spec of the model to the cluster: torch
 semantic models (:func:`predict_on_cluster`), ONNX and transformers models
-(:func:`runner_on_cluster`), instance models (:func:`instances_on_cluster`).
+(:func:`runner_on_cluster`), Mask / Faster R-CNN (:func:`instances_on_cluster`); YOLO-seg,
+universal instance models and Segment Anything build their spec where they run locally
+and hand it to :func:`run_spec`.
 """
 
 from __future__ import annotations
@@ -81,29 +83,51 @@ def runner_on_cluster(options: dict, runner: Any, items: Sequence, targets: Sequ
                       tta: Any, resize: Any, video: Any = None) -> None:
     """``predict``'s ONNX / transformers semantic run (``options``: its parameters by name;
     ``runner``: the model the command opened) on the cluster."""
-    from segtools.cli import predict_backends
     from segtools.inference.cluster_predict import RunnerSpec
 
     _refuse_video(video)
     check_files(items, targets)
-    model, backend = options.get("model"), (options.get("backend") or "auto").lower()
-    if backend == "hf" or model and model.startswith("hf:"):
-        backend, model = "hf", model[3:] if model.startswith("hf:") else model
-    else:
-        backend = "onnx"
-        if model is None or model == predict_backends._default_name():
-            model = str(predict_backends.default_onnx(model))
+    backend, model = runner_source(options)
     spec = RunnerSpec(backend=backend, model=model, device=options.get("device") or "auto",
-                      threads=options.get("threads") or None, classes=_classes(options.get("classes")),
-                      preprocessing=tuple(sorted(predict_backends._preprocessing(
-                          options.get("mean"), options.get("std"), options.get("scale")).items())),
+                      threads=options.get("threads") or None,
+                      classes=getattr(runner, "classes", None) or class_list(options.get("classes")),
+                      preprocessing=preprocessing(options),
                       task=(options.get("task") or "semantic").lower(), batch=int(options.get("batch") or 4),
                       tiling=tiling, tta=tta, resize=resize, probs=bool(options.get("probs")),
                       overwrite=bool(options.get("overwrite")))
     run_spec(options.get("dask"), spec, items, targets)
 
 
-def _classes(spec: Optional[str]):
+def runner_source(options: dict) -> tuple[str, str]:
+    """(back-end, model) a worker opens for ``predict``'s ONNX / transformers options: ``hf``
+    and a folder or ``ORG/NAME``, or ``onnx`` and a graph's path (the default model's twin
+    for no model)."""
+    from segtools.cli import predict_backends
+
+    from segtools.cli.predict_hf import hf_entry
+
+    model, backend = options.get("model"), (options.get("backend") or "auto").lower()
+    entry = hf_entry(model)
+    if entry is not None:  # a pulled registry entry: its folder (pulled on every worker's machine too)
+        from segtools.weights import registry
+
+        return "hf", str(registry.resolve(entry.name)[1])
+    if backend == "hf" or model and model.startswith("hf:"):
+        return "hf", model[3:] if model.startswith("hf:") else model
+    if model is None or model == predict_backends._default_name():
+        model = str(predict_backends.default_onnx(model))
+    return "onnx", model
+
+
+def preprocessing(options: dict) -> tuple:
+    """``--mean``/``--std``/``--scale`` as the sorted pairs a spec carries."""
+    from segtools.cli import predict_backends
+
+    return tuple(sorted(predict_backends._preprocessing(options.get("mean"), options.get("std"),
+                                                        options.get("scale")).items()))
+
+
+def class_list(spec: Optional[str]):
     if not spec:
         return None
     from segtools.io.meta import load_classes

@@ -9,7 +9,9 @@ outputs with the atomic writers of a local run.
 Items travel in groups of ``batch`` consecutive images, the groups a local run batches
 (for images of one size), so a worker's forward passes see the same batches and write the
 same bytes. Specs: :class:`ModelSpec` (torch semantic models), :class:`RunnerSpec` (ONNX
-Runtime and transformers), :class:`InstanceSpec` (Mask / Faster R-CNN).
+Runtime and transformers), :class:`InstanceSpec` (Mask / Faster R-CNN),
+:class:`InstanceRunnerSpec` (YOLO-seg graphs, universal transformers models), and
+:class:`segtools.inference.sam_io.SamPrompting` (Segment Anything).
 """
 
 from __future__ import annotations
@@ -147,6 +149,59 @@ class InstanceSpec:
             else:
                 write_instance_mask(found, item.targets[index], label_names, self.overwrite)
         return results if self.fmt == "coco" else len(item.sources)
+
+
+@dataclass(frozen=True)
+class InstanceRunnerSpec:
+    """A YOLO-seg ONNX graph (``backend="onnx"``) or a universal transformers model
+    (``backend="hf"``: Mask2Former, MaskFormer, OneFormer with ``task="instance"``) and the
+    command's settings; ``names``: the label names, background first. Per image
+    (:meth:`predict_one`, the local run's too): an instance-id mask written, or (``fmt``
+    ``coco``) the image's COCO results returned."""
+
+    backend: str
+    model: str
+    device: str = "auto"
+    threads: Optional[int] = None
+    classes: Any = None
+    preprocessing: tuple = ()
+    task: str = "instance"
+    min_score: float = 0.25
+    max_dets: int = 300
+    names: tuple = ()
+    fmt: str = "mask"
+    overwrite: bool = False
+    batch: int = 4
+
+    def load(self):
+        from segtools.io.parallel import kernel_threads
+
+        preprocessing = dict(self.preprocessing)
+        if self.backend == "hf":
+            from segtools.backends.hf import open_hf
+
+            return open_hf(self.model, device=self.device, classes=self.classes, task=self.task,
+                           preprocessing=preprocessing)
+        from segtools.backends.onnx import open_onnx
+
+        return open_onnx(self.model, device=self.device, threads=self.threads or kernel_threads(),
+                         classes=self.classes, preprocessing=preprocessing)
+
+    def predict_one(self, runner, path: str, target: Optional[str], image_id) -> list:
+        from segtools.inference.instances import coco_results
+        from segtools.io.images import read_image
+
+        found = runner.predict(read_image(path), conf=self.min_score, max_det=self.max_dets)
+        if self.fmt == "coco":
+            return coco_results(found, image_id)
+        write_instance_mask(found, target, self.names, self.overwrite)
+        return []
+
+    def run(self, runner, item: "PredictItem") -> list:
+        results: list = []
+        for index, path in enumerate(item.sources):
+            results.extend(self.predict_one(runner, path, item.targets[index], item.ids[index] if item.ids else None))
+        return results
 
 
 def write_instance_mask(found, target: Optional[str], label_names: Sequence[str], overwrite: bool) -> None:

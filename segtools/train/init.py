@@ -15,7 +15,6 @@ backbone learning-rate factor.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch

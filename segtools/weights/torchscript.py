@@ -92,7 +92,7 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu",
         When the file is missing, is neither (e.g. a state dict), is corrupt, or would need
         code to load.
     """
-    from segtools.weights.archive import TORCH_EXPORT, TORCHSCRIPT, classify_zip, quiet_torch, zip_members
+    from segtools.weights.archive import TORCH_EXPORT, TORCHSCRIPT, quiet_torch
     from segtools.weights.checkpoint import file_kind
 
     path = Path(path)
