@@ -86,15 +86,11 @@ def _unreadable(url: str, exc: Exception) -> InputError:
 
 
 def read_object(url: str, size: Optional[int] = None) -> bytes:
-    """The bytes of the object at ``url`` (its first ``size`` bytes: one ranged GET)."""
+    """The bytes of the object at ``url`` (its first ``size`` bytes): one GET, ranged for a
+    ``size`` (a range past the end gives the whole object, as a file's ``read(size)``)."""
     fs, path, _ = _filesystem(url)
     try:
-        if size is None:
-            return fs.cat_file(path)
-        info = fs.info(path)
-        if info.get("type") == "directory":
-            raise IsADirectoryError(path)
-        return fs.cat_file(path, start=0, end=min(int(size), int(info.get("size") or size)))
+        return fs.cat_file(path) if size is None else fs.cat_file(path, start=0, end=int(size))
     except Exception as exc:
         raise _unreadable(url, exc) from None
 
