@@ -102,8 +102,10 @@ def is_prefix(url: str) -> bool:
     fs, path, _ = _filesystem(url)
     try:
         return bool(fs.isdir(path))
-    except Exception:  # unreachable or refused: the listing that follows says so
+    except FileNotFoundError:
         return False
+    except Exception as exc:  # unreachable or refused: said once, not again by every later call
+        raise _unreadable(url, exc) from None
 
 
 def join(url: str, relative: str) -> str:
@@ -173,8 +175,10 @@ def first_object(url: str, extensions: Sequence[str]) -> Optional[str]:
         root = path.rstrip("/")
         names = sorted(entry["name"][len(root):].lstrip("/") for entry in fs.ls(root, detail=True)
                        if entry.get("type") != "directory")
-    except Exception:  # the batch's own listing says what is wrong
+    except FileNotFoundError:  # the batch's own listing says what is missing
         return None
+    except Exception as exc:  # unreachable or refused: said once, not again by every later call
+        raise _unreadable(url, exc) from None
     return next((join(url, name) for name in names
                  if name.lower().endswith(tuple(extensions)) and not name.startswith(".")), None)
 
