@@ -28,25 +28,7 @@ import tempfile
 from pathlib import Path
 
 from _timing import best_seconds
-
-CAMVID = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
-
-
-def _pairs(root: Path, count: int) -> None:
-    import cv2
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    files = sorted((CAMVID / "valannot").glob("*.png"))
-    for number in range(count):
-        gt = cv2.imread(str(files[number % len(files)]), cv2.IMREAD_UNCHANGED)
-        pred = np.roll(gt, 1 + number % 7, axis=1)
-        flip = rng.random(gt.shape) < 0.03
-        pred[flip] = rng.integers(0, 11, int(flip.sum()))
-        for side, labels in (("gt", gt), ("pred", pred)):
-            (root / side).mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(root / side / f"{number:04d}.png"), labels)
-
+from scale import CAMVID, _pairs
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -74,6 +56,7 @@ def main() -> None:
         fs.mkdir("bench")
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
+            (root / "data").mkdir()
             _pairs(root / "data", options.pairs)
             fs.put(str(root / "data") + "/", "bench/data/", recursive=True)
             args = ("--classes", "camvid", "-f", "json")

@@ -289,14 +289,21 @@ def test_predict_with_an_instance_model_writes_the_local_masks_and_coco_results(
     for file in sorted(frames.iterdir())[:3]:
         (few / file.name).write_bytes(file.read_bytes())
     args = ("predict", few, "--weights", checkpoint, "--arch", arch, "--min-score", "0.3", "--batch", "2")
+    _masks_and_results_equal_a_local_run(cli, args, scheduler.scheduler_address, tmp_path, 3)
+
+
+def _masks_and_results_equal_a_local_run(cli, args, address: str, tmp_path: Path, count: int) -> list:
+    """``predict ARGS`` into instance masks and into COCO results, locally and on the
+    cluster at ``address``: the same bytes; the COCO results."""
     local = cli(*args, "-o", tmp_path / "local")
-    remote = cli(*args, "-o", tmp_path / "dask", "--dask", scheduler.scheduler_address)
+    remote = cli(*args, "-o", tmp_path / "dask", "--dask", address)
     assert local.code == 0 and remote.code == 0, remote.stderr
-    assert _files(tmp_path / "dask") == _files(tmp_path / "local") and len(_files(tmp_path / "local")) == 3
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local") and len(_files(tmp_path / "local")) == count
     local = cli(*args, "--format", "coco", "-o", tmp_path / "local.json")
-    remote = cli(*args, "--format", "coco", "-o", tmp_path / "dask.json", "--dask", scheduler.scheduler_address)
+    remote = cli(*args, "--format", "coco", "-o", tmp_path / "dask.json", "--dask", address)
     assert local.code == 0 and remote.code == 0, remote.stderr
     assert (tmp_path / "dask.json").read_bytes() == (tmp_path / "local.json").read_bytes()
+    return json.loads((tmp_path / "local.json").read_text())
 
 
 def test_predict_to_stdout_on_the_cluster_is_refused_by_name(cli, frames, scheduler):
@@ -439,12 +446,4 @@ def test_yolo_seg_on_the_cluster_writes_the_local_masks_and_coco_results(cli, fr
 
     graph = make_yolo_graph(tmp_path / "yolo-seg.onnx")
     args = ("predict", frames, "--model", graph, "--min-score", "0.05", "--threads", "1")
-    local = cli(*args, "-o", tmp_path / "local")
-    remote = cli(*args, "-o", tmp_path / "dask", "--dask", scheduler.scheduler_address)
-    assert local.code == 0 and remote.code == 0, remote.stderr
-    assert _files(tmp_path / "dask") == _files(tmp_path / "local") and len(_files(tmp_path / "local")) == 8
-    local = cli(*args, "--format", "coco", "-o", tmp_path / "local.json")
-    remote = cli(*args, "--format", "coco", "-o", tmp_path / "dask.json", "--dask", scheduler.scheduler_address)
-    assert local.code == 0 and remote.code == 0, remote.stderr
-    assert (tmp_path / "dask.json").read_bytes() == (tmp_path / "local.json").read_bytes()
-    assert json.loads((tmp_path / "local.json").read_text())  # something was found
+    assert _masks_and_results_equal_a_local_run(cli, args, scheduler.scheduler_address, tmp_path, 8)  # some found

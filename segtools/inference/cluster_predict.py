@@ -60,10 +60,11 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class RunnerSpec:
-    """A semantic ONNX graph (``backend="onnx"``, ``model`` its path) or Hugging Face model
-    (``backend="hf"``, ``model`` a folder or ``ORG/NAME``) and the
-    :class:`~segtools.backends.runner.RunnerPredictor` settings of the command."""
+class _RuntimeModel:
+    """A model run by ONNX Runtime (``backend="onnx"``, ``model`` a graph's path) or
+    transformers (``backend="hf"``, ``model`` a folder or ``ORG/NAME``), as the command
+    opened it; :meth:`open` opens the same in a worker (ONNX Runtime on one thread there
+    unless ``threads`` says otherwise: the workers fill the cores)."""
 
     backend: str
     model: str
@@ -72,6 +73,27 @@ class RunnerSpec:
     classes: Any = None
     preprocessing: tuple = ()
     task: str = "semantic"
+
+    def open(self):
+        from segtools.io.parallel import kernel_threads
+
+        preprocessing = dict(self.preprocessing)
+        if self.backend == "hf":
+            from segtools.backends.hf import open_hf
+
+            return open_hf(self.model, device=self.device, classes=self.classes, task=self.task,
+                           preprocessing=preprocessing)
+        from segtools.backends.onnx import open_onnx
+
+        return open_onnx(self.model, device=self.device, threads=self.threads or kernel_threads(),
+                         classes=self.classes, preprocessing=preprocessing)
+
+
+@dataclass(frozen=True)
+class RunnerSpec(_RuntimeModel):
+    """A semantic ONNX graph or Hugging Face model and the
+    :class:`~segtools.backends.runner.RunnerPredictor` settings of the command."""
+
     batch: int = 4
     tiling: Any = None
     tta: Any = None
@@ -82,20 +104,8 @@ class RunnerSpec:
     def load(self):
         from segtools.backends.runner import RunnerPredictor
         from segtools.inference.files import legend
-        from segtools.io.parallel import kernel_threads
 
-        preprocessing = dict(self.preprocessing)
-        if self.backend == "hf":
-            from segtools.backends.hf import open_hf
-
-            runner = open_hf(self.model, device=self.device, classes=self.classes, task=self.task,
-                             preprocessing=preprocessing)
-        else:
-            from segtools.backends.onnx import open_onnx
-
-            # ONNX Runtime's own pool: one thread per worker unless --threads says otherwise
-            runner = open_onnx(self.model, device=self.device, threads=self.threads or kernel_threads(),
-                               classes=self.classes, preprocessing=preprocessing)
+        runner = self.open()
         if getattr(runner, "kind", "semantic") == "predictor":
             predictor = runner
         else:
@@ -152,19 +162,12 @@ class InstanceSpec:
 
 
 @dataclass(frozen=True)
-class InstanceRunnerSpec:
-    """A YOLO-seg ONNX graph (``backend="onnx"``) or a universal transformers model
-    (``backend="hf"``: Mask2Former, MaskFormer, OneFormer with ``task="instance"``) and the
-    command's settings; ``names``: the label names, background first. Per image
-    (:meth:`predict_one`, the local run's too): an instance-id mask written, or (``fmt``
-    ``coco``) the image's COCO results returned."""
+class InstanceRunnerSpec(_RuntimeModel):
+    """A YOLO-seg ONNX graph or a universal transformers model (Mask2Former, MaskFormer,
+    OneFormer with ``task="instance"``) and the command's settings; ``names``: the label
+    names, background first. Per image (:meth:`predict_one`, the local run's too): an
+    instance-id mask written, or (``fmt`` ``coco``) the image's COCO results returned."""
 
-    backend: str
-    model: str
-    device: str = "auto"
-    threads: Optional[int] = None
-    classes: Any = None
-    preprocessing: tuple = ()
     task: str = "instance"
     min_score: float = 0.25
     max_dets: int = 300
@@ -174,18 +177,7 @@ class InstanceRunnerSpec:
     batch: int = 4
 
     def load(self):
-        from segtools.io.parallel import kernel_threads
-
-        preprocessing = dict(self.preprocessing)
-        if self.backend == "hf":
-            from segtools.backends.hf import open_hf
-
-            return open_hf(self.model, device=self.device, classes=self.classes, task=self.task,
-                           preprocessing=preprocessing)
-        from segtools.backends.onnx import open_onnx
-
-        return open_onnx(self.model, device=self.device, threads=self.threads or kernel_threads(),
-                         classes=self.classes, preprocessing=preprocessing)
+        return self.open()
 
     def predict_one(self, runner, path: str, target: Optional[str], image_id) -> list:
         from segtools.inference.instances import coco_results
