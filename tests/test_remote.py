@@ -318,3 +318,48 @@ def test_a_model_on_the_store_is_copied_once_per_machine_and_refreshed_when_it_c
     result = cli("predict", image, "-m", "s3://bucket/models/none.pt", "-o", tmp_path / "none.png")
     assert_one_line_error(result, 1)
     assert "s3://bucket/models/none.pt: no such object" in result.stderr
+
+
+def test_read_ahead_keeps_the_order_bounds_the_fetches_and_raises_in_turn(monkeypatch):
+    """Objects come back in input order, at most ``depth`` fetched ahead; local paths pass
+    through untouched; a missing object is raised at its own turn, after the ones before."""
+    import threading
+    import time
+
+    import fsspec
+
+    from segtools.errors import InputError
+    from segtools.io import remote
+
+    memory = fsspec.filesystem("memory")
+    for k in range(12):
+        memory.pipe_file(f"/ahead/{k:02d}.bin", bytes([k]) * (k + 1))
+    active, most = [0], [0]
+    lock = threading.Lock()
+    real = remote.read_object
+
+    def slow(url, size=None):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        stem = url.rsplit("/", 1)[-1].split(".")[0]
+        time.sleep(0.01 * (12 - int(stem)) if stem.isdigit() else 0)  # later objects arrive sooner
+        try:
+            return real(url, size)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(remote, "read_object", slow)
+    paths = [f"memory://ahead/{k:02d}.bin" for k in range(12)]
+    paths.insert(5, "local/file.png")
+    got = list(remote.read_ahead(paths, depth=4))
+    assert [path for path, _ in got] == paths
+    assert got[5] == ("local/file.png", "local/file.png")
+    assert [source for path, source in got if path != "local/file.png"] == [bytes([k]) * (k + 1) for k in range(12)]
+    assert 1 < most[0] <= 4
+    seen = []
+    with pytest.raises(InputError, match="memory://ahead/missing.bin: no such object"):
+        for path, _ in remote.read_ahead(paths[:3] + ["memory://ahead/missing.bin"] + paths[3:], depth=4):
+            seen.append(path)
+    assert seen == paths[:3]

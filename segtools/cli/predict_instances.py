@@ -113,8 +113,10 @@ def predict_instances(inputs: List[str], *, model: Optional[str], weights: Optio
         loaded = load_detector(model=model, weights=weights, arch=arch, **options)
         runner = InstanceRunner(loaded.model, device=device, amp=(amp_dtype or True) if amp else False,
                                 batch=batch, mask_threshold=threshold)
-        paths = [item.path for item in items]
-        images = (read_image(path) for path in paths)
+        from segtools.io.remote import read_ahead
+
+        images = (read_image(source, name=None if source is path else str(path))  # storage objects: fetched ahead
+                  for path, source in read_ahead([item.path for item in items]))
         results: list = []
         with progress(len(items), "predict") as advance:
             for index, found in enumerate(runner.predict_many(images)):

@@ -51,11 +51,13 @@ def predict_files(predictor, paths: Sequence[str], targets: Sequence[str | None]
         The number of images predicted.
     """
     from segtools.io.images import read_image
+    from segtools.io.remote import read_ahead
 
     if len(paths) != len(targets):
         raise ValueError(f"predict_files: {len(paths)} inputs but {len(targets)} targets")
     formats = [output_format(target, probs) for target in targets]  # refused before any forward pass
-    images = (read_image(path) for path in paths)
+    images = (read_image(source, name=None if source is path else str(path))  # storage objects: fetched ahead
+              for path, source in read_ahead(paths))
     count = 0
     for index, result in enumerate(predictor.predict_many(images, labels=not probs)):
         write_prediction(result, targets[index], formats[index], classes, probs=probs, overwrite=overwrite)

@@ -95,6 +95,53 @@ def read_object(url: str, size: Optional[int] = None) -> bytes:
         raise _unreadable(url, exc) from None
 
 
+#: Objects fetched ahead of the one being used by :func:`read_ahead`.
+READ_AHEAD = 8
+
+
+def read_ahead(paths: Sequence[str], depth: int = READ_AHEAD) -> Iterator[tuple[str, object]]:
+    """``(path, source)`` for each of ``paths``, in order: a storage URL's source is its bytes,
+    fetched by up to ``depth`` threads ahead of the caller (a store's latency per GET — tens
+    of milliseconds — is then paid while the previous images are decoded and predicted, not
+    in turn); any other path is its own source. A failed fetch is raised when its turn comes,
+    so the items before it are still done."""
+    from collections import deque
+
+    if not any(is_url(str(path)) for path in paths):
+        yield from ((path, path) for path in paths)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    from segtools.io.streams import mark_input
+
+    with ThreadPoolExecutor(max_workers=max(1, depth), thread_name_prefix="segtools-read") as pool:
+        pending: deque = deque()
+        upcoming = iter(paths)
+
+        def fill() -> None:
+            while len(pending) < max(1, depth):
+                path = next(upcoming, None)
+                if path is None:
+                    return
+                pending.append((path, pool.submit(read_object, str(path)) if is_url(str(path)) else None))
+
+        fill()
+        try:
+            while pending:
+                path, future = pending.popleft()
+                fill()
+                if future is None:
+                    yield path, path
+                else:
+                    data = future.result()
+                    mark_input(path)
+                    yield path, data
+        finally:
+            for _, future in pending:
+                if future is not None:
+                    future.cancel()
+
+
 def is_prefix(url: str) -> bool:
     """Whether ``url`` names a prefix (a "folder" of objects) rather than one object."""
     if url.endswith("/"):
