@@ -363,3 +363,21 @@ def test_read_ahead_keeps_the_order_bounds_the_fetches_and_raises_in_turn(monkey
         for path, _ in remote.read_ahead(paths[:3] + ["memory://ahead/missing.bin"] + paths[3:], depth=4):
             seen.append(path)
     assert seen == paths[:3]
+
+
+def test_one_process_metrics_fetch_ahead_and_name_a_bad_object(cli, s3, local, uploaded, no_staging):
+    """``--jobs 1`` fetches the objects ahead of the decoding: the same report as a local
+    run, and a truncated object is still named by its URL."""
+    args = ("--classes", "camvid", "-f", "json", "--jobs", "1")
+    there = cli("metrics", f"{uploaded}/pred/", f"{uploaded}/gt/", *args)
+    here = cli("metrics", local / "pred", local / "gt", *args)
+    assert there.code == 0 and here.code == 0, there.stderr
+    assert there.stdout == here.stdout
+    masks = sorted((local / "gt").rglob("*.png"))
+    for mask in masks:
+        s3.put_file(str(mask), f"bucket/ahead/gt/{mask.name}")
+        s3.put_file(str(mask), f"bucket/ahead/pred/{mask.name}")
+    s3.pipe_file(f"bucket/ahead/pred/{masks[2].name}", masks[2].read_bytes()[:100])
+    result = cli("metrics", "s3://bucket/ahead/pred/", "s3://bucket/ahead/gt/", *args)
+    assert_one_line_error(result, 1)
+    assert f"s3://bucket/ahead/pred/{masks[2].name}" in result.stderr

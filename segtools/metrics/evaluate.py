@@ -47,11 +47,15 @@ class MeasureOptions:
 
 @dataclass(frozen=True)
 class PairJob:
-    """What a worker needs for one pair: its two paths and the options; cheap to pickle."""
+    """What a worker needs for one pair: its two paths and the options; cheap to pickle.
+    ``pred_data``/``gt_data``: the files' bytes when they were fetched ahead (storage
+    objects in a one-process run), else ``None`` (read from the path)."""
 
     pred_path: str
     gt_path: str
     options: MeasureOptions
+    pred_data: bytes | None = None
+    gt_data: bytes | None = None
 
 
 def load_label_map(spec: str, name: str = "label map") -> LabelMap:
@@ -97,10 +101,11 @@ def load_label_map(spec: str, name: str = "label map") -> LabelMap:
     return tuple(a for a, _ in pairs), tuple(b for _, b in pairs)
 
 
-def _read(path: str, palette: str | None, label_map: LabelMap | None) -> np.ndarray:
+def _read(path: str, data: bytes | None, palette: str | None, label_map: LabelMap | None) -> np.ndarray:
     from segtools.io.masks import read_label_mask
 
-    labels = read_label_mask(path, colours=palette).labels
+    labels = (read_label_mask(path, colours=palette) if data is None else
+              read_label_mask(data, colours=palette, name=path)).labels
     return remap_labels(labels, *label_map) if label_map is not None else labels
 
 
@@ -110,8 +115,8 @@ def measure_pair(job: PairJob) -> PairResult:
     from segtools.metrics.confusion import confusion_and_missed
 
     options = job.options
-    pred = _read(job.pred_path, options.palette, options.pred_label_map)
-    gt = _read(job.gt_path, options.palette, options.gt_label_map)
+    pred = _read(job.pred_path, job.pred_data, options.palette, options.pred_label_map)
+    gt = _read(job.gt_path, job.gt_data, options.palette, options.gt_label_map)
     prefix = f"{job.pred_path} vs {job.gt_path}: " if pred.shape != gt.shape else ""
     try:
         confusion, missed = confusion_and_missed(pred, gt, options.num_classes, options.ignore_index, prefix)
@@ -153,6 +158,33 @@ def worker_modules(path: str, options: MeasureOptions) -> tuple[str, ...]:
     return ("segtools.io.masks", "segtools.metrics.confusion", *decoder, *extra)
 
 
+def _fetch_ahead(pairs: Sequence[tuple[str, str]], jobs: int) -> bool:
+    """Whether a run measures storage objects in this one process: their fetches then
+    overlap the decoding (:func:`_measure_ahead`); workers each fetch their own."""
+    from segtools.io import cluster
+    from segtools.io.parallel import resolve_jobs
+    from segtools.io.remote import is_url
+
+    return (resolve_jobs(jobs) == 1 and cluster.active_client() is None
+            and any(is_url(path) for pair in pairs for path in pair))
+
+
+def _measure_ahead(work: Sequence[PairJob], on_done: Callable[[int], None] | None):
+    """:func:`measure_pair` of each job in order, its files fetched ahead by
+    :func:`segtools.io.remote.read_ahead` (a store's latency hidden behind the decoding)."""
+    from dataclasses import replace
+
+    from segtools.io.remote import read_ahead
+
+    sources = read_ahead([path for job in work for path in (job.pred_path, job.gt_path)])
+    for index, job in enumerate(work):
+        (_, pred), (_, gt) = next(sources), next(sources)
+        yield measure_pair(replace(job, pred_data=None if pred is job.pred_path else pred,
+                                   gt_data=None if gt is job.gt_path else gt))
+        if on_done is not None:
+            on_done(index)
+
+
 def measure_pairs(pairs: Sequence[tuple[str, str]], class_names: Sequence[str], options: MeasureOptions,
                   jobs: int = 1, *, on_done: Callable[[int], None] | None = None,
                   on_image: Callable[[dict], None] | None = None) -> "MetricsRun":
@@ -176,8 +208,9 @@ def measure_pairs(pairs: Sequence[tuple[str, str]], class_names: Sequence[str], 
     run = MetricsRun(list(class_names), options.ignore_index, boundary, distances)
     work = [PairJob(pred, gt, options) for pred, gt in pairs]
     preload = worker_modules(pairs[0][1], options) if work else ()
-    for (pred, gt), result in zip(pairs, pmap(measure_pair, work, jobs, on_done=on_done, preload=preload,
-                                                      chunk=small_batch_chunk(len(work), jobs))):
+    results = (_measure_ahead(work, on_done) if _fetch_ahead(pairs, jobs) else
+               pmap(measure_pair, work, jobs, on_done=on_done, preload=preload, chunk=small_batch_chunk(len(work), jobs)))
+    for (pred, gt), result in zip(pairs, results):
         image_scores = run.add_image(result)
         if on_image is not None:
             on_image(image_row(pred, gt, image_scores, class_names))
