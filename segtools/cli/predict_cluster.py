@@ -103,7 +103,6 @@ def runner_source(options: dict) -> tuple[str, str]:
     and a folder or ``ORG/NAME``, or ``onnx`` and a graph's path (the default model's twin
     for no model)."""
     from segtools.cli import predict_backends
-
     from segtools.cli.predict_hf import hf_entry
 
     model, backend = options.get("model"), (options.get("backend") or "auto").lower()

@@ -242,8 +242,6 @@ def local_file(spec: "str | os.PathLike") -> Path:
     with the tasks, and no machine needs a shared file system for it."""
     import hashlib
     import json
-    import os
-    import tempfile
 
     if not is_url(str(spec)):
         return Path(spec)
@@ -257,37 +255,27 @@ def local_file(spec: "str | os.PathLike") -> Path:
         raise InputError(f"{redact(url)}: is a prefix, expected an object")
     stamp = {key: str(info[key]) for key in sorted(info) if key.lower() in
              ("etag", "size", "mtime", "last_modified", "lastmodified", "created", "md5_checksum", "generation")}
+    from segtools.io.streams import AtomicFile, write_bytes
     from segtools.weights.registry import segtools_home
 
-    folder = segtools_home() / "objects"
     name = path.rstrip("/").rsplit("/", 1)[-1]
-    local = folder / f"{hashlib.sha256(redact(url).encode()).hexdigest()[:16]}-{name}"
+    local = segtools_home() / "objects" / f"{hashlib.sha256(redact(url).encode()).hexdigest()[:16]}-{name}"
     note = local.with_name(local.name + ".json")
     try:
         if local.is_file() and json.loads(note.read_text()) == stamp:
             return local
     except (OSError, ValueError):
         pass
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-        os.close(fd)
-    except OSError as exc:
-        raise OutputError(f"{folder}: cannot keep a copy of {redact(url)} ({exc.strerror or exc})") from None
-    try:
-        fs.get_file(path, temporary)
-        os.replace(temporary, local)
-        fd, temporary = tempfile.mkstemp(prefix=f".{note.name}.", suffix=".part", dir=folder)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(stamp, handle)
-        os.replace(temporary, note)
-    except OSError as exc:
-        raise OutputError(f"{folder}: cannot keep a copy of {redact(url)} ({exc.strerror or exc})") from None
-    except Exception as exc:
-        raise _unreadable(url, exc) from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    with open_object(url) as source, AtomicFile(local, allow_overwrite=True) as target:
+        while True:  # the copy goes up whole or not at all: a temporary file beside it, renamed
+            try:
+                block = source.read(1 << 20)
+            except Exception as exc:  # the store's side; the writer's own failures are OutputErrors
+                raise _unreadable(url, exc) from None
+            if not block:
+                break
+            target.handle.write(block)
+    write_bytes(note, json.dumps(stamp).encode(), allow_overwrite=True)
     return local
 
 
