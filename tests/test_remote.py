@@ -249,6 +249,13 @@ def test_a_bad_object_is_named_by_its_url_and_the_good_ones_are_whole(cli, s3, l
     assert not s3.exists("bucket/bad/out/zz_truncated.png")
 
 
+def test_one_file_into_a_prefix_is_one_line_naming_it(cli, local, no_staging):
+    mask = sorted((local / "gt").rglob("*.png"))[0]
+    result = cli("postprocess", mask, "-o", "memory://single/", "--min-area", "5")
+    assert_one_line_error(result, 1)
+    assert "memory://single/: is a prefix; give an object name" in result.stderr
+
+
 def test_a_video_on_a_store_is_still_staged():
     from segtools.cli.video_opts import names_no_video
 

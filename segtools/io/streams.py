@@ -158,6 +158,8 @@ def check_output_path(path: str | os.PathLike, allow_overwrite: bool = False) ->
     if _is_url(path):
         from segtools.io.remote import check_store, redact
 
+        if path.endswith("/"):  # the twin of a local folder given as a file's name
+            raise OutputError(f"{redact(path)}: is a prefix; give an object name (or use -o PREFIX/ with a batch)")
         if not allow_overwrite and is_input(path):
             raise OutputError(f"{redact(path)}: refusing to overwrite an input; pass --overwrite to allow it")
         return check_store(path)  # type: ignore[return-value]
