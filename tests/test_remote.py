@@ -83,6 +83,17 @@ def test_metrics_reads_prefixes_like_folders(cli, local, uploaded):
     assert json.loads(there.stdout)["images"] == 4
 
 
+def test_metrics_recognises_the_task_of_storage_inputs_once(cli, local, uploaded, monkeypatch):
+    from segtools.metrics import tasks
+
+    calls = []
+    recognise = tasks.detect_task
+    monkeypatch.setattr(tasks, "detect_task", lambda *specs: calls.append(specs) or recognise(*specs))
+    result = cli("metrics", f"{uploaded}/pred", f"{uploaded}/gt", "--classes", "camvid", "-f", "json")
+    assert result.code == 0, result.stderr
+    assert calls == [(f"{uploaded}/pred", f"{uploaded}/gt")]
+
+
 def test_metrics_report_goes_up_as_one_object(cli, s3, local, uploaded):
     result = cli("metrics", f"{uploaded}/pred", f"{uploaded}/gt", "--classes", "camvid", "-f", "json",
                  "-o", "s3://bucket/reports/run.json")

@@ -418,7 +418,9 @@ def register(app: typer.Typer) -> None:
 
 def _streams_masks(options: dict) -> bool:
     """Whether ``metrics`` reads its storage URLs mask by mask: a semantic measure (asked
-    for, or recognised from the inputs) of two specs, not ``merge``."""
+    for, or recognised from the inputs) of two specs, not ``merge``. A task recognised here
+    is kept in ``options`` (the command's keyword arguments), so the inputs on the store
+    are not inspected a second time."""
     inputs = options.get("inputs") or []
     if len(inputs) != 2 or inputs[0] == "merge":
         return False
@@ -427,4 +429,5 @@ def _streams_masks(options: dict) -> bool:
         return task == "semantic"
     from segtools.metrics.tasks import detect_task
 
-    return detect_task(inputs[0], inputs[1]) == "semantic"
+    options["task"] = detect_task(inputs[0], inputs[1])
+    return options["task"] == "semantic"
