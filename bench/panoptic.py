@@ -9,7 +9,7 @@ Times, on the same files: decoding the 2·N PNGs to id images only (segtools' re
 Pillow as panopticapi reads them); segtools
 ``evaluate_panoptic_files`` at ``jobs=1`` and ``jobs=2``; and the step-by-step reference of
 ``tests/panoptic_reference.py`` (panopticapi's dict loops, standing in for panopticapi, which
-is not on PyPI) over the same files, decoded by segtools' reader and, as panopticapi reads
+is not on PyPI) over the same files, reading both JSON files first as ``pq_compute`` does, decoded by segtools' reader and, as panopticapi reads
 them, by Pillow. The rows run in interleaved rounds (so each sees the same load) and report
 wall and CPU seconds (CPU: this process plus its finished workers; on a shared machine the
 CPU ratios of the one-process rows are the steadier figures). All produce the same PQ; the
@@ -101,6 +101,7 @@ def main() -> None:
 
     from panoptic_reference import reference_average, reference_counts
 
+    from segtools.io.parallel import one_opencv_thread
     from segtools.metrics.panoptic_io import evaluate_panoptic_files, read_panoptic_png
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -115,18 +116,22 @@ def main() -> None:
         n = len(files)
         categories = {c["id"]: (c["name"], bool(c["isthing"])) for c in gt_doc["categories"]}
 
-        def decode_only():
-            for gt, pred in files:
-                read_panoptic_png(str(gt)), read_panoptic_png(str(pred))
+        def decode_only():  # as the one-process evaluation runs it: OpenCV's pool off
+            with one_opencv_thread():
+                for gt, pred in files:
+                    read_panoptic_png(str(gt)), read_panoptic_png(str(pred))
 
         def decode_pillow():
             for gt, pred in files:
                 _pillow_ids(gt), _pillow_ids(pred)
 
         def reference(read):
-            def images():  # one image's ids at a time, as pq_compute_single_core holds them
-                for (gt, pred), g, p in zip(files, gt_doc["annotations"], pred_doc["annotations"]):
-                    yield read(gt), g["segments_info"], read(pred), p["segments_info"]
+            # pq_compute reads both JSON files, then each image's ids, one image at a time
+            gt, pred = json.loads(gt_json.read_text()), json.loads(pred_json.read_text())
+
+            def images():
+                for (gt_png, pred_png), g, p in zip(files, gt["annotations"], pred["annotations"]):
+                    yield read(gt_png), g["segments_info"], read(pred_png), p["segments_info"]
             return reference_average(reference_counts(images()), categories, None)[0]["pq"]
 
         pqs: dict[str, float] = {}

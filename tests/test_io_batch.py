@@ -129,6 +129,32 @@ def test_pmap_workers_run_segtools_kernels_single_threaded():
     assert set(pmap(_kernel_threads, list(range(4)), jobs=2)) == {1}
 
 
+def _opencv_threads_inside(_: int) -> tuple[int, int]:
+    import cv2
+
+    from segtools.io.parallel import one_opencv_thread
+
+    before = cv2.getNumThreads()
+    with one_opencv_thread():  # in a forked worker: left alone, and no hang
+        inside = cv2.getNumThreads()
+    return before, inside
+
+
+def test_one_opencv_thread_turns_the_pool_off_for_a_block_and_restores_it():
+    import cv2
+
+    from segtools.io.parallel import one_opencv_thread
+
+    cv2.setNumThreads(2)
+    cv2.resize(np.zeros((512, 512), np.float32), (1024, 1024))  # OpenCV's pool has run
+    with pytest.raises(KeyError):
+        with one_opencv_thread():
+            assert cv2.getNumThreads() == 1
+            raise KeyError("a failure inside still restores the pool")
+    assert cv2.getNumThreads() == 2
+    assert set(pmap(_opencv_threads_inside, list(range(4)), jobs=2)) == {(2, 2)}
+
+
 def _policy_threads(_: int) -> int:
     from segtools.io.parallel import kernel_threads
 

@@ -321,7 +321,7 @@ def evaluate_panoptic_files(pred_spec: str, gt_spec: str, pred_folder: str | Non
     1.0
     """
     from segtools.io.batch import select_shard
-    from segtools.io.parallel import pmap, resolve_jobs
+    from segtools.io.parallel import one_opencv_thread, pmap, resolve_jobs
 
     pred_json, gt_json = _is_json(pred_spec), _is_json(gt_spec)
     if pred_json != gt_json:
@@ -337,8 +337,9 @@ def evaluate_panoptic_files(pred_spec: str, gt_spec: str, pred_folder: str | Non
     evaluation = PanopticEvaluation(categories)
     workers = resolve_jobs(jobs)
     if workers == 1:
-        for counts in pmap(measure_panoptic, work, 1, on_done=on_done):
-            evaluation.add_counts(counts)
+        with one_opencv_thread():
+            for counts in pmap(measure_panoptic, work, 1, on_done=on_done):
+                evaluation.add_counts(counts)
         return evaluation
     # a few images per task: one round trip to a worker costs about as much as counting an image
     size = max(1, min(_CHUNK, len(work) // (4 * workers)))
