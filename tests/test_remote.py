@@ -383,10 +383,12 @@ def test_read_ahead_keeps_the_order_bounds_the_fetches_and_raises_in_turn(monkey
     assert seen == paths[:3]
 
 
-def test_one_process_metrics_fetch_ahead_and_name_a_bad_object(cli, s3, local, uploaded, no_staging):
-    """``--jobs 1`` fetches the objects ahead of the decoding: the same report as a local
-    run, and a truncated object is still named by its URL."""
-    args = ("--classes", "camvid", "-f", "json", "--jobs", "1")
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_metrics_fetch_ahead_and_name_a_bad_object(cli, s3, local, uploaded, no_staging, jobs):
+    """``--jobs 1`` fetches the objects ahead of the decoding, ``--jobs 2`` workers a task's
+    objects together: the same report as a local run, and a truncated object is still
+    named by its URL."""
+    args = ("--classes", "camvid", "-f", "json", "--jobs", jobs)
     there = cli("metrics", f"{uploaded}/pred/", f"{uploaded}/gt/", *args)
     here = cli("metrics", local / "pred", local / "gt", *args)
     assert there.code == 0 and here.code == 0, there.stderr
