@@ -236,3 +236,26 @@ def test_results_naming_an_image_not_in_the_layout_is_one_line(cli, tmp_path):
     result = cli("metrics", str(dt), voc_dir)
     assert_one_line_error(result)
     assert "99" in result.stderr
+
+
+@pytest.mark.parametrize("layout", ["cityscapes", "voc"])
+def test_layouts_on_a_store_give_the_local_folders_numbers(cli, tmp_path, layout):
+    """A Cityscapes or VOC ground truth and a results JSON under a storage prefix (fsspec's
+    ``memory://``): recognised from the listing, each image's PNGs read by URL where it is
+    measured, the report of the local folder's."""
+    import fsspec
+
+    make, results_of = (_cityscapes, _cityscapes_results) if layout == "cityscapes" else (_voc, _voc_results)
+    root, images = make(tmp_path)
+    results = results_of(tmp_path, images)
+    fsspec.filesystem("memory").put(str(tmp_path) + "/", f"/layouts-{layout}/", recursive=True)
+    url = f"memory://layouts-{layout}/{root.rsplit('/', 1)[-1]}"
+    specs = [url, f"{url}/SegmentationObject"] if layout == "voc" else [url, f"{url}/val"]
+    assert [find_layout(spec) for spec in specs] == [layout, layout]
+    for spec in specs:
+        local = spec.replace(f"memory://layouts-{layout}", str(tmp_path))
+        here = cli("metrics", results, local, "-f", "json")
+        there = cli("metrics", f"memory://layouts-{layout}/results.json", spec, "-f", "json")
+        assert here.code == 0 and there.code == 0, there.stderr
+        assert there.stdout == here.stdout
+        assert json.loads(there.stdout)["task"] == "instance"

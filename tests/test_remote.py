@@ -401,3 +401,111 @@ def test_metrics_fetch_ahead_and_name_a_bad_object(cli, s3, local, uploaded, no_
     result = cli("metrics", "s3://bucket/ahead/pred/", "s3://bucket/ahead/gt/", *args)
     assert_one_line_error(result, 1)
     assert f"s3://bucket/ahead/pred/{masks[2].name}" in result.stderr
+
+
+# ---- instance and panoptic sets on the store: their masks and PNGs read where items run
+
+@pytest.fixture(scope="module")
+def task_sets(s3, camvid_module, tmp_path_factory):
+    """Panoptic and instance sets made from four CamVid val masks (every 3rd pixel; the
+    prediction shifted and speckled), in the layouts metrics reads (mask pairs, COCO panoptic
+    JSON + PNG folder, instance-id masks, COCO instances JSON + results JSON), written
+    locally by the CLI's converters and uploaded to S3."""
+    from panoptic_reference import CAMVID_THINGS, camvid_panoptic
+    from scipy import ndimage
+
+    from conftest import run_cli
+    from segtools.formats.instances import instance_meta
+    from segtools.io.masks import read_label_mask, write_label_mask
+    from segtools.io.meta import ClassMeta
+    from segtools.io.presets import get_preset
+
+    names = list(get_preset("camvid").names)
+    root = tmp_path_factory.mktemp("tasks")
+    rng = np.random.default_rng(7)
+    for side in ("gt", "pred"):
+        for file in sorted((camvid_module / "valannot").glob("*.png"))[:4]:
+            labels = read_label_mask(str(file)).labels[::3, ::3]
+            if side == "pred":
+                labels = np.roll(labels, (int(rng.integers(-3, 4)), int(rng.integers(-3, 4))), axis=(0, 1))
+                labels = np.where(rng.random(labels.shape) < 0.01, rng.integers(0, 11, labels.shape), labels)
+            semantic, instances = camvid_panoptic(labels)
+            write_label_mask(semantic.astype(np.uint8), root / "pairs" / side / file.name,
+                             ClassMeta(names=tuple(names), ignore_index=11))
+            classes = np.full(int(instances.max(initial=0)) + 1, -1, np.int64)
+            classes[instances[instances > 0]] = semantic[instances > 0]
+            write_label_mask(instances.astype(np.uint16), root / "pairs" / side / "instances" / file.name,
+                             instance_meta(classes.tolist(), names))
+            ids, kinds, score = np.zeros(semantic.shape, np.uint16), [-1], [0.0]
+            for label in (names.index(n) for n in ("Pole", "SignSymbol", "Car", "Pedestrian")):
+                regions, count = ndimage.label(semantic == label)
+                for region in range(1, count + 1):
+                    ids[regions == region] = len(kinds)
+                    kinds.append(label)
+                    score.append(round(0.2 + 0.7 * ((region * 37 + label) % 11) / 11, 3))
+            meta = instance_meta(kinds, names)
+            if side == "pred":
+                meta.extra["instance_score"] = score
+            write_label_mask(ids, root / "inst" / side / file.name, meta)
+        converted = run_cli("convert", root / "pairs" / side, "--to", "panoptic", "--things", ",".join(CAMVID_THINGS),
+                            "-o", root / "coco" / f"{side}.json")
+        assert converted.code == 0, converted.stderr
+    for source, target, out in (("gt", "coco", "gt.json"), ("pred", "coco-results", "results.json")):
+        converted = run_cli("convert", root / "inst" / source, "--to", target, "-o", root / "inst" / out)
+        assert converted.code == 0, converted.stderr
+    s3.put(str(root) + "/", "bucket/tasks/", recursive=True)
+    return root, "s3://bucket/tasks"
+
+
+TASK_RUNS = {
+    "panoptic mask pairs": ("pairs/pred", "pairs/gt"),
+    "panoptic COCO JSON and PNG folders": ("coco/pred.json", "coco/gt.json"),
+    "instance-id masks": ("inst/pred", "inst/gt"),
+    "COCO results against COCO instances": ("inst/results.json", "inst/gt.json"),
+    "instance-id masks against COCO instances": ("inst/pred", "inst/gt.json"),
+}
+
+
+@pytest.mark.parametrize("run", sorted(TASK_RUNS))
+def test_instance_and_panoptic_sets_on_the_store_are_read_where_items_run(cli, task_sets, no_staging, run):
+    """Every layout of instance and panoptic metrics, with staging forbidden: the report of
+    the same command on the local files, task recognised from the objects."""
+    root, url = task_sets
+    pred, gt = TASK_RUNS[run]
+    here = cli("metrics", root / pred, root / gt, "-f", "json")
+    there = cli("metrics", f"{url}/{pred}", f"{url}/{gt}", "-f", "json")
+    assert here.code == 0 and there.code == 0, (here.stderr, there.stderr)
+    assert there.stdout == here.stdout
+    report = json.loads(here.stdout)
+    assert report["task"] == ("panoptic" if "panoptic" in run else "instance")
+    assert 0 < report["pq" if "panoptic" in run else "ap"] < 1
+
+
+def test_panoptic_png_folders_given_on_the_store_and_a_bad_png_named_by_its_url(cli, s3, task_sets, no_staging):
+    root, url = task_sets
+    s3.copy(f"bucket/tasks/coco/gt/", "bucket/tasks/elsewhere/gt-pngs/", recursive=True)
+    here = cli("metrics", root / "coco" / "pred.json", root / "coco" / "gt.json", "-f", "json")
+    there = cli("metrics", f"{url}/coco/pred.json", f"{url}/coco/gt.json", "-f", "json",
+                "--gt-folder", f"{url}/elsewhere/gt-pngs/", "--jobs", "2")
+    assert there.code == 0, there.stderr
+    assert there.stdout == here.stdout
+    victim = sorted(key for key in s3.find("bucket/tasks/elsewhere/gt-pngs/"))[1]
+    s3.pipe_file(victim, s3.cat(victim)[:150])
+    bad = cli("metrics", f"{url}/coco/pred.json", f"{url}/coco/gt.json", "--gt-folder", f"{url}/elsewhere/gt-pngs/")
+    assert_one_line_error(bad, 1)
+    assert f"s3://{victim}" in bad.stderr
+    missing = cli("metrics", f"{url}/coco/pred.json", f"{url}/coco/gt.json", "--gt-folder", f"{url}/nowhere")
+    assert_one_line_error(missing, 1)
+    assert f"{url}/nowhere" in missing.stderr
+
+
+def test_dask_workers_read_panoptic_pngs_and_instance_masks_from_the_store(cli, task_sets, no_staging):
+    """``--dask local:2``: each worker reads its images' PNGs and masks from S3 itself, so a
+    cluster needs no shared file system for instance and panoptic evaluation."""
+    pytest.importorskip("distributed", reason="the dask extra (dask[distributed]) is not installed")
+    root, url = task_sets
+    for pred, gt in (TASK_RUNS["panoptic COCO JSON and PNG folders"], TASK_RUNS["instance-id masks"]):
+        here = cli("metrics", root / pred, root / gt, "-f", "json")
+        there = cli("metrics", f"{url}/{pred}", f"{url}/{gt}", "-f", "json", "--dask", "local:2")
+        assert here.code == 0 and there.code == 0, there.stderr
+        assert there.stdout == here.stdout

@@ -409,25 +409,24 @@ def _measure(pred_spec: str, gt_spec: str, request: _Measuring, outputs: dict, j
 def register(app: typer.Typer) -> None:
     from segtools.io.remote import with_storage
 
-    # s3://, gs://, memory://… inputs and outputs; semantic masks are read by whoever measures
-    # them (a Dask worker too), the documents and PNG folders of instance and panoptic sets staged
+    # s3://, gs://, memory://… inputs and outputs: masks, panoptic PNGs and instance masks are
+    # read by whoever measures them (a Dask worker too), the JSON documents by this process
     app.command("metrics")(with_storage(metrics, paths=("pred_folder", "gt_folder", "baseline"),
                                         outputs=("save_state", "per_image", "save_confusion"),
-                                        streamed=("inputs", "output"), streams=_streams_masks))
+                                        streamed=("inputs", "output", "pred_folder", "gt_folder"),
+                                        streams=_streams_items))
 
 
-def _streams_masks(options: dict) -> bool:
-    """Whether ``metrics`` reads its storage URLs mask by mask: a semantic measure (asked
-    for, or recognised from the inputs) of two specs, not ``merge``. A task recognised here
-    is kept in ``options`` (the command's keyword arguments), so the inputs on the store
-    are not inspected a second time."""
+def _streams_items(options: dict) -> bool:
+    """Whether ``metrics`` reads its storage URLs item by item: a measure of two specs (any
+    task), not ``merge``, whose states are staged. A task recognised here is kept in
+    ``options`` (the command's keyword arguments), so the inputs on the store are not
+    inspected a second time."""
     inputs = options.get("inputs") or []
     if len(inputs) != 2 or inputs[0] == "merge":
         return False
-    task = options.get("task") or "auto"
-    if task != "auto":
-        return task == "semantic"
-    from segtools.metrics.tasks import detect_task
+    if (options.get("task") or "auto") == "auto":
+        from segtools.metrics.tasks import detect_task
 
-    options["task"] = detect_task(inputs[0], inputs[1])
-    return options["task"] == "semantic"
+        options["task"] = detect_task(inputs[0], inputs[1])
+    return True

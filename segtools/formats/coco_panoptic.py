@@ -11,6 +11,7 @@ ids only have to be unique within an image.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Collection, Sequence
@@ -319,20 +320,33 @@ def mask_pairs(specs: Sequence[str], instance_masks: str | None = None) -> list:
     instance masks under ``instance_masks`` paired by name (default: ``<folder>/instances``, the
     layout :func:`dataset_to_masks` writes, when ``specs`` is one folder holding it)."""
     from segtools.io.batch import expand_inputs, pair_items
+    from segtools.io.remote import below, is_folder, is_url
 
-    if not instance_masks and len(specs) == 1 and (Path(specs[0]) / "instances").is_dir():
-        instance_masks = str(Path(specs[0]) / "instances")
+    if not instance_masks and len(specs) == 1 and is_folder(specs[0]) and is_folder(below(specs[0], "instances")):
+        instance_masks = below(specs[0], "instances")
     semantic = expand_inputs(specs, extensions=(".png", ".npy"))
     if not instance_masks:
         return [(item, None) for item in semantic]
-    inside = Path(instance_masks).resolve()
-    semantic = [it for it in semantic if inside not in Path(it.path).resolve().parents]
+    if is_url(instance_masks):  # a prefix on a store: the semantic objects are those not below it
+        prefix = instance_masks.rstrip("/") + "/"
+        semantic = [it for it in semantic if not it.path.startswith(prefix)]
+    else:
+        inside = Path(instance_masks).resolve()
+        semantic = [it for it in semantic if inside not in Path(it.path).resolve().parents]
     return pair_items(semantic, expand_inputs([instance_masks], extensions=(".png", ".npy")),
                       names=("semantic mask", "instance mask")).pairs
 
 
 def png_folder(json_path: str, png_root: str | Path | None = None) -> Path:
-    """The folder of a panoptic JSON's PNGs: ``png_root``, else the folder named like the JSON."""
+    """The folder of a panoptic JSON's PNGs: ``png_root``, else the folder named like the JSON
+    (on a store, a JSON's URL gives a prefix's URL, a ``str``)."""
+    from segtools.io.remote import is_folder, is_url, redact
+
+    if is_url(str(png_root or json_path)):
+        url = str(png_root) if png_root else re.sub(r"\.[^./]*$", "", str(json_path))
+        if not is_folder(url):
+            raise InputError(f"{redact(url)}: no prefix of panoptic PNGs (give the prefix of the PNGs)")
+        return url  # type: ignore[return-value]
     folder = Path(png_root) if png_root else Path(json_path).with_suffix("")
     if not folder.is_dir():
         raise InputError(f"{folder}: no folder of panoptic PNGs (give the folder of the PNGs as images)")

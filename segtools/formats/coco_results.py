@@ -14,7 +14,6 @@ a missing ``bbox`` is the mask's box. Polygons become RLE with their image's siz
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Collection
 
 from segtools.errors import InputError
@@ -46,11 +45,9 @@ def read_results(path: str, sizes: dict, category_ids: Collection[int], iou_type
         non-numeric score, a malformed RLE or one of another size than its image.
     """
     from segtools.io.jsondata import parse_json
+    from segtools.io.streams import read_bytes
 
-    try:
-        data = parse_json(Path(path).read_bytes(), path)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the results ({exc.strerror})") from None
+    data = parse_json(read_bytes(path), path)  # a file or an object on a store; a failure names it
     return check_results(data, path, sizes, category_ids, iou_type)
 
 

@@ -43,6 +43,7 @@ def inside(base: str | os.PathLike, name, where: str, *, resolved: str | None = 
     Raises :class:`InputError` when ``name`` is absolute, climbs out with ``..``, or
     resolves (through links) to a place outside ``base``. For many names under one base,
     pass ``resolved=resolve_base(base)`` so the base is resolved once, not per name.
+    A ``base`` on a store (a URL prefix, which has no links) gives the object's URL, a ``str``.
 
     >>> import tempfile; root = tempfile.mkdtemp()
     >>> inside(root, "a/b.png", "file_name") == Path(root).resolve() / "a" / "b.png"
@@ -55,6 +56,10 @@ def inside(base: str | os.PathLike, name, where: str, *, resolved: str | None = 
     if rel.is_absolute() or ".." in rel.parts or (len(name) > 1 and name[1] == ":"):
         raise InputError(f"{where} {name[:200]!r} leaves its folder {base} (absolute or '..'); "
                          "names in annotation files must be relative to it")
+    from segtools.io.remote import is_url, join
+
+    if is_url(str(base)):
+        return join(str(base), "/".join(part for part in rel.parts if part != "."))  # type: ignore[return-value]
     root = resolved if resolved is not None else resolve_base(base)
     target = _below_resolved(root, rel.parts)
     prefix = root if root.endswith(os.sep) else root + os.sep
@@ -85,7 +90,9 @@ def resolve_base(base: str | os.PathLike) -> str:
     >>> resolve_base("/") == os.path.realpath("/")
     True
     """
-    return os.path.realpath(base)
+    from segtools.io.remote import is_url
+
+    return str(base) if is_url(str(base)) else os.path.realpath(base)
 
 
 def _last_part_if_outside(name, where: str) -> PurePosixPath:

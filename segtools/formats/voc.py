@@ -283,13 +283,15 @@ def class_names() -> tuple[str, ...]:
 def segmentation_pairs(specs: Sequence[str]) -> list:
     """(SegmentationObject item, SegmentationClass item) pairs of a VOC root or its SegmentationObject folder."""
     from segtools.io.batch import expand_inputs, pair_items
+    from segtools.io.remote import below, is_folder, is_url
 
-    root = Path(specs[0])
-    objects = root / "SegmentationObject" if (root / "SegmentationObject").is_dir() else root
-    classes = objects.parent / "SegmentationClass"
-    if len(specs) != 1 or not objects.is_dir() or not classes.is_dir():
+    root = str(specs[0]) if is_url(str(specs[0])) else str(Path(specs[0]))
+    objects = below(root, "SegmentationObject") if is_folder(below(root, "SegmentationObject")) else root.rstrip("/")
+    parent = objects.rsplit("/", 1)[0] if is_url(objects) else str(Path(objects).parent)
+    classes = below(parent, "SegmentationClass")
+    if len(specs) != 1 or not is_folder(objects) or not is_folder(classes):
         raise InputError(f"{specs[0]}: VOC segmentation needs a folder with SegmentationObject/ and SegmentationClass/")
-    return pair_items(expand_inputs([str(objects)], extensions=(".png",)), expand_inputs([str(classes)], extensions=(".png",)),
+    return pair_items(expand_inputs([objects], extensions=(".png",)), expand_inputs([classes], extensions=(".png",)),
                       names=("SegmentationObject mask", "SegmentationClass mask")).pairs
 
 

@@ -2,7 +2,7 @@
 
 Two ways, by what reads and writes the data:
 
-- **Streamed**: the per-item tools (``metrics`` of semantic masks, ``postprocess``,
+- **Streamed**: the per-item tools (``metrics`` of every task, ``postprocess``,
   ``predict`` of images, ``visualize``) list an input prefix like a folder (the keys below
   it are the relative names, :func:`list_objects`) and read each object when its item runs
   (:func:`read_object`, through :func:`segtools.io.streams.read_head`); each output is
@@ -162,6 +162,24 @@ def join(url: str, relative: str) -> str:
     ('s3://bucket/out/d0/a.png', 'memory://x/b.png')
     """
     return url.rstrip("/") + "/" + relative.lstrip("/")
+
+
+def is_folder(spec: "str | os.PathLike") -> bool:
+    """Whether ``spec`` is a folder: a local directory, or a prefix on a store (a URL)."""
+    import os
+
+    return is_prefix(str(spec)) if is_url(str(spec)) else os.path.isdir(spec)
+
+
+def below(spec: "str | os.PathLike", relative: str) -> str:
+    """``relative`` (a POSIX relative name) below the folder or prefix ``spec``.
+
+    >>> below("s3://bucket/set", "instances"), below("set", "instances")
+    ('s3://bucket/set/instances', 'set/instances')
+    """
+    import os
+
+    return join(str(spec), relative) if is_url(str(spec)) else os.path.join(str(spec), *relative.split("/"))
 
 
 def list_objects(url: str, extensions: Sequence[str]) -> list[tuple[str, str]]:

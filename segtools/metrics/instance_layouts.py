@@ -41,6 +41,10 @@ def find_layout(gt_spec: str) -> str | None:
     """
     from pathlib import Path
 
+    from segtools.io.remote import is_url
+
+    if is_url(gt_spec):
+        return _find_layout_on_store(gt_spec)
     root = Path(gt_spec)
     if root.is_dir() and (root / "SegmentationObject").is_dir() and (root / "SegmentationClass").is_dir():
         return "voc"
@@ -50,6 +54,25 @@ def find_layout(gt_spec: str) -> str | None:
         return "cityscapes"
     if root.is_dir() and next((p for p in root.rglob("*") if _is_instance_ids(p.name)), None) is not None:
         return "cityscapes"
+    return None
+
+
+def _find_layout_on_store(url: str) -> str | None:
+    """:func:`find_layout` of a prefix or object on a store (listings only, nothing read)."""
+    from segtools.io.remote import below, is_folder, list_objects
+
+    parent, name = url.rstrip("/").rsplit("/", 1) if "/" in url.rstrip("/") else (url, "")
+    if is_folder(url) and is_folder(below(url, "SegmentationObject")) and is_folder(below(url, "SegmentationClass")):
+        return "voc"
+    if name == "SegmentationObject" and is_folder(url) and is_folder(below(parent, "SegmentationClass")):
+        return "voc"
+    if _is_instance_ids(name) and not url.endswith("/"):
+        return "cityscapes"
+    if is_folder(url):
+        try:
+            return "cityscapes" if list_objects(url, ("_instanceids.png",)) else None
+        except InputError:  # no such objects below it
+            return None
     return None
 
 
@@ -70,10 +93,14 @@ def layout_categories(layout: str) -> dict[int, str]:
 
 
 def _png_size(path: str) -> tuple[int, int]:
+    import io
+
     from PIL import Image
 
-    try:
-        with Image.open(path) as image:
+    from segtools.io.remote import is_url, read_object
+
+    try:  # on a store, the head of the object (one ranged GET) holds the size
+        with Image.open(io.BytesIO(read_object(path, 1 << 16)) if is_url(path) else path) as image:
             width, height = image.size
     except OSError as exc:
         raise InputError(f"{path}: not a readable PNG ({exc})") from None

@@ -24,7 +24,6 @@ Two layouts, the same on both sides:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Collection
 
 import numpy as np
@@ -157,26 +156,32 @@ def measure_panoptic_chunk(jobs: tuple) -> list:
 
 
 def _is_json(spec: str) -> bool:
-    path = Path(spec)
-    if path.is_dir():
+    """Whether ``spec`` (a path or a storage URL) is a JSON document rather than a folder of masks."""
+    from segtools.io.remote import is_folder, is_url, read_object
+
+    spec = str(spec)
+    if is_folder(spec):
         return False
-    if path.suffix.lower() == ".json":
+    if spec.lower().endswith(".json"):
         return True
     try:
-        with open(path, "rb") as handle:
-            return handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"{", b"["))
-    except OSError:
+        if is_url(spec):
+            head = read_object(spec, 64)
+        else:
+            with open(spec, "rb") as handle:
+                head = handle.read(64)
+    except (OSError, InputError):
         return False
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"{", b"["))
 
 
 def _load_json(spec: str, what: str, ground_truth: bool) -> dict:
     from segtools.formats import schema
     from segtools.io.jsondata import parse_json
 
-    try:
-        data = parse_json(Path(spec).read_bytes(), spec)
-    except OSError as exc:
-        raise InputError(f"{spec}: cannot read the {what} ({exc.strerror})") from None
+    from segtools.io.streams import read_bytes
+
+    data = parse_json(read_bytes(spec), spec)  # a file or an object on a store; a failure names it
     if not isinstance(data, dict):
         raise InputError(f"{spec}: a COCO panoptic {what} is a JSON object with 'annotations'")
     # document-level checks only: each image's segments_info entries are checked by its worker
