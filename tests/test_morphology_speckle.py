@@ -129,3 +129,25 @@ def test_small_components_writes_into_a_strided_box():
     labels[0, 0] = labels[3, 0] = 1
     small = small_components(labels, [0, 1], 2, 4)
     assert small.tolist() == (labels == 1).tolist()
+
+
+def test_ties_of_equal_distance_do_not_depend_on_the_last_bit_of_a_square_root(monkeypatch):
+    """OpenCV 5's distance transform gives a square root one bit off or not with the input
+    buffer's alignment; a tie between classes must still go to the lower class every time."""
+    import cv2
+
+    labels = speckled(0, classes=3, speckle=0.05, big_hole=True)
+    removed = small_components(labels, range(8), 12) | (labels == 3)
+    monkeypatch.setattr(refill, "WINDOW_RADIUS", 1)
+    monkeypatch.setattr(refill, "MAX_RADIUS", 1)  # every pixel beyond the first ring goes to the transforms
+    expected = refill.refill_nearest(labels, removed, 255)
+    transform = cv2.distanceTransform
+    rng = np.random.default_rng(0)
+
+    def one_bit_off(*args):
+        exact = transform(*args)
+        return np.where(rng.random(exact.shape) < 0.5, np.nextafter(exact, np.float32(np.inf)), exact)
+
+    monkeypatch.setattr(cv2, "distanceTransform", one_bit_off)
+    for _ in range(3):
+        assert np.array_equal(refill.refill_nearest(labels, removed, 255), expected)

@@ -151,15 +151,19 @@ def _nearest_by_transforms(labels: np.ndarray, donors: np.ndarray, flat_removed:
     distance transform per donor class (``former`` where there is none)."""
     import cv2
 
-    inf = np.float32(np.inf)
-    best_d = np.full(flat_removed.size, inf, np.float32)
+    inf = np.float64(np.inf)
+    best_d = np.full(flat_removed.size, inf, np.float64)
     best_l = np.full(flat_removed.size, -1, np.int64)
     second_d = best_d.copy()
     second_l = best_l.copy()
 
     def distances(k: int) -> np.ndarray:  # OpenCV releases the GIL: classes run in parallel
         not_donor = np.where(donors & (labels == k), np.uint8(0), np.uint8(1))
-        return cv2.distanceTransform(not_donor, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).ravel()[flat_removed]
+        found = cv2.distanceTransform(not_donor, cv2.DIST_L2, cv2.DIST_MASK_PRECISE).ravel()[flat_removed]
+        # As whole squared distances: the float32 square roots differ in their last bit with
+        # the buffer's alignment (OpenCV 5's vector and scalar paths), which would decide
+        # ties of equal distance by chance; rounded squares are exact below ~1,400 pixels.
+        return np.rint(np.square(found, dtype=np.float64))
 
     classes = [int(k) for k in present_labels(labels, donors)]
     threads = min(MAX_THREADS, kernel_threads(len(classes)))
