@@ -509,3 +509,54 @@ def test_dask_workers_read_panoptic_pngs_and_instance_masks_from_the_store(cli, 
         there = cli("metrics", f"{url}/{pred}", f"{url}/{gt}", "-f", "json", "--dask", "local:2")
         assert here.code == 0 and there.code == 0, there.stderr
         assert there.stdout == here.stdout
+
+
+# ---- tile split: the source read from the store, each band's tiles written there by whoever cuts it
+
+@pytest.fixture(scope="module")
+def scene(s3, camvid_module, tmp_path_factory):
+    """A CamVid frame and its mask (PNG), and the frame as .npy, locally and on S3."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("scene")
+    shutil.copy(camvid_module / "val" / "0016E5_07959.png", root / "scene.png")
+    shutil.copy(camvid_module / "valannot" / "0016E5_07959.png", root / "scene_mask.png")
+    import cv2
+
+    np.save(root / "frame.npy", cv2.imread(str(root / "scene.png"), cv2.IMREAD_COLOR)[..., ::-1].copy())
+    s3.put(str(root) + "/", "bucket/scene/", recursive=True)
+    return root, "s3://bucket/scene"
+
+
+@pytest.mark.parametrize("dask", [False, True], ids=["here", "dask"])
+def test_tile_split_reads_the_store_and_writes_each_tile_as_an_object(cli, s3, scene, no_staging, tmp_path, dask):
+    root, url = scene
+    if dask:
+        pytest.importorskip("distributed", reason="the dask extra (dask[distributed]) is not installed")
+    runs = {
+        "png": (("scene.png", "--mask", "scene_mask.png", "--min-foreground", "0.2"), 20),
+        "npy": (("frame.npy", "--size", "200", "--overlap", "40"), 6),
+    }
+    for name, ((source, *options), least) in runs.items():
+        there_options = [f"{url}/{o}" if o.endswith(".png") else o for o in options]
+        here_options = [str(root / o) if o.endswith(".png") else o for o in options]
+        common = ("--size", "128", "--overlap", "32") if name == "png" else ()
+        there = cli("tile", "split", f"{url}/{source}", *there_options, *common, "-o", f"s3://bucket/tiles-{dask}/{name}/",
+                    *(("--dask", "local:2") if dask else ()))
+        here = cli("tile", "split", root / source, *here_options, *common, "-o", tmp_path / name)
+        assert there.code == 0 and here.code == 0, (name, there.stderr, here.stderr)
+        expected = _files(tmp_path / name)
+        assert len(expected) >= least and "manifest.json" in expected, name
+        assert _objects(s3, f"bucket/tiles-{dask}/{name}/") == expected, name
+
+
+def test_a_failed_tile_split_on_the_store_leaves_no_tiles(cli, s3, scene, no_staging):
+    """The last band cannot be written (its first tile would replace the input itself): the
+    tiles of the bands before it are removed again, and the error is one line."""
+    root, _ = scene
+    s3.put_file(str(root / "scene.png"), "bucket/cut/a_y00232_x00000.png")
+    result = cli("tile", "split", "s3://bucket/cut/a_y00232_x00000.png", "--name", "a", "--size", "128",
+                 "--overlap", "0", "-o", "s3://bucket/cut/")
+    assert_one_line_error(result, 1)
+    assert "refusing to overwrite an input" in result.stderr
+    assert sorted(s3.find("bucket/cut/")) == ["bucket/cut/a_y00232_x00000.png"]

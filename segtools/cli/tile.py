@@ -25,7 +25,9 @@ tile_app = typer.Typer(
 
 
 @tile_app.command("split")
-@storage(inputs=None, paths=("image", "mask"))  # s3://, gs://, memory://… source and tile folder
+# s3://, gs://, memory://… source, mask and tile prefix: each band's tiles go up as whole objects
+# from whoever cuts it (a Dask worker too); a .npy or TIFF source is copied once per machine
+@storage(inputs=None, paths=("image", "mask"), streamed=("image", "mask", "output"))
 def split(
     image: Annotated[str, typer.Argument(help="Image, label mask or score map: PNG, JPEG, TIFF/BigTIFF, .npy, .npz.")],
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Folder for the tiles and manifest.json.")] = None,

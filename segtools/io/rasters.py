@@ -165,7 +165,9 @@ def open_raster(path: str | os.PathLike, want: str = "any") -> Raster:
 
     Parameters
     ----------
-    path : a PNG/JPEG/TIFF/BigTIFF/``.npy``/``.npz`` file (sniffed from its first bytes).
+    path : a PNG/JPEG/TIFF/BigTIFF/``.npy``/``.npz`` file (sniffed from its first bytes), or
+        an object on a store (a ``.npy`` or TIFF one is copied once per machine,
+        :func:`segtools.io.remote.local_file`; the others are read whole).
     want : ``"any"`` or ``"labels"`` (a grey or colour PNG is then read as a label mask).
 
     Raises
@@ -175,6 +177,10 @@ def open_raster(path: str | os.PathLike, want: str = "any") -> Raster:
     name = str(path)
     head = read_head(path, 512)
     kind = sniff(head)
+    if kind.format in ("npy", "tiff"):
+        from segtools.io.remote import local_file
+
+        path = local_file(path)  # band-wise reading maps a local file: an object is copied once per machine
     if kind.format == "npy":
         raster = _open_npy(str(path), name)
     elif kind.format == "tiff":

@@ -360,6 +360,17 @@ def publish(local: Path, url: str) -> int:
     return len(files)
 
 
+def remove(url: str) -> None:
+    """Delete the object at ``url`` (cleaning up after a failed batch); one already gone is fine."""
+    fs, path, _ = _filesystem(url)
+    try:
+        fs.rm_file(path)
+    except FileNotFoundError:
+        pass
+    except Exception as exc:  # the store's own message may quote the URL, credentials and all
+        raise OutputError(f"{redact(url)}: cannot remove it ({type(exc).__name__})") from None
+
+
 @contextmanager
 def staged_output(output: Optional[str]) -> Iterator[Optional[str]]:
     """A local stand-in for an output URL (same file name, or a folder), uploaded when the

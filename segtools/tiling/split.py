@@ -119,8 +119,11 @@ def split_raster(source: Raster, out_dir: str | os.PathLike, options: SplitOptio
             raise UsageError(f"min_foreground={options.min_foreground}: must be a fraction in [0, 1]")
     if options.pad is not None and options.pad not in PAD_MODES:
         raise UsageError(f"pad={options.pad!r}: choose {' or '.join(PAD_MODES)}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
+    from segtools.io.remote import is_url
+
+    # a prefix on a store: each tile goes up as one whole object from whoever cuts its band
+    out = str(out_dir) if is_url(str(out_dir)) else Path(out_dir)
+    if isinstance(out, Path) and out.exists() and not out.is_dir():
         raise OutputError(f"{out}: is a file; tiles are written into a folder")
     extension = _tile_extension(source, options.tile_format)
     mask_extension = ".npy" if extension in (".npy", ".npz") else ".png"
@@ -134,7 +137,8 @@ def split_raster(source: Raster, out_dir: str | os.PathLike, options: SplitOptio
     written: list[Path] = []
     try:
         try:
-            out.mkdir(parents=True, exist_ok=True)
+            if isinstance(out, Path):
+                out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"{out}: cannot make the tile folder ({exc.strerror or exc})") from None
         rows: dict[int, list[Tile]] = {}
@@ -165,15 +169,29 @@ def split_raster(source: Raster, out_dir: str | os.PathLike, options: SplitOptio
             pad=options.pad, tiles=records, pad_value=options.pad_value,
             classes=(source.meta or (mask.meta if mask is not None else None)).to_dict()
             if (source.meta or (mask is not None and mask.meta)) else None)
-        write_bytes(out / MANIFEST_NAME, manifest.to_json().encode("utf-8"), allow_overwrite)
+        write_bytes(_at(out, MANIFEST_NAME), manifest.to_json().encode("utf-8"), allow_overwrite)
     except BaseException:
-        for path in written:
-            try:
-                path.unlink()
-            except OSError:
-                pass
+        _remove_all(written)
         raise
     return manifest
+
+
+def _at(out: "Path | str", name: str) -> "Path | str":
+    """The file ``name`` (POSIX, relative) in the tile folder, or below the tile prefix on a store."""
+    from segtools.io.remote import below
+
+    return out / name if isinstance(out, Path) else below(out, name)
+
+
+def _remove_all(written) -> None:
+    """Remove what a failed split wrote (files, or objects on a store), as far as it can."""
+    from segtools.io.remote import remove
+
+    for path in written:
+        try:
+            path.unlink() if isinstance(path, Path) else remove(path)
+        except (OSError, OutputError):
+            pass
 
 
 @dataclass(frozen=True)
@@ -186,9 +204,10 @@ class _RasterRef:
     def open(self) -> Raster:
         from segtools.io.cluster import worker_cached
         from segtools.io.rasters import open_raster
+        from segtools.io.remote import is_url, local_file
 
-        try:
-            stamp = os.stat(self.path).st_mtime_ns
+        try:  # an object on a store: this machine's copy (fetched again when the store says it changed)
+            stamp = os.stat(local_file(self.path) if is_url(self.path) else self.path).st_mtime_ns
         except OSError as exc:
             raise InputError(f"{self.path}: a cluster worker cannot read it ({exc.strerror or exc}); the workers "
                              "need the paths the command is given (a shared file system)") from None
@@ -219,11 +238,7 @@ def _split_band(job) -> tuple[list[TileRecord], list[Path], Exception | None]:
                                        digits, extension, mask_extension, ignore, channels_first,
                                        allow_overwrite, written))
     except SegtoolsError as exc:
-        for path in written:
-            try:
-                path.unlink()
-            except OSError:
-                pass
+        _remove_all(written)
         return [], [], exc
     return records, written, None
 
@@ -258,13 +273,13 @@ def _write_tile(tile, band, mask_band, band_top, source, mask, options, out, ste
     name = tile_file_name(stem, tile, extension, digits)
     fmt = {".png": "png", ".npy": "npy", ".tif": "tiff", ".npz": "npz"}[extension]
     geo = shift_geo(source.geo, tile.y, tile.x) if fmt == "tiff" else None
-    written.append(write_parts(out / name, encode_raster_parts(pixels, fmt, source.kind, source.meta, geo),
+    written.append(write_parts(_at(out, name), encode_raster_parts(pixels, fmt, source.kind, source.meta, geo),
                                allow_overwrite))
     mask_name = None
     if mask_pixels is not None:
         mask_name = f"masks/{tile_file_name(stem, tile, mask_extension, digits)}"
         mask_fmt = "npy" if mask_extension == ".npy" else "png"
-        written.append(write_parts(out / mask_name, encode_raster_parts(mask_pixels, mask_fmt, "labels", mask.meta),
+        written.append(write_parts(_at(out, mask_name), encode_raster_parts(mask_pixels, mask_fmt, "labels", mask.meta),
                                    allow_overwrite))
     return TileRecord(tile, name, mask_name)
 
