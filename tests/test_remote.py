@@ -560,3 +560,46 @@ def test_a_failed_tile_split_on_the_store_leaves_no_tiles(cli, s3, scene, no_sta
     assert_one_line_error(result, 1)
     assert "refusing to overwrite an input" in result.stderr
     assert sorted(s3.find("bucket/cut/")) == ["bucket/cut/a_y00232_x00000.png"]
+
+
+# ---- convert: a folder of masks on the store is read mask by mask
+
+@pytest.mark.parametrize("target", ["coco", "coco-rle", "panoptic"])
+def test_convert_reads_a_prefix_of_masks_object_by_object(cli, task_sets, local, uploaded, no_staging, tmp_path,
+                                                           target):
+    root, url = task_sets
+    source, local_source = ((f"{url}/pairs/gt/", root / "pairs" / "gt") if target == "panoptic"
+                            else (f"{uploaded}/gt/", local / "gt"))
+    name = "out.json"
+    there = cli("convert", source, "--to", target, "--classes", "camvid", "-o", tmp_path / "there" / name)
+    here = cli("convert", local_source, "--to", target, "--classes", "camvid", "-o", tmp_path / "here" / name)
+    assert there.code == 0 and here.code == 0, (there.stderr, here.stderr)
+    expected = _files(tmp_path / "here")
+    assert len(expected) >= (5 if target == "panoptic" else 1)  # panoptic: the JSON and a PNG per mask
+    assert _files(tmp_path / "there") == expected
+
+
+def test_convert_on_dask_workers_reads_masks_from_the_store(cli, local, uploaded, no_staging, tmp_path):
+    pytest.importorskip("distributed", reason="the dask extra (dask[distributed]) is not installed")
+    there = cli("convert", f"{uploaded}/gt/", "--to", "coco", "--classes", "camvid", "--dask", "local:2")
+    here = cli("convert", local / "gt", "--to", "coco", "--classes", "camvid")
+    assert there.code == 0 and here.code == 0, there.stderr
+    assert there.stdout == here.stdout and json.loads(here.stdout)["annotations"]
+
+
+def test_convert_stages_other_layouts_on_the_store_and_writes_whole_objects(cli, s3, local, tmp_path):
+    """A YOLO dataset on the store is not a folder of masks: staged, as before, and its COCO
+    output goes up as one object; the library says so by name rather than guessing."""
+    from segtools.formats import registry
+
+    made = cli("convert", local / "gt", "--to", "yolo-seg", "--classes", "camvid", "-o", tmp_path / "yolo")
+    assert made.code == 0, made.stderr
+    s3.put(str(tmp_path / "yolo") + "/", "bucket/yolo/", recursive=True)
+    assert not registry.store_holds_masks("s3://bucket/yolo/")
+    with pytest.raises(Exception, match="not a plain folder of masks"):
+        registry.detect(["s3://bucket/yolo/"])
+    size = ("--image-size", "90x120")  # no photos in this dataset
+    there = cli("convert", "s3://bucket/yolo/", "--to", "coco", *size, "-o", "s3://bucket/yolo-coco.json")
+    here = cli("convert", tmp_path / "yolo", "--to", "coco", *size, "-o", tmp_path / "yolo-coco.json")
+    assert there.code == 0 and here.code == 0, there.stderr
+    assert s3.cat("bucket/yolo-coco.json") == (tmp_path / "yolo-coco.json").read_bytes()

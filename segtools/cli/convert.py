@@ -165,4 +165,17 @@ def _report(summary) -> None:
 def register(app: typer.Typer) -> None:
     from segtools.io.remote import with_storage
 
-    app.command("convert")(with_storage(convert, paths=("images", "image", "instance_masks", "gt")))
+    # s3://, gs://, memory://… a folder of masks on a store is read mask by mask where each is
+    # converted (a Dask worker too); other layouts, the photos and the outputs are staged
+    app.command("convert")(with_storage(convert, paths=("images", "image", "instance_masks", "gt"),
+                                        streamed=("inputs",), streams=_streams_masks))
+
+
+def _streams_masks(options: dict) -> bool:
+    """Whether ``convert`` reads its storage inputs object by object: each a prefix, glob or
+    object of masks only (``registry.store_holds_masks``)."""
+    from segtools.formats.registry import store_holds_masks
+    from segtools.io.remote import is_url
+
+    inputs = [str(spec) for spec in options.get("inputs") or []]
+    return bool(inputs) and all(is_url(spec) and store_holds_masks(spec) for spec in inputs)

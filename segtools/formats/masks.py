@@ -51,6 +51,12 @@ def _mask_worker(path: str, reading: MaskReading, name: str = ""
         from segtools.formats import instance_codes
 
         return instance_codes.annotate(path, reading, name)
+    from segtools.io.remote import is_url
+
+    if isinstance(path, str) and is_url(path):  # an object on a store: one GET, decoded and sniffed from its bytes
+        from segtools.io.streams import read_bytes
+
+        path, name = read_bytes(path), name or path
     mask = read_label_mask(path, colours, name=name or None)  # stdin bytes are named by their input
     summary = Summary()
     kind = instlib.mask_kind(mask, name if isinstance(path, bytes) else path, instlib.is_png(path), interpret)

@@ -68,11 +68,31 @@ DOCUMENTS: list[tuple[str, Callable[[object], bool]]] = [
 ]
 
 
+#: Folder names that make a prefix of PNGs a dataset layout rather than a plain mask folder.
+_LAYOUT_PARTS = {"labels", "images", "segmentationobject", "segmentationclass", "jpegimages", "annotations"}
+
+
+def store_holds_masks(url: str) -> bool:
+    """Whether the prefix (or object) ``url`` on a store is a plain folder of masks — every
+    object a ``.png`` or ``.npy``, none in a dataset layout's folders — which :func:`detect`
+    recognises from the listing alone; any other layout is read from a local folder (the
+    CLI stages it). One listing, nothing read."""
+    from segtools.io.remote import list_objects
+
+    try:
+        names = [rel.lower() for _, rel in list_objects(url, ("",))]
+    except InputError:
+        return False
+    return bool(names) and all(name.endswith((".png", ".npy")) and not _LAYOUT_PARTS & set(name.split("/")[:-1])
+                               for name in names)
+
+
 def detect(specs: Sequence[str], source: str = "auto") -> Detected:
     """The format of the inputs, from the bytes and folder layouts, not the names.
 
     ``source`` other than ``auto`` names the format (``mask``, ``instances`` and
-    ``cityscapes-instances`` are all the ``mask`` format, read differently).
+    ``cityscapes-instances`` are all the ``mask`` format, read differently). A prefix on a
+    store is a folder of masks (:func:`store_holds_masks`), or named by ``source``.
     """
     from segtools.io.jsondata import parse_json
     from segtools.io.sniff import sniff
@@ -81,6 +101,13 @@ def detect(specs: Sequence[str], source: str = "auto") -> Detected:
     as_mask = lambda kind: "mask" if kind in MASK_SOURCES else kind  # noqa: E731
     if source == "voc-seg":
         return Detected(source)  # a folder pair, checked when paired
+    from segtools.io.remote import is_prefix, is_url, redact
+
+    if len(specs) == 1 and is_url(specs[0]) and not any(ch in specs[0] for ch in "*?[") and is_prefix(specs[0]):
+        if (source != "auto" and source in MASK_SOURCES) or (source == "auto" and store_holds_masks(specs[0])):
+            return Detected(as_mask(source))
+        raise InputError(f"{redact(specs[0])}: not a plain folder of masks; other dataset layouts are read from "
+                         "a local copy of the prefix")
     if len(specs) == 1 and os.path.isdir(specs[0]):
         if source != "auto":
             return Detected(as_mask(source))

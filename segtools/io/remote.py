@@ -3,7 +3,7 @@
 Two ways, by what reads and writes the data:
 
 - **Streamed**: the per-item tools (``metrics`` of every task, ``postprocess``,
-  ``predict`` of images, ``visualize``) list an input prefix like a folder (the keys below
+  ``predict`` of images, ``visualize``, ``convert`` of mask folders, ``tile split``) list an input prefix like a folder (the keys below
   it are the relative names, :func:`list_objects`) and read each object when its item runs
   (:func:`read_object`, through :func:`segtools.io.streams.read_head`); each output is
   written to a local temporary file and goes up as one whole object when it is complete
