@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, write_instance_masks
 
 distributed = pytest.importorskip("distributed", reason="the dask extra (dask[distributed]) is not installed")
 
@@ -93,35 +93,9 @@ def test_postprocess_and_visualize_on_the_cluster_write_the_local_bytes(cli, dat
         assert len(_files(tmp_path / f"{command}-local")) == 6
 
 
-def _instance_masks(labels_folder: Path, out: Path, scores: bool) -> None:
-    """Instance-id masks (class list, and scores for detections) from label masks: the
-    connected regions of a few CamVid classes."""
-    from scipy import ndimage
-
-    from segtools.formats.instances import instance_meta
-    from segtools.io.masks import read_label_mask, write_label_mask
-
-    names = ["Pole", "SignSymbol", "Car", "Pedestrian"]
-    for file in sorted(labels_folder.rglob("*.png")):
-        labels = read_label_mask(str(file)).labels
-        ids, classes, score = np.zeros(labels.shape, np.uint16), [-1], [0.0]
-        for index, label in enumerate((2, 6, 8, 9)):
-            regions, count = ndimage.label(labels == label)
-            for region in range(1, count + 1):
-                ids[regions == region] = len(classes)
-                classes.append(index)
-                score.append(round(0.2 + 0.7 * ((region * 37 + index) % 11) / 11, 3))
-        meta = instance_meta(classes, names)
-        if scores:
-            meta.extra["instance_score"] = score
-        target = out / file.relative_to(labels_folder)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_label_mask(ids, str(target), meta)
-
-
 def test_instance_metrics_on_the_cluster_are_byte_identical(cli, dataset, scheduler, tmp_path):
-    _instance_masks(dataset / "pred", tmp_path / "pred", scores=True)
-    _instance_masks(dataset / "gt", tmp_path / "gt", scores=False)
+    write_instance_masks(dataset / "pred", tmp_path / "pred", scores=True)
+    write_instance_masks(dataset / "gt", tmp_path / "gt", scores=False)
     args = ("metrics", tmp_path / "pred", tmp_path / "gt", "--task", "instance", "-f", "json")
     local = cli(*args, "--jobs", "1")
     remote = cli(*args, "--dask", scheduler.scheduler_address)

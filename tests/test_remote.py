@@ -412,9 +412,8 @@ def task_sets(s3, camvid_module, tmp_path_factory):
     JSON + PNG folder, instance-id masks, COCO instances JSON + results JSON), written
     locally by the CLI's converters and uploaded to S3."""
     from panoptic_reference import CAMVID_THINGS, camvid_panoptic
-    from scipy import ndimage
 
-    from conftest import run_cli
+    from conftest import run_cli, write_instance_masks
     from segtools.formats.instances import instance_meta
     from segtools.io.masks import read_label_mask, write_label_mask
     from segtools.io.meta import ClassMeta
@@ -436,17 +435,7 @@ def task_sets(s3, camvid_module, tmp_path_factory):
             classes[instances[instances > 0]] = semantic[instances > 0]
             write_label_mask(instances.astype(np.uint16), root / "pairs" / side / "instances" / file.name,
                              instance_meta(classes.tolist(), names))
-            ids, kinds, score = np.zeros(semantic.shape, np.uint16), [-1], [0.0]
-            for label in (names.index(n) for n in ("Pole", "SignSymbol", "Car", "Pedestrian")):
-                regions, count = ndimage.label(semantic == label)
-                for region in range(1, count + 1):
-                    ids[regions == region] = len(kinds)
-                    kinds.append(label)
-                    score.append(round(0.2 + 0.7 * ((region * 37 + label) % 11) / 11, 3))
-            meta = instance_meta(kinds, names)
-            if side == "pred":
-                meta.extra["instance_score"] = score
-            write_label_mask(ids, root / "inst" / side / file.name, meta)
+        write_instance_masks(root / "pairs" / side, root / "inst" / side, scores=side == "pred", pattern="*.png")
         converted = run_cli("convert", root / "pairs" / side, "--to", "panoptic", "--things", ",".join(CAMVID_THINGS),
                             "-o", root / "coco" / f"{side}.json")
         assert converted.code == 0, converted.stderr
@@ -483,7 +472,7 @@ def test_instance_and_panoptic_sets_on_the_store_are_read_where_items_run(cli, t
 
 def test_panoptic_png_folders_given_on_the_store_and_a_bad_png_named_by_its_url(cli, s3, task_sets, no_staging):
     root, url = task_sets
-    s3.copy(f"bucket/tasks/coco/gt/", "bucket/tasks/elsewhere/gt-pngs/", recursive=True)
+    s3.copy("bucket/tasks/coco/gt/", "bucket/tasks/elsewhere/gt-pngs/", recursive=True)
     here = cli("metrics", root / "coco" / "pred.json", root / "coco" / "gt.json", "-f", "json")
     there = cli("metrics", f"{url}/coco/pred.json", f"{url}/coco/gt.json", "-f", "json",
                 "--gt-folder", f"{url}/elsewhere/gt-pngs/", "--jobs", "2")
