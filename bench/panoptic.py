@@ -101,8 +101,12 @@ def main() -> None:
 
     from panoptic_reference import reference_average, reference_counts
 
-    from segtools.io.parallel import one_opencv_thread
+    from segtools.io.parallel import one_opencv_thread, reuse_freed_memory
     from segtools.metrics.panoptic_io import evaluate_panoptic_files, read_panoptic_png
+
+    # every row under the allocator settings segtools' batch map sets (a MALLOC_* variable,
+    # e.g. MALLOC_ARENA_MAX=8, leaves glibc's defaults for every row instead)
+    malloc = "freed memory kept for reuse" if reuse_freed_memory() else "glibc's defaults"
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data or Path(tmp)
@@ -160,7 +164,7 @@ def main() -> None:
     cpu = {name: min(values) for name, values in cpus.items()}
     decode, pillow = "decode only (2·N PNGs)", "decode only, Pillow (panopticapi)"
     print(f"PQ over {n} CamVid-derived panoptic pairs (480×360), PQ = {expected:.4f} in every run; "
-          f"best of {args.repeat} interleaved rounds; load average {_load()}\n")
+          f"best of {args.repeat} interleaved rounds; malloc: {malloc}; load average {_load()}\n")
     print(f"{'':34} {'wall s':>7} {'CPU s':>7} {'CPU × decode':>13} {'CPU × Pillow decode':>20}")
     for name in runs:
         print(f"{name:34} {wall[name]:7.3f} {cpu[name]:7.3f} {cpu[name] / cpu[decode]:13.2f} "

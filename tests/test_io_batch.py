@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -190,3 +191,45 @@ def test_expanded_inputs_are_protected_before_they_are_read(tmp_path):
     check_output_path(tmp_path / "masks" / "a.png", allow_overwrite=True)
     forget_inputs()
     check_output_path(tmp_path / "masks" / "a.png")
+
+
+def _glibc() -> bool:
+    try:
+        return bool(os.confstr("CS_GNU_LIBC_VERSION"))
+    except (ValueError, OSError, AttributeError):
+        return False
+
+
+_BUFFERS_LOOP = """
+import os, resource, sys
+import numpy as np
+from segtools.io.parallel import pmap
+size = 700_000
+a = np.ones(size, np.uint8); del a  # glibc's dynamic thresholds follow this block
+def image(_):  # one item's buffers, freed together
+    blocks = [np.ones(size, np.uint8) for _ in range(3)]
+    return len(blocks)
+list(pmap(image, [0]))  # the batch map sets the allocator up, once
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+list(pmap(image, list(range(100))))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not _glibc(), reason="glibc's malloc only")
+def test_the_batch_map_keeps_freed_item_buffers_for_the_next_item():
+    """glibc trims the heap's top after each item whose buffers exceed its dynamic threshold,
+    and the next item faults every page in again; under pmap those pages are reused. With a
+    MALLOC_* variable the user's choice (here: glibc's defaults) is left alone."""
+    import subprocess
+    import sys
+
+    def faults(env: dict) -> int:
+        done = subprocess.run([sys.executable, "-c", _BUFFERS_LOOP], env={**os.environ, **env},
+                              capture_output=True, text=True, check=True)
+        return int(done.stdout)
+
+    kept = faults({})
+    defaults = faults({"MALLOC_ARENA_MAX": "8"})
+    assert defaults > 10_000  # ~170 pages trimmed and faulted back per item
+    assert kept < defaults / 10

@@ -168,6 +168,7 @@ def _run_task(fn: Callable, part: list, marks: tuple[frozenset, frozenset]) -> t
     streams._input_files.clear()
     streams._input_files.update(marks[1])
     parallel._WORKER_THREAD.active = True  # kernel_threads() is 1: the cluster fills the cores
+    parallel.reuse_freed_memory()  # once per worker process (a spawned one inherits nothing)
     try:
         results: list = []
         failed: Optional[int] = None

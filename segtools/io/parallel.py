@@ -51,6 +51,7 @@ def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: 
     the Dask cluster's workers instead, with the same contract (``jobs`` is then the
     cluster's business); thread maps (``processes=False``) stay in this process.
     """
+    reuse_freed_memory()  # before any fork: the workers inherit it
     if processes:
         from segtools.io import cluster
 
@@ -112,6 +113,47 @@ def _run_chunk(fn: Callable[[T], R], part: list[T]) -> tuple[list[R], BaseExcept
         except Exception as exc:  # re-raised by the caller, after the results before it
             return results, exc
     return results, None
+
+
+#: glibc malloc settings of :func:`reuse_freed_memory`: blocks below this come from the heap …
+MMAP_THRESHOLD = 16 << 20
+#: … and up to this much freed memory stays at the heap's top for the next item.
+TRIM_THRESHOLD = 64 << 20
+_MALLOC_SET = False
+
+
+def reuse_freed_memory() -> bool:
+    """Tell glibc's malloc to keep the memory of one item for the next (once per process;
+    inherited by forked workers); whether it was set here now or before.
+
+    By default glibc hands the buffers of an image (a few MB each: the decoded pixels, id
+    images, masks) back to the system when they are freed — it trims the heap's top, or
+    unmaps them — so every next image touches fresh pages, a minor page fault per 4 KiB:
+    measured 430–560 faults per 480×360 panoptic pair in a library user's batch loop, a
+    quarter of its time. With blocks under :data:`MMAP_THRESHOLD` taken from the heap and up to
+    :data:`TRIM_THRESHOLD` of freed memory kept there, the loop reuses its pages. Left as it
+    is when the user chose malloc settings (``MALLOC_*_`` or ``GLIBC_TUNABLES`` in the
+    environment) and off glibc.
+    """
+    global _MALLOC_SET
+    if _MALLOC_SET:
+        return True
+    _MALLOC_SET = True
+    if any(name.startswith("MALLOC_") or name == "GLIBC_TUNABLES" for name in os.environ):
+        return False
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return False
+    except (ValueError, OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))
 
 
 def small_batch_chunk(count: int, jobs: int, *, per_worker: int = 4, most: int = 8) -> int:
