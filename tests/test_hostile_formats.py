@@ -448,3 +448,23 @@ def test_crop_runs_and_union_equal_encode():
         assert rle.from_runs(starts, ends, h, w) == rle.encode(placed)
         more = rle.crop_runs(mask)
         assert rle.from_runs(np.r_[starts, more[0]], np.r_[ends, more[1]], h, w) == rle.encode(mask)
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1E+0400", "9" * 309 + ".5", "9" * 300 + "e10", "1" * 99 + "e999"])
+def test_every_number_too_large_for_a_float_is_refused(number):
+    """The C scanner parses floats unchecked unless the text may overflow one; each number
+    that does overflow must still be seen (exponents of 3 digits, runs of 100 digits)."""
+    from segtools.io.jsondata import parse_json
+
+    text = f'{{"name": "frame", "values": [1.5, {number}]}}'
+    with pytest.raises(InputError, match="out of range"):
+        parse_json(text.encode(), "a.json")
+
+
+def test_finite_numbers_parse_the_same_on_both_paths():
+    from segtools.io.jsondata import parse_json
+
+    plain = '{"bbox": [1.5, 2.25, 1e-999, 12345678901234567890, 9.99e99], "name": "frame_e123"}'
+    assert parse_json(plain.encode(), "a.json") == {"bbox": [1.5, 2.25, 0.0, 12345678901234567890, 9.99e99],
+                                                    "name": "frame_e123"}
+    assert parse_json(plain.replace("frame_e123", "frame").encode(), "a.json")["bbox"][4] == 9.99e99
