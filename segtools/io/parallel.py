@@ -133,7 +133,8 @@ def reuse_freed_memory() -> bool:
     quarter of its time. With blocks under :data:`MMAP_THRESHOLD` taken from the heap and up to
     :data:`TRIM_THRESHOLD` of freed memory kept there, the loop reuses its pages. Left as it
     is when the user chose malloc settings (``MALLOC_*_`` or ``GLIBC_TUNABLES`` in the
-    environment) and off glibc.
+    environment; Dask's LocalCluster sets ``MALLOC_TRIM_THRESHOLD_`` for its workers, and that
+    choice stands too) and off glibc.
     """
     global _MALLOC_SET
     if _MALLOC_SET:
