@@ -286,3 +286,25 @@ def test_task_of_a_large_json_is_recognised_from_its_head(cli, tmp_path):
         result = cli("metrics", path, path)
         assert_one_line_error(result, 1)
         assert "not valid JSON" in result.stderr and f"{task}.json" in result.stderr
+
+
+def test_panoptic_on_a_store_reads_its_pngs_there_and_refuses_names_that_leave_the_prefix(cli, tmp_path):
+    """COCO panoptic JSON + PNG prefix under ``memory://``: the numbers of the local files; a
+    ``file_name`` climbing out of its prefix is one line naming the item, as on disk."""
+    import fsspec
+
+    images = [_image(seed) for seed in range(4)]
+    _write_panoptic(tmp_path, "gt", [(g, gs) for g, gs, _, _ in images])
+    pred = _write_panoptic(tmp_path, "pred", [(p, ps) for _, _, p, ps in images], categories=False)
+    memory = fsspec.filesystem("memory")
+    memory.put(str(tmp_path) + "/", "/pan-store/", recursive=True)
+    here = cli("metrics", pred, tmp_path / "gt.json", "-f", "json")
+    there = cli("metrics", "memory://pan-store/pred.json", "memory://pan-store/gt.json", "-f", "json")
+    assert here.code == 0 and there.code == 0, there.stderr
+    assert there.stdout == here.stdout
+    doc = json.loads(pred.read_text())
+    doc["annotations"][1]["file_name"] = "../gt/f1.png"
+    memory.pipe("/pan-store/pred.json", json.dumps(doc).encode())
+    bad = cli("metrics", "memory://pan-store/pred.json", "memory://pan-store/gt.json")
+    assert_one_line_error(bad, 1)
+    assert "image_id 2: 'file_name' '../gt/f1.png' leaves its folder memory://pan-store/pred" in bad.stderr
