@@ -592,3 +592,36 @@ def test_convert_stages_other_layouts_on_the_store_and_writes_whole_objects(cli,
     here = cli("convert", tmp_path / "yolo", "--to", "coco", *size, "-o", tmp_path / "yolo-coco.json")
     assert there.code == 0 and here.code == 0, there.stderr
     assert s3.cat("bucket/yolo-coco.json") == (tmp_path / "yolo-coco.json").read_bytes()
+
+
+@pytest.mark.parametrize("run", ["panoptic mask pairs", "panoptic COCO JSON and PNG folders"])
+def test_panoptic_in_one_process_fetches_its_objects_ahead(cli, task_sets, no_staging, monkeypatch, run):
+    """``--jobs 1``: the PNGs (or mask pairs) of the next images are fetched by threads while
+    the current one is measured — several GETs in flight — with the local report."""
+    import threading
+    import time
+
+    from segtools.io import remote
+
+    root, url = task_sets
+    pred, gt = TASK_RUNS[run]
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+    fetch = remote.read_object
+
+    def slow(path, size=None):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        try:
+            time.sleep(0.02)
+            return fetch(path, size)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    monkeypatch.setattr(remote, "read_object", slow)
+    there = cli("metrics", f"{url}/{pred}", f"{url}/{gt}", "-f", "json", "--jobs", "1")
+    here = cli("metrics", root / pred, root / gt, "-f", "json")
+    assert there.code == 0 and here.code == 0, there.stderr
+    assert there.stdout == here.stdout
+    assert state["most"] >= 2

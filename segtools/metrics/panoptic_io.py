@@ -66,6 +66,7 @@ class PanopticJob:
     pred_at: str = ""
     gt_where: str = ""
     pred_where: str = ""
+    fetched: dict | None = None  # path → bytes already read (objects fetched ahead, one process)
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,13 @@ class PngFolder:
     resolved: str
 
 
-def read_panoptic_png(path: str) -> np.ndarray:
+def read_panoptic_png(path: str, data: bytes | None = None) -> np.ndarray:
     """H×W segment ids (uint32) of a COCO panoptic PNG (``R + 256·G + 256²·B``).
 
     8-bit RGB(A) PNGs without EXIF (what panoptic writers produce) are structure-checked and
     decoded by OpenCV straight into BGR and packed (no Pillow image and copies); any other
-    file goes through :func:`segtools.io.images.read_image`, with the same ids.
+    file goes through :func:`segtools.io.images.read_image`, with the same ids. ``data``:
+    the file's bytes, already read (``path`` then names it in messages).
     """
     from segtools.formats.coco_panoptic import rgb_to_ids
     from segtools.io import png
@@ -89,7 +91,7 @@ def read_panoptic_png(path: str) -> np.ndarray:
     from segtools.io.limits import check_pixels
     from segtools.io.streams import read_bytes
 
-    data = read_bytes(path)
+    data = read_bytes(path) if data is None else data
     if data.startswith(png.SIGNATURE) and b"eXIf" not in data:
         header = png.check_structure(data, path)
         if header.bit_depth == 8 and header.colour_type in (2, 6):
@@ -104,17 +106,19 @@ def read_panoptic_png(path: str) -> np.ndarray:
         raise InputError(f"{path}: {exc}") from None
 
 
-def _read_mask_pair(paths: tuple[str, str | None], layout: MaskLayout, ground_truth: bool) -> tuple[np.ndarray, list]:
+def _read_mask_pair(paths: tuple[str, str | None], layout: MaskLayout, ground_truth: bool,
+                    fetched: dict | None = None) -> tuple[np.ndarray, list]:
     from segtools.formats.coco_panoptic import from_masks
     from segtools.formats.instances import stored_classes
     from segtools.io.masks import read_label_mask
 
+    fetched = fetched or {}
     semantic_path, instance_path = paths
-    semantic = read_label_mask(semantic_path).labels
+    semantic = read_label_mask(fetched.get(semantic_path, semantic_path), name=semantic_path).labels
     instances = np.zeros(semantic.shape, np.int64)
     crowd: set[int] = set()
     if instance_path is not None:
-        mask = read_label_mask(instance_path)
+        mask = read_label_mask(fetched.get(instance_path, instance_path), name=instance_path)
         instances = mask.labels
         if instances.shape != semantic.shape:
             raise InputError(f"{instance_path}: size {instances.shape} differs from {semantic_path}'s {semantic.shape}")
@@ -129,22 +133,63 @@ def _read_mask_pair(paths: tuple[str, str | None], layout: MaskLayout, ground_tr
 
 def measure_panoptic(job: PanopticJob) -> tuple:
     """One image's per-class ``(tp, fp, fn, iou sum)`` (module level: runs in worker processes)."""
+    fetched = job.fetched or {}
     if job.gt_masks is not None:
-        gt_ids, gt_segments = _read_mask_pair(job.gt_masks, job.layout, True)
-        pred_ids, pred_segments = _read_mask_pair(job.pred_masks, job.layout, False)
+        gt_ids, gt_segments = _read_mask_pair(job.gt_masks, job.layout, True, fetched)
+        pred_ids, pred_segments = _read_mask_pair(job.pred_masks, job.layout, False, fetched)
     elif job.gt_folder is not None:
         from segtools.formats import schema
-        from segtools.formats.paths import inside
 
-        gt_png = inside(job.gt_folder.base, job.gt_png, job.gt_where, resolved=job.gt_folder.resolved)
-        pred_png = inside(job.pred_folder.base, job.pred_png, job.pred_where, resolved=job.pred_folder.resolved)
+        gt_png, pred_png = _png_paths(job)
         gt_segments = schema.panoptic_segments(list(job.gt_segments), job.gt_at)
         pred_segments = schema.panoptic_segments(list(job.pred_segments), job.pred_at)
-        gt_ids, pred_ids = read_panoptic_png(str(gt_png)), read_panoptic_png(str(pred_png))
+        gt_ids, pred_ids = read_panoptic_png(gt_png, fetched.get(gt_png)), read_panoptic_png(pred_png, fetched.get(pred_png))
     else:
         gt_ids, gt_segments = read_panoptic_png(job.gt_png), list(job.gt_segments)
         pred_ids, pred_segments = read_panoptic_png(job.pred_png), list(job.pred_segments)
     return image_counts(gt_ids, gt_segments, pred_ids, pred_segments, np.array(job.category_ids, np.int64), job.name)
+
+
+def _png_paths(job: PanopticJob) -> tuple[str, str]:
+    """The (ground truth, prediction) PNGs of a COCO panoptic job, each checked to lie in its folder."""
+    from segtools.formats.paths import inside
+
+    return (str(inside(job.gt_folder.base, job.gt_png, job.gt_where, resolved=job.gt_folder.resolved)),
+            str(inside(job.pred_folder.base, job.pred_png, job.pred_where, resolved=job.pred_folder.resolved)))
+
+
+def _job_files(job: PanopticJob) -> list[str]:
+    """The files :func:`measure_panoptic` reads for ``job``, as it names them (none for a
+    name that leaves its folder: the job itself says so when its turn comes)."""
+    if job.gt_masks is not None:
+        return [path for path in (*job.gt_masks, *job.pred_masks) if path is not None]
+    if job.gt_folder is not None:
+        try:
+            return list(_png_paths(job))
+        except InputError:
+            return []
+    return [job.gt_png, job.pred_png]
+
+
+def _measure_ahead(work: list[PanopticJob], on_done: Callable[[int], None] | None):
+    """:func:`measure_panoptic` of each job in order, in this process, the objects on a store
+    fetched ahead by :func:`segtools.io.remote.read_ahead` (a store's latency hidden behind
+    the decoding; a failed fetch is raised at its image's turn, naming its URL)."""
+    from dataclasses import replace
+
+    from segtools.io.remote import read_ahead
+
+    files = [_job_files(job) for job in work]
+    sources = read_ahead([path for names in files for path in names])
+    for index, (job, names) in enumerate(zip(work, files)):
+        fetched = {}
+        for _ in names:
+            path, data = next(sources)
+            if data is not path:
+                fetched[path] = data
+        yield measure_panoptic(replace(job, fetched=fetched) if fetched else job)
+        if on_done is not None:
+            on_done(index)
 
 
 _CHUNK = 8  # images per worker task at most
@@ -342,8 +387,12 @@ def evaluate_panoptic_files(pred_spec: str, gt_spec: str, pred_folder: str | Non
     evaluation = PanopticEvaluation(categories)
     workers = resolve_jobs(jobs)
     if workers == 1:
+        from segtools.io.cluster import active_client
+        from segtools.io.remote import is_url
+
+        ahead = active_client() is None and any(is_url(path) for job in work[:8] for path in _job_files(job))
         with one_opencv_thread():
-            for counts in pmap(measure_panoptic, work, 1, on_done=on_done):
+            for counts in (_measure_ahead(work, on_done) if ahead else pmap(measure_panoptic, work, 1, on_done=on_done)):
                 evaluation.add_counts(counts)
         return evaluation
     # a few images per task: one round trip to a worker costs about as much as counting an image
