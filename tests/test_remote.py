@@ -594,10 +594,11 @@ def test_convert_stages_other_layouts_on_the_store_and_writes_whole_objects(cli,
     assert s3.cat("bucket/yolo-coco.json") == (tmp_path / "yolo-coco.json").read_bytes()
 
 
-@pytest.mark.parametrize("run", ["panoptic mask pairs", "panoptic COCO JSON and PNG folders"])
-def test_panoptic_in_one_process_fetches_its_objects_ahead(cli, task_sets, no_staging, monkeypatch, run):
-    """``--jobs 1``: the PNGs (or mask pairs) of the next images are fetched by threads while
-    the current one is measured — several GETs in flight — with the local report."""
+@pytest.mark.parametrize("run", ["panoptic mask pairs", "panoptic COCO JSON and PNG folders", "instance-id masks",
+                                 "instance-id masks against COCO instances"])
+def test_instance_and_panoptic_in_one_process_fetch_their_objects_ahead(cli, task_sets, no_staging, monkeypatch, run):
+    """``--jobs 1``: the PNGs (or masks) of the next images are fetched by threads while the
+    current one is measured — several GETs in flight — with the local report."""
     import threading
     import time
 

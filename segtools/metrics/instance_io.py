@@ -52,6 +52,7 @@ class ImageJob:
     gt_mask: str | None = None
     dt_mask: str | None = None
     gt_layout: tuple[str, ...] | None = None  # (layout, its files): Cityscapes / VOC ground truth
+    fetched: dict | None = None  # path → bytes already read (objects fetched ahead, one process)
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,14 @@ def _by_name(names, labels_of: np.ndarray, category_names, path: str) -> np.ndar
 
 
 def _mask_annotations(path: str, size: tuple[int, int] | None, mask_categories, ground_truth: bool,
-                      category_names=()) -> tuple[list, tuple]:
-    """COCO-style dicts of every instance of an instance-id mask, and the mask's size."""
+                      category_names=(), fetched: dict | None = None) -> tuple[list, tuple]:
+    """COCO-style dicts of every instance of an instance-id mask, and the mask's size
+    (``fetched``: the bytes of files already read, by path)."""
     from segtools.formats.instances import stored_classes
     from segtools.formats.rle_regions import encode_regions
     from segtools.io.masks import read_label_mask
 
-    mask = read_label_mask(path)
+    mask = read_label_mask((fetched or {}).get(path, path), name=path)
     labels = np.asarray(mask.labels)
     if size is not None and tuple(labels.shape) != tuple(size):
         raise InputError(f"{path}: mask is {labels.shape[0]}×{labels.shape[1]} but its image is {size[0]}×{size[1]}")
@@ -154,13 +156,15 @@ def evaluate_chunk(chunk: InstanceChunk) -> InstanceEvaluation:
     for job in chunk.images:
         size = job.size
         if job.gt_layout is not None:
-            gt, size = layout_annotations(job.gt_layout[0], job.gt_layout[1:], evaluation.categories)
+            gt, size = layout_annotations(job.gt_layout[0], job.gt_layout[1:], evaluation.categories, job.fetched)
         elif job.gt_mask is not None:
-            gt, size = _mask_annotations(job.gt_mask, size, chunk.mask_categories, True, chunk.category_names)
+            gt, size = _mask_annotations(job.gt_mask, size, chunk.mask_categories, True, chunk.category_names,
+                                         job.fetched)
         else:
             gt = [_gt_rle(a, size, f"{job.where}: ground truth {k}") for k, a in enumerate(job.gt)]
         if job.dt_mask is not None:
-            dt, _ = _mask_annotations(job.dt_mask, size, chunk.mask_categories, False, chunk.category_names)
+            dt, _ = _mask_annotations(job.dt_mask, size, chunk.mask_categories, False, chunk.category_names,
+                                      job.fetched)
         else:
             dt = list(job.dt)
         evaluation.add_image(gt, dt, image_id=job.image_id, where=job.where)
@@ -372,6 +376,39 @@ def evaluate_instance_files(pred_spec: str, gt_spec: str, protocol: Protocol | N
     chunks = [InstanceChunk(protocol, tuple(categories.items()), mask_categories, tuple(work[i:i + size]), names)
               for i in range(0, len(work), size)]
     evaluation = InstanceEvaluation(protocol, categories)
-    for part in pmap(evaluate_chunk, chunks, jobs, on_done=on_done):
+    from segtools.io.cluster import active_client
+    from segtools.io.remote import is_url
+
+    ahead = workers == 1 and active_client() is None and any(is_url(path) for job in work[:8] for path in _image_files(job))
+    for part in (_evaluate_ahead(chunks, on_done) if ahead else pmap(evaluate_chunk, chunks, jobs, on_done=on_done)):
         evaluation.merge(part)
     return evaluation
+
+
+def _image_files(job: ImageJob) -> list[str]:
+    """The mask files :func:`evaluate_chunk` reads for ``job``."""
+    return [path for path in (job.gt_mask, job.dt_mask, *(job.gt_layout or ())[1:]) if path is not None]
+
+
+def _evaluate_ahead(chunks: list[InstanceChunk], on_done: Callable[[int], None] | None):
+    """:func:`evaluate_chunk` of each chunk in order, in this process, the masks on a store
+    fetched ahead by :func:`segtools.io.remote.read_ahead` (a store's latency hidden behind
+    the decoding; a failed fetch is raised at its image's turn, naming its URL)."""
+    from dataclasses import replace
+
+    from segtools.io.remote import read_ahead
+
+    files = [[_image_files(job) for job in chunk.images] for chunk in chunks]
+    sources = read_ahead([path for per_chunk in files for names in per_chunk for path in names])
+    for index, (chunk, per_chunk) in enumerate(zip(chunks, files)):
+        images = []
+        for job, names in zip(chunk.images, per_chunk):
+            fetched = {}
+            for _ in names:
+                path, data = next(sources)
+                if data is not path:
+                    fetched[path] = data
+            images.append(replace(job, fetched=fetched) if fetched else job)
+        yield evaluate_chunk(replace(chunk, images=tuple(images)))
+        if on_done is not None:
+            on_done(index)

@@ -137,8 +137,10 @@ def _check_cityscapes(values: np.ndarray, path: str) -> None:
                          f"{' has no instances' if 0 <= value // 1000 <= 33 and value >= 1000 else ' is outside 0..33'})")
 
 
-def layout_annotations(layout: str, files: tuple[str, ...], categories) -> tuple[list[dict], tuple[int, int]]:
-    """One image's ground-truth annotations (RLE) in ``categories``, and its size.
+def layout_annotations(layout: str, files: tuple[str, ...], categories,
+                       fetched: dict | None = None) -> tuple[list[dict], tuple[int, int]]:
+    """One image's ground-truth annotations (RLE) in ``categories``, and its size
+    (``fetched``: the bytes of files already read, by path).
 
     Examples
     --------
@@ -153,13 +155,16 @@ def layout_annotations(layout: str, files: tuple[str, ...], categories) -> tuple
     from segtools.formats import instances, voc
     from segtools.io.masks import read_label_mask
 
+    def read(path: str) -> np.ndarray:
+        return np.asarray(read_label_mask((fetched or {}).get(path, path), name=path).labels)
+
     if layout == "cityscapes":
-        values = np.asarray(read_label_mask(files[0]).labels)
+        values = read(files[0])
         _check_cityscapes(values, files[0])
         found = instances.cityscapes_annotations(values, "rle", name=files[0])
     else:
-        objects = np.asarray(read_label_mask(files[0]).labels)
-        classes = np.asarray(read_label_mask(files[1]).labels)
+        objects = read(files[0])
+        classes = read(files[1])
         if objects.shape != classes.shape:
             raise InputError(f"{files[0]}: SegmentationObject is {objects.shape[0]}×{objects.shape[1]} but its "
                              f"SegmentationClass {files[1]} is {classes.shape[0]}×{classes.shape[1]}")
