@@ -134,8 +134,8 @@ _FAULTS_SCRIPT = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "keep":
-    from segtools.cli.common import keep_freed_memory
-    assert keep_freed_memory()
+    from segtools.io.parallel import reuse_freed_memory
+    assert reuse_freed_memory()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(40):  # a batch: two same-size 2 MiB images at a time, freed after each step
     a = np.ones((1024, 2048), np.uint8)
@@ -148,7 +148,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
 def test_cli_keeps_freed_image_buffers_for_the_next_image():
     """With glibc's defaults each 2 MiB image buffer is mapped fresh and faulted in page by
-    page; after keep_freed_memory() a batch reuses the freed buffers (counted in minor page
+    page; after reuse_freed_memory() (the CLI calls it as it starts) a batch reuses the freed buffers (counted in minor page
     faults, not time)."""
     import os
 
@@ -159,8 +159,10 @@ def test_cli_keeps_freed_image_buffers_for_the_next_image():
     if not glibc:
         pytest.skip("not glibc")
     faults = {}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
     for mode in ("default", "keep"):
-        out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, mode], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", _FAULTS_SCRIPT, mode], capture_output=True, text=True, check=True,
+                             env=clean)
         faults[mode] = int(out.stdout)
     assert faults["default"] > 20 * 512  # most of the 80 buffers × 512 pages faulted in
     assert faults["keep"] < faults["default"] / 10

@@ -22,7 +22,7 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 
 from segtools import __version__  # noqa: E402
 from segtools.cli.common import (  # noqa: E402
-    STATE, configure_logging, debug_enabled, guard_standard_streams, keep_freed_memory, quiet_library_warnings)
+    STATE, configure_logging, debug_enabled, guard_standard_streams, quiet_library_warnings)
 from segtools.errors import SegtoolsError  # noqa: E402
 
 # One module per subcommand; each defines register(app). Order = order in --help.
@@ -211,12 +211,13 @@ def _invoke(command, args: list[str]):
 
 def run(argv: Optional[Sequence[str]] = None) -> int:
     """Run the CLI with ``argv`` and return the exit code (no ``sys.exit``)."""
+    from segtools.io.parallel import reuse_freed_memory
     from segtools.io.streams import forget_inputs
 
     usage_error = _usage_error_class()
     guard_standard_streams()
     quiet_library_warnings()
-    keep_freed_memory()
+    reuse_freed_memory()
     forget_inputs()
     args = list(argv) if argv is not None else sys.argv[1:]
     command = typer.main.get_command(build_app(tree_needed(args)))

@@ -101,36 +101,6 @@ def quiet_library_warnings() -> None:
     warnings.showwarning = show
 
 
-#: Freed blocks up to this size stay in the process for the next image (glibc only).
-KEEP_FREED_BYTES = 64 << 20
-#: Blocks below this size come from the heap, where freed ones are reused (glibc's ceiling).
-HEAP_BLOCK_LIMIT = 32 << 20
-
-
-def keep_freed_memory() -> bool:
-    """Let glibc reuse freed image buffers instead of handing them back to the OS each time.
-
-    A batch decodes image after image of the same size. By default glibc maps each large
-    buffer fresh and returns it on free, so every image costs a page fault per 4 KiB:
-    a quarter of the time of decoding 1024×2048 PNG masks. Raising the mmap and trim
-    thresholds keeps up to :data:`KEEP_FREED_BYTES` of freed memory for reuse. Returns
-    whether the allocator took the settings (``False`` off glibc, where nothing changes).
-    """
-    try:
-        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
-            return False
-    except (AttributeError, ValueError, OSError):  # not glibc, or not POSIX
-        return False
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's <malloc.h>
-    return bool(mallopt(m_mmap_threshold, HEAP_BLOCK_LIMIT)) and bool(mallopt(m_trim_threshold, KEEP_FREED_BYTES))
-
-
 def stderr_is_terminal() -> bool:
     try:
         return sys.stderr.isatty()

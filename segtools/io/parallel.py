@@ -115,37 +115,37 @@ def _run_chunk(fn: Callable[[T], R], part: list[T]) -> tuple[list[R], BaseExcept
     return results, None
 
 
-#: glibc malloc settings of :func:`reuse_freed_memory`: blocks below this come from the heap …
-MMAP_THRESHOLD = 16 << 20
+#: glibc malloc settings of :func:`reuse_freed_memory`: blocks below this come from the heap
+#: (glibc's own ceiling for its dynamic threshold) …
+HEAP_BLOCK_LIMIT = 32 << 20
 #: … and up to this much freed memory stays at the heap's top for the next item.
-TRIM_THRESHOLD = 64 << 20
+KEEP_FREED_BYTES = 64 << 20
 _MALLOC_SET = False
 
 
 def reuse_freed_memory() -> bool:
-    """Tell glibc's malloc to keep the memory of one item for the next (once per process;
-    inherited by forked workers); whether it was set here now or before.
+    """Tell glibc's malloc to keep the memory of one item for the next: once per process,
+    by the CLI as it starts and by :func:`pmap` (so a library user's batch gets it too;
+    forked workers inherit it, Dask workers call it). Whether the setting is in force.
 
-    By default glibc hands the buffers of an image (a few MB each: the decoded pixels, id
-    images, masks) back to the system when they are freed — it trims the heap's top, or
-    unmaps them — so every next image touches fresh pages, a minor page fault per 4 KiB:
-    measured 430–560 faults per 480×360 panoptic pair in a library user's batch loop, a
-    quarter of its time. With blocks under :data:`MMAP_THRESHOLD` taken from the heap and up to
-    :data:`TRIM_THRESHOLD` of freed memory kept there, the loop reuses its pages. Left as it
-    is when the user chose malloc settings (``MALLOC_*_`` or ``GLIBC_TUNABLES`` in the
-    environment; Dask's LocalCluster sets ``MALLOC_TRIM_THRESHOLD_`` for its workers, and that
-    choice stands too) and off glibc.
+    By default glibc maps a large buffer fresh and unmaps it on free, or trims the heap's
+    top after an item whose buffers exceed its dynamic threshold, so each next image of a
+    batch touches fresh pages, a minor page fault per 4 KiB: a quarter of the time of
+    decoding 1024×2048 PNG masks, and 430–560 faults per 480×360 panoptic pair in a library
+    user's loop. With blocks under :data:`HEAP_BLOCK_LIMIT` taken from the heap and up to
+    :data:`KEEP_FREED_BYTES` of freed memory kept there, the batch reuses its pages. Left
+    as it is when malloc settings are in the environment (``MALLOC_*_``, ``GLIBC_TUNABLES``:
+    the user's, or those Dask's LocalCluster sets for its workers) and off glibc.
     """
     global _MALLOC_SET
     if _MALLOC_SET:
         return True
-    _MALLOC_SET = True
     if any(name.startswith("MALLOC_") or name == "GLIBC_TUNABLES" for name in os.environ):
         return False
     try:
-        if not os.confstr("CS_GNU_LIBC_VERSION"):
+        if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
             return False
-    except (ValueError, OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+    except (ValueError, OSError, AttributeError):  # not glibc (musl, macOS), or not POSIX
         return False
     import ctypes
 
@@ -154,7 +154,8 @@ def reuse_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
-    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))
+    _MALLOC_SET = bool(mallopt(m_mmap_threshold, HEAP_BLOCK_LIMIT)) and bool(mallopt(m_trim_threshold, KEEP_FREED_BYTES))
+    return _MALLOC_SET
 
 
 def small_batch_chunk(count: int, jobs: int, *, per_worker: int = 4, most: int = 8) -> int:
