@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
 
 if TYPE_CHECKING:
     import os
@@ -140,6 +140,30 @@ def read_ahead(paths: Sequence[str], depth: int = READ_AHEAD) -> Iterator[tuple[
             for _, future in pending:
                 if future is not None:
                     future.cancel()
+
+
+def fetches_ahead(paths: Iterable[str], jobs: int) -> bool:
+    """Whether a map over items reading ``paths`` should fetch them ahead in this process
+    (:func:`fetch_ahead`): one worker (``jobs``), no Dask cluster, and a storage URL among
+    them. Worker processes and cluster workers each fetch their own items."""
+    from segtools.io import cluster
+    from segtools.io.parallel import resolve_jobs
+
+    return resolve_jobs(jobs) == 1 and cluster.active_client() is None and any(is_url(str(path)) for path in paths)
+
+
+def fetch_ahead(groups: Sequence[Sequence[str]], depth: int = READ_AHEAD) -> Iterator[dict]:
+    """For each group of paths (the files of one item), in order: the bytes of its storage
+    URLs by path, fetched ahead by :func:`read_ahead`; other paths are left out, for their
+    readers to open. A failed fetch is raised at its item's turn, naming its URL."""
+    sources = read_ahead([path for group in groups for path in group], depth)
+    for group in groups:
+        fetched = {}
+        for _ in group:
+            path, data = next(sources)
+            if data is not path:
+                fetched[path] = data
+        yield fetched
 
 
 def is_prefix(url: str) -> bool:

@@ -158,29 +158,16 @@ def worker_modules(path: str, options: MeasureOptions) -> tuple[str, ...]:
     return ("segtools.io.masks", "segtools.metrics.confusion", *decoder, *extra)
 
 
-def _fetch_ahead(pairs: Sequence[tuple[str, str]], jobs: int) -> bool:
-    """Whether a run measures storage objects in this one process: their fetches then
-    overlap the decoding (:func:`_measure_ahead`); workers each fetch their own."""
-    from segtools.io import cluster
-    from segtools.io.parallel import resolve_jobs
-    from segtools.io.remote import is_url
-
-    return (resolve_jobs(jobs) == 1 and cluster.active_client() is None
-            and any(is_url(path) for pair in pairs for path in pair))
-
-
 def _measure_ahead(work: Sequence[PairJob], on_done: Callable[[int], None] | None):
     """:func:`measure_pair` of each job in order, its files fetched ahead by
-    :func:`segtools.io.remote.read_ahead` (a store's latency hidden behind the decoding)."""
+    :func:`segtools.io.remote.fetch_ahead` (a store's latency hidden behind the decoding)."""
     from dataclasses import replace
 
-    from segtools.io.remote import read_ahead
+    from segtools.io.remote import fetch_ahead
 
-    sources = read_ahead([path for job in work for path in (job.pred_path, job.gt_path)])
-    for index, job in enumerate(work):
-        (_, pred), (_, gt) = next(sources), next(sources)
-        yield measure_pair(replace(job, pred_data=None if pred is job.pred_path else pred,
-                                   gt_data=None if gt is job.gt_path else gt))
+    fetched = fetch_ahead([(job.pred_path, job.gt_path) for job in work])
+    for index, (job, data) in enumerate(zip(work, fetched)):
+        yield measure_pair(replace(job, pred_data=data.get(job.pred_path), gt_data=data.get(job.gt_path)))
         if on_done is not None:
             on_done(index)
 
@@ -208,7 +195,9 @@ def measure_pairs(pairs: Sequence[tuple[str, str]], class_names: Sequence[str], 
     run = MetricsRun(list(class_names), options.ignore_index, boundary, distances)
     work = [PairJob(pred, gt, options) for pred, gt in pairs]
     preload = worker_modules(pairs[0][1], options) if work else ()
-    results = (_measure_ahead(work, on_done) if _fetch_ahead(pairs, jobs) else
+    from segtools.io.remote import fetches_ahead
+
+    results = (_measure_ahead(work, on_done) if fetches_ahead((path for pair in pairs for path in pair), jobs) else
                pmap(measure_pair, work, jobs, on_done=on_done, preload=preload, chunk=small_batch_chunk(len(work), jobs)))
     for (pred, gt), result in zip(pairs, results):
         image_scores = run.add_image(result)

@@ -376,10 +376,9 @@ def evaluate_instance_files(pred_spec: str, gt_spec: str, protocol: Protocol | N
     chunks = [InstanceChunk(protocol, tuple(categories.items()), mask_categories, tuple(work[i:i + size]), names)
               for i in range(0, len(work), size)]
     evaluation = InstanceEvaluation(protocol, categories)
-    from segtools.io.cluster import active_client
-    from segtools.io.remote import is_url
+    from segtools.io.remote import fetches_ahead
 
-    ahead = workers == 1 and active_client() is None and any(is_url(path) for job in work[:8] for path in _image_files(job))
+    ahead = fetches_ahead((path for job in work[:8] for path in _image_files(job)), workers)
     for part in (_evaluate_ahead(chunks, on_done) if ahead else pmap(evaluate_chunk, chunks, jobs, on_done=on_done)):
         evaluation.merge(part)
     return evaluation
@@ -392,23 +391,15 @@ def _image_files(job: ImageJob) -> list[str]:
 
 def _evaluate_ahead(chunks: list[InstanceChunk], on_done: Callable[[int], None] | None):
     """:func:`evaluate_chunk` of each chunk in order, in this process, the masks on a store
-    fetched ahead by :func:`segtools.io.remote.read_ahead` (a store's latency hidden behind
+    fetched ahead by :func:`segtools.io.remote.fetch_ahead` (a store's latency hidden behind
     the decoding; a failed fetch is raised at its image's turn, naming its URL)."""
     from dataclasses import replace
 
-    from segtools.io.remote import read_ahead
+    from segtools.io.remote import fetch_ahead
 
-    files = [[_image_files(job) for job in chunk.images] for chunk in chunks]
-    sources = read_ahead([path for per_chunk in files for names in per_chunk for path in names])
-    for index, (chunk, per_chunk) in enumerate(zip(chunks, files)):
-        images = []
-        for job, names in zip(chunk.images, per_chunk):
-            fetched = {}
-            for _ in names:
-                path, data = next(sources)
-                if data is not path:
-                    fetched[path] = data
-            images.append(replace(job, fetched=fetched) if fetched else job)
-        yield evaluate_chunk(replace(chunk, images=tuple(images)))
+    fetched = fetch_ahead([_image_files(job) for chunk in chunks for job in chunk.images])
+    for index, chunk in enumerate(chunks):
+        images = tuple(replace(job, fetched=data) if data else job for job, data in zip(chunk.images, fetched))
+        yield evaluate_chunk(replace(chunk, images=images))
         if on_done is not None:
             on_done(index)

@@ -173,20 +173,13 @@ def _job_files(job: PanopticJob) -> list[str]:
 
 def _measure_ahead(work: list[PanopticJob], on_done: Callable[[int], None] | None):
     """:func:`measure_panoptic` of each job in order, in this process, the objects on a store
-    fetched ahead by :func:`segtools.io.remote.read_ahead` (a store's latency hidden behind
+    fetched ahead by :func:`segtools.io.remote.fetch_ahead` (a store's latency hidden behind
     the decoding; a failed fetch is raised at its image's turn, naming its URL)."""
     from dataclasses import replace
 
-    from segtools.io.remote import read_ahead
+    from segtools.io.remote import fetch_ahead
 
-    files = [_job_files(job) for job in work]
-    sources = read_ahead([path for names in files for path in names])
-    for index, (job, names) in enumerate(zip(work, files)):
-        fetched = {}
-        for _ in names:
-            path, data = next(sources)
-            if data is not path:
-                fetched[path] = data
+    for index, (job, fetched) in enumerate(zip(work, fetch_ahead([_job_files(job) for job in work]))):
         yield measure_panoptic(replace(job, fetched=fetched) if fetched else job)
         if on_done is not None:
             on_done(index)
@@ -202,7 +195,8 @@ def measure_panoptic_chunk(jobs: tuple) -> list:
 
 def _is_json(spec: str) -> bool:
     """Whether ``spec`` (a path or a storage URL) is a JSON document rather than a folder of masks."""
-    from segtools.io.remote import is_folder, is_url, read_object
+    from segtools.io.remote import is_folder
+    from segtools.io.streams import read_head
 
     spec = str(spec)
     if is_folder(spec):
@@ -210,12 +204,8 @@ def _is_json(spec: str) -> bool:
     if spec.lower().endswith(".json"):
         return True
     try:
-        if is_url(spec):
-            head = read_object(spec, 64)
-        else:
-            with open(spec, "rb") as handle:
-                head = handle.read(64)
-    except (OSError, InputError):
+        head = read_head(spec, 64)  # a file or an object on a store
+    except InputError:
         return False
     return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"{", b"["))
 
@@ -387,10 +377,9 @@ def evaluate_panoptic_files(pred_spec: str, gt_spec: str, pred_folder: str | Non
     evaluation = PanopticEvaluation(categories)
     workers = resolve_jobs(jobs)
     if workers == 1:
-        from segtools.io.cluster import active_client
-        from segtools.io.remote import is_url
+        from segtools.io.remote import fetches_ahead
 
-        ahead = active_client() is None and any(is_url(path) for job in work[:8] for path in _job_files(job))
+        ahead = fetches_ahead((path for job in work[:8] for path in _job_files(job)), workers)
         with one_opencv_thread():
             for counts in (_measure_ahead(work, on_done) if ahead else pmap(measure_panoptic, work, 1, on_done=on_done)):
                 evaluation.add_counts(counts)
