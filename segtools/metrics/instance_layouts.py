@@ -97,10 +97,11 @@ def _png_size(path: str) -> tuple[int, int]:
 
     from PIL import Image
 
-    from segtools.io.remote import is_url, read_object
+    from segtools.io.remote import is_url
+    from segtools.io.streams import read_head
 
     try:  # on a store, the head of the object (one ranged GET) holds the size
-        with Image.open(io.BytesIO(read_object(path, 1 << 16)) if is_url(path) else path) as image:
+        with Image.open(io.BytesIO(read_head(path, 1 << 16)) if is_url(path) else path) as image:
             width, height = image.size
     except OSError as exc:
         raise InputError(f"{path}: not a readable PNG ({exc})") from None
