@@ -51,12 +51,12 @@ _segtools() {
                 --format|-f) choices="table json csv markdown" ;;
             esac
             ;;
-        "segtools train") opts="--images --masks --val-images --val-masks --val-split --classes --num-classes --ignore-index --palette --crop --patch --min-foreground --background --arch --arch-option --loss --loss-weights --class-weights --class-weights-beta --focal-gamma --focal-alpha --tversky-alpha --tversky-beta --label-smoothing --aux-weight --init --init-backbone --freeze-backbone --backbone-lr --epochs --batch --steps-per-epoch --optimizer --lr --weight-decay --momentum --schedule --warmup --lr-step --lr-gamma --scale --rotate --hflip --vflip --jitter --hue --elastic --elastic-sigma --seed --device --amp --channels-last --workers --ema --val-every --output -o --resume --overwrite --help -h"; subs=""
+        "segtools train") opts="--images --masks --val-images --val-masks --val-split --classes --num-classes --ignore-index --palette --crop --patch --min-foreground --background --arch --arch-option --loss --loss-weights --class-weights --class-weights-beta --focal-gamma --focal-alpha --tversky-alpha --tversky-beta --label-smoothing --ohem-thresh --ohem-min-kept --aux-weight --init --init-backbone --freeze-backbone --backbone-lr --epochs --batch --steps-per-epoch --optimizer --lr --weight-decay --momentum --schedule --warmup --lr-step --lr-gamma --scale --rotate --hflip --vflip --jitter --hue --elastic --elastic-sigma --seed --device --amp --channels-last --workers --ema --val-every --output -o --resume --overwrite --help -h"; subs=""
             case "$prev" in
                 --classes) choices="voc cityscapes camvid camvid32 ade20k coco"; files=1 ;;
                 --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
                 --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
-                --loss) choices="ce dice focal tversky" ;;
+                --loss) choices="ce dice focal tversky ohem lovasz" ;;
                 --class-weights) choices="inverse sqrt median effective"; files=1 ;;
                 --optimizer) choices="sgd adam adamw" ;;
                 --schedule) choices="poly cosine step constant" ;;

@@ -167,6 +167,10 @@ def test_cli_trains_synthetic_data_and_prints_a_summary(tmp_path, cli):
     result = cli(*base_args(images, masks, tmp_path / "run"), "--loss", "ce+dice", "--loss-weights", "0.5,0.5",
                  "--class-weights", "median", "--crop", "16x16")
     assert result.code == 0, result.stderr
+    for loss in ("ohem", "ce+lovasz"):
+        other = cli(*base_args(images, masks, tmp_path / loss), "--loss", loss, "--ohem-min-kept", "0.2")
+        assert other.code == 0, other.stderr
+        assert json.loads(other.stdout)["epochs"] == 1
     summary = json.loads(result.stdout)
     assert summary["epochs"] == 1 and Path(summary["last"]).is_file()
     again = cli(*base_args(images, masks, tmp_path / "run"))
@@ -215,6 +219,7 @@ def test_empty_dataset_is_one_line_error(tmp_path, cli):
 
 @pytest.mark.parametrize("extra, needle", [
     (["--loss", "ce+hinge"], "unknown loss"),
+    (["--loss", "ohem", "--ohem-thresh", "1.5"], "--ohem-thresh"),
     (["--min-foreground", "0.1"], "patch size"),
     (["--crop", "axb"], "--crop"),
     (["--optimizer", "lbfgs"], "optimizer 'lbfgs'"),

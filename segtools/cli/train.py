@@ -15,7 +15,8 @@ from segtools.cli.options import ClassesOpt, IgnoreOpt, PaletteOpt
 #: options that --resume may change; every other one comes from the checkpoint
 RESUMABLE = {"resume", "epochs", "device", "workers", "output", "ctx"}
 #: library parameters named in errors, as their flags
-_FLAGS = {name: "--" + name.replace("_", "-") for name in ("init", "init_backbone", "freeze_backbone", "backbone_lr", "ema")}
+_FLAGS = {name: "--" + name.replace("_", "-") for name in ("init", "init_backbone", "freeze_backbone", "backbone_lr", "ema",
+                                                           "ohem_thresh", "ohem_min_kept")}
 
 _DATA = "Data"
 _MODEL = "Model and loss"
@@ -45,7 +46,7 @@ def train(
     background: Annotated[int, _opt("--background", panel=_DATA, help="The background class for --min-foreground.")] = 0,
     arch: Annotated[str, _opt("--arch", panel=_MODEL, help="Architecture (segtools weights list / models): unet, lraspp-mnv3, deeplabv3-resnet50, ...")] = "unet",
     arch_option: Annotated[Optional[List[str]], _opt("--arch-option", panel=_MODEL, help="KEY=VALUE architecture option, repeatable (e.g. depth=3, base_channels=32, aux=true).")] = None,
-    loss: Annotated[str, _opt("--loss", panel=_MODEL, help="ce, dice, focal, tversky, or a sum such as ce+dice.")] = "ce",
+    loss: Annotated[str, _opt("--loss", panel=_MODEL, help="ce, dice, focal, tversky, ohem (hard-pixel CE), lovasz (Lovász-softmax), or a sum such as ce+lovasz.")] = "ce",
     loss_weights: Annotated[Optional[str], _opt("--loss-weights", panel=_MODEL, help="Weights of the --loss terms, e.g. 0.5,0.5.")] = None,
     class_weights: Annotated[Optional[str], _opt("--class-weights", panel=_MODEL, help="inverse, sqrt (square root of inverse), median, effective, or a FILE of one weight per class.")] = None,
     class_weights_beta: Annotated[float, _opt("--class-weights-beta", panel=_MODEL, help="β of the effective-number weights.")] = 0.999,
@@ -54,6 +55,8 @@ def train(
     tversky_alpha: Annotated[float, _opt("--tversky-alpha", panel=_MODEL, help="Tversky α (weight of false positives).")] = 0.5,
     tversky_beta: Annotated[float, _opt("--tversky-beta", panel=_MODEL, help="Tversky β (weight of false negatives).")] = 0.5,
     label_smoothing: Annotated[float, _opt("--label-smoothing", panel=_MODEL, help="Cross-entropy label smoothing.")] = 0.0,
+    ohem_thresh: Annotated[float, _opt("--ohem-thresh", panel=_MODEL, help="OHEM: pixels whose true-class probability is below this count.")] = 0.7,
+    ohem_min_kept: Annotated[float, _opt("--ohem-min-kept", panel=_MODEL, help="OHEM: at least this fraction of the pixels count (the hardest).")] = 0.1,
     aux_weight: Annotated[float, _opt("--aux-weight", panel=_MODEL, help="Weight of the auxiliary head's loss (with --arch-option aux=true).")] = 0.4,
     init: Annotated[Optional[str], _opt("--init", panel=_MODEL, help="Start from a whole checkpoint: registry NAME or FILE of the same --arch (a new head when the class count differs).")] = None,
     init_backbone: Annotated[Optional[str], _opt("--init-backbone", panel=_MODEL, help="Start the backbone from pretrained weights: registry NAME (e.g. resnet50-imagenet, mnv3-large-imagenet) or FILE.")] = None,
@@ -127,7 +130,8 @@ def train(
                              "elastic": elastic, "elastic_sigma": elastic_sigma},
                     loss=loss, loss_weights=[w for _, w in parse_loss_spec(loss, loss_weights)] if loss_weights else None,
                     focal_gamma=focal_gamma, focal_alpha=focal_alpha, tversky_alpha=tversky_alpha,
-                    tversky_beta=tversky_beta, label_smoothing=label_smoothing, aux_weight=aux_weight,
+                    tversky_beta=tversky_beta, label_smoothing=label_smoothing, ohem_thresh=ohem_thresh,
+                    ohem_min_kept=ohem_min_kept, aux_weight=aux_weight,
                     class_weights=class_weights, class_weights_beta=class_weights_beta, optimizer=optimizer, lr=lr,
                     weight_decay=weight_decay, momentum=momentum, schedule=schedule, warmup=warmup, lr_step=lr_step,
                     lr_gamma=lr_gamma, seed=seed, device=device or "auto", amp=amp, channels_last=channels_last,

@@ -67,6 +67,8 @@ class TrainConfig:
     tversky_alpha: float = 0.5
     tversky_beta: float = 0.5
     label_smoothing: float = 0.0
+    ohem_thresh: float = 0.7
+    ohem_min_kept: float = 0.1            # fraction of the non-ignored pixels
     aux_weight: float = 0.4
     class_weights: str | None = None      # inverse|median|effective|FILE
     class_weights_beta: float = 0.999

@@ -14,6 +14,14 @@ Conventions (all documented in docs/train.md):
   pixels (not normalised by α); ``α`` is one number for every class or one per class.
 * **Tversky** (Salehi et al. 2017) ``(TP + s) / (TP + α·FP + β·FN + s)`` per class, pooled
   like Dice; α weighs false positives, β false negatives; α = β = 0.5 is soft Dice.
+* **OHEM** cross-entropy (online hard example mining, as PSPNet's and mmseg's
+  ``OHEMPixelSampler``): only the pixels whose true-class probability is below ``thresh``
+  count, and at least the ``min_kept`` fraction of the non-ignored pixels, the hardest
+  first; the (class-weighted) mean over the kept pixels.
+* **Lovász-softmax** (Berman et al. 2018): the Lovász extension of the Jaccard loss of each
+  class over the batch's pixels, averaged over the classes present in the target — a
+  convex, piecewise-linear surrogate of ``1 − IoU`` that equals it exactly when the
+  probabilities are 0 or 1; class weights weigh that average.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import torch.nn.functional as F
 
 from segtools.errors import UsageError
 
-LOSS_NAMES = ("ce", "dice", "focal", "tversky")
+LOSS_NAMES = ("ce", "dice", "focal", "tversky", "ohem", "lovasz")
 
 
 def _valid_mask(target: torch.Tensor, ignore_index: int | None) -> torch.Tensor:
@@ -116,6 +124,68 @@ def focal(logits: torch.Tensor, target: torch.Tensor, *, gamma: float = 2.0,
     return term[valid].mean()
 
 
+def _check_ohem(thresh: float, min_kept: float) -> None:
+    if not 0.0 < thresh <= 1.0:
+        raise UsageError(f"ohem_thresh={thresh}: give a probability in (0, 1]")
+    if not 0.0 <= min_kept <= 1.0:
+        raise UsageError(f"ohem_min_kept={min_kept}: give a fraction of the pixels in [0, 1]")
+
+
+def ohem_cross_entropy(logits: torch.Tensor, target: torch.Tensor, *, thresh: float = 0.7, min_kept: float = 0.1,
+                       class_weights: torch.Tensor | None = None, ignore_index: int | None = 255) -> torch.Tensor:
+    """Cross-entropy over the hard pixels only: true-class probability below ``thresh``, and at
+    least the ``min_kept`` fraction of the non-ignored pixels (the lowest probabilities;
+    the threshold rises to the probability of the last one kept)."""
+    _check_ohem(thresh, min_kept)
+    valid = _valid_mask(target, ignore_index)
+    if not bool(valid.any()):
+        return logits.float().sum() * 0.0
+    safe_target = torch.where(valid, target, torch.zeros_like(target)).long()
+    log_pt = torch.log_softmax(logits.float(), dim=1).gather(1, safe_target.unsqueeze(1)).squeeze(1)
+    with torch.no_grad():
+        prob = log_pt.exp()[valid]
+        kept = min(prob.numel() - 1, int(min_kept * prob.numel()))
+        floor = torch.kthvalue(prob, kept + 1).values if kept > 0 else prob.new_tensor(0.0)
+        hard = valid.clone()
+        hard[valid] = prob < torch.clamp(floor, min=thresh)
+        if not bool(hard.any()):  # every pixel easy (and min_kept 0): nothing to learn from
+            return logits.float().sum() * 0.0
+    weight = torch.ones_like(log_pt) if class_weights is None else class_weights.to(log_pt)[safe_target]
+    weight = weight * hard
+    return -(log_pt * weight).sum() / weight.sum()
+
+
+def lovasz_softmax(logits: torch.Tensor, target: torch.Tensor, *, class_weights: torch.Tensor | None = None,
+                   ignore_index: int | None = 255) -> torch.Tensor:
+    """Lovász-softmax loss over the batch's pixels, averaged over the classes present in ``target``.
+
+    Per class: the pixels' errors ``|[y = c] − p_c|`` sorted in decreasing order, dotted with
+    the increments of the Jaccard loss ``1 − |F ∖ M| / |F ∪ M|`` along that order (``F``
+    the class's pixels, ``M`` the errors so far) — all classes in one sort.
+    """
+    valid = _valid_mask(target, ignore_index)
+    if not bool(valid.any()):
+        return logits.float().sum() * 0.0
+    num_classes = logits.shape[1]
+    probs = torch.softmax(logits.float(), dim=1).transpose(0, 1)[:, valid]          # C×P, rows contiguous
+    labels = target[valid].long()
+    present = torch.bincount(labels, minlength=num_classes) > 0
+    probs = probs[present]
+    fg = (labels.unsqueeze(0) == torch.arange(num_classes, device=labels.device)[present].unsqueeze(1)).to(probs.dtype)
+    errors, order = torch.sort((fg - probs).abs(), dim=1, descending=True)
+    fg_sorted = fg.gather(1, order)
+    total = fg_sorted.sum(1, keepdim=True)
+    taken = fg_sorted.cumsum(1)
+    # the Jaccard loss after k pixels: 1 − (|F| − fg taken) / (|F| + non-fg taken)
+    jaccard = 1.0 - (total - taken) / (total + torch.arange(1, taken.shape[1] + 1, device=taken.device) - taken)
+    increments = torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], dim=1)
+    per_class = (errors * increments).sum(1)
+    if class_weights is None:
+        return per_class.mean()
+    w = class_weights.to(per_class)[present]
+    return (per_class * w).sum() / w.sum()
+
+
 @dataclass
 class LossTerm:
     """One named term of a combined loss and its weight."""
@@ -173,7 +243,8 @@ def parse_loss_spec(spec: str, weights: str | Sequence[float] | None = None) -> 
 def build_loss(spec: str, weights: str | Sequence[float] | None = None, *, ignore_index: int | None = 255,
                class_weights: torch.Tensor | None = None, focal_gamma: float = 2.0,
                focal_alpha: float | Sequence[float] | None = None, tversky_alpha: float = 0.5,
-               tversky_beta: float = 0.5, label_smoothing: float = 0.0, smooth: float = 1.0) -> CombinedLoss:
+               tversky_beta: float = 0.5, label_smoothing: float = 0.0, smooth: float = 1.0,
+               ohem_thresh: float = 0.7, ohem_min_kept: float = 0.1) -> CombinedLoss:
     """Build the loss a spec such as ``"ce+dice"`` names; class weights apply to every term.
 
     Example
@@ -182,6 +253,9 @@ def build_loss(spec: str, weights: str | Sequence[float] | None = None, *, ignor
     >>> [t.name for t in loss.terms], [t.weight for t in loss.terms]
     (['ce', 'dice'], [0.5, 0.5])
     """
+    terms = parse_loss_spec(spec, weights)
+    if any(name == "ohem" for name, _ in terms):
+        _check_ohem(ohem_thresh, ohem_min_kept)
     makers: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
         "ce": lambda x, y: cross_entropy(x, y, class_weights=class_weights, ignore_index=ignore_index,
                                          label_smoothing=label_smoothing),
@@ -190,5 +264,8 @@ def build_loss(spec: str, weights: str | Sequence[float] | None = None, *, ignor
                                     ignore_index=ignore_index),
         "tversky": lambda x, y: tversky(x, y, alpha=tversky_alpha, beta=tversky_beta, class_weights=class_weights,
                                         ignore_index=ignore_index, smooth=smooth),
+        "ohem": lambda x, y: ohem_cross_entropy(x, y, thresh=ohem_thresh, min_kept=ohem_min_kept,
+                                                class_weights=class_weights, ignore_index=ignore_index),
+        "lovasz": lambda x, y: lovasz_softmax(x, y, class_weights=class_weights, ignore_index=ignore_index),
     }
-    return CombinedLoss([LossTerm(name, weight, makers[name]) for name, weight in parse_loss_spec(spec, weights)])
+    return CombinedLoss([LossTerm(name, weight, makers[name]) for name, weight in terms])

@@ -207,7 +207,8 @@ def build_parts(config: TrainConfig, device: torch.device, on_scan: Callable | N
     loss = build_loss(config.loss, config.loss_weights, ignore_index=meta.ignore_index, class_weights=weights_tensor,
                       focal_gamma=config.focal_gamma, focal_alpha=config.focal_alpha,
                       tversky_alpha=config.tversky_alpha, tversky_beta=config.tversky_beta,
-                      label_smoothing=config.label_smoothing)
+                      label_smoothing=config.label_smoothing, ohem_thresh=config.ohem_thresh,
+                      ohem_min_kept=config.ohem_min_kept)
     amp_dtype, scaler = _amp(config, device)
     use_aux = bool(config.arch_options.get("aux")) and hasattr(model, "forward_aux")
     return Parts(meta, num_classes, preprocessing, train_set, val_set, sampler, train_loader, val_loader, model,
