@@ -421,3 +421,53 @@ def test_yolo_seg_on_the_cluster_writes_the_local_masks_and_coco_results(cli, fr
     graph = make_yolo_graph(tmp_path / "yolo-seg.onnx")
     args = ("predict", frames, "--model", graph, "--min-score", "0.05", "--threads", "1")
     assert _masks_and_results_equal_a_local_run(cli, args, scheduler.scheduler_address, tmp_path, 8)  # some found
+
+
+def test_staged_items_run_here_when_a_worker_is_on_another_machine(cli, dataset, scheduler, monkeypatch):
+    """A mask prefix that is not a plain folder of masks (a note beside them) is staged to a
+    local folder; workers on other machines could not read it, so the items run in this
+    process, with a warning, and give the local bytes. Other machines are simulated by
+    host names; no task may reach the cluster."""
+    import fsspec
+
+    from segtools.io import cluster
+
+    masks = sorted((dataset / "gt").rglob("*.png"))
+    store = fsspec.filesystem("memory")
+    for path in masks:
+        store.pipe(f"/staged-convert/{path.name}", path.read_bytes())
+    store.pipe("/staged-convert/notes.txt", b"not a mask")
+    local = dataset.parent / "staged-convert-local"
+    local.mkdir(exist_ok=True)
+    for path in masks:
+        (local / path.name).write_bytes(path.read_bytes())
+    here = cli("convert", local, "--to", "coco", "--classes", "camvid")
+    assert here.code == 0, here.stderr
+
+    def no_tasks(*args, **kwargs):
+        raise AssertionError("a task was sent to the cluster")
+
+    monkeypatch.setattr(distributed.Client, "submit", no_tasks)
+    monkeypatch.setattr(cluster, "workers_here", lambda client: False)
+    there = cli("convert", "memory://staged-convert/", "--to", "coco", "--classes", "camvid",
+                "--dask", scheduler.scheduler_address)
+    assert there.code == 0, there.stderr
+    assert there.stdout == here.stdout and json.loads(here.stdout)["annotations"]
+    assert "staged on this machine" in there.stderr and "run here" in there.stderr
+
+
+def test_workers_here_tells_this_machine_from_others(scheduler):
+    from segtools.io.cluster import workers_here
+
+    class Fake:
+        def __init__(self, *hosts):
+            self.hosts = hosts
+
+        def scheduler_info(self, n_workers=-1):
+            return {"workers": {f"tcp://{host}:1": {"host": host} for host in self.hosts}}
+
+    with distributed.Client(scheduler.scheduler_address, set_as_default=False) as client:
+        assert workers_here(client)  # the LocalCluster on 127.0.0.1
+    assert workers_here(Fake("127.0.0.1", "localhost"))
+    assert not workers_here(Fake("127.0.0.1", "203.0.113.7"))  # a documentation address: never this machine
+    assert not workers_here(Fake())  # no workers yet: where they start is unknown

@@ -147,6 +147,23 @@ def _threads(client: Any) -> int:
         return 1
 
 
+def workers_here(client: Any) -> bool:
+    """Whether every worker of ``client``'s cluster runs on this machine (its host is a
+    loopback address or one of this machine's names); unknown or none yet: no."""
+    import socket
+
+    try:
+        hosts = {str(info.get("host")) for info in client.scheduler_info(n_workers=-1)["workers"].values()}
+    except Exception:
+        return False
+    names = {"localhost", "::1", socket.gethostname(), socket.getfqdn()}
+    try:
+        names |= {str(entry[4][0]) for entry in socket.getaddrinfo(socket.gethostname(), None)}
+    except OSError:
+        pass
+    return bool(hosts) and all(host in names or host.startswith("127.") for host in hosts)
+
+
 def _marks() -> tuple[frozenset, frozenset]:
     from segtools.io import streams
 
@@ -189,8 +206,19 @@ def _run_task(fn: Callable, part: list, marks: tuple[frozenset, frozenset]) -> t
 
 def cluster_map(client: Any, fn: Callable, items: Sequence, on_done: Optional[Callable[[int], None]] = None,
                 chunk: int = 1) -> Iterator:
-    """``fn`` over ``items`` on the cluster of ``client``, with the contract of ``pmap``."""
+    """``fn`` over ``items`` on the cluster of ``client``, with the contract of ``pmap``.
+
+    While this process holds staged copies of storage inputs or outputs (local files a
+    worker on another machine could neither read nor write) and some worker runs
+    elsewhere, the items run here instead, in order, with a warning: the same results,
+    without the cluster.
+    """
     from segtools.io.parallel import small_batch_chunk
+    from segtools.io.remote import staged_here
+
+    if staged_here() and not workers_here(client):
+        yield from _here(fn, items, on_done)
+        return
 
     threads = _threads(client)
     # a task's round trip through the scheduler costs milliseconds: many quick items travel
@@ -229,6 +257,19 @@ def cluster_map(client: Any, fn: Callable, items: Sequence, on_done: Optional[Ca
     finally:
         for future in pending:
             future.cancel()
+
+
+def _here(fn: Callable, items: Sequence, on_done: Optional[Callable[[int], None]]) -> Iterator:
+    import logging
+
+    logging.getLogger("segtools").warning(
+        "--dask: this command's storage inputs or outputs are staged on this machine, which the "
+        "cluster's other machines cannot reach: its items run here")
+    for index, item in enumerate(items):
+        result = fn(item)
+        if on_done:
+            on_done(index)
+        yield result
 
 
 # ---- per-worker state: what a worker loads once and reuses for every item it runs

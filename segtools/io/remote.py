@@ -348,20 +348,38 @@ def fetch(url: str, into: Path) -> str:
         raise InputError(f"{redact(url)}: cannot read it ({type(exc).__name__})") from None
 
 
+#: the temporary folders of this process's staged inputs and outputs, while they exist
+_staged: list[Path] = []
+
+
+def staged_here() -> bool:
+    """Whether this process holds staged copies of storage inputs or outputs now: local
+    files that a Dask worker on another machine could not read or write."""
+    return bool(_staged)
+
+
 @contextmanager
-def staged_inputs(specs: Sequence[str]) -> Iterator[list[str]]:
-    """``specs`` with each URL replaced by a local copy (a folder for a prefix), removed after."""
+def _staging(prefix: str) -> Iterator[Path]:
     import shutil
     import tempfile
 
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    _staged.append(root)
+    try:
+        yield root
+    finally:
+        _staged.remove(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def staged_inputs(specs: Sequence[str]) -> Iterator[list[str]]:
+    """``specs`` with each URL replaced by a local copy (a folder for a prefix), removed after."""
     if not any(is_url(spec) for spec in specs):
         yield list(specs)
         return
-    root = Path(tempfile.mkdtemp(prefix="segtools-in-"))
-    try:
+    with _staging("segtools-in-") as root:
         yield [fetch(spec, root / str(index)) if is_url(spec) else spec for index, spec in enumerate(specs)]
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def publish(local: Path, url: str) -> int:
@@ -399,22 +417,16 @@ def remove(url: str) -> None:
 def staged_output(output: Optional[str]) -> Iterator[Optional[str]]:
     """A local stand-in for an output URL (same file name, or a folder), uploaded when the
     body succeeds; a local output or ``None`` is passed through."""
-    import shutil
-    import tempfile
-
     if not is_url(output):
         yield output
         return
     _filesystem(output)  # an unknown store or a missing extra fails before any work
-    root = Path(tempfile.mkdtemp(prefix="segtools-out-"))
-    name = output.rstrip("/").rsplit("/", 1)[-1]
-    local = root / name if "." in name and not output.endswith("/") else root / "out"
-    try:
+    with _staging("segtools-out-") as root:
+        name = output.rstrip("/").rsplit("/", 1)[-1]
+        local = root / name if "." in name and not output.endswith("/") else root / "out"
         yield str(local)
         if local.exists():
             publish(local, output)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def storage(**where):
