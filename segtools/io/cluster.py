@@ -262,14 +262,12 @@ def cluster_map(client: Any, fn: Callable, items: Sequence, on_done: Optional[Ca
 def _here(fn: Callable, items: Sequence, on_done: Optional[Callable[[int], None]]) -> Iterator:
     import logging
 
+    from segtools.io.parallel import in_order
+
     logging.getLogger("segtools").warning(
         "--dask: this command's storage inputs or outputs are staged on this machine, which the "
         "cluster's other machines cannot reach: its items run here")
-    for index, item in enumerate(items):
-        result = fn(item)
-        if on_done:
-            on_done(index)
-        yield result
+    yield from in_order(fn, items, on_done)
 
 
 # ---- per-worker state: what a worker loads once and reuses for every item it runs

@@ -61,11 +61,7 @@ def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: 
             return
     jobs = resolve_jobs(jobs)
     if jobs == 1 or len(items) <= 1:
-        for i, item in enumerate(items):
-            result = fn(item)
-            if on_done:
-                on_done(i)
-            yield result
+        yield from in_order(fn, items, on_done)
         return
     # imported here: concurrent.futures.process pulls in multiprocessing (~10 ms of start-up)
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -101,6 +97,15 @@ def pmap(fn: Callable[[T], R], items: Sequence[T], jobs: int = 1, *, processes: 
                 yield result
             if error is not None:
                 raise error
+
+
+def in_order(fn: Callable[[T], R], items: Sequence[T], on_done: Callable[[int], None] | None = None) -> Iterator[R]:
+    """``fn(item)`` for each item, in this process and in order (``pmap``'s one-worker case)."""
+    for i, item in enumerate(items):
+        result = fn(item)
+        if on_done:
+            on_done(i)
+        yield result
 
 
 def _run_chunk(fn: Callable[[T], R], part: list[T]) -> tuple[list[R], BaseException | None]:
