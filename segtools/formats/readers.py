@@ -86,16 +86,22 @@ def read_mask_files(specs, payload, options: ConvertOptions, summary: Summary) -
 
 def read_coco_document(specs, payload, options: ConvertOptions, summary: Summary, rle: bool = False) -> Dataset:
     """A parsed COCO instances document, or (``rle``) a bare RLE or a list of them, as one image."""
-    from segtools.formats import coco, coco_dataset
+    from segtools.formats import coco, coco_dataset, coco_layouts
 
-    data = coco_dataset.rle_as_coco(payload) if rle else payload
-    coco.check(data, specs[0])
+    images_root = _images_root(options)
+    if payload is None and not rle and os.path.isdir(specs[0]):  # a Roboflow or COCO export folder
+        data = coco_layouts.combined(Path(specs[0]), summary)
+        images_root = Path(specs[0]) if images_root is None else images_root
+    else:
+        data = coco_dataset.rle_as_coco(payload) if rle else payload
+        coco.check(data, specs[0])
+        data = data if rle else coco_layouts.drop_placeholder(data, summary)
     if options.image is not None:
         data = coco_dataset.pick_image(data, options.image)
     categories, records, total = coco_dataset.read_coco(data)
     fill = coco_dataset.unlabelled_value(data) if options.fill is None else options.fill
     return Dataset("coco", total, categories, lambda tick: records, fill=fill, unlabelled=fill,
-                   images_root=_images_root(options), specs=specs, document=data)
+                   images_root=images_root, specs=specs, document=data)
 
 
 def read_rle_document(specs, payload, options: ConvertOptions, summary: Summary) -> Dataset:

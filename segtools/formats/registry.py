@@ -42,8 +42,15 @@ def _yolo_root(root: Path) -> bool:
     return yolo_layouts.is_darknet(root) or yolo_layouts.is_roboflow(root)
 
 
+def _coco_root(root: Path) -> bool:
+    from segtools.formats import coco_layouts
+
+    return coco_layouts.is_coco_folder(root)
+
+
 FOLDER_LAYOUTS: list[tuple[str, Callable[[Path], bool]]] = [
     ("yolo", _yolo_root),  # Darknet obj.data/obj.names + train.txt; Roboflow train/labels, valid/labels
+    ("coco", _coco_root),  # Roboflow train/_annotations.coco.json…; COCO annotations/instances_*.json
     ("yolo", lambda root: (root / "labels").is_dir() or any(root.glob("*.yaml"))),
     ("cvat", lambda root: (root / "annotations.xml").is_file()),
     ("sa1b", lambda root: next(root.glob("sa_*.json"), None) is not None),

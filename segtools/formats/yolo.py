@@ -258,8 +258,11 @@ def write_yolo(records: Iterable[Record], categories: Categories, out_dir, summa
     from segtools.io.streams import write_bytes
 
     root = base = check_output_dir(out_dir)
+    tops: set = set()  # first folder of each file_name: train/, valid/… when the source had splits
     for i, record in enumerate(records):
         image = record.image
+        parts = PurePosixPath(str(image.get("file_name", ""))).parts
+        tops.add(parts[0] if len(parts) > 1 else None)
         h, w = int(image["height"]), int(image["width"])
         label_of = categories.label_of
         lines = annotation_lines(record.annotations, h, w, label_of, segments, holes, epsilon, strict, summary,
@@ -287,6 +290,29 @@ def write_yolo(records: Iterable[Record], categories: Categories, out_dir, summa
         folders = {name: f"images/{name}" for name in splits}
         text = data_yaml(names, str(base.resolve()), folders.get("train", "images/train"), folders.get("val"),
                          folders.get("test"))
+    elif (folders := split_folders(tops)) is not None:  # e.g. a Roboflow export's train/ valid/ test/
+        text = data_yaml(names, str(root.resolve()), *(f"images/{folders[k]}" if k in folders else None
+                                                       for k in ("train", "val", "test")))
     else:
         text = data_yaml(names, path=str(root.resolve()))
     write_bytes(base / "data.yaml", text.encode())
+
+
+def split_folders(tops: set) -> dict[str, str] | None:
+    """``{"train": "train", "val": "valid", …}`` when every image sits in a folder named for
+    a split (``train``, ``valid``/``val``, ``test``, or COCO's ``train2017``…) and one is a
+    training split; else None.
+
+    >>> sorted(split_folders({"train", "valid"}).items())
+    [('train', 'train'), ('val', 'valid')]
+    >>> split_folders({"train", None}) is None
+    True
+    """
+    kinds = {}
+    for top in tops:
+        kind = next((k for k, prefixes in (("train", ("train",)), ("val", ("val",)), ("test", ("test",)))
+                     if top is not None and top.lower().startswith(prefixes)), None)
+        if kind is None or kind in kinds:
+            return None
+        kinds[kind] = top
+    return kinds if "train" in kinds else None
