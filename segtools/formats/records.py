@@ -128,7 +128,13 @@ def image_names(images_root: Path | None) -> dict[str, str] | None:
 
     if images_root is None:
         return None
-    return {pairing_key(rel): rel for rel, _, _ in image_sizes(images_root).values()}
+    names: dict[str, str] = {}
+    for rel, _, _ in image_sizes(images_root).values():
+        key = pairing_key(rel)
+        # photos and their masks in one folder (Roboflow): the photo is the file without a suffix
+        if key not in names or pairing_key(names[key]) != str(PurePosixPath(names[key]).with_suffix("")):
+            names[key] = rel
+    return names
 
 
 # ---------------------------------------------------------------- what a conversion carries

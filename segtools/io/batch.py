@@ -26,6 +26,8 @@ PAIRING_SUFFIXES = (
     "_labelTrainIds", "_labelIds", "_trainIds",
     "_prediction", "_pred", "_mask", "_label", "_labels", "_gt", "_seg", "_L",
 )
+#: Of those, the suffixes that name a photo rather than its labels.
+PHOTO_SUFFIXES = ("_leftImg8bit",)
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ def pair_items(left: Sequence[Item], right: Sequence[Item], *, allow_missing: bo
     """
     if len(left) == 1 and len(right) == 1:
         return Pairing([(left[0], right[0])], [], [])
+    right = without_photos(right, suffixes)
     by_key = _index(right, lambda it: pairing_key(it.rel, suffixes), names[1])
     by_stem = _index(right, lambda it: pairing_key(it.rel, suffixes).rsplit("/", 1)[-1], None)
     pairs, only_left, used = [], [], set()
@@ -212,6 +215,28 @@ def pair_items(left: Sequence[Item], right: Sequence[Item], *, allow_missing: bo
     if not pairs:
         raise InputError(f"no {names[0]} matches any {names[1]} by file name")
     return Pairing(pairs, only_left, only_right)
+
+
+#: Photo formats that are never label masks: ``x.jpg`` beside ``x_mask.png`` is the mask's photo.
+PHOTO_ONLY = (".jpg", ".jpeg", ".webp")
+
+
+def without_photos(items: Sequence[Item], suffixes: Sequence[str] = PAIRING_SUFFIXES) -> list[Item]:
+    """``items`` less each JPEG/WebP without a dataset suffix that pairs like a file with a
+    label suffix (``x.jpg`` beside ``x_mask.png``: the photo, in the one folder Roboflow's
+    semantic export writes both to).
+
+    >>> [it.rel for it in without_photos([Item("t/a.jpg", "a.jpg"), Item("t/a_mask.png", "a_mask.png"),
+    ...                                   Item("t/b.jpg", "b.jpg")])]
+    ['a_mask.png', 'b.jpg']
+    """
+    def bare(item: Item) -> bool:
+        posix = PurePosixPath(item.rel)
+        return posix.suffix.lower() in PHOTO_ONLY and pairing_key(item.rel, suffixes) == str(posix.with_suffix(""))
+
+    labelled = {pairing_key(it.rel, suffixes) for it in items
+                if not bare(it) and not PurePosixPath(it.rel).stem.endswith(PHOTO_SUFFIXES)}
+    return [it for it in items if not (bare(it) and pairing_key(it.rel, suffixes) in labelled)]
 
 
 def _index(items: Sequence[Item], key, what: str | None) -> dict:

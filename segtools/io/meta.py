@@ -158,7 +158,7 @@ def load_classes(spec: str, name: str = "classes") -> ClassMeta:
     data = read_head(path, MAX_CLASSES_FILE_BYTES + 1)
     if len(data) > MAX_CLASSES_FILE_BYTES:
         raise InputError(f"{spec}: a class file of more than {MAX_CLASSES_FILE_BYTES >> 20} MiB; is it the right file?")
-    from segtools.io import palette_files  # labelmap.txt, Mapillary config.json, Datumaro dataset_meta.json
+    from segtools.io import palette_files  # labelmap.txt, Mapillary/Datumaro JSON, Roboflow _classes.csv
 
     if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"{", b"[")):
         parsed = parse_json(data, spec)
@@ -171,6 +171,8 @@ def load_classes(spec: str, name: str = "classes") -> ClassMeta:
         raise InputError(f"{spec}: not UTF-8 text (byte {exc.start}); give one class name per line") from None
     if palette_files.is_labelmap(text):
         return palette_files.from_text(text, spec)
+    if palette_files.is_pixel_csv(text):
+        return palette_files.from_pixel_csv(text, spec)
     names = tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
     _check_length(names, spec)
     return ClassMeta(names=names)

@@ -12,6 +12,10 @@ Three layouts are recognised by their content (not their names), so each works w
   ``"labels": [...]``) ``, "segmentation_colors": [[r, g, b], ...]}``; class ``i`` is key
   ``"i"`` of ``label_map``.
 
+* **Roboflow** ``_classes.csv`` of a "Semantic Segmentation Masks" export — a ``Pixel
+  Value, Class`` header, then ``0, background`` … per line; class ``i`` is the row whose pixel
+  value is ``i`` (values left out are named ``class_<i>``). It has no colours.
+
 None of these names a void label except Mapillary, so the others keep the default ignore
 index, 255 (when 255 is not itself one of the classes; else none).
 """
@@ -25,7 +29,7 @@ from segtools.io.jsondata import check_int, check_type, get_field
 from segtools.io.limits import MAX_CLASSES
 from segtools.io.meta import ClassMeta
 
-__all__ = ["from_document", "from_text", "is_labelmap"]
+__all__ = ["from_document", "from_pixel_csv", "from_text", "is_labelmap", "is_pixel_csv"]
 
 _LABELMAP_LINE = re.compile(r"^(?P<name>[^:]*):(?P<rgb>\s*\d+\s*,\s*\d+\s*,\s*\d+\s*)(:[^:]*(:.*)?)?$")
 
@@ -83,6 +87,46 @@ def from_text(text: str, source: str) -> ClassMeta:
         names.append(match["name"].strip())
         palette.append(rgb)
     return _checked(names, palette, source, _ignore(len(names)))
+
+
+_PIXEL_CSV_HEADER = re.compile(r"^\s*pixel\s*value\s*,\s*class\s*$", re.IGNORECASE)
+
+
+def is_pixel_csv(text: str) -> bool:
+    """True when the first line is Roboflow's ``Pixel Value, Class`` header.
+
+    >>> is_pixel_csv("Pixel Value, Class\\n0, background\\n1, cat\\n")
+    True
+    """
+    lines = _lines(text)
+    return bool(lines) and bool(_PIXEL_CSV_HEADER.match(lines[0]))
+
+
+def from_pixel_csv(text: str, source: str) -> ClassMeta:
+    """A Roboflow ``_classes.csv`` (see :func:`is_pixel_csv`) as class names.
+
+    >>> from_pixel_csv("Pixel Value, Class\\n0, background\\n2, dog\\n", "_classes.csv").names
+    ('background', 'class_1', 'dog')
+    """
+    by_value: dict[int, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or _PIXEL_CSV_HEADER.match(line):
+            continue
+        value, comma, name = line.partition(",")
+        if not comma or not value.strip().isdigit():
+            raise InputError(f"{source}:{number}: not a 'pixel value, class' row ({line.strip()[:60]!r})")
+        value_int, name = int(value), name.strip().strip('"')
+        if value_int >= MAX_CLASSES:
+            raise InputError(f"{source}:{number}: pixel value {value_int}; at most {MAX_CLASSES - 1}")
+        if not name:
+            raise InputError(f"{source}:{number}: a class without a name")
+        if value_int in by_value:
+            raise InputError(f"{source}:{number}: pixel value {value_int} is listed twice")
+        by_value[value_int] = name
+    if not by_value:
+        raise InputError(f"{source}: no classes under the 'Pixel Value, Class' header")
+    names = [by_value.get(i, f"class_{i}") for i in range(max(by_value) + 1)]
+    return _checked(names, [], source, _ignore(len(names)))
 
 
 def _colour(value, what: str) -> tuple[int, int, int]:
