@@ -181,3 +181,30 @@ def test_a_broken_split_file_is_one_line_naming_it(cli, tmp_path):
     assert_one_line_error(result)
     assert "valid/_annotations.coco.json" in result.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))
+
+
+def test_cvat_and_datumaro_coco_exports_find_their_photos_in_images(cli, tmp_path):
+    """CVAT's "COCO 1.0" export: annotations/instances_default.json, the photos in images/;
+    Datumaro's: images/<split>/."""
+    root = tmp_path / "task"
+    _photo(root / "images" / "frame_000000.png", 20, 30)
+    _write(root / "annotations" / "instances_default.json", json.dumps({
+        "licenses": [{"name": "", "id": 0, "url": ""}], "info": {"contributor": "", "version": ""},
+        "categories": [{"id": 1, "name": "car", "supercategory": ""}],
+        "images": [{"id": 1, "width": 30, "height": 20, "file_name": "frame_000000.png", "license": 0,
+                    "flickr_url": "", "coco_url": "", "date_captured": 0}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[2, 2, 12, 2, 12, 8, 2, 8]],
+                         "area": 60.0, "bbox": [2, 2, 10, 6], "iscrowd": 0, "attributes": {"occluded": False}}]}))
+    result = cli("convert", root, "--to", "yolo-seg", "-o", tmp_path / "yolo")
+    assert result.code == 0, result.stderr
+    assert "not found" not in result.stderr
+    assert (tmp_path / "yolo" / "images" / "frame_000000.png").is_file()
+    assert (tmp_path / "yolo" / "labels" / "frame_000000.txt").read_text().startswith("0 ")
+    datumaro = tmp_path / "datumaro"
+    (datumaro / "annotations").mkdir(parents=True)
+    (datumaro / "annotations" / "instances_train.json").write_text(
+        (root / "annotations" / "instances_default.json").read_text())
+    _photo(datumaro / "images" / "train" / "frame_000000.png", 20, 30)
+    result = cli("convert", datumaro, "--to", "coco", "-o", tmp_path / "d.json")
+    assert result.code == 0, result.stderr
+    assert json.loads((tmp_path / "d.json").read_text())["images"][0]["file_name"] == "train/frame_000000.png"

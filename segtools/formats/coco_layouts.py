@@ -6,7 +6,9 @@
   which no annotation uses; it is left out (counted), so the classes are those of the same
   dataset's YOLO export, in the same order.
 * **COCO's own** layout: ``annotations/instances_<split>.json`` with the photos in
-  ``<split>/`` (``train2017/``, ``val2017/``).
+  ``<split>/`` (``train2017/``, ``val2017/``); also CVAT's "COCO 1.0" export
+  (``annotations/instances_default.json``, photos in ``images/``) and Datumaro's
+  (``images/<split>/``).
 
 :func:`documents` finds the files; :func:`combined` reads them as one COCO document whose
 ``file_name`` s are relative to the folder (``train/x.jpg``, ``val2017/x.jpg``), so each
@@ -45,7 +47,8 @@ def documents(root: Path) -> list[tuple[str, Path]]:
     if not found and (root / "annotations").is_dir():
         for path in (root / "annotations").glob("instances_*.json"):
             split = path.stem[len("instances_"):]
-            found.append((f"{split}/" if (root / split).is_dir() else "", path))
+            found.append((next((p for p in (f"{split}/", f"images/{split}/", "images/") if (root / p).is_dir()), ""),
+                          path))
     return sorted(found, key=lambda item: (_split_rank(item[0] or item[1].stem), str(item[1])))
 
 
@@ -67,8 +70,10 @@ def drop_placeholder(data: dict, summary: Summary) -> dict:
     return {**data, "categories": others}
 
 
-def combined(root: Path, summary: Summary) -> dict:
-    """The COCO files of the folder ``root`` as one checked document (see the module doc)."""
+def combined(root: Path, summary: Summary) -> tuple[dict, Path]:
+    """The COCO files of the folder ``root`` as one checked document (see the module doc),
+    and the folder its ``file_name`` s are relative to: ``root``, or ``root/images`` when
+    every file's photos are below it (CVAT, Datumaro)."""
     from segtools.formats import coco
     from segtools.io.jsondata import parse_json
     from segtools.io.streams import read_bytes
@@ -76,12 +81,15 @@ def combined(root: Path, summary: Summary) -> dict:
     found = documents(root)
     if not found:
         raise InputError(f"{root}: no {ROBOFLOW_FILE} (Roboflow) or annotations/instances_*.json (COCO) in it")
+    base = root
+    if all(prefix.startswith("images/") for prefix, _ in found):
+        base, found = root / "images", [(prefix[len("images/"):], path) for prefix, path in found]
     parts = []
     for prefix, path in found:
         data = drop_placeholder(coco.check(parse_json(read_bytes(str(path)), str(path)), str(path)), summary)
         parts.append((prefix, path, data))
     if len(parts) == 1 and not parts[0][0]:
-        return parts[0][2]
+        return parts[0][2], base
     same = all(_by_id(data) == _by_id(parts[0][2]) for _, _, data in parts)
     categories = list(parts[0][2]["categories"]) if same else []
     names: dict[str, int] = {}
@@ -104,7 +112,7 @@ def combined(root: Path, summary: Summary) -> dict:
                                 "category_id": remap[ann["category_id"]]})
     if len(parts) > 1:
         summary.add("COCO files read from the folder", len(parts))
-    return {"images": images, "annotations": annotations, "categories": categories}
+    return {"images": images, "annotations": annotations, "categories": categories}, base
 
 
 def _by_id(data: dict) -> dict:

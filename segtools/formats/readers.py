@@ -90,8 +90,8 @@ def read_coco_document(specs, payload, options: ConvertOptions, summary: Summary
 
     images_root = _images_root(options)
     if payload is None and not rle and os.path.isdir(specs[0]):  # a Roboflow or COCO export folder
-        data = coco_layouts.combined(Path(specs[0]), summary)
-        images_root = Path(specs[0]) if images_root is None else images_root
+        data, photos = coco_layouts.combined(Path(specs[0]), summary)
+        images_root = photos if images_root is None else images_root
     else:
         data = coco_dataset.rle_as_coco(payload) if rle else payload
         coco.check(data, specs[0])
