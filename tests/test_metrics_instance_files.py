@@ -282,3 +282,33 @@ def test_a_missing_prediction_mask_is_refused_or_counted_as_no_detections(cli, t
     expected = reference(gt_data, kept, "segm").stats
     report = json.loads(counted.stdout)
     np.testing.assert_allclose([report[k] for k in STATS], expected, rtol=0, atol=1e-9)
+
+
+def test_results_naming_images_by_file_stem_as_ultralytics_does(cli, tmp_path):
+    """Ultralytics' save_json writes ``image_id`` as the photo's stem (an int when the stem is
+    a number): scored against the images of those names, the numbers of the same file by id."""
+    gt_data, results = make_set(2, n_images=10)
+    for k, image in enumerate(gt_data["images"]):
+        image["file_name"] = f"frames/{k:06d}.jpg" if k % 2 else f"street_{k}.jpg"
+    stem = {im["id"]: (int(im["file_name"][7:13]) if "frames" in im["file_name"] else im["file_name"][:-4])
+            for im in gt_data["images"]}
+    by_stem = [{**d, "image_id": stem[d["image_id"]]} for d in results]
+    assert any(isinstance(d["image_id"], str) for d in by_stem) and any(isinstance(d["image_id"], int) for d in by_stem)
+    expected = reference(gt_data, results, "segm").stats
+    dt, gt = _write(tmp_path, gt_data, by_stem)
+    report = _report(cli, dt, gt)
+    np.testing.assert_allclose([report[k] for k in STATS], expected, rtol=0, atol=1e-9)
+
+    unknown = by_stem + [{**by_stem[0], "image_id": "not_an_image"}]
+    dt, gt = _write(tmp_path, gt_data, unknown, "_unknown")
+    result = cli("metrics", dt, gt)
+    assert_one_line_error(result)
+    assert f"[{len(by_stem)}]: image_id 'not_an_image' is neither an image id nor the file-name stem" in result.stderr
+
+    named = next(d["image_id"] for d in by_stem if isinstance(d["image_id"], str))
+    twice = copy.deepcopy(gt_data)  # two images of one stem: that stem names no image
+    twice["images"][1]["file_name"] = f"elsewhere/{named}.jpg"
+    dt, gt = _write(tmp_path, twice, [d for d in by_stem if d["image_id"] == named], "_twice")
+    result = cli("metrics", dt, gt)
+    assert_one_line_error(result)
+    assert f"image_id {named!r} is not an image of the ground truth" in result.stderr

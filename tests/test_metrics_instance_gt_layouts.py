@@ -5,6 +5,7 @@ truth, number for number against pycocotools' COCOeval on the same ground truth 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -259,3 +260,19 @@ def test_layouts_on_a_store_give_the_local_folders_numbers(cli, tmp_path, layout
         assert here.code == 0 and there.code == 0, there.stderr
         assert there.stdout == here.stdout
         assert json.loads(there.stdout)["task"] == "instance"
+
+
+def test_cityscapes_results_may_name_images_by_photo_stem(cli, tmp_path):
+    """Results from a model run on ``leftImg8bit`` photos name them by stem
+    (``city_000000_000000_leftImg8bit``, Ultralytics' image_id): the numbers of ids 1..N."""
+    gt_dir, images = _cityscapes(tmp_path)
+    dt = _cityscapes_results(tmp_path, images)
+    by_id = cli("metrics", dt, gt_dir, "--format", "json")
+    assert by_id.code == 0, by_id.stderr
+    files = sorted(p.name for p in Path(gt_dir).rglob("*_instanceIds.png"))
+    photo = {k: name.replace("_gtFine_instanceIds.png", "_leftImg8bit") for k, name in enumerate(files, 1)}
+    results = [{**d, "image_id": photo[d["image_id"]]} for d in json.loads(open(dt).read())]
+    (tmp_path / "by_stem.json").write_text(json.dumps(results))
+    by_stem = cli("metrics", tmp_path / "by_stem.json", gt_dir, "--format", "json")
+    assert by_stem.code == 0, by_stem.stderr
+    assert _stats(json.loads(by_stem.stdout)) == _stats(json.loads(by_id.stdout))

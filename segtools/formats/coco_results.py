@@ -19,10 +19,11 @@ from typing import Any, Collection
 from segtools.errors import InputError
 from segtools.io.jsondata import get_field, type_name
 
-__all__ = ["read_results", "check_results"]
+__all__ = ["read_results", "check_results", "ids_from_stems"]
 
 
-def read_results(path: str, sizes: dict, category_ids: Collection[int], iou_type: str = "segm") -> dict[Any, list]:
+def read_results(path: str, sizes: dict, category_ids: Collection[int], iou_type: str = "segm",
+                 file_names: dict | None = None) -> dict[Any, list]:
     """The detections of a COCO results file, checked, grouped by image id.
 
     Parameters
@@ -31,6 +32,8 @@ def read_results(path: str, sizes: dict, category_ids: Collection[int], iou_type
     sizes : ground-truth image id → ``(height, width)`` in pixels: the images a detection may name.
     category_ids : the ground truth's category ids.
     iou_type : ``segm`` (every detection needs a mask, from its segmentation or its box) or ``bbox``.
+    file_names : ground-truth image id → ``file_name``; given, a file whose ``image_id`` s are
+        those names' stems (Ultralytics) is read against them (:func:`ids_from_stems`).
 
     Returns
     -------
@@ -48,11 +51,50 @@ def read_results(path: str, sizes: dict, category_ids: Collection[int], iou_type
     from segtools.io.streams import read_bytes
 
     data = parse_json(read_bytes(path), path)  # a file or an object on a store; a failure names it
-    return check_results(data, path, sizes, category_ids, iou_type)
+    return check_results(data, path, sizes, category_ids, iou_type, file_names)
+
+
+def ids_from_stems(data: list, name: str, sizes: dict, file_names: dict) -> list:
+    """``data`` with each ``image_id`` the ground truth's, when the file names images by the
+    stem of their ``file_name`` instead — as Ultralytics' ``save_json`` does (``"street_01"``,
+    or ``139`` for ``000000000139.jpg``) — and not by id. Only when *every* detection names
+    a ground-truth stem (one image each) and some name no id; otherwise ``data`` unchanged.
+
+    >>> ids_from_stems([{"image_id": "b"}, {"image_id": 7}], "r.json", {1: (4, 4), 2: (4, 4)},
+    ...                {1: "x/b.jpg", 2: "000007.png"})
+    [{'image_id': 1}, {'image_id': 2}]
+    """
+    from segtools.io.batch import pairing_key
+
+    if all(isinstance(e, dict) and e.get("image_id") in sizes for e in data):
+        return data
+    by_stem: dict = {}
+    for image_id, file_name in file_names.items():
+        stem = pairing_key(str(file_name)).rsplit("/", 1)[-1]
+        for key in {stem, str(int(stem)) if stem.isdigit() else stem}:
+            by_stem[key] = image_id if by_stem.get(key, image_id) == image_id else None  # None: two images
+    ids, missed = [], None
+    for k, entry in enumerate(data):
+        value = entry.get("image_id") if isinstance(entry, dict) else None
+        found = None
+        if isinstance(value, (str, int)) and not isinstance(value, bool):  # "x_leftImg8bit" pairs as "x"
+            found = by_stem.get(str(value), by_stem.get(pairing_key(f"{value}.png")))
+        if found is None and missed is None:
+            missed = (k, value)
+        ids.append(found)
+    if missed is not None:
+        if not any(found is not None and entry.get("image_id") not in sizes for entry, found in zip(data, ids)):
+            return data  # not a file of stems: each unknown id is reported as such
+        raise InputError(f"{name}: [{missed[0]}]: image_id {missed[1]!r} is neither an image id nor the file-name "
+                         "stem of one image of the ground truth (the other detections name stems)")
+    import logging
+
+    logging.getLogger("segtools").info(f"{name}: image_id is each image's file-name stem (as Ultralytics writes it)")
+    return [{**entry, "image_id": image_id} for entry, image_id in zip(data, ids)]
 
 
 def check_results(data: Any, name: str, sizes: dict, category_ids: Collection[int],
-                  iou_type: str = "segm") -> dict[Any, list]:
+                  iou_type: str = "segm", file_names: dict | None = None) -> dict[Any, list]:
     """:func:`read_results` of an already parsed document (``name`` for messages).
 
     >>> out = check_results([{"image_id": 1, "category_id": 2, "bbox": [0, 0, 2, 3], "score": 0.5}],
@@ -66,6 +108,8 @@ def check_results(data: Any, name: str, sizes: dict, category_ids: Collection[in
 
     if not isinstance(data, list):
         raise InputError(f"{name}: a COCO results file is a JSON list of detections, got {type_name(data)}")
+    if file_names:
+        data = ids_from_stems(data, name, sizes, file_names)
     categories = set(int(c) for c in category_ids)
     box_areas = bool(data) and isinstance(data[0], dict) and data[0].get("bbox") not in (None, [])
     batch: list = []

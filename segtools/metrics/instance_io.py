@@ -214,15 +214,16 @@ def _jobs_against_coco(pred_spec: str, gt_spec: str, protocol: Protocol,
 
     categories, sizes, gt_by_image, images = _coco_ground_truth(gt_spec)
     if pred_spec == "-" or _is_json(pred_spec):
+        names = {image["id"]: image.get("file_name", "") for image in images}
         if pred_spec == "-":  # `predict --format coco | metrics --task instance - gt.json`
             from segtools.formats.coco_results import check_results
             from segtools.io.jsondata import parse_json
             from segtools.io.streams import read_bytes
 
             detections = check_results(parse_json(read_bytes("-"), "<stdin>"), "<stdin>", sizes, categories,
-                                       protocol.iou_type)
+                                       protocol.iou_type, names)
         else:
-            detections = read_results(pred_spec, sizes, categories, protocol.iou_type)
+            detections = read_results(pred_spec, sizes, categories, protocol.iou_type, names)
         return categories, None, [
             ImageJob(image["id"], f"{pred_spec}: image_id {image['id']!r}", sizes[image["id"]],
                      tuple(gt_by_image.get(image["id"], ())), tuple(detections.get(image["id"], ())))
@@ -269,7 +270,8 @@ def _jobs_against_layout(pred_spec: str, gt_spec: str, layout: str, protocol: Pr
 
     categories, images = layout_categories(layout), layout_images(layout, gt_spec)
     if _is_json(pred_spec):
-        detections = read_results(pred_spec, {i: size for i, _, size, _ in images}, categories, protocol.iou_type)
+        detections = read_results(pred_spec, {i: size for i, _, size, _ in images}, categories, protocol.iou_type,
+                                  {i: files[0] for i, _, _, files in images})
         return categories, None, [
             ImageJob(i, f"{pred_spec}: image_id {i!r} ({files[0]})", size, dt=tuple(detections.get(i, ())),
                      gt_layout=(layout, *files)) for i, _, size, files in images]
