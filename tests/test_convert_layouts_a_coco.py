@@ -208,3 +208,20 @@ def test_cvat_and_datumaro_coco_exports_find_their_photos_in_images(cli, tmp_pat
     result = cli("convert", datumaro, "--to", "coco", "-o", tmp_path / "d.json")
     assert result.code == 0, result.stderr
     assert json.loads((tmp_path / "d.json").read_text())["images"][0]["file_name"] == "train/frame_000000.png"
+
+
+def test_results_naming_photos_by_stem_convert_against_their_ground_truth(cli, tmp_path):
+    """Ultralytics' predictions.json (image_id = the photo's stem) with --gt: the GT's images."""
+    gt = {"images": [{"id": 1, "file_name": "street_a.jpg", "height": 20, "width": 30},
+                     {"id": 2, "file_name": "000000000139.jpg", "height": 20, "width": 30}],
+          "annotations": [], "categories": [{"id": 1, "name": "car"}]}
+    results = [{"image_id": "street_a", "category_id": 1, "bbox": [1, 1, 5, 5], "score": 0.9},
+               {"image_id": 139, "category_id": 1, "bbox": [2, 2, 5, 5], "score": 0.8}]
+    _write(tmp_path / "gt.json", json.dumps(gt))
+    _write(tmp_path / "predictions.json", json.dumps(results))
+    result = cli("convert", tmp_path / "predictions.json", "--gt", tmp_path / "gt.json", "--to", "coco",
+                 "-o", tmp_path / "out.json")
+    assert result.code == 0, result.stderr
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert sorted((a["image_id"], a["bbox"]) for a in data["annotations"]) == [(1, [1.0, 1.0, 5.0, 5.0]),
+                                                                                (2, [2.0, 2.0, 5.0, 5.0])]

@@ -71,6 +71,8 @@ def read_results(data, name: str, summary: Summary, reference: dict | None = Non
         raise InputError(f"{name}: a COCO results file is a JSON list of detections")
     images, categories = _images_and_categories(data, name, reference, names, image_size)
     sizes = {image_id: (int(im["height"]), int(im["width"])) for image_id, im in images.items()}
+    if reference is not None:  # image_id may be each photo's file-name stem (Ultralytics)
+        data = coco_results.ids_from_stems(data, name, sizes, {i: im.get("file_name", "") for i, im in images.items()})
     grouped = coco_results.check_results(data, name, sizes, categories.ids, "segm")
     boxes_only = {}
     for entry in data:  # what loadRes filled in from a box is a box again here
