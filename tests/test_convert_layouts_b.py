@@ -353,3 +353,32 @@ def test_info_on_a_broken_annotation_file_is_one_line(cli, tmp_path):
     assert_one_line_error(cli("info", tmp_path / "bad.json"))
     (tmp_path / "bad.xml").write_text("<annotation><object>")
     assert_one_line_error(cli("info", tmp_path / "bad.xml"))
+
+
+def test_cvat_segmentation_mask_export_reads_its_labelmap(cli, tmp_path):
+    """CVAT's "Segmentation mask 1.1" export: labelmap.txt at the root, RGB SegmentationClass in
+    its colours, RGB SegmentationObject in the VOC colour map (object i in colour i)."""
+    from segtools.io.presets import voc_colormap
+
+    root = tmp_path / "task"
+    (root / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (root / "ImageSets" / "Segmentation" / "default.txt").write_text("frame_000000\n")
+    (root / "labelmap.txt").write_text(LABELMAP)
+    (root / "SegmentationClass").mkdir()
+    (root / "SegmentationObject").mkdir()
+    palette = load_classes(str(root / "labelmap.txt")).palette
+    classes = np.zeros((20, 30), np.uint8)
+    objects = np.zeros((20, 30), np.uint8)
+    for number, (rows, cols, label) in enumerate(((slice(2, 8), slice(2, 10), 1), (slice(10, 18), slice(15, 25), 1),
+                                                  (slice(10, 18), slice(2, 8), 2)), 1):
+        classes[rows, cols], objects[rows, cols] = label, number
+    _rgb_png(root / "SegmentationClass" / "frame_000000.png", np.asarray(palette, np.uint8)[classes])
+    _rgb_png(root / "SegmentationObject" / "frame_000000.png", np.asarray(voc_colormap(256), np.uint8)[objects])
+    result = cli("convert", root, "--to", "coco", "-o", tmp_path / "ann.json")
+    assert result.code == 0, result.stderr
+    assert "class names and colours from labelmap.txt" in result.stderr
+    data = json.loads((tmp_path / "ann.json").read_text())
+    assert [c["name"] for c in data["categories"]] == ["background", "car", "person"]
+    by_name = {c["id"]: c["name"] for c in data["categories"]}
+    assert sorted((by_name[a["category_id"]], a["bbox"]) for a in data["annotations"]) == [
+        ("car", [2.0, 2.0, 8.0, 6.0]), ("car", [15.0, 10.0, 10.0, 8.0]), ("person", [2.0, 10.0, 6.0, 8.0])]

@@ -168,13 +168,17 @@ def read_voc_objects(specs, payload, options: ConvertOptions, summary: Summary) 
     from segtools.formats import voc
     from segtools.io.meta import load_classes
 
-    meta = _meta(options)
+    palette = options.palette
+    if palette is None and options.classes is None and (found := voc.labelmap_beside(specs)) is not None:
+        palette = str(found)  # CVAT's "Segmentation mask 1.1" export: colours and names in labelmap.txt
+        summary.add(f"class names and colours from {found.name}")
+    meta = load_classes(palette) if palette and not options.classes else _meta(options)
     pairs = options.sharded(voc.segmentation_pairs(specs), key=pair_name)
     categories = _categories(meta) if meta is not None else Categories(names=voc.class_names())
     names = image_names(_images_root(options))
     records = lambda tick: voc.read_segmentation(  # noqa: E731
         pairs, categories, summary, "rle" if options.rle else "polygon", options.epsilon, options.holes, names, tick,
-        load_classes(options.palette, "--palette") if options.palette else None)
+        load_classes(palette, "--palette") if palette else None)
     return Dataset("voc-seg", len(pairs), categories, records, ticks_itself=True, fill=options.fill, traced=True,
                    images_root=_images_root(options), specs=specs)
 

@@ -295,6 +295,20 @@ def segmentation_pairs(specs: Sequence[str]) -> list:
                       names=("SegmentationObject mask", "SegmentationClass mask")).pairs
 
 
+def labelmap_beside(specs: Sequence[str]) -> Path | None:
+    """The ``labelmap.txt`` of a VOC segmentation folder (CVAT's and Datumaro's "Segmentation
+    mask" exports write one at the root), or None; storage URLs have none."""
+    from segtools.io.remote import is_url
+
+    if len(specs) != 1 or is_url(str(specs[0])):
+        return None
+    root = Path(specs[0])
+    for folder in (root, root.parent) if root.name == "SegmentationObject" else (root,):
+        if (folder / "labelmap.txt").is_file():
+            return folder / "labelmap.txt"
+    return None
+
+
 def object_colours():
     """The colour map of RGB ``SegmentationObject`` PNGs: object ``i`` in VOC colour ``i``, the
     255 border in (224, 224, 192) — the devkit's 256-entry map, whatever the class palette."""
