@@ -71,3 +71,11 @@ def test_training_pairs_leftimg8bit_with_the_train_ids(tmp_path):
         (photos / f"{frame}_leftImg8bit.png").write_bytes(encode_image(np.zeros((16, 32, 3), np.uint8)))
     samples = find_pairs([str(tmp_path / "leftImg8bit")], [str(tmp_path / "gtFine")])
     assert [Path(s.mask).name for s in samples] == [f"{f}_gtFine_labelTrainIds.png" for f in FRAMES]
+
+
+def test_visualize_against_a_gtfine_folder(cli, tmp_path):
+    truth = gtfine(tmp_path)
+    pred = _predictions(tmp_path, truth)
+    result = cli("visualize", pred, "--gt", tmp_path / "gtFine", "--classes", "cityscapes", "-o", tmp_path / "viz")
+    assert result.code == 0, result.stderr
+    assert len(list((tmp_path / "viz").rglob("*.png"))) == 2

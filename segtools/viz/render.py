@@ -102,14 +102,16 @@ def pair_inputs(items: Sequence, over: str | None, gt: str | None,
     :func:`segtools.io.batch.expand_inputs`, paired by file name with the images under
     ``over`` and the masks under ``gt``; and how many masks had no partner (skipped, with
     ``allow_missing``; otherwise an :class:`~segtools.errors.InputError`)."""
-    from segtools.io.batch import expand_inputs, pair_items
+    from segtools.io.batch import expand_inputs, pair_items, semantic_labels
 
     partners = []
     for spec, what in ((over, "image"), (gt, "ground truth")):
         if spec is None:
             partners.append(None)
             continue
-        pairing = pair_items(items, expand_inputs([spec]), allow_missing=allow_missing, names=("mask", what))
+        found = expand_inputs([spec])
+        found = semantic_labels(found) if what == "ground truth" else found  # gtFine/: the labelTrainIds
+        pairing = pair_items(items, found, allow_missing=allow_missing, names=("mask", what))
         partners.append({left.path: right.path for left, right in pairing.pairs})
     images, gts = partners
     triples = [(item, images[item.path] if images is not None else None, gts[item.path] if gts is not None else None)
