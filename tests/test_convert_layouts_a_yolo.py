@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import assert_one_line_error
 
 from segtools.io.images import encode_image
@@ -221,3 +222,25 @@ def test_united_parts_rasterise_to_the_union_pixel_for_pixel():
             got = polylib.polygons_to_mask(united, height, width) if united else np.zeros_like(want)
             np.testing.assert_array_equal(got, want)
     assert united_count > 100
+
+
+def test_ultralytics_save_conf_lines_become_scored_detections(cli, tmp_path):
+    """``yolo predict save_txt=True save_conf=True``: the confidence after the coordinates."""
+    _photo(tmp_path / "images" / "a.jpg", 40, 60)
+    _write(tmp_path / "labels" / "a.txt", "0 0.5 0.5 0.2 0.2 0.87\n1 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3 0.55\n")
+    _write(tmp_path / "data.yaml", "names: [car, person]\n")
+    result = cli("convert", tmp_path, "--to", "coco-results", "-o", tmp_path / "results.json")
+    assert result.code == 0, result.stderr
+    assert "YOLO lines with a confidence (Ultralytics save_conf): 2" in result.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [(d["category_id"], d["score"], d["bbox"]) for d in results] == [
+        (1, 0.87, [24.0, 16.0, 12.0, 8.0]), (2, 0.55, [6.0, 4.0, 12.0, 8.0])]
+
+
+@pytest.mark.parametrize("line", ["0 0.5 0.5 0.2 0.2 1.5", "0 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3 7"])
+def test_a_confidence_out_of_range_is_one_line(cli, tmp_path, line):
+    _photo(tmp_path / "images" / "a.jpg", 40, 60)
+    _write(tmp_path / "labels" / "a.txt", line + "\n")
+    result = cli("convert", tmp_path, "--to", "coco-results", "-o", tmp_path / "results.json")
+    assert_one_line_error(result)
+    assert "a.txt:1" in result.stderr and "a confidence in [0, 1], but the last value is" in result.stderr

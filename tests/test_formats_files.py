@@ -88,7 +88,8 @@ def test_written_data_yaml_reads_back():
     ("0 0.5 0.5 0.1", "3 coordinates"),
     ("0 0.1 0.1", "fewer than 3 points"),  # 2 points would be 4 numbers: a box
     ("car 0.5 0.5 0.1 0.1", "not a YOLO line"),
-    ("0 0.1 0.1 0.2 0.2 0.3", "5 coordinates"),
+    ("0 0.1 0.1 0.2 0.2 0.3 0.4 0.5 0.6 7", "the last value is 7"),  # odd: a polygon and a confidence
+    ("0 0.1 0.1 0.2 0.2 1.3", "the last value is 1.3"),  # 5 values: a box and a confidence
 ])
 def test_bad_yolo_lines(line, message):
     with pytest.raises(InputError, match=message):

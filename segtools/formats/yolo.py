@@ -109,7 +109,19 @@ def annotation_lines(annotations: Sequence[dict], height: int, width: int, label
 
 
 def parse_lines(text: str, name: str = "labels") -> list[tuple[int, np.ndarray]]:
-    """``(class, values)`` per non-empty line; values are 4 (box) or 2·N (polygon) floats."""
+    """``(class, values)`` per non-empty line; values are 4 (box) or 2·N (polygon) floats
+    (a trailing confidence, :func:`parse_rows`, left out)."""
+    return [(label, values) for label, values, _ in parse_rows(text, name)]
+
+
+def parse_rows(text: str, name: str = "labels") -> list[tuple[int, np.ndarray, float | None]]:
+    """``(class, values, confidence)`` per non-empty line. Ultralytics' ``save_conf`` adds a
+    confidence after the coordinates: 5 values are a box and its confidence, an odd 2·N + 1
+    (N ≥ 3) a polygon and its; the confidence must lie in [0, 1]. Otherwise it is None.
+
+    >>> [(c, v.tolist(), s) for c, v, s in parse_rows("0 0.5 0.5 0.2 0.2 0.87\\n1 0.5 0.5 0.1 0.1")]
+    [(0, [0.5, 0.5, 0.2, 0.2], 0.87), (1, [0.5, 0.5, 0.1, 0.1], None)]
+    """
     rows = []
     for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
@@ -125,6 +137,13 @@ def parse_lines(text: str, name: str = "labels") -> list[tuple[int, np.ndarray]]
         if label >= MAX_CLASSES:
             raise InputError(f"{name}:{number}: class {label:,} is out of range (0..{MAX_CLASSES - 1:,}, "
                              "the 16-bit PNG limit)")
+        score = None
+        if len(values) in (5, 7) or (len(values) % 2 and len(values) > 7):
+            score = float(values[-1])
+            if not 0.0 <= score <= 1.0:
+                raise InputError(f"{name}:{number}: {len(values)} values after the class: a box or polygon and a "
+                                 f"confidence in [0, 1], but the last value is {values[-1]:g}")
+            values = values[:-1]
         if len(values) == 4:
             pass
         elif len(values) % 2 or len(values) < 6:
@@ -132,7 +151,7 @@ def parse_lines(text: str, name: str = "labels") -> list[tuple[int, np.ndarray]]
             raise InputError(f"{name}:{number}: a YOLO line has 4 box values or ≥ 3 x y points, this one has {what}")
         if not np.isfinite(values).all():
             raise InputError(f"{name}:{number}: NaN or infinite coordinate")
-        rows.append((label, values))
+        rows.append((label, values, score))
     return rows
 
 
@@ -185,7 +204,7 @@ def rows_to_annotations(rows, height: int, width: int, image_id: int, first_id: 
     summary = summary if summary is not None else Summary()
     annotations = []
     scale = float(max(width, height))
-    for label, values in rows:
+    for label, values, *score in rows:
         if num_classes is not None and label >= num_classes:
             raise InputError(f"{name}: class {label} is not one of the dataset's {num_classes} class names")
         if len(values) == 4:
@@ -212,6 +231,8 @@ def rows_to_annotations(rows, height: int, width: int, image_id: int, first_id: 
                     continue
             encoded = polylib.polygon_to_rle(points, height, width)
             ann = {"segmentation": [polylib.flat(points, 3)], "area": rlelib.area(encoded), "bbox": rlelib.to_bbox(encoded)}
+        if score and score[0] is not None:  # a confidence (Ultralytics save_conf): a detection
+            ann["score"] = score[0]
         annotations.append({"id": first_id + len(annotations), "image_id": image_id,
                             "category_id": int(label) + 1, "iscrowd": 0, **ann})
     return annotations
@@ -239,7 +260,8 @@ def read_yolo(label_items, categories: Categories, summary: Summary, images: dic
             raise InputError(f"{item.path}: no image '{stem}.*' to read the size from; give images (the photos folder) or image_size (height, width)")
         check_size(width, height, f"{item.path}: image {file_name}")
         text = (data if data is not None and len(label_items) == 1 else read_bytes(item.path)).decode("utf-8", "replace")
-        rows = parse_lines(text, item.path)
+        rows = parse_rows(text, item.path)
+        summary.add("YOLO lines with a confidence (Ultralytics save_conf)", sum(row[2] is not None for row in rows))
         annotations = rows_to_annotations(rows, height, width, index + 1, next_id,
                                           len(categories.ids) if categories.fixed else None,
                                                   strict, summary, item.path)
