@@ -138,7 +138,7 @@ complete -c segtools -n '__fish_seen_subcommand_from metrics' -F
 complete -c segtools -n '__fish_seen_subcommand_from metrics' -l num-classes -s n -r -d 'Number of classes C (labels 0..C-1).'
 complete -c segtools -n '__fish_seen_subcommand_from metrics' -l classes -r -r -F -a 'voc cityscapes camvid camvid32 ade20k coco' -d 'Class names/palette: a preset (voc, cityscapes, camvid, ade20k, coco) or a…'
 complete -c segtools -n '__fish_seen_subcommand_from metrics' -l ignore-index -r -d 'Ground-truth value to skip (repeatable;'
-complete -c segtools -n '__fish_seen_subcommand_from metrics' -l label-map -r -d 'Remap ground-truth values first: \'cityscapes\' (labelIds→trainIds), \'7:0,8:1\'…'
+complete -c segtools -n '__fish_seen_subcommand_from metrics' -l label-map -r -d 'Remap ground-truth values first: \'cityscapes\' (labelIds→trainIds), \'ade20k\'…'
 complete -c segtools -n '__fish_seen_subcommand_from metrics' -l pred-label-map -r -d 'Remap prediction values first (same forms).'
 complete -c segtools -n '__fish_seen_subcommand_from metrics' -l palette -r -r -F -a 'voc cityscapes camvid ade20k' -d 'Colour→class map for RGB colour masks: voc, cityscapes, camvid, ade20k, or a…'
 complete -c segtools -n '__fish_seen_subcommand_from metrics' -l allow-missing -d 'Skip predictions without ground truth and the reverse (warns);'

@@ -259,3 +259,27 @@ def test_ignore_index_values_are_read_like_every_other_command(cli, tmp_path):
     wrong_map = cli(*args, "--label-map", "1:2:3")
     assert_one_line_error(wrong_map, 1)
     assert "--label-map '1:2:3'" in wrong_map.stderr
+
+
+def test_ade20k_annotations_with_the_ade20k_label_map(cli, tmp_path):
+    """ADEChallengeData2016 annotations hold 0 ("other") and 1..150; the preset's classes are
+    0..149: --label-map ade20k reduces them (0 → ignored), and the error without it says so."""
+    from segtools.io.images import encode_image
+
+    gt, pred = np.zeros((10, 10), np.uint8), np.zeros((10, 10), np.uint8)
+    gt[:5], gt[5:], gt[0, :3] = 1, 150, 0
+    pred[5:], pred[0, :3] = 149, 7  # right everywhere; the "other" pixels are not scored
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "gt" / "ADE_val_00000001.png").write_bytes(encode_image(gt))
+    (tmp_path / "pred" / "ADE_val_00000001.png").write_bytes(encode_image(pred))
+    bare = cli("metrics", tmp_path / "pred", tmp_path / "gt", "--classes", "ade20k")
+    assert_one_line_error(bare)
+    assert "label value 150" in bare.stderr and "ade20k" in bare.stderr
+    result = cli("metrics", tmp_path / "pred", tmp_path / "gt", "--classes", "ade20k", "--label-map", "ade20k",
+                 "--format", "json")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["pixel_accuracy"] == 1.0
+    per_class = {c["name"]: c for c in report["per_class"]}
+    assert per_class["wall"]["gt_pixels"] == 47 and per_class["flag"]["gt_pixels"] == 50

@@ -55,7 +55,7 @@ def metrics(
     ignore_index: Annotated[Optional[List[str]], typer.Option(
         "--ignore-index", help="Ground-truth value to skip (repeatable; 'none' for no ignore). Default: from --classes or the masks, else 255.")] = None,
     label_map: Annotated[Optional[str], typer.Option(
-        "--label-map", help="Remap ground-truth values first: 'cityscapes' (labelIds→trainIds), '7:0,8:1', or a JSON/text file.")] = None,
+        "--label-map", help="Remap ground-truth values first: 'cityscapes' (labelIds→trainIds), 'ade20k' (0→255, k→k−1), '7:0,8:1', or a JSON/text file.")] = None,
     pred_label_map: Annotated[Optional[str], typer.Option("--pred-label-map", help="Remap prediction values first (same forms).")] = None,
     palette: PaletteOpt = None,
     allow_missing: Annotated[bool, typer.Option("--allow-missing", help="Skip predictions without ground truth and the reverse (warns); instances: a ground-truth image without a prediction mask counts as no detections.")] = False,

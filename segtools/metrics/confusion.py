@@ -152,7 +152,8 @@ def _bad_value(kind: str, value: int, count: int, num_classes: int, name: str) -
     return InputError(
         f"{name}{kind} holds label value {value} ({count} pixels), which is neither a class "
         f"(0..{num_classes - 1}) nor ignored; ignore it (ignore index {value}), give more classes, "
-        "or remap it with a label map"
+        "or remap it with a label map" + (" (ADE20K's 0..150 annotations: label map ade20k)"
+                                          if value == num_classes == 150 else "")
     )
 
 

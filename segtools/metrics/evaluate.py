@@ -61,18 +61,25 @@ class PairJob:
 def load_label_map(spec: str, name: str = "label map") -> LabelMap:
     """A value→value remapping from a preset, a file, or inline pairs.
 
-    ``spec`` is ``cityscapes`` (labelIds → trainIds), inline ``"7:0,8:1,0:255"``, a JSON
-    file (``{"7": 0, ...}`` or ``[[7, 0], ...]``) or a text file with ``FROM TO`` per line.
+    ``spec`` is ``cityscapes`` (labelIds → trainIds), ``ade20k`` or ``reduce-zero-label``
+    (0 → 255, ``k`` → ``k − 1``: ADEChallengeData2016's 0 "other" and 1..150 as the 150
+    classes of the ``ade20k`` preset, mmsegmentation's ``reduce_zero_label``), inline
+    ``"7:0,8:1,0:255"``, a JSON file (``{"7": 0, ...}`` or ``[[7, 0], ...]``) or a text file
+    with ``FROM TO`` per line.
     Values not in the map are kept unchanged. ``name`` starts the error messages (the
     CLI passes its option, ``--label-map``).
 
     >>> load_label_map("1:0,2:255")
     ((1, 2), (0, 255))
+    >>> sources, targets = load_label_map("ade20k"); sources[:3], targets[:3], sources[-1], targets[-1]
+    ((0, 1, 2), (255, 0, 1), 255, 254)
     """
     if spec.strip().lower() == "cityscapes":
         from segtools.io.presets import cityscapes_id_to_train_id
 
         pairs = sorted(cityscapes_id_to_train_id().items())
+    elif spec.strip().lower() in ("ade20k", "reduce-zero-label"):
+        pairs = [(0, 255)] + [(k, k - 1) for k in range(1, 256)]
     elif ":" in spec and not Path(spec).is_file():
         try:
             pairs = [tuple(int(v) for v in part.split(":")) for part in spec.split(",") if part.strip()]
