@@ -143,3 +143,20 @@ def test_skip_leaves_labelme_shapes_out(cli, tmp_path):
     data = json.loads(result.stdout)
     assert [c["name"] for c in data["categories"]] == ["dog"] and len(data["annotations"]) == 1
     assert "objects of skipped classes left out: 1" in result.stderr
+
+
+def test_windows_image_paths_name_the_photo(cli, tmp_path):
+    """labelme on Windows writes imagePath with backslashes, often into a sibling folder
+    (``..\\images\\a.jpg``): the file_name is the photo's name, found under --images."""
+    from PIL import Image
+
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "images").mkdir()
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "images" / "a.jpg")
+    (tmp_path / "ann" / "a.json").write_text(json.dumps(_labelme([("car", "polygon", _square(2, 2, 10, 8), None)],
+                                                                 image="..\\images\\a.jpg")))
+    (tmp_path / "ann" / "b.json").write_text(json.dumps(_labelme([("car", "polygon", _square(2, 2, 10, 8), None)],
+                                                                 image="sub\\b.jpg")))
+    result = cli("convert", tmp_path / "ann", "--to", "coco", "-o", tmp_path / "out.json")
+    assert result.code == 0, result.stderr
+    assert [im["file_name"] for im in json.loads((tmp_path / "out.json").read_text())["images"]] == ["a.jpg", "sub/b.jpg"]

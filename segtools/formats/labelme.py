@@ -293,6 +293,22 @@ def scan_labels(json_items, data: dict | None = None, skip: tuple[str, ...] = ()
     return sorted(label for label in labels if label and label not in IGNORED_LABELS + tuple(skip))
 
 
+def photo_name(image_path: str | None) -> str | None:
+    r"""A labelme ``imagePath`` as a record's ``file_name``: Windows separators as ``/``, and
+    a path that climbs out of the annotation folder (``..\\images\\x.jpg``, as labelme
+    writes beside a sibling photo folder) or is absolute by its name alone.
+
+    >>> photo_name("..\\images\\x.jpg"), photo_name("sub/x.jpg"), photo_name("C:\\data\\x.png")
+    ('x.jpg', 'sub/x.jpg', 'x.png')
+    """
+    if not image_path:
+        return None
+    posix = PurePosixPath(image_path.replace("\\", "/"))
+    if ".." in posix.parts or posix.is_absolute() or (posix.parts and posix.parts[0].endswith(":")):
+        return posix.name
+    return str(posix)
+
+
 def read_labelme(json_items, categories: Categories, summary: Summary, strict: bool = False,
                  data: dict | None = None, skip: tuple[str, ...] = ()) -> Iterator[Record]:
     """Records from labelme files; ``data``: the parsed document of a single input already
@@ -312,5 +328,5 @@ def read_labelme(json_items, categories: Categories, summary: Summary, strict: b
                                 "segmentation": [polylib.flat(p, 3) for p in obj.polygons],
                                 "area": obj.area, "bbox": obj.bbox, "iscrowd": 0})
             next_id += 1
-        file_name = document.get("imagePath") or str(PurePosixPath(item.rel).with_suffix(".jpg"))
+        file_name = photo_name(document.get("imagePath")) or str(PurePosixPath(item.rel).with_suffix(".jpg"))
         yield Record({"id": index + 1, "file_name": file_name, "height": height, "width": width}, annotations)
