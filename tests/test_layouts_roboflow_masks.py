@@ -100,3 +100,12 @@ def test_convert_names_each_mask_by_its_photo(cli, tmp_path):
     data = json.loads((tmp_path / "ann.json").read_text())
     assert [im["file_name"] for im in data["images"]] == [f"street{n}_jpg.rf.{n:04x}.jpg" for n in range(3)]
     assert [c["name"] for c in data["categories"]] == ["background", "car", "road"]
+
+
+def test_training_pairs_photos_and_masks_from_the_one_folder(tmp_path):
+    from segtools.train.data import find_pairs
+
+    split, masks = roboflow_mask_export(tmp_path / "export")
+    samples = find_pairs([str(split)], [str(split)])
+    assert [(Path(s.image).name, Path(s.mask).name) for s in samples] == [
+        (f"{stem}.jpg", f"{stem}_mask.png") for stem in sorted(masks)]

@@ -124,17 +124,13 @@ def image_sizes(images_root: Path | None) -> dict[str, tuple[str, int, int]]:
 def image_names(images_root: Path | None) -> dict[str, str] | None:
     """``pairing key → rel path`` of the photos under a folder (None without one): how
     masks find the name of their photo."""
-    from segtools.io.batch import pairing_key
+    from segtools.io.batch import Item, pairing_key, without_labels
 
     if images_root is None:
         return None
-    names: dict[str, str] = {}
-    for rel, _, _ in image_sizes(images_root).values():
-        key = pairing_key(rel)
-        # photos and their masks in one folder (Roboflow): the photo is the file without a suffix
-        if key not in names or pairing_key(names[key]) != str(PurePosixPath(names[key]).with_suffix("")):
-            names[key] = rel
-    return names
+    # photos and their masks in one folder (Roboflow): the photos
+    photos = without_labels([Item(rel, rel) for rel, _, _ in image_sizes(images_root).values()])
+    return {pairing_key(item.rel): item.rel for item in photos}
 
 
 # ---------------------------------------------------------------- what a conversion carries

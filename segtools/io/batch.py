@@ -221,22 +221,46 @@ def pair_items(left: Sequence[Item], right: Sequence[Item], *, allow_missing: bo
 PHOTO_ONLY = (".jpg", ".jpeg", ".webp")
 
 
+def _photos_beside_labels(items: Sequence[Item], suffixes: Sequence[str]) -> tuple[set, set]:
+    """Paths of the photos and of the labels among ``items`` that share a pairing key: a
+    JPEG/WebP without a dataset suffix (``x.jpg``) and a file with a label suffix
+    (``x_mask.png``) — Roboflow's semantic export writes both to one folder."""
+    def bare(item: Item) -> bool:
+        posix = PurePosixPath(item.rel)
+        return posix.suffix.lower() in PHOTO_ONLY and pairing_key(item.rel, suffixes) == str(posix.with_suffix(""))
+
+    def labelled(item: Item) -> bool:
+        posix = PurePosixPath(item.rel)
+        return (pairing_key(item.rel, suffixes) != str(posix.with_suffix(""))
+                and not posix.stem.endswith(PHOTO_SUFFIXES))
+
+    photos = {pairing_key(it.rel, suffixes): it.path for it in items if bare(it)}
+    labels = {pairing_key(it.rel, suffixes): it.path for it in items if labelled(it)}
+    both = photos.keys() & labels.keys()
+    return {photos[k] for k in both}, {labels[k] for k in both}
+
+
 def without_photos(items: Sequence[Item], suffixes: Sequence[str] = PAIRING_SUFFIXES) -> list[Item]:
-    """``items`` less each JPEG/WebP without a dataset suffix that pairs like a file with a
-    label suffix (``x.jpg`` beside ``x_mask.png``: the photo, in the one folder Roboflow's
-    semantic export writes both to).
+    """``items`` less each photo that has its label file beside it (``x.jpg`` beside
+    ``x_mask.png``, :func:`_photos_beside_labels`): the labels of a folder that holds both.
 
     >>> [it.rel for it in without_photos([Item("t/a.jpg", "a.jpg"), Item("t/a_mask.png", "a_mask.png"),
     ...                                   Item("t/b.jpg", "b.jpg")])]
     ['a_mask.png', 'b.jpg']
     """
-    def bare(item: Item) -> bool:
-        posix = PurePosixPath(item.rel)
-        return posix.suffix.lower() in PHOTO_ONLY and pairing_key(item.rel, suffixes) == str(posix.with_suffix(""))
+    photos, _ = _photos_beside_labels(items, suffixes)
+    return [it for it in items if it.path not in photos]
 
-    labelled = {pairing_key(it.rel, suffixes) for it in items
-                if not bare(it) and not PurePosixPath(it.rel).stem.endswith(PHOTO_SUFFIXES)}
-    return [it for it in items if not (bare(it) and pairing_key(it.rel, suffixes) in labelled)]
+
+def without_labels(items: Sequence[Item], suffixes: Sequence[str] = PAIRING_SUFFIXES) -> list[Item]:
+    """``items`` less each label file that has its photo beside it: the photos of a folder
+    that holds both (``train --images export/train --masks export/train``).
+
+    >>> [it.rel for it in without_labels([Item("t/a.jpg", "a.jpg"), Item("t/a_mask.png", "a_mask.png")])]
+    ['a.jpg']
+    """
+    _, labels = _photos_beside_labels(items, suffixes)
+    return [it for it in items if it.path not in labels]
 
 
 #: Cityscapes writes several files a frame; for semantic labels, train ids are preferred,
