@@ -109,3 +109,10 @@ def test_training_pairs_photos_and_masks_from_the_one_folder(tmp_path):
     samples = find_pairs([str(split)], [str(split)])
     assert [(Path(s.image).name, Path(s.mask).name) for s in samples] == [
         (f"{stem}.jpg", f"{stem}_mask.png") for stem in sorted(masks)]
+
+
+def test_visualize_the_export_folder_over_itself(cli, tmp_path):
+    split, masks = roboflow_mask_export(tmp_path / "export")
+    result = cli("visualize", split, "--over", split, "--classes", split / "_classes.csv", "-o", tmp_path / "viz")
+    assert result.code == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "viz").iterdir()) == [f"{stem}_mask.png" for stem in sorted(masks)]

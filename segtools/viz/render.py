@@ -102,15 +102,17 @@ def pair_inputs(items: Sequence, over: str | None, gt: str | None,
     :func:`segtools.io.batch.expand_inputs`, paired by file name with the images under
     ``over`` and the masks under ``gt``; and how many masks had no partner (skipped, with
     ``allow_missing``; otherwise an :class:`~segtools.errors.InputError`)."""
-    from segtools.io.batch import expand_inputs, pair_items, semantic_labels
+    from segtools.io.batch import expand_inputs, pair_items, semantic_labels, without_labels, without_photos
 
+    items = without_photos(items)  # a folder of photos and their x_mask.png: the masks
     partners = []
     for spec, what in ((over, "image"), (gt, "ground truth")):
         if spec is None:
             partners.append(None)
             continue
         found = expand_inputs([spec])
-        found = semantic_labels(found) if what == "ground truth" else found  # gtFine/: the labelTrainIds
+        # gtFine/: the labelTrainIds; photos beside their masks: the photos
+        found = semantic_labels(found) if what == "ground truth" else without_labels(found)
         pairing = pair_items(items, found, allow_missing=allow_missing, names=("mask", what))
         partners.append({left.path: right.path for left, right in pairing.pairs})
     images, gts = partners
