@@ -116,3 +116,11 @@ def test_visualize_the_export_folder_over_itself(cli, tmp_path):
     result = cli("visualize", split, "--over", split, "--classes", split / "_classes.csv", "-o", tmp_path / "viz")
     assert result.code == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "viz").iterdir()) == [f"{stem}_mask.png" for stem in sorted(masks)]
+
+
+def test_predict_on_the_export_folder_reads_the_photos_only(cli, tmp_path):
+    pytest.importorskip("torch")
+    split, masks = roboflow_mask_export(tmp_path / "export")
+    result = cli("predict", split, "-o", tmp_path / "pred")
+    assert result.code == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir()) == [f"{stem}.png" for stem in sorted(masks)]

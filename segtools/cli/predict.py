@@ -105,7 +105,7 @@ def predict(
     from segtools.inference.files import legend, predict_files
     from segtools.inference.predictor import DEFAULT_OVERLAP, Predictor, Tiling
     from segtools.inference.tta import parse_tta
-    from segtools.io.batch import expand_inputs
+    from segtools.io.batch import photo_inputs
     from segtools.weights.loader import load_model
 
     from segtools.cli import predict_sam
@@ -141,8 +141,8 @@ def predict(
             raise UsageError("no input: give image files or a folder, or pipe an image into stdin")
         from segtools.cli.options import parse_shard, shard_items
 
-        items = shard_items(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp",
-                                                             ".npy")), parse_shard(shard))
+        # a folder of photos with their masks beside them (x.jpg, x_mask.png): the photos
+        items = shard_items(photo_inputs(specs, arrays=True), parse_shard(shard))
         targets = output_targets(items, specs, output, ".npz" if probs else ".png", overwrite)
     if predict_cluster.wanted(dask):  # each worker loads the model once and writes its items
         return predict_cluster.predict_on_cluster(

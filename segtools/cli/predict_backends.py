@@ -157,7 +157,7 @@ def predict_with_backend(**options: Any) -> None:
 
     from segtools.cli.options import output_targets, parameters_as_flags, parse_size
     from segtools.errors import UsageError
-    from segtools.io.batch import expand_inputs
+    from segtools.io.batch import photo_inputs
 
     _refuse_unused(options)
     get = options.get
@@ -207,8 +207,7 @@ def predict_with_backend(**options: Any) -> None:
             return _predict_semantic(runner, [], [], options, resize, video)
         from segtools.cli import predict_cluster
 
-        items = predict_cluster.shard(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp",
-                                                                       ".webp", ".npy")), get("shard"))
+        items = predict_cluster.shard(photo_inputs(specs, arrays=True), get("shard"))
         targets = output_targets(items, specs, get("output"), ".npz" if get("probs") else ".png", get("overwrite"))
         _predict_semantic(runner, items, targets, options, resize)
 
@@ -308,7 +307,7 @@ def _predict_instances(runner, specs, options: dict, video=None) -> None:
     from segtools.cli.common import info, progress
     from segtools.cli.options import output_targets
     from segtools.errors import UsageError
-    from segtools.io.batch import expand_inputs
+    from segtools.io.batch import photo_inputs
     from segtools.io.streams import check_output_path, emit
 
     for flag, name in (("--probs", "probs"), ("--tta", "tta"), ("--tile", "tile"), ("--resize", "resize")):
@@ -332,8 +331,7 @@ def _predict_instances(runner, specs, options: dict, video=None) -> None:
 
         predict_instances_video(video, process, _label_names(runner), fmt)
         return
-    items, ids = predict_cluster.shard_ids(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff",
-                                                                           ".bmp", ".webp")), options.get("shard"))
+    items, ids = predict_cluster.shard_ids(photo_inputs(specs), options.get("shard"))
     output = options.get("output")
     if fmt == "coco":
         target = None if output in (None, "-") else str(check_output_path(output, overwrite))

@@ -72,7 +72,7 @@ def check_panoptic_request(options: dict):
 def predict_panoptic(runner, specs: list, options: dict) -> None:
     """Panoptic segments of each input as COCO panoptic (a JSON and its PNG folder)."""
     from segtools.cli.common import info, progress
-    from segtools.io.batch import expand_inputs
+    from segtools.io.batch import photo_inputs
     from segtools.io.images import read_image
 
     json_path, threshold = check_panoptic_request(options)
@@ -80,8 +80,7 @@ def predict_panoptic(runner, specs: list, options: dict) -> None:
     from segtools.cli import predict_cluster
 
     predict_cluster.refuse(options.get("dask"), "--task panoptic (its JSON and PNG folder are written by one process)")
-    items, ids = predict_cluster.shard_ids(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff",
-                                                                           ".bmp", ".webp")), options.get("shard"))
+    items, ids = predict_cluster.shard_ids(photo_inputs(specs), options.get("shard"))
     names = _names(runner)
     annotations, images = [], []
     with progress(len(items), "predict") as advance:

@@ -64,7 +64,7 @@ def predict_instances(inputs: List[str], *, model: Optional[str], weights: Optio
     from segtools.cli.common import info, progress
     from segtools.cli.options import output_targets, parameters_as_flags
     from segtools.errors import UsageError
-    from segtools.io.batch import expand_inputs
+    from segtools.io.batch import photo_inputs
     from segtools.io.images import read_image
     from segtools.io.streams import check_output_path, emit
 
@@ -94,8 +94,7 @@ def predict_instances(inputs: List[str], *, model: Optional[str], weights: Optio
         raise UsageError("no input: give image files or a folder, or pipe an image into stdin")
     from segtools.cli import predict_cluster
 
-    items, ids = predict_cluster.shard_ids(expand_inputs(specs, extensions=(".png", ".jpg", ".jpeg", ".tif", ".tiff",
-                                                                           ".bmp", ".webp")), shard)
+    items, ids = predict_cluster.shard_ids(photo_inputs(specs), shard)
     if fmt == "coco":
         target = None if output in (None, "-") else str(check_output_path(output, overwrite))
         targets = [None] * len(items)

@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 def predict_images(specs, *, model, weights, arch, output, fmt, probs, device, overwrite, points, boxes, multimask,
@@ -19,7 +18,7 @@ def predict_images(specs, *, model, weights, arch, output, fmt, probs, device, o
     from segtools.cli.options import output_targets
     from segtools.inference.sam_auto import EverythingOptions
     from segtools.inference.sam_io import SamPrompting
-    from segtools.io.batch import expand_inputs
+    from segtools.io.batch import photo_inputs
     from segtools.io.streams import check_output_path, emit
 
     chosen = {k: v for k, v in everything_options.items() if v is not None}
@@ -31,7 +30,7 @@ def predict_images(specs, *, model, weights, arch, output, fmt, probs, device, o
                        overwrite=overwrite)
     from segtools.cli import predict_cluster
 
-    items, ids = predict_cluster.shard_ids(expand_inputs(specs, extensions=EXTENSIONS), shard)
+    items, ids = predict_cluster.shard_ids(photo_inputs(specs), shard)
     if fmt == "coco":
         target = None if output in (None, "-") else str(check_output_path(output, overwrite))
         targets = [None] * len(items)
@@ -62,7 +61,7 @@ def label_boxes(specs, prompts_file, *, model, weights, arch, output, device, ov
     from segtools.errors import InputError, UsageError
     from segtools.formats import coco
     from segtools.inference.sam_io import BoxLabeller, box_dataset, label_dataset
-    from segtools.io.batch import expand_inputs
+    from segtools.io.batch import photo_inputs
     from segtools.io.streams import check_output_path, mark_input, write_bytes
 
     if fmt != "coco":
@@ -84,7 +83,7 @@ def label_boxes(specs, prompts_file, *, model, weights, arch, output, device, ov
             raise InputError(f"{output}: exists and is not a COCO file; remove it or give another -o") from None
     else:
         check_output_path(output, overwrite)
-    found = {item.rel.replace(os.sep, "/"): item.path for item in expand_inputs([str(root)], extensions=EXTENSIONS)}
+    found = {item.rel.replace(os.sep, "/"): item.path for item in photo_inputs([str(root)])}
     by_name = {}
     for rel, path in found.items():
         by_name.setdefault(os.path.basename(rel), path)

@@ -263,6 +263,17 @@ def without_labels(items: Sequence[Item], suffixes: Sequence[str] = PAIRING_SUFF
     return [it for it in items if it.path not in labels]
 
 
+#: What a model's input folder is searched for.
+PHOTO_INPUTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def photo_inputs(specs: Sequence[str], arrays: bool = False) -> list[Item]:
+    """The photos a model runs on under ``specs`` (files, folders, globs, ``@lists``, ``-``):
+    :data:`PHOTO_INPUTS` files (and ``.npy`` arrays with ``arrays``), less label files kept
+    beside their photos (:func:`without_labels`)."""
+    return without_labels(expand_inputs(specs, extensions=PHOTO_INPUTS + ((".npy",) if arrays else ())))
+
+
 #: Cityscapes writes several files a frame; for semantic labels, train ids are preferred,
 #: label ids when values are to be remapped (``--label-map cityscapes``); never colours or instances.
 _TRAIN_IDS = ("_gtFine_labelTrainIds", "_gtFine_trainIds", "_gtCoarse_labelTrainIds", "_gtCoarse_trainIds",
