@@ -225,3 +225,20 @@ def test_results_naming_photos_by_stem_convert_against_their_ground_truth(cli, t
     data = json.loads((tmp_path / "out.json").read_text())
     assert sorted((a["image_id"], a["bbox"]) for a in data["annotations"]) == [(1, [1.0, 1.0, 5.0, 5.0]),
                                                                                 (2, [2.0, 2.0, 5.0, 5.0])]
+
+
+def test_info_describes_export_folders_whole(cli, tmp_path):
+    from test_convert_layouts_a_yolo import roboflow_export
+
+    coco_root = roboflow_coco_export(tmp_path / "coco")
+    result = cli("info", coco_root, "--format", "json")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["kind"] == "COCO export" and report["images"] == 3 and report["categories"] == ["cat", "dog"]
+    assert report["files"] == ["train/_annotations.coco.json", "valid/_annotations.coco.json",
+                               "test/_annotations.coco.json"]
+    yolo_root = roboflow_export(tmp_path / "yolo")  # README.roboflow.txt beside the splits is not a label file
+    result = cli("info", yolo_root, "--format", "json")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["kind"] == "YOLO dataset" and report["images"] == 3 and report["annotations"] == 3

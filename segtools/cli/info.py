@@ -47,7 +47,7 @@ ANNOTATION_FORMATS = ("json", "xml", "text", "folder")
 
 
 def _sources(specs: List[str]) -> list:
-    """Each input: a YOLO dataset folder stays whole; everything else as the batch rule expands it."""
+    """Each input: a YOLO or COCO export folder stays whole; everything else as the batch rule expands it."""
     import os
     from pathlib import Path
 
@@ -56,7 +56,7 @@ def _sources(specs: List[str]) -> list:
     out: list = []
     for spec in specs:
         root = Path(spec)
-        if os.path.isdir(spec) and ((root / "labels").is_dir() or any(root.glob("*.yaml"))):
+        if os.path.isdir(spec) and _annotations().dataset_folder(root) is not None:
             out.append(root)
         else:
             out.extend(item.path for item in expand_inputs([spec]))
@@ -77,7 +77,7 @@ def _report(source, palette) -> dict:
     from segtools.io.streams import describe, read_bytes, read_head
 
     if isinstance(source, Path):
-        return _annotations().describe_yolo_folder(source)
+        return _annotations().describe_folder(source)
     data = read_bytes(source) if source == "-" else read_head(Path(source), 4096)
     head = sniff(data[:512])
     if head.is_image_file or head.format in ("npy", "npz"):  # a mask, image or array: no annotation reader

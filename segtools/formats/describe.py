@@ -146,27 +146,54 @@ def _yolo_text(text: str, report: dict) -> None:
                   by_kind=_nonzero(kinds), by_category=dict(classes.most_common()))
 
 
+def dataset_folder(root: Path) -> str | None:
+    """``yolo`` or ``coco`` when the folder ``root`` is a dataset export that ``info``
+    describes whole (YOLO: Ultralytics, Roboflow, Darknet; COCO: Roboflow, COCO, CVAT), else None."""
+    from segtools.formats import coco_layouts, yolo_layouts
+
+    if (root / "labels").is_dir() or any(root.glob("*.yaml")) or yolo_layouts.is_roboflow(root) \
+            or yolo_layouts.is_darknet(root):
+        return "yolo"
+    return "coco" if coco_layouts.is_coco_folder(root) else None
+
+
+def describe_folder(root: Path) -> dict:
+    """:func:`describe_yolo_folder` or :func:`describe_coco_folder`, as :func:`dataset_folder` says."""
+    return describe_coco_folder(root) if dataset_folder(root) == "coco" else describe_yolo_folder(root)
+
+
+def describe_coco_folder(root: Path) -> dict:
+    """A COCO export folder (:mod:`segtools.formats.coco_layouts`) as one COCO dataset: its
+    files (``files``, split order), images, categories and annotations by kind and class."""
+    from segtools.formats import Summary, coco_layouts
+
+    found = coco_layouts.documents(root)
+    data, _ = coco_layouts.combined(root, Summary())
+    report: dict = {"source": str(root), "format": "folder", "bytes": sum(path.stat().st_size for _, path in found)}
+    _coco(data, report)
+    report.update(kind="COCO export", files=[str(path.relative_to(root)) for _, path in found])
+    return report
+
+
 def describe_yolo_folder(root: Path) -> dict:
-    """A YOLO dataset folder: ``data.yaml`` names, label files, lines by kind, photos."""
-    from segtools.formats import yolo
-    from segtools.io.batch import expand_inputs
+    """A YOLO dataset folder in any of its layouts (:func:`segtools.formats.yolo_layouts.layout`):
+    class names, label files, lines by kind, photos."""
+    from segtools.formats import yolo, yolo_layouts
 
     report: dict = {"source": str(root), "format": "folder", "bytes": 0}
+    found = yolo_layouts.layout(root)
     yaml_path = yolo.find_yaml(root)
-    names = list(yolo.load_data_yaml(yaml_path)["names"]) if yaml_path is not None else None
-    label_root = root / "labels" if (root / "labels").is_dir() else root
-    items = [it for it in expand_inputs([str(label_root)], extensions=(".txt",))
-             if Path(it.path).name not in ("classes.txt", "obj.names")]
+    names = list(yolo.load_data_yaml(yaml_path)["names"]) if yaml_path is not None else found.names
     kinds: Counter = Counter()
     classes: Counter = Counter()
-    for item in items:
+    for item in found.items:
         text = Path(item.path).read_bytes()
         report["bytes"] += len(text)
         rows = yolo.parse_lines(text.decode("utf-8", errors="replace"), item.path)
         kinds.update("box" if len(values) == 4 else "polygon" for _, values in rows)
         classes.update(label for label, _ in rows)
     named = {str(names[k]) if names and k < len(names) else str(k): n for k, n in classes.most_common()}
-    report.update(kind="YOLO dataset", images=len(items), categories=names or sorted(named),
+    report.update(kind="YOLO dataset", images=len(found.items), categories=names or sorted(named),
                   annotations=sum(classes.values()), by_kind=_nonzero(kinds), by_category=named)
     return report
 
