@@ -276,3 +276,39 @@ def test_cityscapes_results_may_name_images_by_photo_stem(cli, tmp_path):
     by_stem = cli("metrics", tmp_path / "by_stem.json", gt_dir, "--format", "json")
     assert by_stem.code == 0, by_stem.stderr
     assert _stats(json.loads(by_stem.stdout)) == _stats(json.loads(by_id.stdout))
+
+
+def test_cvat_segmentation_mask_export_scores_as_its_conversion(cli, tmp_path):
+    """CVAT's "Segmentation mask 1.1" export (RGB masks, labelmap.txt): its classes, and the
+    numbers of the COCO file `convert` makes of it."""
+    from PIL import Image
+
+    from segtools.io.presets import voc_colormap
+
+    root = tmp_path / "task"
+    for folder in ("SegmentationClass", "SegmentationObject"):
+        (root / folder).mkdir(parents=True)
+    (root / "labelmap.txt").write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\ncar:250,50,83::\n"
+                                       "person:61,245,61::\n")
+    palette = np.array([(0, 0, 0), (250, 50, 83), (61, 245, 61)], np.uint8)
+    rng = np.random.default_rng(4)
+    results = []
+    for k in range(3):
+        classes, objects = np.zeros((24, 32), np.uint8), np.zeros((24, 32), np.uint8)
+        for number in range(1, 4):
+            y, x = int(rng.integers(0, 16)), int(rng.integers(0, 24))
+            classes[y:y + 8, x:x + 8], objects[y:y + 8, x:x + 8] = 1 + number % 2, number
+            results.append({"image_id": k + 1, "category_id": 2 + number % 2, "score": float(rng.random()),
+                            "bbox": [x + int(rng.integers(-1, 2)), y, 8, 8]})
+        Image.fromarray(palette[classes]).save(root / "SegmentationClass" / f"frame_{k:06d}.png")
+        Image.fromarray(np.asarray(voc_colormap(256), np.uint8)[objects]).save(
+            root / "SegmentationObject" / f"frame_{k:06d}.png")
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    converted = _converted(cli, tmp_path, root)
+    (tmp_path / "gt.json").write_text(json.dumps(converted))
+    via_coco = cli("metrics", tmp_path / "results.json", tmp_path / "gt.json", "--iou-type", "bbox", "-f", "json")
+    direct = cli("metrics", tmp_path / "results.json", root, "--iou-type", "bbox", "-f", "json")
+    assert via_coco.code == 0 and direct.code == 0, direct.stderr + via_coco.stderr
+    ours, theirs = json.loads(direct.stdout), json.loads(via_coco.stdout)
+    assert sorted(ours["per_class"]) == ["car", "person"]
+    assert _stats(ours) == _stats(theirs) and ours["ap"] > 0

@@ -268,7 +268,7 @@ def _jobs_against_layout(pred_spec: str, gt_spec: str, layout: str, protocol: Pr
     from segtools.formats.coco_results import read_results
     from segtools.metrics.instance_layouts import layout_categories, layout_images
 
-    categories, images = layout_categories(layout), layout_images(layout, gt_spec)
+    categories, images = layout_categories(layout, gt_spec), layout_images(layout, gt_spec)
     if _is_json(pred_spec):
         detections = read_results(pred_spec, {i: size for i, _, size, _ in images}, categories, protocol.iou_type,
                                   {i: files[0] for i, _, _, files in images})

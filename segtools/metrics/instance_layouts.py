@@ -76,8 +76,10 @@ def _find_layout_on_store(url: str) -> str | None:
     return None
 
 
-def layout_categories(layout: str) -> dict[int, str]:
-    """Category id → name of a layout (ids as ``segtools convert --to coco`` numbers them).
+def layout_categories(layout: str, gt_spec: str | None = None) -> dict[int, str]:
+    """Category id → name of a layout (ids as ``segtools convert --to coco`` numbers them);
+    a VOC folder with a ``labelmap.txt`` at its root (CVAT's "Segmentation mask 1.1" export)
+    has that file's classes, the first (background) left out.
 
     >>> layout_categories("cityscapes")[27]
     'car'
@@ -89,6 +91,11 @@ def layout_categories(layout: str) -> dict[int, str]:
     if layout == "cityscapes":
         names = cityscapes.label_names()
         return {names.index(n) + 1: n for n in CITYSCAPES_THINGS}
+    labelmap = voc.labelmap_beside([gt_spec]) if gt_spec is not None else None
+    if labelmap is not None:
+        from segtools.io.meta import load_classes
+
+        return {k + 1: name for k, name in enumerate(load_classes(str(labelmap)).names) if k > 0}
     return {k + 1: name for k, name in enumerate(voc.class_names()) if k > 0}
 
 
@@ -117,8 +124,10 @@ def layout_images(layout: str, gt_spec: str) -> list[tuple[int, str, tuple[int, 
         items = [it for it in expand_inputs([gt_spec], extensions=(".png",), allow_stdin=False)
                  if _is_instance_ids(it.rel)]
         sources = [(it.rel, (it.path,)) for it in items]
-    else:
-        sources = [(obj.rel, (obj.path, cls.path)) for obj, cls in voc.segmentation_pairs([gt_spec])]
+    else:  # CVAT's export: its labelmap.txt travels with each image, for the RGB masks' colours
+        labelmap = voc.labelmap_beside([gt_spec])
+        more = (str(labelmap),) if labelmap is not None else ()
+        sources = [(obj.rel, (obj.path, cls.path, *more)) for obj, cls in voc.segmentation_pairs([gt_spec])]
     if not sources:
         raise InputError(f"{gt_spec}: no ground-truth images in the {layout} layout")
     return [(index, pairing_key(rel).rsplit("/", 1)[-1], _png_size(files[0]), files)
@@ -156,16 +165,19 @@ def layout_annotations(layout: str, files: tuple[str, ...], categories,
     from segtools.formats import instances, voc
     from segtools.io.masks import read_label_mask
 
-    def read(path: str) -> np.ndarray:
-        return np.asarray(read_label_mask((fetched or {}).get(path, path), name=path).labels)
+    def read(path: str, colours=None) -> np.ndarray:
+        return np.asarray(read_label_mask((fetched or {}).get(path, path), colours, name=path).labels)
 
     if layout == "cityscapes":
         values = read(files[0])
         _check_cityscapes(values, files[0])
         found = instances.cityscapes_annotations(values, "rle", name=files[0])
     else:
-        objects = read(files[0])
-        classes = read(files[1])
+        from segtools.io.meta import load_classes
+
+        colours = load_classes(files[2]) if len(files) > 2 else None  # RGB masks: CVAT's labelmap.txt
+        objects = read(files[0], voc.object_colours() if colours is not None else None)
+        classes = read(files[1], colours)
         if objects.shape != classes.shape:
             raise InputError(f"{files[0]}: SegmentationObject is {objects.shape[0]}×{objects.shape[1]} but its "
                              f"SegmentationClass {files[1]} is {classes.shape[0]}×{classes.shape[1]}")
