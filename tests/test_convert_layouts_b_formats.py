@@ -341,3 +341,43 @@ def test_ground_truth_as_results_scores_perfectly_in_metrics(cli, tmp_path):
     report = cli("metrics", "--task", "instance", tmp_path / "dt.json", tmp_path / "gt.json", "--format", "json")
     assert report.code == 0, report.stderr
     assert json.loads(report.stdout)["ap"] == pytest.approx(1.0)
+
+
+def test_cvat_for_video_tracks_become_one_record_a_frame(cli, tmp_path):
+    """A "CVAT for video 1.1" export (tests/fixtures/formats/cvat_video.xml, as CVAT writes it):
+    4 frames of 40×30; a car box on frames 0–1 (outside from 2), a person polygon on 1–2."""
+    from pathlib import Path
+
+    xml = Path(__file__).parent / "fixtures" / "formats" / "cvat_video.xml"
+    result = cli("convert", xml, "--to", "coco", "-o", tmp_path / "video.json")
+    assert result.code == 0, result.stderr
+    assert "attributes not kept" in result.stderr  # the person's 'walking' attribute
+    data = json.loads((tmp_path / "video.json").read_text())
+    assert [(im["file_name"], im["height"], im["width"]) for im in data["images"]] == [
+        (f"frame_{k:06d}", 30, 40) for k in range(4)]
+    frame = {im["id"]: int(im["file_name"][-6:]) for im in data["images"]}
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    assert sorted((frame[a["image_id"]], names[a["category_id"]], a["track_id"], a["bbox"])
+                  for a in data["annotations"]) == [
+        (0, "car", 0, [2.0, 2.0, 10.0, 8.0]), (1, "car", 0, [4.0, 2.0, 10.0, 8.0]),
+        (1, "person", 1, [20.0, 20.0, 10.0, 8.0]), (2, "person", 1, [21.0, 20.0, 10.0, 8.0])]
+    masks = tmp_path / "masks"
+    assert cli("convert", xml, "--to", "instances", "-o", masks).code == 0
+    assert sorted(p.name for p in masks.iterdir()) == [f"frame_{k:06d}.png" for k in range(4)]
+    info = cli("info", xml, "--format", "json")
+    assert json.loads(info.stdout)["kind"] == "CVAT for video" and json.loads(info.stdout)["tracks"] == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    ("<original_size><width>40</width><height>30</height></original_size>", "original_size"),
+    ('<box frame="1" keyframe="0"', "frame 9 is not a frame of the task"),
+])
+def test_broken_cvat_video_is_one_line(cli, tmp_path, change, message):
+    from pathlib import Path
+
+    text = (Path(__file__).parent / "fixtures" / "formats" / "cvat_video.xml").read_text()
+    text = text.replace(change, "" if "original_size" in change else change.replace('frame="1"', 'frame="9"'))
+    (tmp_path / "annotations.xml").write_text(text)
+    result = cli("convert", tmp_path / "annotations.xml", "--to", "coco", "-o", tmp_path / "out.json")
+    assert_one_line_error(result)
+    assert message in result.stderr and not (tmp_path / "out.json").exists()

@@ -1,4 +1,4 @@
-"""CVAT for images 1.1 XML (``annotations.xml``) as a convert source.
+"""CVAT for images 1.1 and CVAT for video 1.1 XML (``annotations.xml``) as a convert source.
 
 The layout CVAT writes::
 
@@ -25,6 +25,12 @@ The layout CVAT writes::
 Shapes are painted in ``z_order`` (then file order): a higher ``z_order`` wins where two
 overlap, as CVAT draws them. Categories are the ``<labels>`` of ``<meta>`` in order
 (``category_id = position + 1``), else the labels as they appear.
+
+**CVAT for video 1.1**: ``<track id label>`` elements hold one shape per frame (``frame``,
+``outside``, ``keyframe``; CVAT writes interpolated frames too), the frames are those of
+``<meta><task>`` (or ``<job>``): ``start_frame`` … ``stop_frame`` every ``frame_filter``
+step, all of the ``original_size``. Each frame is a record named ``frame_000000`` (CVAT's
+name for a video's frames), its shapes those of the tracks not ``outside`` there.
 """
 
 from __future__ import annotations
@@ -55,9 +61,98 @@ def parse(data: bytes, name: str = "CVAT XML") -> ET.Element:
         raise InputError(f"{name}: not valid XML (nested too deeply)") from None
     if root.tag != "annotations":
         raise InputError(f"{name}: not a CVAT for images file (root <{root.tag}>, expected <annotations>)")
-    if root.find("track") is not None and root.find("image") is None:
-        raise InputError(f"{name}: CVAT for video (<track>); export the task as 'CVAT for images 1.1'")
     return root
+
+
+def is_video(root: ET.Element) -> bool:
+    """Whether ``root`` is a "CVAT for video 1.1" file: ``<track>`` s, no ``<image>``."""
+    return root.find("track") is not None and root.find("image") is None
+
+
+def video_frames(root: ET.Element, name: str = "CVAT XML") -> tuple[list[int], int, int]:
+    """The frame numbers of a "CVAT for video" task or job (``start_frame`` … ``stop_frame``,
+    every ``step`` of ``frame_filter``) and its frames' ``(height, width)`` (``original_size``)."""
+    from segtools.io.limits import check_size
+
+    meta = root.find("meta")
+    owner = None if meta is None else next((meta.find(k) for k in ("task", "job") if meta.find(k) is not None), None)
+    size = None if owner is None else owner.find("original_size")
+    if size is None:
+        raise InputError(f"{name}: CVAT for video without <meta><task|job><original_size>: the frame size is unknown")
+
+    def number(node, key: str, default: int | None = None) -> int:
+        text = (node.findtext(key) or "").strip()
+        if not text and default is not None:
+            return default
+        if not text.isdigit():
+            raise InputError(f"{name}: <{key}> must be a whole number, got {text[:30]!r}")
+        return int(text)
+
+    width, height = check_size(number(size, "width"), number(size, "height"), f"{name}: <original_size>")
+    start = number(owner, "start_frame", 0)
+    count = number(owner, "size", 0)
+    stop = number(owner, "stop_frame", start + max(count, 1) - 1)
+    step = 1
+    for part in (owner.findtext("frame_filter") or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key.strip() == "step":
+            if not value.strip().isdigit() or int(value) < 1:
+                raise InputError(f"{name}: <frame_filter> step must be a positive whole number, got {value[:20]!r}")
+            step = int(value)
+    if stop < start:
+        raise InputError(f"{name}: <stop_frame> {stop} before <start_frame> {start}")
+    frames = list(range(start, stop + 1, step))
+    if count and len(frames) != count:
+        frames = frames[:count]
+    return frames, height, width
+
+
+def read_cvat_video(root: ET.Element, categories: Categories, summary: Summary,
+                    name: str = "CVAT XML") -> Iterator[Record]:
+    """One record per frame of a "CVAT for video 1.1" file (named ``frame_000000``, as CVAT
+    names a video's frames): each ``<track>`` 's shape on that frame unless ``outside="1"``
+    (CVAT writes every frame of a track, interpolated ones included), painted in
+    ``z_order``; an annotation keeps its ``track_id``."""
+    from segtools.formats.coco_dataset import _geometry
+
+    frames, height, width = video_frames(root, name)
+    known = set(frames)
+    by_frame: dict[int, list] = {}
+    for t, track in enumerate(root.iter("track")):
+        label = (track.get("label") or "").strip()
+        if not label:
+            raise InputError(f"{name}: <track> {t}: no 'label'")
+        track_id = int(track.get("id")) if (track.get("id") or "").isdigit() else t
+        for k, shape in enumerate(track):
+            if shape.tag not in AREA_SHAPES and shape.tag not in OTHER_SHAPES:
+                continue
+            frame = _integer(shape, "frame", f"{name}: <track> {track_id}: <{shape.tag}> {k}")
+            if frame not in known:
+                raise InputError(f"{name}: <track> {track_id}: frame {frame} is not a frame of the task "
+                                 f"({frames[0]}…{frames[-1]})")
+            if shape.get("outside") == "1":
+                continue
+            by_frame.setdefault(frame, []).append((shape, label, track_id, k))
+    next_id = 1
+    for index, frame in enumerate(frames):
+        file_name = f"frame_{frame:06d}"
+        shapes = sorted(by_frame.get(frame, []), key=lambda item: (_z_order(item[0]), item[2], item[3]))
+        annotations = []
+        for shape, label, track_id, k in shapes:
+            at = f"{name}: <track> {track_id}: frame {frame}: <{shape.tag}>"
+            if shape.tag in OTHER_SHAPES:
+                summary.add(f"CVAT {shape.tag} shapes left out (no area)", lossy=True)
+                continue
+            summary.add("CVAT shape attributes not kept (COCO has no place for them)", len(shape.findall("attribute")),
+                        lossy=True)
+            fields = shape_annotation(shape, height, width, at, summary)
+            if "bbox" not in fields:
+                fields["area"], fields["bbox"] = _geometry(fields, height, width)
+            annotations.append({"id": next_id, "image_id": index + 1, "track_id": track_id, "iscrowd": 0,
+                                "category_id": categories.id_of_name(label, f"{at}: "), **fields})
+            next_id += 1
+        summary.add("CVAT track shapes read (one per track and frame)", len(annotations))
+        yield Record({"id": index + 1, "file_name": file_name, "height": height, "width": width}, annotations)
 
 
 def label_names(root: ET.Element) -> list[str]:
@@ -239,6 +334,10 @@ def read_cvat_source(specs: Sequence[str], payload, options, summary: Summary):
     categories = Categories(names=load_classes(spec_names).names) if spec_names else Categories(names=label_names(root) or None)
     if not categories.by_id:
         categories = Categories()
-    total = sum(1 for _ in root.iter("image"))
-    return Dataset("cvat", total, categories, lambda tick: read_cvat(root, categories, summary, name),
-                   fill=options.fill, unlabelled=options.fill, specs=specs)
+    if is_video(root):
+        total = len(video_frames(root, name)[0])
+        records = lambda tick: read_cvat_video(root, categories, summary, name)  # noqa: E731
+    else:
+        total = sum(1 for _ in root.iter("image"))
+        records = lambda tick: read_cvat(root, categories, summary, name)  # noqa: E731
+    return Dataset("cvat", total, categories, records, fill=options.fill, unlabelled=options.fill, specs=specs)

@@ -122,10 +122,22 @@ def _xml(data: bytes, report: dict) -> None:
             report.update(height=int(size.findtext("height")), width=int(size.findtext("width") or 0))
         return
     if root.tag == "annotations":
+        from segtools.formats import cvat
+
+        declared = [(n.findtext("name") or "").strip() for n in root.iter("label") if n.find("name") is not None]
+        if cvat.is_video(root):  # one shape per track and frame it is inside
+            tracks = root.findall("track")
+            shapes = [(s, t.get("label", "")) for t in tracks for s in t
+                      if s.tag in CVAT_SHAPES and s.get("outside") != "1"]
+            frames = len(cvat.video_frames(root, report["source"])[0])
+            labels = Counter(label for _, label in shapes)
+            report.update(kind="CVAT for video", images=frames, tracks=len(tracks), categories=declared or list(labels),
+                          annotations=len(shapes), by_kind=_nonzero(Counter(s.tag for s, _ in shapes)),
+                          by_category=dict(labels.most_common()))
+            return
         images = root.findall("image")
         shapes = [s for im in images for s in im if s.tag in CVAT_SHAPES]
         labels = Counter(s.get("label", "") for s in shapes)
-        declared = [(n.findtext("name") or "").strip() for n in root.iter("label") if n.find("name") is not None]
         report.update(kind="CVAT for images", images=len(images), categories=declared or list(labels),
                       annotations=len(shapes), by_kind=_nonzero(Counter(s.tag for s in shapes)),
                       by_category=dict(labels.most_common()))
