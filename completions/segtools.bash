@@ -24,7 +24,7 @@ _segtools() {
         "segtools predict") opts="--model -m --weights -w --arch --output -o --probs --device --batch -b --amp --amp-dtype --tta --tile --overlap --blend --classes --overwrite --camera --every --start --end --max-frames --temporal --fps-limit --codec --format --min-score --max-dets --mask-threshold --backend --threads --resize --mean --std --scale --task --point --box --prompts --multimask --no-multimask --everything --points-per-side --points-per-batch --pred-iou-thresh --stability-thresh --box-nms --crop-layers --min-region --embeddings --clip --dask --shard --jobs -j --help -h"; subs=""
             case "$prev" in
                 --model|-m) choices="deeplabv3-resnet50-voc deeplabv3-resnet101-voc deeplabv3-mnv3-voc fcn-resnet50-voc fcn-resnet101-voc lraspp-mnv3-voc unet-carvana unet-carvana-full camvid resnet50-imagenet resnet50-imagenet-v2 resnet101-imagenet resnet101-imagenet-v2 mnv3-large-imagenet mnv3-large-imagenet-v2 maskrcnn-resnet50-fpn-coco maskrcnn-resnet50-fpn-v2-coco fasterrcnn-resnet50-fpn-coco fasterrcnn-resnet50-fpn-v2-coco sam-vit-b sam-vit-l sam-vit-h mobile-sam sam2.1-hiera-tiny sam2.1-hiera-small sam2.1-hiera-base-plus sam2.1-hiera-large segformer-b0-ade segformer-b1-ade segformer-b2-ade segformer-b3-ade segformer-b4-ade segformer-b5-ade segformer-b0-cityscapes segformer-b1-cityscapes segformer-b2-cityscapes segformer-b3-cityscapes segformer-b4-cityscapes segformer-b5-cityscapes"; files=1 ;;
-                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
+                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101 fast-scnn" ;;
                 --device) choices="auto cpu cuda mps" ;;
                 --amp-dtype) choices="fp16 bf16" ;;
                 --blend) choices="gaussian linear mean" ;;
@@ -55,7 +55,7 @@ _segtools() {
             case "$prev" in
                 --classes) choices="voc cityscapes camvid camvid32 ade20k coco"; files=1 ;;
                 --palette) choices="voc cityscapes camvid ade20k"; files=1 ;;
-                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
+                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101 fast-scnn" ;;
                 --loss) choices="ce dice focal tversky ohem lovasz" ;;
                 --class-weights) choices="inverse sqrt median effective"; files=1 ;;
                 --optimizer) choices="sgd adam adamw" ;;
@@ -123,20 +123,20 @@ _segtools() {
             ;;
         "segtools weights import") opts="--name --arch --classes --force --help -h"; subs=""
             case "$prev" in
-                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
+                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101 fast-scnn" ;;
                 --classes) choices="voc cityscapes camvid camvid32 ade20k coco"; files=1 ;;
             esac
             ;;
         "segtools weights info") opts="--arch --format -f --help -h"; subs=""
             case "$prev" in
-                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
+                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101 fast-scnn" ;;
                 --format|-f) choices="table json csv" ;;
             esac
             ;;
         "segtools weights export") opts="--format -f --output -o --arch --size --help -h"; subs=""
             case "$prev" in
                 --format|-f) choices="torchscript onnx" ;;
-                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101" ;;
+                --arch) choices="unet deeplabv3-resnet50 deeplabv3-resnet101 deeplabv3-mnv3 fcn-resnet50 fcn-resnet101 lraspp-mnv3 deeplabv3plus-resnet50 deeplabv3plus-resnet101 fast-scnn" ;;
             esac
             ;;
         "segtools weights average") opts="--output -o --weights --overwrite --help -h"; subs=""

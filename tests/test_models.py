@@ -19,7 +19,7 @@ from segtools.weights.state_dict import infer_options, load_state_dict_flexible,
 
 INTERFACE_NAMES = {
     "unet", "deeplabv3-resnet50", "deeplabv3-resnet101", "deeplabv3-mnv3", "fcn-resnet50",
-    "fcn-resnet101", "lraspp-mnv3", "deeplabv3plus-resnet50", "deeplabv3plus-resnet101",
+    "fcn-resnet101", "lraspp-mnv3", "deeplabv3plus-resnet50", "deeplabv3plus-resnet101", "fast-scnn",
 }
 
 

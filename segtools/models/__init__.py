@@ -92,6 +92,8 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         _spec("deeplabv3plus-resnet101", "segtools.models.deeplabv3plus:deeplabv3plus_resnet101",
               {"output_stride": 16, "decoder_convs": 2},
               "segtools (decoder_convs=1: VainF/DeepLabV3Plus-Pytorch)", "DeepLabV3+, ResNet-101"),
+        _spec("fast-scnn", "segtools.models.fastscnn:fast_scnn", {"dropout": 0.1},
+              "segtools (Poudel et al. 2019, table 1)", "Fast-SCNN, real-time, trains from scratch"),
     )
 }
 
