@@ -66,7 +66,11 @@ def ids_from_stems(data: list, name: str, sizes: dict, file_names: dict) -> list
     """
     from segtools.io.batch import pairing_key
 
-    if all(isinstance(e, dict) and e.get("image_id") in sizes for e in data):
+    def known(entry) -> bool:
+        value = entry.get("image_id") if isinstance(entry, dict) else None
+        return isinstance(value, (int, str)) and not isinstance(value, bool) and value in sizes
+
+    if all(known(e) for e in data):
         return data
     by_stem: dict = {}
     for image_id, file_name in file_names.items():
@@ -83,7 +87,7 @@ def ids_from_stems(data: list, name: str, sizes: dict, file_names: dict) -> list
             missed = (k, value)
         ids.append(found)
     if missed is not None:
-        if not any(found is not None and entry.get("image_id") not in sizes for entry, found in zip(data, ids)):
+        if not any(found is not None and not known(entry) for entry, found in zip(data, ids)):
             return data  # not a file of stems: each unknown id is reported as such
         raise InputError(f"{name}: [{missed[0]}]: image_id {missed[1]!r} is neither an image id nor the file-name "
                          "stem of one image of the ground truth (the other detections name stems)")
