@@ -375,7 +375,8 @@ def _measure(pred_spec: str, gt_spec: str, request: _Measuring, outputs: dict, j
              shard: Optional[tuple[int, int]] = None) -> dict:
     import logging
 
-    from segtools.io.batch import expand_inputs, pair_items, semantic_labels
+    from segtools.formats.cityscapes import semantic_frame_files
+    from segtools.io.batch import expand_inputs, pair_items
     from segtools.metrics.evaluate import MeasureOptions, load_label_map, measure_pairs
     from segtools.metrics.report import ImageRows
 
@@ -384,7 +385,7 @@ def _measure(pred_spec: str, gt_spec: str, request: _Measuring, outputs: dict, j
                      "--boundary-dilation": request.boundary_dilation, "--nsd-tolerance": request.nsd_tolerance})
     preds = expand_inputs([pred_spec])
     # a Cityscapes gtFine folder: its train ids, or its label ids when --label-map remaps them
-    truths = semantic_labels(expand_inputs([gt_spec], allow_stdin=False), raw_ids=request.label_map is not None)
+    truths = semantic_frame_files(expand_inputs([gt_spec], allow_stdin=False), raw_ids=request.label_map is not None)
     pairing = pair_items(preds, truths, allow_missing=request.allow_missing)
     _check_outputs(**outputs, overwrite=overwrite)  # again, now that the inputs are known
     if pairing.only_left or pairing.only_right:

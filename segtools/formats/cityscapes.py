@@ -63,9 +63,57 @@ def split_instance_ids(instance_ids: np.ndarray, name: str = "instanceIds") -> t
 
 # ---------------------------------------------------------------- a gtFine folder: one file per frame
 
-#: The files cityscapesScripts writes for each frame, by suffix.
-FRAME_FILE = re.compile(r"^(?P<frame>.+)_(?P<set>gtFine|gtCoarse)_(?P<kind>color|labelIds|labelTrainIds|instanceIds)"
+#: The files cityscapesScripts writes for each frame, by suffix (``trainIds`` is how some
+#: converters name ``labelTrainIds``; it is read as them).
+FRAME_FILE = re.compile(r"^(?P<frame>.+)_(?P<set>gtFine|gtCoarse)_(?P<kind>color|labelIds|labelTrainIds|trainIds|instanceIds)"
                         r"\.png$")
+
+
+def frame_files(items: Sequence) -> tuple[dict[tuple[str, str], dict[str, object]], list]:
+    """Group a folder's Cityscapes files by frame: ((folder, frame) → {kind: item}, the items
+    that are no Cityscapes file). Kinds are ``color``, ``labelIds``, ``labelTrainIds`` and
+    ``instanceIds``.
+
+    >>> from types import SimpleNamespace as It
+    >>> frames, others = frame_files([It(rel="a/x_gtFine_color.png"), It(rel="a/x_gtFine_trainIds.png"), It(rel="b.png")])
+    >>> {k: sorted(v) for k, v in frames.items()}, [o.rel for o in others]
+    ({('a', 'x_gtFine'): ['color', 'labelTrainIds']}, ['b.png'])
+    """
+    frames: dict[tuple[str, str], dict[str, object]] = {}
+    others = []
+    for item in items:
+        match = FRAME_FILE.match(PurePosixPath(str(item.rel)).name)
+        if match is None:
+            others.append(item)
+            continue
+        kind = "labelTrainIds" if match["kind"] == "trainIds" else match["kind"]
+        parent = str(PurePosixPath(str(item.rel)).parent)
+        frames.setdefault((parent, match["frame"] + "_" + match["set"]), {})[kind] = item
+    return frames, others
+
+
+def semantic_frame_files(items: Sequence, raw_ids: bool = False) -> list:
+    """``items`` with one file per Cityscapes frame for reading semantic labels: the train
+    ids, or with ``raw_ids`` (the values are remapped next, ``--label-map cityscapes``) the
+    label ids, each falling back to the other; colour previews and instance ids are dropped
+    beside either. Frames with neither, and files of other datasets, are kept as they are,
+    in the order given.
+
+    >>> from types import SimpleNamespace as It
+    >>> names = ["a_gtFine_color.png", "a_gtFine_labelIds.png", "a_gtFine_labelTrainIds.png", "b_gtFine_labelIds.png"]
+    >>> [it.rel for it in semantic_frame_files([It(rel=n) for n in names])]
+    ['a_gtFine_labelTrainIds.png', 'b_gtFine_labelIds.png']
+    >>> [it.rel for it in semantic_frame_files([It(rel=n) for n in names], raw_ids=True)]
+    ['a_gtFine_labelIds.png', 'b_gtFine_labelIds.png']
+    """
+    frames, _ = frame_files(items)
+    order = ("labelIds", "labelTrainIds") if raw_ids else ("labelTrainIds", "labelIds")
+    dropped = set()
+    for files in frames.values():
+        best = next((k for k in order if k in files), None)
+        if best is not None:
+            dropped |= {id(it) for k, it in files.items() if k != best}
+    return [it for it in items if id(it) not in dropped]
 
 
 def train_names() -> tuple[str, ...]:
@@ -75,7 +123,7 @@ def train_names() -> tuple[str, ...]:
 
 
 def pick_frame_files(items: Sequence, source: str = "auto", summary=None) -> tuple[list, tuple[str, ...] | None, str | None]:
-    """One file per Cityscapes frame out of a gtFine/gtCoarse folder's four PNGs.
+    """One file per Cityscapes frame out of a gtFine/gtCoarse folder's four PNGs, for ``convert``.
 
     ``source`` ``cityscapes-instances`` or ``instances`` takes ``_instanceIds.png``; anything
     else ``_labelIds.png`` (``_labelTrainIds.png`` where a frame has no labelIds; with ``auto``
@@ -85,15 +133,7 @@ def pick_frame_files(items: Sequence, source: str = "auto", summary=None) -> tup
     interpretation ``cityscapes``/``semantic``, or None when no item is a Cityscapes file).
     Files of other names are kept as they are. Counted in ``summary``.
     """
-    frames: dict[tuple[str, str], dict[str, object]] = {}
-    others = []
-    for item in items:
-        match = FRAME_FILE.match(PurePosixPath(str(item.rel)).name)
-        if match is None:
-            others.append(item)
-            continue
-        parent = str(PurePosixPath(str(item.rel)).parent)
-        frames.setdefault((parent, match["frame"] + "_" + match["set"]), {})[match["kind"]] = item
+    frames, others = frame_files(items)
     if not frames:
         return list(items), None, None
     wanted = "instanceIds" if source in ("cityscapes-instances", "instances") else "labelIds"

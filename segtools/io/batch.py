@@ -274,48 +274,6 @@ def photo_inputs(specs: Sequence[str], arrays: bool = False) -> list[Item]:
     return without_labels(expand_inputs(specs, extensions=PHOTO_INPUTS + ((".npy",) if arrays else ())))
 
 
-#: Cityscapes writes several files a frame; for semantic labels, train ids are preferred,
-#: label ids when values are to be remapped (``--label-map cityscapes``); never colours or instances.
-_TRAIN_IDS = ("_gtFine_labelTrainIds", "_gtFine_trainIds", "_gtCoarse_labelTrainIds", "_gtCoarse_trainIds",
-              "_labelTrainIds", "_trainIds")
-_LABEL_IDS = ("_gtFine_labelIds", "_gtCoarse_labelIds", "_labelIds")
-_NOT_SEMANTIC = ("_gtFine_color", "_gtFine_instanceIds", "_gtCoarse_color", "_gtCoarse_instanceIds")
-
-
-def semantic_labels(items: Sequence[Item], raw_ids: bool = False) -> list[Item]:
-    """``items`` with one file per frame where a Cityscapes folder holds several
-    (``_gtFine_labelIds``, ``_labelTrainIds``, ``_color``, ``_instanceIds``): the train ids,
-    or with ``raw_ids`` (the values are remapped next) the label ids; colour and instance
-    files are dropped beside either. Frames with one file, and other datasets, are untouched.
-
-    >>> names = ["a_gtFine_color.png", "a_gtFine_labelIds.png", "a_gtFine_labelTrainIds.png", "b_gtFine_labelIds.png"]
-    >>> [it.rel for it in semantic_labels([Item(n, n) for n in names])]
-    ['a_gtFine_labelTrainIds.png', 'b_gtFine_labelIds.png']
-    >>> [it.rel for it in semantic_labels([Item(n, n) for n in names], raw_ids=True)]
-    ['a_gtFine_labelIds.png', 'b_gtFine_labelIds.png']
-    """
-    def kind(item: Item) -> str | None:
-        stem = PurePosixPath(item.rel).stem
-        for name, suffixes in (("train", _TRAIN_IDS), ("label", _LABEL_IDS), ("other", _NOT_SEMANTIC)):
-            if stem.endswith(suffixes):
-                return name
-        return None
-
-    groups: dict[str, list[Item]] = {}
-    for item in items:
-        groups.setdefault(pairing_key(item.rel), []).append(item)
-    order = ("label", "train") if raw_ids else ("train", "label")
-    dropped = set()
-    for group in groups.values():
-        kinds = [kind(it) for it in group]
-        if len(group) < 2 or None in kinds:
-            continue
-        best = next((k for k in order if k in kinds), None)
-        if best is not None:
-            dropped |= {it.path for it, k in zip(group, kinds) if k != best}
-    return [it for it in items if it.path not in dropped]
-
-
 def _index(items: Sequence[Item], key, what: str | None) -> dict:
     index: dict = {}
     for item in items:

@@ -40,12 +40,13 @@ def find_pairs(images: Sequence[str], masks: Sequence[str], *, allow_missing: bo
     InputError
         No inputs, or an image without a mask (unless ``allow_missing``).
     """
-    from segtools.io.batch import expand_inputs, pair_items, semantic_labels, without_labels
+    from segtools.formats.cityscapes import semantic_frame_files
+    from segtools.io.batch import expand_inputs, pair_items, without_labels
 
     if not images or not masks:
         raise UsageError("give training images and their masks (folders, files, globs or @lists)")
     image_items = without_labels(expand_inputs(images, allow_stdin=False))  # photos and masks in one folder
-    mask_items = semantic_labels(expand_inputs(masks, allow_stdin=False))  # gtFine: the labelTrainIds
+    mask_items = semantic_frame_files(expand_inputs(masks, allow_stdin=False))  # gtFine: the labelTrainIds
     pairing = pair_items(image_items, mask_items, allow_missing=True, names=("image", "mask"))
     if not allow_missing and (pairing.only_left or pairing.only_right):  # train has no --allow-missing
         parts = [f"{len(items)} {what} without {other}: {_first(items)}" for items, what, other in

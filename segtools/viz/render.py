@@ -102,7 +102,8 @@ def pair_inputs(items: Sequence, over: str | None, gt: str | None,
     :func:`segtools.io.batch.expand_inputs`, paired by file name with the images under
     ``over`` and the masks under ``gt``; and how many masks had no partner (skipped, with
     ``allow_missing``; otherwise an :class:`~segtools.errors.InputError`)."""
-    from segtools.io.batch import expand_inputs, pair_items, semantic_labels, without_labels, without_photos
+    from segtools.formats.cityscapes import semantic_frame_files
+    from segtools.io.batch import expand_inputs, pair_items, without_labels, without_photos
 
     items = without_photos(items)  # a folder of photos and their x_mask.png: the masks
     partners = []
@@ -112,7 +113,7 @@ def pair_inputs(items: Sequence, over: str | None, gt: str | None,
             continue
         found = expand_inputs([spec])
         # gtFine/: the labelTrainIds; photos beside their masks: the photos
-        found = semantic_labels(found) if what == "ground truth" else without_labels(found)
+        found = semantic_frame_files(found) if what == "ground truth" else without_labels(found)
         pairing = pair_items(items, found, allow_missing=allow_missing, names=("mask", what))
         partners.append({left.path: right.path for left, right in pairing.pairs})
     images, gts = partners
