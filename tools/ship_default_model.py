@@ -39,7 +39,7 @@ DATASET = "CamVid (SegNet split): train 367 frames, selected on val 101 frames"
 
 
 def ship_checkpoint(checkpoint: str, miou: float, output: Path, dataset: str = DATASET,
-                    pixel_accuracy: float | None = None) -> Path:
+                    pixel_accuracy: float | None = None, recipe_from: str | None = None) -> Path:
     import torch
 
     from segtools.weights.checkpoint import load_checkpoint, make_checkpoint, save_checkpoint
@@ -47,7 +47,8 @@ def ship_checkpoint(checkpoint: str, miou: float, output: Path, dataset: str = D
     source = load_checkpoint(checkpoint)
     state = {key: (value.half() if value.is_floating_point() else value)
              for key, value in source["state_dict"].items()}
-    recipe = dict(source.get("train_args") or {})
+    # a weight average carries no training arguments: store those of the run it averages in
+    recipe = dict((load_checkpoint(recipe_from) if recipe_from else source).get("train_args") or {})
     for private in ("output", "images", "masks", "val_images", "val_masks", "classes"):
         recipe.pop(private, None)
     payload = make_checkpoint(
@@ -117,6 +118,8 @@ def main() -> int:
     parser.add_argument("-o", "--output", default=str(TARGET))
     parser.add_argument("--pixel-accuracy", type=float, help="val pixel accuracy measured with --miou (stored)")
     parser.add_argument("--dataset", default=DATASET, help="what the model was trained and selected on (stored)")
+    parser.add_argument("--recipe-from", help="store the training arguments of this checkpoint (a weight "
+                        "average's fine-tune) instead of the shipped checkpoint's")
     parser.add_argument("--onnx-only", action="store_true", help="only write the ONNX twin of the shipped checkpoint")
     parser.add_argument("--budget-mib", type=float, default=10.0, help="both shipped files together, MiB")
     parser.add_argument("--camvid", default=str(CAMVID), help="CamVid root (val/) for the agreement check")
@@ -127,7 +130,7 @@ def main() -> int:
     if not args.onnx_only:
         if not args.checkpoint or args.miou is None:
             parser.error("give the checkpoint and --miou (or --onnx-only)")
-        ship_checkpoint(args.checkpoint, args.miou, output, args.dataset, args.pixel_accuracy)
+        ship_checkpoint(args.checkpoint, args.miou, output, args.dataset, args.pixel_accuracy, args.recipe_from)
     onnx_file = output.with_suffix(".onnx")
     ship_onnx(output, onnx_file, args.budget_mib)
     frames = sorted((Path(args.camvid) / "val").glob("*.png"))
