@@ -82,13 +82,13 @@ def frame_files(items: Sequence) -> tuple[dict[tuple[str, str], dict[str, object
     frames: dict[tuple[str, str], dict[str, object]] = {}
     others = []
     for item in items:
-        match = FRAME_FILE.match(PurePosixPath(str(item.rel)).name)
+        rel = PurePosixPath(str(item.rel))
+        match = FRAME_FILE.match(rel.name)
         if match is None:
             others.append(item)
             continue
         kind = "labelTrainIds" if match["kind"] == "trainIds" else match["kind"]
-        parent = str(PurePosixPath(str(item.rel)).parent)
-        frames.setdefault((parent, match["frame"] + "_" + match["set"]), {})[kind] = item
+        frames.setdefault((str(rel.parent), match["frame"] + "_" + match["set"]), {})[kind] = item
     return frames, others
 
 
