@@ -69,6 +69,7 @@ def test_every_model_returns_logits_at_odd_input_size(arch: str) -> None:
         ("unet", {"depth": 6}, "depth must be 2 to 5"),
         ("unet", {"base_channels": 7}, "base_channels"),
         ("deeplabv3plus-resnet50", {"output_stride": 32}, "output_stride"),
+        ("lraspp-mnv3", {"output_stride": 4}, "output_stride must be 8, 16 or 32"),
     ],
 )
 def test_bad_architecture_requests_are_usage_errors(arch: str, options: dict, message: str) -> None:
@@ -80,6 +81,31 @@ def test_bad_architecture_requests_are_usage_errors(arch: str, options: dict, me
 def test_num_classes_must_be_a_positive_integer(num_classes) -> None:
     with pytest.raises(UsageError, match="num_classes"):
         build_model("unet", num_classes)
+
+
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+def test_lraspp_output_stride_sets_the_high_branch_resolution(output_stride: int, tmp_path) -> None:
+    from segtools.weights.checkpoint import make_checkpoint, save_checkpoint
+    from segtools.weights.loader import load_model
+
+    model = filled("lraspp-mnv3", 3, output_stride=output_stride)
+    x = torch.rand(1, 3, 64, 96)
+    with torch.inference_mode():
+        features = model.backbone(x)
+        assert features["low"].shape[-2:] == (8, 12)  # the low branch stays at 1/8
+        assert features["high"].shape[-2:] == (64 // output_stride, 96 // output_stride)
+        assert model(x).shape == (1, 3, 64, 96)
+    # the same parameters at every stride, so one checkpoint loads into any of them …
+    reference = filled("lraspp-mnv3", 3).state_dict()
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in reference.items()}
+    # … and a checkpoint's stored stride is what the loader builds (it cannot be read from weights)
+    path = save_checkpoint(tmp_path / "m.pt", make_checkpoint(
+        "lraspp-mnv3", 3, model.state_dict(), arch_options={"output_stride": output_stride}))
+    loaded = load_model(weights=path)
+    assert loaded.arch_options["output_stride"] == output_stride
+    with torch.inference_mode():
+        assert loaded.model.backbone(x)["high"].shape[-2:] == features["high"].shape[-2:]
+        assert torch.allclose(loaded.model(x), model(x), atol=1e-5)
 
 
 def test_forward_aux_returns_both_heads_or_none() -> None:

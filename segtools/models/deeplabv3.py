@@ -113,7 +113,7 @@ def deeplabv3_resnet101(num_classes: int, aux: bool = False) -> EncoderDecoder:
 
 def deeplabv3_mobilenet_v3_large(num_classes: int, aux: bool = False) -> EncoderDecoder:
     """DeepLabV3 on dilated MobileNetV3-Large (torchvision layout): head on C5, aux on C2."""
-    layers = mobilenet_v3_large_layers(dilated=True)
+    layers = mobilenet_v3_large_layers(16)
     stages = stage_ends(layers)
     out_pos, aux_pos = stages[-1], stages[-4]
     out_channels, aux_channels = layer_channels(layers, out_pos), layer_channels(layers, aux_pos)

@@ -17,7 +17,7 @@ from segtools.models.mobilenetv3 import layer_channels, mobilenet_v3_large_layer
 
 
 class LRASPPHead(nn.Module):
-    """Lite R-ASPP head over ``{"low": C2 (OS 8), "high": C5 (OS 16)}`` features."""
+    """Lite R-ASPP head over ``{"low": C2 (OS 8), "high": C5 (OS 16 by default)}`` features."""
 
     def __init__(
         self, low_channels: int, high_channels: int, num_classes: int, inter_channels: int = 128
@@ -43,9 +43,16 @@ class LRASPPHead(nn.Module):
         return self.low_classifier(low) + self.high_classifier(gated)
 
 
-def lraspp_mobilenet_v3_large(num_classes: int, inter_channels: int = 128) -> EncoderDecoder:
-    """LR-ASPP-MobileNetV3-Large (torchvision ``lraspp_mobilenet_v3_large`` layout)."""
-    layers = mobilenet_v3_large_layers(dilated=True)
+def lraspp_mobilenet_v3_large(
+    num_classes: int, inter_channels: int = 128, output_stride: int = 16
+) -> EncoderDecoder:
+    """LR-ASPP-MobileNetV3-Large (torchvision ``lraspp_mobilenet_v3_large`` layout).
+
+    ``output_stride`` is that of the high branch: 16 as in the paper and torchvision, 32
+    (cheaper, no dilation) or 8 (dilated twice; about 4x the compute). The low branch stays
+    at 8, and the parameters are the same at every stride, so checkpoints load across them.
+    """
+    layers = mobilenet_v3_large_layers(output_stride)
     stages = stage_ends(layers)
     low_pos, high_pos = stages[-4], stages[-1]
     low_channels, high_channels = layer_channels(layers, low_pos), layer_channels(layers, high_pos)

@@ -1,4 +1,4 @@
-"""MobileNetV3-Large feature trunk (optionally dilated) for segmentation heads.
+"""MobileNetV3-Large feature trunk (output stride 32, 16 or 8) for segmentation heads.
 
 Layout follows torchvision's ``mobilenet_v3_large(...).features``: child ``0`` is the stem
 (conv-BN-Hardswish), ``1`` … ``15`` the inverted-residual blocks (``block.{i}`` with
@@ -42,9 +42,19 @@ class BlockConfig(NamedTuple):
     dilation: int
 
 
-def large_config(dilated: bool = True) -> list[BlockConfig]:
-    """MobileNetV3-Large blocks; ``dilated`` replaces the last stride by dilation 2 (OS 16)."""
-    d = 2 if dilated else 1
+#: Dilation of the C4 stage (blocks 7-12) and of the C5 stage (13-15) for each output stride.
+STAGE_DILATIONS = {32: (1, 1), 16: (1, 2), 8: (2, 4)}
+
+
+def large_config(output_stride: int = 16) -> list[BlockConfig]:
+    """MobileNetV3-Large blocks at ``output_stride`` 32, 16 or 8.
+
+    16 (torchvision's ``dilated=True``) replaces the last stride by dilation 2; 8 also the
+    one before, with dilations 2 and 4; 32 is the classification trunk.
+    """
+    if output_stride not in STAGE_DILATIONS:
+        raise ValueError(f"output_stride must be 8, 16 or 32, not {output_stride!r}")
+    c, d = STAGE_DILATIONS[output_stride]
     rows = [  # in, k, exp, out, SE, HS, stride, dilation
         (16, 3, 16, 16, False, False, 1, 1),
         (16, 3, 64, 24, False, False, 2, 1),
@@ -52,12 +62,12 @@ def large_config(dilated: bool = True) -> list[BlockConfig]:
         (24, 5, 72, 40, True, False, 2, 1),
         (40, 5, 120, 40, True, False, 1, 1),
         (40, 5, 120, 40, True, False, 1, 1),
-        (40, 3, 240, 80, False, True, 2, 1),
-        (80, 3, 200, 80, False, True, 1, 1),
-        (80, 3, 184, 80, False, True, 1, 1),
-        (80, 3, 184, 80, False, True, 1, 1),
-        (80, 3, 480, 112, True, True, 1, 1),
-        (112, 3, 672, 112, True, True, 1, 1),
+        (40, 3, 240, 80, False, True, 2, c),
+        (80, 3, 200, 80, False, True, 1, c),
+        (80, 3, 184, 80, False, True, 1, c),
+        (80, 3, 184, 80, False, True, 1, c),
+        (80, 3, 480, 112, True, True, 1, c),
+        (112, 3, 672, 112, True, True, 1, c),
         (112, 5, 672, 160, True, True, 2, d),
         (160, 5, 960, 160, True, True, 1, d),
         (160, 5, 960, 160, True, True, 1, d),
@@ -111,10 +121,10 @@ class InvertedResidual(nn.Module):
         return out + x if self.use_residual else out
 
 
-def mobilenet_v3_large_layers(dilated: bool = True) -> OrderedDict[str, nn.Module]:
-    """Layers ``"0"`` … ``"16"`` of MobileNetV3-Large's feature trunk."""
+def mobilenet_v3_large_layers(output_stride: int = 16) -> OrderedDict[str, nn.Module]:
+    """Layers ``"0"`` … ``"16"`` of MobileNetV3-Large's feature trunk (see :func:`large_config`)."""
     bn = {"bn_eps": BN_EPS, "bn_momentum": BN_MOMENTUM}
-    config = large_config(dilated)
+    config = large_config(output_stride)
     stem = conv_norm_act(3, config[0].in_channels, 3, stride=2, activation=nn.Hardswish, **bn)
     layers: list[nn.Module] = [stem]
     layers += [InvertedResidual(cfg) for cfg in config]
