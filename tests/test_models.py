@@ -167,6 +167,7 @@ def test_parameter_count_counts_parameters_not_buffers() -> None:
         ("deeplabv3-resnet50", {"aux": True}),
         ("fcn-resnet50", {"aux": False}),
         ("lraspp-mnv3", {}),
+        ("fast-scnn", {}),
         ("deeplabv3plus-resnet50", {"decoder_convs": 1}),
     ],
 )
@@ -178,6 +179,25 @@ def test_infer_options_reads_them_back_from_weights(arch: str, options: dict) ->
     expected = {**ARCHITECTURES[arch].options, **options} if arch == "unet" else options
     assert inferred == {k: v for k, v in expected.items() if k in inferred}
     assert set(inferred) >= set(options)
+
+
+@pytest.mark.parametrize("arch", sorted(INTERFACE_NAMES))
+def test_every_architecture_reads_its_class_count_off_a_plain_state_dict(arch: str) -> None:
+    with torch.device("meta"):
+        state = build_model(arch, 7).state_dict()
+    assert infer_options(arch, state)["num_classes"] == 7
+
+
+def test_plain_fast_scnn_state_dict_loads_with_its_arch(tmp_path) -> None:
+    from segtools.weights.loader import load_model
+
+    model = filled("fast-scnn", 3)
+    torch.save(model.state_dict(), tmp_path / "plain.pt")
+    loaded = load_model(weights=tmp_path / "plain.pt", arch="fast-scnn")
+    assert loaded.num_classes == 3
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(loaded.model(x), model(x), atol=1e-5)
 
 
 def test_infer_options_rejects_another_architecture() -> None:

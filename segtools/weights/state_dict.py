@@ -179,6 +179,8 @@ def infer_options(arch: str, state: Mapping[str, Any]) -> dict[str, Any]:
             return {"num_classes": int(tensors[last].shape[0]), "decoder_convs": (convs[-1]) // 3}
         if arch.startswith("lraspp"):
             return {"num_classes": int(tensors["classifier.low_classifier.weight"].shape[0])}
+        if arch == "fast-scnn":
+            return {"num_classes": int(tensors["classifier.logits.weight"].shape[0])}
         options: dict[str, Any] = {"num_classes": int(tensors["classifier.4.weight"].shape[0])}
         if spec.supports_aux:
             options["aux"] = any(key.startswith("aux_classifier.") for key in tensors)
