@@ -70,6 +70,7 @@ def test_every_model_returns_logits_at_odd_input_size(arch: str) -> None:
         ("unet", {"base_channels": 7}, "base_channels"),
         ("deeplabv3plus-resnet50", {"output_stride": 32}, "output_stride"),
         ("lraspp-mnv3", {"output_stride": 4}, "output_stride must be 8, 16 or 32"),
+        ("lraspp-mnv3", {"low_stride": 2}, "low_stride must be 4 or 8"),
     ],
 )
 def test_bad_architecture_requests_are_usage_errors(arch: str, options: dict, message: str) -> None:
@@ -106,6 +107,17 @@ def test_lraspp_output_stride_sets_the_high_branch_resolution(output_stride: int
     with torch.inference_mode():
         assert loaded.model.backbone(x)["high"].shape[-2:] == features["high"].shape[-2:]
         assert torch.allclose(loaded.model(x), model(x), atol=1e-5)
+
+
+def test_lraspp_low_stride_4_reads_the_quarter_resolution_block() -> None:
+    model = filled("lraspp-mnv3", 3, low_stride=4)
+    x = torch.rand(1, 3, 64, 96)
+    with torch.inference_mode():
+        features = model.backbone(x)
+        assert features["low"].shape[1:] == (24, 16, 24)
+        assert features["high"].shape[-2:] == (4, 6)
+        assert model(x).shape == (1, 3, 64, 96)
+    assert model.classifier.low_classifier.weight.shape == (3, 24, 1, 1)
 
 
 def test_forward_aux_returns_both_heads_or_none() -> None:
@@ -166,7 +178,8 @@ def test_parameter_count_counts_parameters_not_buffers() -> None:
         ("unet", {}),
         ("deeplabv3-resnet50", {"aux": True}),
         ("fcn-resnet50", {"aux": False}),
-        ("lraspp-mnv3", {}),
+        ("lraspp-mnv3", {"low_stride": 8}),
+        ("lraspp-mnv3", {"low_stride": 4}),
         ("fast-scnn", {}),
         ("deeplabv3plus-resnet50", {"decoder_convs": 1}),
     ],

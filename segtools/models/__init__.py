@@ -84,7 +84,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
               _TV.format("fcn_resnet50"), "FCN, ResNet-50, output stride 8"),
         _spec("fcn-resnet101", "segtools.models.fcn:fcn_resnet101", {"aux": False},
               _TV.format("fcn_resnet101"), "FCN, ResNet-101, output stride 8"),
-        _spec("lraspp-mnv3", "segtools.models.lraspp:lraspp_mobilenet_v3_large", {"inter_channels": 128, "output_stride": 16},
+        _spec("lraspp-mnv3", "segtools.models.lraspp:lraspp_mobilenet_v3_large", {"inter_channels": 128, "output_stride": 16, "low_stride": 8},
               _TV.format("lraspp_mobilenet_v3_large"), "LR-ASPP, MobileNetV3-Large, output stride 16 (8, 32)"),
         _spec("deeplabv3plus-resnet50", "segtools.models.deeplabv3plus:deeplabv3plus_resnet50",
               {"output_stride": 16, "decoder_convs": 2},

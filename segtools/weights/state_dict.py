@@ -156,7 +156,8 @@ def infer_options(arch: str, state: Mapping[str, Any]) -> dict[str, Any]:
     """Guess ``num_classes`` and options of ``arch`` from a checkpoint's keys and shapes.
 
     Returns a dict with ``num_classes`` plus the options that can be read off the weights
-    (``aux`` for torchvision models; every U-Net option; ``decoder_convs`` for DeepLabV3+).
+    (``aux`` for torchvision models; every U-Net option; ``decoder_convs`` for DeepLabV3+;
+    ``low_stride`` for LR-ASPP).
 
     Raises
     ------
@@ -177,8 +178,9 @@ def infer_options(arch: str, state: Mapping[str, Any]) -> dict[str, Any]:
             convs = sorted(int(k.split(".")[2]) for k in tensors if k.startswith(prefix) and k.endswith(".weight"))
             last = f"classifier.classifier.{convs[-1]}.weight"
             return {"num_classes": int(tensors[last].shape[0]), "decoder_convs": (convs[-1]) // 3}
-        if arch.startswith("lraspp"):
-            return {"num_classes": int(tensors["classifier.low_classifier.weight"].shape[0])}
+        if arch.startswith("lraspp"):  # (output_stride changes no weight: not readable here)
+            low = tensors["classifier.low_classifier.weight"]
+            return {"num_classes": int(low.shape[0]), "low_stride": 4 if low.shape[1] == 24 else 8}
         if arch == "fast-scnn":
             return {"num_classes": int(tensors["classifier.logits.weight"].shape[0])}
         options: dict[str, Any] = {"num_classes": int(tensors["classifier.4.weight"].shape[0])}
