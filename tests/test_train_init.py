@@ -191,3 +191,26 @@ def test_ema_checkpoint_holds_the_average_and_resume_equals_uninterrupted(tmp_pa
         assert worst <= 1e-6, key
     averaged, raw = straight["state_dict"], straight["train_state_dict"]
     assert any(not torch.equal(averaged[k], raw[k]) for k in raw if raw[k].is_floating_point())
+
+
+def test_init_keeps_the_options_the_checkpoint_was_built_with(tmp_path):
+    """An output stride changes no weight: a fine-tune must train at the start checkpoint's
+    stride unless told otherwise (and a 1/4 low branch, another layout, must not fail)."""
+    from segtools.train.init import init_arch_options
+    from test_train import tiny_config
+
+    path, _ = _checkpoint(tmp_path, "lraspp-mnv3", 3, output_stride=32, low_stride=4)
+    assert init_arch_options(str(path), "lraspp-mnv3", {}) == {"output_stride": 32, "low_stride": 4}
+    assert init_arch_options(str(path), "lraspp-mnv3", {"output_stride": 16}) == {"output_stride": 16,
+                                                                                  "low_stride": 4}
+    plain = tmp_path / "plain.pt"
+    torch.save(build_model("lraspp-mnv3", 3).state_dict(), plain)
+    assert init_arch_options(str(plain), "lraspp-mnv3", {"output_stride": 8}) == {"output_stride": 8}
+
+    images, masks = make_dataset(tmp_path, count=2, size=(32, 32))
+    common = dict(images=[str(images)], masks=[str(masks)], classes=None, num_classes=3, ignore_index=255,
+                  arch="lraspp-mnv3", arch_options={}, epochs=1, batch=2, steps_per_epoch=1, crop=(32, 32))
+    loop.train(tiny_config(Path("."), tmp_path / "ft", init=str(path), **common))
+    tuned = load_checkpoint(tmp_path / "ft" / "last.pt")
+    assert tuned["arch_options"] == {"output_stride": 32, "low_stride": 4}
+    assert tuned["train_args"]["arch_options"] == {"output_stride": 32, "low_stride": 4}

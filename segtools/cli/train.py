@@ -58,7 +58,7 @@ def train(
     ohem_thresh: Annotated[float, _opt("--ohem-thresh", panel=_MODEL, help="OHEM: pixels whose true-class probability is below this count.")] = 0.7,
     ohem_min_kept: Annotated[float, _opt("--ohem-min-kept", panel=_MODEL, help="OHEM: at least this fraction of the pixels count (the hardest).")] = 0.1,
     aux_weight: Annotated[float, _opt("--aux-weight", panel=_MODEL, help="Weight of the auxiliary head's loss (with --arch-option aux=true).")] = 0.4,
-    init: Annotated[Optional[str], _opt("--init", panel=_MODEL, help="Start from a whole checkpoint: registry NAME or FILE of the same --arch (a new head when the class count differs).")] = None,
+    init: Annotated[Optional[str], _opt("--init", panel=_MODEL, help="Start from a whole checkpoint: registry NAME or FILE of the same --arch (a new head when the class count differs; its architecture options unless --arch-option gives them).")] = None,
     init_backbone: Annotated[Optional[str], _opt("--init-backbone", panel=_MODEL, help="Start the backbone from pretrained weights: registry NAME (e.g. resnet50-imagenet, mnv3-large-imagenet) or FILE.")] = None,
     freeze_backbone: Annotated[int, _opt("--freeze-backbone", panel=_MODEL, help="Keep the pretrained backbone frozen for the first N epochs.")] = 0,
     backbone_lr: Annotated[float, _opt("--backbone-lr", panel=_MODEL, help="Learning-rate factor of the backbone (e.g. 0.1).")] = 1.0,

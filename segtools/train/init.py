@@ -9,7 +9,9 @@ checkpoint (torchvision's ImageNet ResNet and MobileNetV3 files: ``features.N.â€
 
 Both take a *source*: a registry name (``segtools weights list``; pulled and verified by
 ``segtools weights pull``) or a checkpoint file, always read as data only.
-:func:`set_backbone_frozen` and :func:`param_groups` serve ``freeze_backbone`` and the
+:func:`init_arch_options` gives a run that starts from a checkpoint the architecture options
+that checkpoint was built with (an output stride changes no weight, so the tensors alone
+cannot say it). :func:`set_backbone_frozen` and :func:`param_groups` serve ``freeze_backbone`` and the
 backbone learning-rate factor.
 """
 
@@ -42,6 +44,40 @@ def read_source(source: str) -> tuple[dict[str, torch.Tensor], str]:
         if not path.is_file():
             raise InputError(f"{source}: no such checkpoint file")
     return unwrap_state_dict(read_weights_file(path), label), label
+
+
+def init_arch_options(source: str, arch: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The architecture options of a run of ``arch`` that starts from ``source``.
+
+    Those ``source`` declares (its registry entry, then the checkpoint's ``arch_options``,
+    when it is a checkpoint of ``arch``), overridden by the ``given`` ones: a fine-tune of an
+    output-stride-32 checkpoint trains at stride 32 unless told otherwise.
+    """
+    from segtools.models import get_arch
+    from segtools.weights import registry
+    from segtools.weights.checkpoint import load_checkpoint
+    from segtools.weights.loader import model_source
+    from segtools.weights.metadata import check_arch_options
+
+    kind, _ = model_source(source)
+    declared: dict[str, Any] = {}
+    if kind == "registry":
+        entry, path = registry.resolve(source)
+        if entry.arch == arch:
+            declared.update(entry.arch_options or {})
+        label = f"weights {entry.name!r}"
+    else:
+        from segtools.io.remote import local_file
+
+        path, label = local_file(source), source
+        if not path.is_file():
+            raise InputError(f"{source}: no such checkpoint file")
+    checkpoint = load_checkpoint(path)
+    if checkpoint.get("arch") in (None, arch):
+        declared.update(checkpoint.get("arch_options") or {})
+    defaults = get_arch(arch).options
+    declared = check_arch_options({k: v for k, v in declared.items() if k in defaults}, defaults, arch, label)
+    return {**declared, **given}
 
 
 def _is_class_axis_change(source: torch.Size, target: torch.Size) -> bool:

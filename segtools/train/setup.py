@@ -193,6 +193,10 @@ def build_parts(config: TrainConfig, device: torch.device, on_scan: Callable | N
     train_loader = _loader(train_set, config, device, batch_size=config.batch, sampler=sampler,
                            drop_last=len(sampler) >= config.batch, collate_fn=collate)
     val_loader = _loader(val_set, config, device, batch_size=1, shuffle=False) if val_set is not None else None
+    if fresh and config.init:  # the options the start checkpoint was built with, under the given ones
+        from segtools.train.init import init_arch_options
+
+        config.arch_options = init_arch_options(config.init, config.arch, config.arch_options)
     model = build_model(config.arch, num_classes, **config.arch_options)
     init_report = _initialise(model, config) if fresh else None
     model = model.to(device)
