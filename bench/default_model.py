@@ -25,8 +25,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _timing import best_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET_MS = 60.0
@@ -45,14 +46,17 @@ def segtools() -> list[str]:
 
 
 def best_command_seconds(args: list[str], frames: Path, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        with tempfile.TemporaryDirectory() as out:
-            start = time.perf_counter()
-            subprocess.run([*segtools(), "predict", str(frames), "-o", out, *args], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            best = min(best, time.perf_counter() - start)
-    return best
+    out = tempfile.mkdtemp()
+
+    def predict() -> None:
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run([*segtools(), "predict", str(frames), "-o", out, *args], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    try:
+        return best_seconds(predict, repeat)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def random_checkpoints(folder: Path) -> list[tuple[str, Path, Path]]:

@@ -26,23 +26,29 @@ from segtools.errors import InputError, UsageError
 _BACKBONE_PREFIXES = ("", "features.", "backbone.", "backbone.body.", "encoder.")
 
 
-def read_source(source: str) -> tuple[dict[str, torch.Tensor], str]:
-    """The tensors of ``source`` (registry name or file) and a label for messages."""
+def _resolve(source: str):
+    """``source`` (registry name or file) as ``(path, label, registry entry or None)``."""
     from segtools.weights import registry
-    from segtools.weights.checkpoint import read_weights_file
     from segtools.weights.loader import model_source
-    from segtools.weights.state_dict import unwrap_state_dict
 
     kind, _ = model_source(source)
     if kind == "registry":
         entry, path = registry.resolve(source)
-        label = f"weights {entry.name!r}"
-    else:
-        from segtools.io.remote import local_file
+        return path, f"weights {entry.name!r}", entry
+    from segtools.io.remote import local_file
 
-        path, label = local_file(source), source  # a storage URL: this machine's copy
-        if not path.is_file():
-            raise InputError(f"{source}: no such checkpoint file")
+    path = local_file(source)  # a storage URL: this machine's copy
+    if not path.is_file():
+        raise InputError(f"{source}: no such checkpoint file")
+    return path, source, None
+
+
+def read_source(source: str) -> tuple[dict[str, torch.Tensor], str]:
+    """The tensors of ``source`` (registry name or file) and a label for messages."""
+    from segtools.weights.checkpoint import read_weights_file
+    from segtools.weights.state_dict import unwrap_state_dict
+
+    path, label, _ = _resolve(source)
     return unwrap_state_dict(read_weights_file(path), label), label
 
 
@@ -54,24 +60,11 @@ def init_arch_options(source: str, arch: str, given: dict[str, Any]) -> dict[str
     output-stride-32 checkpoint trains at stride 32 unless told otherwise.
     """
     from segtools.models import get_arch
-    from segtools.weights import registry
     from segtools.weights.checkpoint import load_checkpoint
-    from segtools.weights.loader import model_source
     from segtools.weights.metadata import check_arch_options
 
-    kind, _ = model_source(source)
-    declared: dict[str, Any] = {}
-    if kind == "registry":
-        entry, path = registry.resolve(source)
-        if entry.arch == arch:
-            declared.update(entry.arch_options or {})
-        label = f"weights {entry.name!r}"
-    else:
-        from segtools.io.remote import local_file
-
-        path, label = local_file(source), source
-        if not path.is_file():
-            raise InputError(f"{source}: no such checkpoint file")
+    path, label, entry = _resolve(source)
+    declared: dict[str, Any] = dict(entry.arch_options or {}) if entry is not None and entry.arch == arch else {}
     checkpoint = load_checkpoint(path)
     if checkpoint.get("arch") in (None, arch):
         declared.update(checkpoint.get("arch_options") or {})
